@@ -1,0 +1,645 @@
+//! Handling one Telegram update: access control, commands, the /settings menu and
+//! the values it asks for. Runs on the core loop inside the update's transaction:
+//! reads and writes go through `db`, words and keyboards come from `ui`, and the
+//! replies are returned as `Outgoing` calls that the caller stores in the outbox
+//! in that same transaction.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use log::info;
+use rusqlite::Transaction;
+
+use crate::callback::{self, Ask, Callback};
+use crate::config::Config;
+use crate::db::{self, PendingInput};
+use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
+use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
+use crate::ui;
+
+/// How long a prompt waits for its answer.
+const PROMPT_TTL_MINUTES: i64 = 10;
+/// A refused chat hears from us at most this often.
+const REFUSAL_INTERVAL_SECS: i64 = 3600;
+
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub now: DateTime<Utc>,
+    pub uptime: Duration,
+    /// The bot's own username, once getMe answered; commands addressed to
+    /// another bot (`/settings@other_bot`) are then ignored.
+    pub bot_username: Option<&'a str>,
+}
+
+impl Context<'_> {
+    fn now_text(&self) -> String {
+        db::timestamp(self.now)
+    }
+
+    fn is_admin(&self, user_id: i64) -> bool {
+        self.config.access.admin_user_ids.contains(&user_id)
+    }
+}
+
+pub fn handle_update(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    update: &Update,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    if let Some(query) = &update.callback_query {
+        handle_callback(tx, ctx, update.update_id, query, out)
+    } else if let Some(message) = &update.message {
+        handle_message(tx, ctx, update.update_id, message, out)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the bot serves this chat: listed in the config, or enabled by an admin.
+pub fn is_served(tx: &Transaction<'_>, config: &Config, chat_id: i64) -> Result<bool> {
+    Ok(config.access.allowed_chat_ids.contains(&chat_id) || db::chat_is_authorized(tx, chat_id)?)
+}
+
+/// A command's name (lowercase, without the slash and @bot) and its arguments;
+/// `None` for plain text or a command meant for another bot.
+pub fn parse_command<'t>(text: &'t str, bot_username: Option<&str>) -> Option<(String, &'t str)> {
+    let rest = text.strip_prefix('/')?;
+    let (word, args) = match rest.split_once(char::is_whitespace) {
+        Some((w, a)) => (w, a.trim()),
+        None => (rest, ""),
+    };
+    let (name, addressee) = match word.split_once('@') {
+        Some((n, a)) => (n, Some(a)),
+        None => (word, None),
+    };
+    if let (Some(to), Some(me)) = (addressee, bot_username) {
+        if !to.eq_ignore_ascii_case(me) {
+            return None;
+        }
+    }
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    Some((name.to_ascii_lowercase(), args))
+}
+
+fn handle_message(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    update_id: i64,
+    message: &Message,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let Some(from) = &message.from else {
+        return Ok(());
+    };
+    if from.is_bot {
+        return Ok(());
+    }
+    let chat_id = message.chat.id;
+    let text = message.text.as_deref().unwrap_or("");
+    let command = parse_command(text, ctx.bot_username);
+    let now = ctx.now_text();
+
+    if !is_served(tx, ctx.config, chat_id)? {
+        if matches!(&command, Some((name, _)) if name == "start") && ctx.is_admin(from.id) {
+            db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), &now)?;
+            db::authorize_chat(tx, chat_id, from.id, &now)?;
+            record_initial_version(tx, ctx, chat_id, Some(from.id))?;
+            remember_user(tx, ctx, from)?;
+            db::log_interaction(
+                tx,
+                update_id,
+                chat_id,
+                Some(from.id),
+                "command",
+                "start",
+                &now,
+            )?;
+            info!("chat {chat_id}: enabled by admin {}", from.id);
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::welcome_text(true),
+                None,
+            ));
+        } else {
+            refuse(tx, ctx, chat_id, out)?;
+        }
+        return Ok(());
+    }
+
+    ensure_chat(tx, ctx, chat_id, message.chat.name())?;
+    remember_user(tx, ctx, from)?;
+
+    if let Some((name, args)) = command {
+        db::log_interaction(
+            tx,
+            update_id,
+            chat_id,
+            Some(from.id),
+            "command",
+            &name,
+            &now,
+        )?;
+        return run_command(tx, ctx, chat_id, from.id, &name, args, out);
+    }
+    if let Some(pending) = db::pending_input(tx, chat_id, from.id, &now)? {
+        db::log_interaction(
+            tx,
+            update_id,
+            chat_id,
+            Some(from.id),
+            "message",
+            &pending.field,
+            &now,
+        )?;
+        return answer_prompt(tx, ctx, chat_id, from.id, &pending, text, out);
+    }
+    // Ordinary conversation in a group is none of the bot's business.
+    Ok(())
+}
+
+fn refuse(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let recently = db::last_refusal(tx, chat_id)?
+        .and_then(|t| db::parse_timestamp(&t))
+        .is_some_and(|t| (ctx.now - t).num_seconds() < REFUSAL_INTERVAL_SECS);
+    if recently {
+        return Ok(());
+    }
+    db::record_refusal(tx, chat_id, &ctx.now_text())?;
+    info!("chat {chat_id}: not served; told it its id");
+    out.push(telegram::send_message(
+        chat_id,
+        &ui::refusal_text(chat_id),
+        None,
+    ));
+    Ok(())
+}
+
+fn remember_user(tx: &Transaction<'_>, ctx: &Context<'_>, user: &telegram::User) -> Result<()> {
+    let role = if ctx.is_admin(user.id) {
+        "admin"
+    } else {
+        "member"
+    };
+    db::upsert_user(
+        tx,
+        user.id,
+        user.username.as_deref(),
+        &user.first_name,
+        role,
+        &ctx.now_text(),
+    )
+}
+
+/// The chat's row, created (with its first settings version) on first contact.
+fn ensure_chat(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    title: Option<&str>,
+) -> Result<ChatRow> {
+    if db::insert_chat(tx, chat_id, title, None, &ctx.now_text())? {
+        record_initial_version(tx, ctx, chat_id, None)?;
+    } else if let Some(title) = title {
+        db::update_chat_title(tx, chat_id, title)?;
+    }
+    Ok(db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id)))
+}
+
+fn record_initial_version(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    by: Option<i64>,
+) -> Result<()> {
+    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
+    let snapshot = serde_json::to_string(&settings::resolve(&row, &ctx.config.defaults))?;
+    db::record_settings_version(
+        tx,
+        chat_id,
+        &snapshot,
+        "[]",
+        by,
+        "chat created",
+        &ctx.now_text(),
+    )
+}
+
+/// Saves the row and, if anything changed, a new settings version.
+fn save_changes(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    row: &ChatRow,
+    changes: &[Change],
+    user_id: i64,
+    reason: &str,
+) -> Result<ChatSettings> {
+    let resolved = settings::resolve(row, &ctx.config.defaults);
+    if changes.is_empty() {
+        return Ok(resolved);
+    }
+    let now = ctx.now_text();
+    db::save_chat_settings(tx, row, &now)?;
+    db::record_settings_version(
+        tx,
+        row.chat_id,
+        &serde_json::to_string(&resolved)?,
+        &serde_json::to_string(changes)?,
+        Some(user_id),
+        reason,
+        &now,
+    )?;
+    for change in changes {
+        info!(
+            "chat {}: {} {} -> {} by user {user_id} ({reason})",
+            row.chat_id, change.setting, change.old, change.new
+        );
+    }
+    Ok(resolved)
+}
+
+fn paused_by_name(tx: &Transaction<'_>, settings: &ChatSettings) -> Result<Option<String>> {
+    match settings.paused_by {
+        Some(id) if settings.is_paused => Ok(Some(db::user_display_name(tx, id)?)),
+        _ => Ok(None),
+    }
+}
+
+fn menu(tx: &Transaction<'_>, settings: &ChatSettings) -> Result<(String, telegram::Keyboard)> {
+    let paused_by = paused_by_name(tx, settings)?;
+    Ok(ui::settings_menu(settings, paused_by.as_deref()))
+}
+
+fn current_settings(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+) -> Result<(ChatRow, ChatSettings)> {
+    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
+    let resolved = settings::resolve(&row, &ctx.config.defaults);
+    Ok((row, resolved))
+}
+
+fn set_toggle(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    toggle: Toggle,
+    value: bool,
+    reason: &str,
+) -> Result<(ChatSettings, bool)> {
+    let (mut row, _) = current_settings(tx, ctx, chat_id)?;
+    let change = settings::apply_toggle(
+        &mut row,
+        &ctx.config.defaults,
+        toggle,
+        value,
+        user_id,
+        &ctx.now_text(),
+    );
+    let changed = change.is_some();
+    let changes: Vec<Change> = change.into_iter().collect();
+    Ok((
+        save_changes(tx, ctx, &row, &changes, user_id, reason)?,
+        changed,
+    ))
+}
+
+fn run_command(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    name: &str,
+    args: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let reply = |out: &mut Vec<Outgoing>, text: String| {
+        out.push(telegram::send_message(chat_id, &text, None))
+    };
+    match name {
+        "start" => reply(out, ui::welcome_text(false)),
+        "help" => reply(out, ui::help_text()),
+        "settings" => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            let (text, keyboard) = menu(tx, &resolved)?;
+            out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
+        }
+        "status" => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            let paused_by = paused_by_name(tx, &resolved)?;
+            reply(
+                out,
+                ui::status_text(&resolved, paused_by.as_deref(), ctx.uptime),
+            );
+        }
+        "pause" | "resume" => {
+            let pause = name == "pause";
+            let (_, changed) = set_toggle(
+                tx,
+                ctx,
+                chat_id,
+                user_id,
+                Toggle::Paused,
+                pause,
+                &format!("/{name}"),
+            )?;
+            let by = db::user_display_name(tx, user_id)?;
+            let text = if pause {
+                ui::paused_text(&by, !changed)
+            } else {
+                ui::resumed_text(&by, !changed)
+            };
+            reply(out, text);
+        }
+        "dryrun" => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            let value = match args.to_ascii_lowercase().as_str() {
+                "" => !resolved.dry_run_mode,
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => {
+                    reply(out, ui::dryrun_usage_text());
+                    return Ok(());
+                }
+            };
+            let (_, changed) =
+                set_toggle(tx, ctx, chat_id, user_id, Toggle::DryRun, value, "/dryrun")?;
+            reply(out, ui::dry_run_text(value, changed));
+        }
+        "cancel" => {
+            let text = if db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())? {
+                ui::cancelled_text()
+            } else {
+                ui::nothing_to_cancel_text()
+            };
+            reply(out, text);
+        }
+        other => reply(out, ui::unknown_command_text(other)),
+    }
+    Ok(())
+}
+
+fn handle_callback(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    update_id: i64,
+    query: &CallbackQuery,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let alert = |out: &mut Vec<Outgoing>, text: &str| {
+        out.push(telegram::answer_callback(&query.id, text, true))
+    };
+    let Some(message) = &query.message else {
+        alert(
+            out,
+            "This button no longer works. Send /settings for a fresh menu.",
+        );
+        return Ok(());
+    };
+    let chat_id = message.chat.id;
+    if !is_served(tx, ctx.config, chat_id)? {
+        alert(out, "This chat is not set up for Storyline.");
+        return Ok(());
+    }
+    ensure_chat(tx, ctx, chat_id, message.chat.name())?;
+    remember_user(tx, ctx, &query.from)?;
+    let now = ctx.now_text();
+    let data = query.data.as_deref().unwrap_or("");
+    let Some(parsed) = callback::parse(data) else {
+        db::log_interaction(
+            tx,
+            update_id,
+            chat_id,
+            Some(query.from.id),
+            "callback",
+            "invalid",
+            &now,
+        )?;
+        info!("chat {chat_id}: rejected a button press with unknown data");
+        alert(
+            out,
+            "This button is not valid. Send /settings for a fresh menu.",
+        );
+        return Ok(());
+    };
+    db::log_interaction(
+        tx,
+        update_id,
+        chat_id,
+        Some(query.from.id),
+        "callback",
+        data,
+        &now,
+    )?;
+    let user_id = query.from.id;
+    let message_id = message.message_id;
+    let toast = |out: &mut Vec<Outgoing>, text: &str| {
+        out.push(telegram::answer_callback(&query.id, text, false))
+    };
+
+    match parsed {
+        Callback::Set { toggle, value } => {
+            let (resolved, changed) =
+                set_toggle(tx, ctx, chat_id, user_id, toggle, value, "settings menu")?;
+            toast(out, &ui::toggle_answer(toggle, value, changed));
+            let (text, keyboard) = menu(tx, &resolved)?;
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &text,
+                Some(&keyboard),
+            ));
+        }
+        Callback::Ask(ask) => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            let (field, prompt) = match ask {
+                Ask::PostsPerDay => (
+                    "posts_per_day",
+                    ui::posts_per_day_prompt(resolved.posts_per_day),
+                ),
+                Ask::Hours => ("hours", ui::hours_prompt(&resolved)),
+            };
+            let pending = PendingInput {
+                field: field.to_string(),
+                stash: None,
+                menu_message_id: Some(message_id),
+                expires_at: db::timestamp(ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES)),
+            };
+            db::set_pending_input(tx, chat_id, user_id, &pending, &now)?;
+            toast(out, "Reply with the new value");
+            out.push(telegram::send_message(
+                chat_id,
+                &prompt,
+                Some(&ui::cancel_keyboard()),
+            ));
+        }
+        Callback::Cancel => {
+            if db::clear_pending_input(tx, chat_id, user_id, &now)? {
+                toast(out, "Cancelled");
+                out.push(telegram::edit_message(
+                    chat_id,
+                    message_id,
+                    &ui::cancelled_text(),
+                    None,
+                ));
+            } else {
+                alert(out, &ui::nothing_to_cancel_text());
+            }
+        }
+        Callback::Refresh => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            toast(out, "Up to date");
+            let (text, keyboard) = menu(tx, &resolved)?;
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &text,
+                Some(&keyboard),
+            ));
+        }
+        Callback::Close => {
+            toast(out, "Closed");
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &ui::settings_closed_text(),
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A user's message that answers the value the bot asked them for.
+fn answer_prompt(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    pending: &PendingInput,
+    text: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let now = ctx.now_text();
+    let reply = |out: &mut Vec<Outgoing>, text: String| {
+        out.push(telegram::send_message(chat_id, &text, None))
+    };
+    let (mut row, _) = current_settings(tx, ctx, chat_id)?;
+    let defaults = &ctx.config.defaults;
+    let (changes, confirmation) = match pending.field.as_str() {
+        "posts_per_day" => match settings::parse_posts_per_day(text) {
+            Ok(n) => {
+                let changes: Vec<Change> = settings::apply_posts_per_day(&mut row, defaults, n)
+                    .into_iter()
+                    .collect();
+                (changes, ui::posts_per_day_set_text(n))
+            }
+            Err(e) => {
+                reply(out, ui::invalid_value_text(&e, text));
+                return Ok(());
+            }
+        },
+        "hours" => match settings::parse_hours(text) {
+            Ok(HoursInput::Window { start, end }) => {
+                let changes = settings::apply_hours(&mut row, defaults, start, end);
+                (
+                    changes,
+                    ui::hours_set_text(&settings::resolve(&row, defaults)),
+                )
+            }
+            Ok(HoursInput::StartOnly(start)) => {
+                let next = PendingInput {
+                    field: "hours_end".to_string(),
+                    stash: Some(start.to_string()),
+                    ..pending.clone()
+                };
+                db::set_pending_input(tx, chat_id, user_id, &next, &now)?;
+                reply(out, ui::hours_end_prompt(start));
+                return Ok(());
+            }
+            Err(e) => {
+                reply(out, ui::invalid_value_text(&e, text));
+                return Ok(());
+            }
+        },
+        "hours_end" => {
+            let start = pending.stash.as_deref().and_then(|s| s.parse::<u32>().ok());
+            match (start, settings::parse_hour(text)) {
+                (Some(start), Ok(end)) => {
+                    let changes = settings::apply_hours(&mut row, defaults, start, end);
+                    (
+                        changes,
+                        ui::hours_set_text(&settings::resolve(&row, defaults)),
+                    )
+                }
+                (_, Err(e)) => {
+                    reply(out, ui::invalid_value_text(&e, text));
+                    return Ok(());
+                }
+                (None, Ok(_)) => {
+                    // A prompt we cannot finish; drop it rather than guess.
+                    db::clear_pending_input(tx, chat_id, user_id, &now)?;
+                    return Ok(());
+                }
+            }
+        }
+        _ => {
+            db::clear_pending_input(tx, chat_id, user_id, &now)?;
+            return Ok(());
+        }
+    };
+    let resolved = save_changes(tx, ctx, &row, &changes, user_id, "settings menu")?;
+    db::clear_pending_input(tx, chat_id, user_id, &now)?;
+    reply(out, confirmation);
+    if let Some(menu_id) = pending.menu_message_id {
+        let (text, keyboard) = menu(tx, &resolved)?;
+        out.push(telegram::edit_message(
+            chat_id,
+            menu_id,
+            &text,
+            Some(&keyboard),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        for (text, bot, expected) in [
+            ("/settings", None, Some(("settings", ""))),
+            (
+                "/Settings@Story_Bot  x ",
+                Some("story_bot"),
+                Some(("settings", "x")),
+            ),
+            ("/settings@other_bot", Some("story_bot"), None),
+            ("/settings@other_bot", None, Some(("settings", ""))),
+            ("/dryrun off", None, Some(("dryrun", "off"))),
+            ("settings", None, None),
+            ("/", None, None),
+            ("/ settings", None, None),
+            ("/sé", None, None),
+        ] {
+            let got = parse_command(text, bot);
+            assert_eq!(
+                got.as_ref().map(|(n, a)| (n.as_str(), *a)),
+                expected,
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,1617 @@
+//! Loading and validating `storyline.toml`.
+//!
+//! The file is read into `RawFile`, a private serde mirror in which every section and key
+//! is optional and every value that needs checking keeps its byte span. `Config`, the only
+//! type the rest of the program sees, is built from it by `validate`, so a value that is
+//! out of range never gets past this module and every complaint can name the key and the
+//! line it came from.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Where `locate` looks when neither `--config` nor `./storyline.toml` is there.
+pub const DEFAULT_SYSTEM_PATH: &str = "/etc/storyline/storyline.toml";
+
+const ENV_BOT_TOKEN: &str = "STORYLINE_TELEGRAM_BOT_TOKEN";
+const ENV_APP_SECRET: &str = "STORYLINE_INSTAGRAM_APP_SECRET";
+const MASK: &str = "********";
+
+/// A secret string whose Debug/Display print "********" (never the value).
+///
+/// Formatting is the only way a value usually reaches a log line, so masking it here
+/// keeps tokens out of logs even when a whole `Config` is printed with `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The real value, for the one place that must send it (an HTTP request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file that was loaded.
+    pub source: PathBuf,
+    pub telegram: TelegramConfig,
+    pub access: AccessConfig,
+    pub storage: StorageConfig,
+    pub media: MediaConfig,
+    pub web: WebConfig,
+    pub instagram: InstagramConfig,
+    pub defaults: Defaults,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    /// `None` is allowed here: only `run` needs a token, and it says so itself.
+    pub bot_token: Option<Secret>,
+    /// Without a trailing slash.
+    pub api_url: String,
+    pub poll_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    pub admin_user_ids: Vec<i64>,
+    pub allowed_chat_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Absolute; a relative path in the file is taken from the file's folder.
+    pub database: PathBuf,
+    /// Absolute; a relative path in the file is taken from the file's folder.
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Absolute; a relative path in the file is taken from the file's folder.
+    pub dir: PathBuf,
+    pub rescan_minutes: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    /// `None` when empty in the file; never ends with a slash.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstagramConfig {
+    pub app_id: Option<String>,
+    pub app_secret: Option<Secret>,
+    /// Without a trailing slash.
+    pub api_url: String,
+    /// Without a trailing slash.
+    pub graph_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub dry_run_mode: bool,
+    pub enable_instagram_api: bool,
+    pub posts_per_day: u32,
+    pub posting_hours_start: u32,
+    pub posting_hours_end: u32,
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: log::LevelFilter,
+}
+
+/// Why the configuration could not be used. Each line reads `file:line: what is wrong`.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+        }
+    }
+}
+
+/// `--config PATH` if given, else `./storyline.toml` if it exists, else
+/// `DEFAULT_SYSTEM_PATH` if it exists, else an error that lists the places looked.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    locate_among(
+        explicit,
+        Path::new("storyline.toml"),
+        Path::new(DEFAULT_SYSTEM_PATH),
+    )
+}
+
+fn locate_among(
+    explicit: Option<&Path>,
+    local: &Path,
+    system: &Path,
+) -> Result<PathBuf, ConfigError> {
+    // An explicit path is returned even when missing: `load` then reports the IO error
+    // for the file the user actually named, instead of silently using another one.
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    for candidate in [local, system] {
+        if candidate.is_file() {
+            return Ok(std::path::absolute(candidate).unwrap_or_else(|_| candidate.to_path_buf()));
+        }
+    }
+    Err(ConfigError::new(format!(
+        "no configuration file found; looked for {} and {} (use --config PATH)",
+        display_local(local),
+        system.display()
+    )))
+}
+
+/// Shows a bare file name as `./name` so the message makes clear it means the
+/// current folder.
+fn display_local(path: &Path) -> String {
+    if path.is_relative() && path.components().count() == 1 {
+        format!("./{}", path.display())
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reads and validates the file. `env` looks up environment variables (pass
+/// `|k| std::env::var(k).ok()` in production; tests pass a closure).
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| ConfigError::new(format!("{}: cannot read: {err}", path.display())))?;
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parent = match source.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base_dir = std::path::absolute(&parent).unwrap_or(parent);
+    parse_bytes(&bytes, &source, &base_dir, env)
+}
+
+/// Same as `load` from text; relative paths resolve against `base_dir`.
+pub fn parse(
+    text: &str,
+    source: &Path,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw = match toml::from_str::<RawFile>(text) {
+        Ok(raw) => raw,
+        Err(err) => return Err(ConfigError::new(describe_toml_error(text, source, &err))),
+    };
+    let mut checker = Checker {
+        text,
+        source,
+        base_dir,
+        problems: Vec::new(),
+    };
+    let config = checker.validate(raw, env);
+    if checker.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::new(checker.problems.join("\n")))
+    }
+}
+
+fn parse_bytes(
+    bytes: &[u8],
+    source: &Path,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, source, base_dir, env),
+        Err(err) => {
+            let offset = err.valid_up_to();
+            Err(ConfigError::new(format!(
+                "{}:{}: not valid UTF-8 (byte {offset})",
+                source.display(),
+                line_of(bytes, offset)
+            )))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw file. Numbers are read as i64 so that a negative or huge value becomes a range
+// error naming the key rather than a serde message about u32.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawFile {
+    telegram: RawTelegram,
+    access: RawAccess,
+    storage: RawStorage,
+    media: RawMedia,
+    web: RawWeb,
+    instagram: RawInstagram,
+    defaults: RawDefaults,
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTelegram {
+    bot_token: Option<String>,
+    api_url: Option<Spanned<String>>,
+    poll_timeout_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAccess {
+    admin_user_ids: Option<Vec<i64>>,
+    allowed_chat_ids: Option<Vec<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawStorage {
+    database: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawMedia {
+    dir: Option<Spanned<String>>,
+    rescan_minutes: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawWeb {
+    listen: Option<Spanned<String>>,
+    public_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawInstagram {
+    app_id: Option<String>,
+    app_secret: Option<String>,
+    api_url: Option<Spanned<String>>,
+    graph_url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawDefaults {
+    dry_run_mode: Option<bool>,
+    enable_instagram_api: Option<bool>,
+    posts_per_day: Option<Spanned<i64>>,
+    posting_hours_start: Option<Spanned<i64>>,
+    posting_hours_end: Option<Spanned<i64>>,
+    timezone: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation. Every check records its problem and returns the default, so one run reports
+// every bad key at once instead of making the user fix them one restart at a time.
+
+struct Checker<'a> {
+    text: &'a str,
+    source: &'a Path,
+    base_dir: &'a Path,
+    problems: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn validate(&mut self, raw: RawFile, env: &dyn Fn(&str) -> Option<String>) -> Config {
+        let RawFile {
+            telegram,
+            access,
+            storage,
+            media,
+            web,
+            instagram,
+            defaults,
+            log,
+        } = raw;
+        Config {
+            source: self.source.to_path_buf(),
+            telegram: TelegramConfig {
+                bot_token: secret(telegram.bot_token, env(ENV_BOT_TOKEN)),
+                api_url: self.url(
+                    "telegram.api_url",
+                    telegram.api_url,
+                    "https://api.telegram.org",
+                ),
+                poll_timeout_secs: self.number(
+                    "telegram.poll_timeout_secs",
+                    telegram.poll_timeout_secs,
+                    50,
+                    1..=300,
+                ),
+            },
+            access: AccessConfig {
+                admin_user_ids: access.admin_user_ids.unwrap_or_default(),
+                allowed_chat_ids: access.allowed_chat_ids.unwrap_or_default(),
+            },
+            storage: StorageConfig {
+                database: self.path("storage.database", storage.database, "storyline.db"),
+                key_file: self.path("storage.key_file", storage.key_file, "secret.key"),
+            },
+            media: MediaConfig {
+                dir: self.path("media.dir", media.dir, "media"),
+                rescan_minutes: self.number(
+                    "media.rescan_minutes",
+                    media.rescan_minutes,
+                    10,
+                    1..=1440,
+                ),
+            },
+            web: WebConfig {
+                listen: self.listen(web.listen),
+                public_url: self.public_url(web.public_url),
+            },
+            instagram: InstagramConfig {
+                app_id: non_empty(instagram.app_id),
+                app_secret: secret(instagram.app_secret, env(ENV_APP_SECRET)),
+                api_url: self.url(
+                    "instagram.api_url",
+                    instagram.api_url,
+                    "https://api.instagram.com",
+                ),
+                graph_url: self.url(
+                    "instagram.graph_url",
+                    instagram.graph_url,
+                    "https://graph.instagram.com",
+                ),
+            },
+            defaults: Defaults {
+                dry_run_mode: defaults.dry_run_mode.unwrap_or(true),
+                enable_instagram_api: defaults.enable_instagram_api.unwrap_or(false),
+                posts_per_day: self.number(
+                    "defaults.posts_per_day",
+                    defaults.posts_per_day,
+                    3,
+                    1..=50,
+                ),
+                posting_hours_start: self.number(
+                    "defaults.posting_hours_start",
+                    defaults.posting_hours_start,
+                    14,
+                    0..=23,
+                ),
+                posting_hours_end: self.number(
+                    "defaults.posting_hours_end",
+                    defaults.posting_hours_end,
+                    2,
+                    0..=23,
+                ),
+                timezone: self.timezone(defaults.timezone),
+            },
+            log: LogConfig {
+                level: self.log_level(log.level),
+            },
+        }
+    }
+
+    fn complain(&mut self, span: Range<usize>, message: String) {
+        let line = line_of(self.text.as_bytes(), span.start);
+        self.problems
+            .push(format!("{}:{line}: {message}", self.source.display()));
+    }
+
+    fn number<T>(
+        &mut self,
+        key: &str,
+        value: Option<Spanned<i64>>,
+        default: T,
+        range: RangeInclusive<i64>,
+    ) -> T
+    where
+        T: TryFrom<i64>,
+    {
+        let Some(value) = value else {
+            return default;
+        };
+        let number = *value.get_ref();
+        match T::try_from(number) {
+            Ok(converted) if range.contains(&number) => converted,
+            _ => {
+                let (low, high) = (range.start(), range.end());
+                self.complain(
+                    value.span(),
+                    format!("{key} = {number} is out of range ({low}–{high})"),
+                );
+                default
+            }
+        }
+    }
+
+    fn url(&mut self, key: &str, value: Option<Spanned<String>>, default: &str) -> String {
+        let Some(value) = value else {
+            return default.to_string();
+        };
+        match check_http_url(value.get_ref()) {
+            Ok(url) => url,
+            Err(why) => {
+                self.complain(value.span(), format!("{key} = {:?} {why}", value.get_ref()));
+                default.to_string()
+            }
+        }
+    }
+
+    fn public_url(&mut self, value: Option<Spanned<String>>) -> Option<String> {
+        let value = value?;
+        if value.get_ref().trim().is_empty() {
+            return None;
+        }
+        match check_http_url(value.get_ref()) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                self.complain(
+                    value.span(),
+                    format!("web.public_url = {:?} {why} (or be empty)", value.get_ref()),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, key: &str, value: Option<Spanned<String>>, default: &str) -> PathBuf {
+        let given = match value {
+            Some(value) if value.get_ref().trim().is_empty() => {
+                self.complain(value.span(), format!("{key} must not be empty"));
+                default.to_string()
+            }
+            Some(value) => value.into_inner(),
+            None => default.to_string(),
+        };
+        let joined = self.base_dir.join(given);
+        // `absolute` only fails when the current folder is gone; the joined path is then
+        // the best there is, and the first attempt to open it will say what is wrong.
+        std::path::absolute(&joined).unwrap_or(joined)
+    }
+
+    fn listen(&mut self, value: Option<Spanned<String>>) -> SocketAddr {
+        let default = SocketAddr::from(([127, 0, 0, 1], 8080));
+        let Some(value) = value else {
+            return default;
+        };
+        match value.get_ref().trim().parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                self.complain(
+                    value.span(),
+                    format!(
+                        "web.listen = {:?} is not an IP address and port (e.g. \"127.0.0.1:8080\")",
+                        value.get_ref()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn timezone(&mut self, value: Option<Spanned<String>>) -> chrono_tz::Tz {
+        let Some(value) = value else {
+            return chrono_tz::Tz::UTC;
+        };
+        match value.get_ref().trim().parse() {
+            Ok(tz) => tz,
+            Err(_) => {
+                self.complain(
+                    value.span(),
+                    format!(
+                        "defaults.timezone = {:?} is not a known IANA time zone (e.g. \"Europe/Berlin\")",
+                        value.get_ref()
+                    ),
+                );
+                chrono_tz::Tz::UTC
+            }
+        }
+    }
+
+    fn log_level(&mut self, value: Option<Spanned<String>>) -> log::LevelFilter {
+        let Some(value) = value else {
+            return log::LevelFilter::Info;
+        };
+        // LevelFilter's FromStr ignores case, which is what we want for a hand-edited file.
+        match value.get_ref().trim().parse() {
+            Ok(level) => level,
+            Err(_) => {
+                self.complain(
+                    value.span(),
+                    format!(
+                        "log.level = {:?} is not one of off, error, warn, info, debug, trace",
+                        value.get_ref()
+                    ),
+                );
+                log::LevelFilter::Info
+            }
+        }
+    }
+}
+
+/// The file's value unless the environment has a non-empty one; empty means "not set"
+/// in both, so a blank `bot_token = ""` template line does not count as a token.
+fn secret(from_file: Option<String>, from_env: Option<String>) -> Option<Secret> {
+    non_empty(from_env)
+        .or_else(|| non_empty(from_file))
+        .map(Secret)
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Returns the URL without trailing slashes, or the reason it is unusable (worded to
+/// follow `key = "value"`).
+fn check_http_url(url: &str) -> Result<String, &'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.chars().any(char::is_whitespace) {
+        return Err("must not contain whitespace");
+    }
+    if rest.trim_end_matches('/').is_empty() {
+        return Err("has no host after the scheme");
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+/// 1-based line number of a byte offset; offsets past the end count as the last line.
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    let end = offset.min(bytes.len());
+    bytes[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+// ---------------------------------------------------------------------------------------
+// Turning toml's errors into `file:line: section.key: ...`. toml names the offending
+// field for unknown keys but not for wrong types, so the key is found by parsing the text
+// again into a spanned tree and looking for the value the error's span points at.
+
+fn describe_toml_error(text: &str, source: &Path, err: &toml::de::Error) -> String {
+    let location = match err.span() {
+        Some(span) => format!(
+            "{}:{}",
+            source.display(),
+            line_of(text.as_bytes(), span.start)
+        ),
+        None => source.display().to_string(),
+    };
+    let message = err.message().trim();
+    let what = match DeTable::parse(text) {
+        // The text is not TOML at all, so there is no tree to search.
+        Err(_) => describe_syntax_error(text, err.span(), message),
+        Ok(document) => {
+            let mut entries = Vec::new();
+            collect_entries(document.get_ref(), "", 0, &mut entries);
+            describe_shape_error(&entries, err.span(), message)
+        }
+    };
+    format!("{location}: {what}")
+}
+
+fn describe_syntax_error(text: &str, span: Option<Range<usize>>, message: &str) -> String {
+    if message == "duplicate key" {
+        if let Some(span) = span {
+            if let Some(key) = text.get(span.clone()).filter(|k| !k.contains('\n')) {
+                let key = key.trim();
+                let full = match section_before(text, span.start) {
+                    Some(section) if !section.is_empty() => format!("{section}.{key}"),
+                    _ => key.to_string(),
+                };
+                return format!("duplicate key {full}");
+            }
+        }
+    }
+    format!("TOML syntax error: {message}")
+}
+
+/// The name in the last `[section]` header before `offset`, found by scanning lines;
+/// good enough for naming a duplicate key, which is all it is used for.
+fn section_before(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    before.lines().rev().find_map(|line| {
+        let line = line.trim();
+        let inner = line.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        Some(inner[..end].trim_matches(['[', ' ']).to_string())
+    })
+}
+
+fn describe_shape_error(entries: &[Entry], span: Option<Range<usize>>, message: &str) -> String {
+    let Some(span) = span else {
+        return message.to_string();
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(',').trim();
+        let entry = entries
+            .iter()
+            .filter(|e| e.key_span.start <= span.start && span.start < e.key_span.end)
+            .max_by_key(|e| e.depth);
+        let (path, depth, is_table) = match entry {
+            Some(e) => (e.path.as_str(), e.depth, e.found == "a table"),
+            None => (field, 0, false),
+        };
+        let what = match (depth, is_table) {
+            (0, true) => format!("unknown section [{path}]"),
+            (0, false) => format!("unknown key {path} outside any section"),
+            _ => format!("unknown key {path}"),
+        };
+        return if expected.is_empty() {
+            what
+        } else {
+            format!("{what} ({expected})")
+        };
+    }
+    // Every other serde complaint is about a value; the innermost one containing the
+    // span is the one it means.
+    let entry = entries
+        .iter()
+        .filter(|e| e.value_span.start <= span.start && span.end <= e.value_span.end)
+        .min_by_key(|e| (e.value_span.len(), usize::MAX - e.depth));
+    let Some(entry) = entry else {
+        return message.to_string();
+    };
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let expected = rest
+            .rsplit_once(", expected ")
+            .map(|(_, e)| describe_expected(e))
+            .unwrap_or_default();
+        // An integer where an integer is wanted can only fail by not fitting in i64.
+        if entry.found == "an integer" && expected == "an integer" {
+            return format!(
+                "{} = {} does not fit in a 64-bit integer",
+                entry.path, entry.literal
+            );
+        }
+        if !expected.is_empty() {
+            return format!("{}: expected {expected}, found {}", entry.path, entry.found);
+        }
+    }
+    format!("{}: {message}", entry.path)
+}
+
+/// Rewords serde's name for the type it wanted into what a TOML user would call it.
+fn describe_expected(expected: &str) -> String {
+    let expected = expected.trim();
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" => {
+            "an integer".to_string()
+        }
+        "a sequence" => "an array".to_string(),
+        "a boolean" => "a boolean (true or false)".to_string(),
+        _ if expected.starts_with("struct ") => "a table".to_string(),
+        _ => expected.to_string(),
+    }
+}
+
+/// One key or array item of the parsed document, flattened with its dotted path.
+struct Entry {
+    path: String,
+    depth: usize,
+    key_span: Range<usize>,
+    value_span: Range<usize>,
+    found: &'static str,
+    /// The integer's text, so "too large" errors can show what was written.
+    literal: String,
+}
+
+/// toml's parser already refuses deeper nesting than this, but the walk must not depend
+/// on that to keep its stack bounded.
+const MAX_DEPTH: usize = 64;
+
+fn collect_entries(table: &DeTable<'_>, prefix: &str, depth: usize, out: &mut Vec<Entry>) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        collect_value(path, key.span(), value, depth, out);
+    }
+}
+
+fn collect_value(
+    path: String,
+    key_span: Range<usize>,
+    value: &Spanned<DeValue<'_>>,
+    depth: usize,
+    out: &mut Vec<Entry>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let literal = match value.get_ref() {
+        DeValue::Integer(integer) => integer.as_str().to_string(),
+        _ => String::new(),
+    };
+    out.push(Entry {
+        path: path.clone(),
+        depth,
+        key_span,
+        value_span: value.span(),
+        found: type_with_article(value.get_ref()),
+        literal,
+    });
+    match value.get_ref() {
+        DeValue::Table(table) => collect_entries(table, &path, depth + 1, out),
+        DeValue::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_value(
+                    format!("{path}[{index}]"),
+                    item.span(),
+                    item,
+                    depth + 1,
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_with_article(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Showing the resolved configuration.
+
+impl Config {
+    /// The resolved configuration as TOML text for `storyline check`: every key, secrets
+    /// shown as "********" when set and "" (with a comment "not set") when not. Never the
+    /// secret.
+    pub fn render_masked(&self) -> String {
+        let mut out = String::new();
+        let mut line = |text: String| {
+            out.push_str(&text);
+            out.push('\n');
+        };
+        line(format!(
+            "# Resolved configuration from {}",
+            self.source.display()
+        ));
+        line(String::new());
+        line("[telegram]".into());
+        line(masked(
+            "bot_token",
+            self.telegram.bot_token.as_ref(),
+            ENV_BOT_TOKEN,
+        ));
+        line(format!("api_url = {}", quote(&self.telegram.api_url)));
+        line(format!(
+            "poll_timeout_secs = {}",
+            self.telegram.poll_timeout_secs
+        ));
+        line(String::new());
+        line("[access]".into());
+        line(format!(
+            "admin_user_ids = {}",
+            id_list(&self.access.admin_user_ids)
+        ));
+        line(format!(
+            "allowed_chat_ids = {}",
+            id_list(&self.access.allowed_chat_ids)
+        ));
+        line(String::new());
+        line("[storage]".into());
+        line(format!("database = {}", quote_path(&self.storage.database)));
+        line(format!("key_file = {}", quote_path(&self.storage.key_file)));
+        line(String::new());
+        line("[media]".into());
+        line(format!("dir = {}", quote_path(&self.media.dir)));
+        line(format!("rescan_minutes = {}", self.media.rescan_minutes));
+        line(String::new());
+        line("[web]".into());
+        line(format!("listen = {}", quote(&self.web.listen.to_string())));
+        line(optional("public_url", self.web.public_url.as_deref()));
+        line(String::new());
+        line("[instagram]".into());
+        line(optional("app_id", self.instagram.app_id.as_deref()));
+        line(masked(
+            "app_secret",
+            self.instagram.app_secret.as_ref(),
+            ENV_APP_SECRET,
+        ));
+        line(format!("api_url = {}", quote(&self.instagram.api_url)));
+        line(format!("graph_url = {}", quote(&self.instagram.graph_url)));
+        line(String::new());
+        line("[defaults]".into());
+        line(format!("dry_run_mode = {}", self.defaults.dry_run_mode));
+        line(format!(
+            "enable_instagram_api = {}",
+            self.defaults.enable_instagram_api
+        ));
+        line(format!("posts_per_day = {}", self.defaults.posts_per_day));
+        line(format!(
+            "posting_hours_start = {}",
+            self.defaults.posting_hours_start
+        ));
+        line(format!(
+            "posting_hours_end = {}",
+            self.defaults.posting_hours_end
+        ));
+        line(format!(
+            "timezone = {}",
+            quote(self.defaults.timezone.name())
+        ));
+        line(String::new());
+        line("[log]".into());
+        line(format!(
+            "level = {}",
+            quote(&self.log.level.as_str().to_ascii_lowercase())
+        ));
+        out
+    }
+}
+
+fn masked(key: &str, value: Option<&Secret>, env_name: &str) -> String {
+    match value {
+        Some(_) => format!("{key} = \"{MASK}\""),
+        None => format!("{key} = \"\"  # not set (file or {env_name})"),
+    }
+}
+
+fn optional(key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(value) => format!("{key} = {}", quote(value)),
+        None => format!("{key} = \"\"  # not set"),
+    }
+}
+
+/// TOML quoting, left to toml so that quotes, backslashes and newlines come out valid.
+fn quote(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+fn quote_path(path: &Path) -> String {
+    quote(&path.to_string_lossy())
+}
+
+fn id_list(ids: &[i64]) -> String {
+    let items: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL_EXAMPLE: &str = r#"# Storyline configuration
+[telegram]
+bot_token = "123456:ABC-file-token"
+api_url = "http://127.0.0.1:9000/"
+poll_timeout_secs = 30
+
+[access]
+admin_user_ids = [11, 22]
+allowed_chat_ids = [-1001234567890, 42]
+
+[storage]
+database = "data/storyline.db"
+key_file = "/var/lib/storyline/secret.key"
+
+[media]
+dir = "pictures"
+rescan_minutes = 5
+
+[web]
+listen = "0.0.0.0:8443"
+public_url = "https://stories.example.org/"
+
+[instagram]
+app_id = "987654"
+app_secret = "ig-file-secret"
+api_url = "https://api.instagram.com"
+graph_url = "https://graph.instagram.com"
+
+[defaults]
+dry_run_mode = false
+enable_instagram_api = true
+posts_per_day = 5
+posting_hours_start = 9
+posting_hours_end = 23
+timezone = "Europe/Berlin"
+
+[log]
+level = "DEBUG"
+"#;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse_with_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let owned: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |key: &str| owned.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        parse(
+            text,
+            Path::new("storyline.toml"),
+            Path::new("/srv/story"),
+            &lookup,
+        )
+    }
+
+    /// Environment variables a case sees, as (name, value).
+    type Env = &'static [(&'static str, &'static str)];
+
+    enum Want {
+        /// The exact error message.
+        Error(&'static str),
+        /// Lines that `render_masked` must contain.
+        Renders(&'static [&'static str]),
+    }
+
+    struct Case {
+        name: &'static str,
+        text: &'static str,
+        env: Env,
+        want: Want,
+    }
+
+    fn check(case: &Case) {
+        let result = parse_with_env(case.text, case.env);
+        match (&case.want, result) {
+            (Want::Error(expected), Err(err)) => {
+                assert_eq!(err.message, *expected, "case {:?}", case.name)
+            }
+            (Want::Error(expected), Ok(config)) => panic!(
+                "case {:?}: expected error {expected:?}, got {config:#?}",
+                case.name
+            ),
+            (Want::Renders(lines), Ok(config)) => {
+                let rendered = config.render_masked();
+                for line in lines.iter() {
+                    assert!(
+                        rendered.lines().any(|l| l == *line),
+                        "case {:?}: no line {line:?} in\n{rendered}",
+                        case.name
+                    );
+                }
+            }
+            (Want::Renders(_), Err(err)) => {
+                panic!("case {:?}: unexpected error {}", case.name, err.message)
+            }
+        }
+    }
+
+    const CASES: &[Case] = &[
+        Case {
+            name: "empty file gives every default",
+            text: "",
+            env: &[],
+            want: Want::Renders(&[
+                "bot_token = \"\"  # not set (file or STORYLINE_TELEGRAM_BOT_TOKEN)",
+                "api_url = \"https://api.telegram.org\"",
+                "poll_timeout_secs = 50",
+                "admin_user_ids = []",
+                "allowed_chat_ids = []",
+                "database = \"/srv/story/storyline.db\"",
+                "key_file = \"/srv/story/secret.key\"",
+                "dir = \"/srv/story/media\"",
+                "rescan_minutes = 10",
+                "listen = \"127.0.0.1:8080\"",
+                "public_url = \"\"  # not set",
+                "app_id = \"\"  # not set",
+                "app_secret = \"\"  # not set (file or STORYLINE_INSTAGRAM_APP_SECRET)",
+                "api_url = \"https://api.instagram.com\"",
+                "graph_url = \"https://graph.instagram.com\"",
+                "dry_run_mode = true",
+                "enable_instagram_api = false",
+                "posts_per_day = 3",
+                "posting_hours_start = 14",
+                "posting_hours_end = 2",
+                "timezone = \"UTC\"",
+                "level = \"info\"",
+            ]),
+        },
+        Case {
+            name: "empty sections give defaults too",
+            text: "[telegram]\n[access]\n[storage]\n[media]\n[web]\n[instagram]\n[defaults]\n[log]\n",
+            env: &[],
+            want: Want::Renders(&["poll_timeout_secs = 50", "timezone = \"UTC\""]),
+        },
+        Case {
+            name: "empty strings mean not set",
+            text: "[telegram]\nbot_token = \"\"\n[web]\npublic_url = \"\"\n[instagram]\napp_id = \"\"\napp_secret = \"\"\n",
+            env: &[],
+            want: Want::Renders(&[
+                "bot_token = \"\"  # not set (file or STORYLINE_TELEGRAM_BOT_TOKEN)",
+                "public_url = \"\"  # not set",
+                "app_id = \"\"  # not set",
+                "app_secret = \"\"  # not set (file or STORYLINE_INSTAGRAM_APP_SECRET)",
+            ]),
+        },
+        Case {
+            name: "env sets secrets the file leaves empty",
+            text: "",
+            env: &[
+                ("STORYLINE_TELEGRAM_BOT_TOKEN", "env-token"),
+                ("STORYLINE_INSTAGRAM_APP_SECRET", "env-secret"),
+            ],
+            want: Want::Renders(&["bot_token = \"********\"", "app_secret = \"********\""]),
+        },
+        Case {
+            name: "relative and absolute paths",
+            text: "[storage]\ndatabase = \"data/x.db\"\nkey_file = \"/etc/storyline/k\"\n[media]\ndir = \"../pics\"\n",
+            env: &[],
+            want: Want::Renders(&[
+                "database = \"/srv/story/data/x.db\"",
+                "key_file = \"/etc/storyline/k\"",
+                "dir = \"/srv/story/../pics\"",
+            ]),
+        },
+        Case {
+            name: "boundaries are accepted",
+            text: "[telegram]\npoll_timeout_secs = 300\n[media]\nrescan_minutes = 1440\n[defaults]\nposts_per_day = 1\nposting_hours_start = 0\nposting_hours_end = 23\n",
+            env: &[],
+            want: Want::Renders(&[
+                "poll_timeout_secs = 300",
+                "rescan_minutes = 1440",
+                "posts_per_day = 1",
+                "posting_hours_start = 0",
+                "posting_hours_end = 23",
+            ]),
+        },
+        Case {
+            name: "urls lose trailing slashes, levels are case-insensitive, ipv6 listens",
+            text: "[telegram]\napi_url = \"https://tg.local//\"\n[web]\nlisten = \"[::1]:9000\"\npublic_url = \"http://pi.local:8080/\"\n[log]\nlevel = \"Trace\"\n",
+            env: &[],
+            want: Want::Renders(&[
+                "api_url = \"https://tg.local\"",
+                "listen = \"[::1]:9000\"",
+                "public_url = \"http://pi.local:8080\"",
+                "level = \"trace\"",
+            ]),
+        },
+        Case {
+            name: "posts_per_day zero",
+            text: "[telegram]\n\n[defaults]\n\n\n\nposts_per_day = 0\n",
+            env: &[],
+            want: Want::Error("storyline.toml:7: defaults.posts_per_day = 0 is out of range (1–50)"),
+        },
+        Case {
+            name: "posts_per_day too many",
+            text: "[defaults]\nposts_per_day = 51\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.posts_per_day = 51 is out of range (1–50)"),
+        },
+        Case {
+            name: "poll timeout zero",
+            text: "[telegram]\npoll_timeout_secs = 0\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: telegram.poll_timeout_secs = 0 is out of range (1–300)"),
+        },
+        Case {
+            name: "poll timeout longer than the agent's",
+            text: "[telegram]\napi_url = \"https://x\"\npoll_timeout_secs = 301\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: telegram.poll_timeout_secs = 301 is out of range (1–300)"),
+        },
+        Case {
+            name: "negative where unsigned",
+            text: "[media]\nrescan_minutes = -5\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: media.rescan_minutes = -5 is out of range (1–1440)"),
+        },
+        Case {
+            name: "rescan too slow",
+            text: "[media]\n\nrescan_minutes = 1441\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: media.rescan_minutes = 1441 is out of range (1–1440)"),
+        },
+        Case {
+            name: "hour 24",
+            text: "[defaults]\nposting_hours_start = 24\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.posting_hours_start = 24 is out of range (0–23)"),
+        },
+        Case {
+            name: "negative hour",
+            text: "[defaults]\nposting_hours_end = -1\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.posting_hours_end = -1 is out of range (0–23)"),
+        },
+        Case {
+            name: "i64 extremes do not overflow the range check",
+            text: "[telegram]\npoll_timeout_secs = -9223372036854775808\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: telegram.poll_timeout_secs = -9223372036854775808 is out of range (1–300)"),
+        },
+        Case {
+            name: "integer beyond i64",
+            text: "[telegram]\npoll_timeout_secs = 99999999999999999999\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: telegram.poll_timeout_secs = 99999999999999999999 does not fit in a 64-bit integer"),
+        },
+        Case {
+            name: "chat id beyond i64",
+            text: "[access]\nallowed_chat_ids = [\n  1,\n  -99999999999999999999,\n]\n",
+            env: &[],
+            want: Want::Error("storyline.toml:4: access.allowed_chat_ids[1] = -99999999999999999999 does not fit in a 64-bit integer"),
+        },
+        Case {
+            name: "bad url scheme",
+            text: "[instagram]\napi_url = \"ftp://x\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: instagram.api_url = \"ftp://x\" must start with http:// or https://"),
+        },
+        Case {
+            name: "url without host",
+            text: "[instagram]\ngraph_url = \"https://\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: instagram.graph_url = \"https://\" has no host after the scheme"),
+        },
+        Case {
+            name: "bad public url",
+            text: "[web]\npublic_url = \"example.org\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: web.public_url = \"example.org\" must start with http:// or https:// (or be empty)"),
+        },
+        Case {
+            name: "listen needs an ip",
+            text: "[web]\nlisten = \"localhost:8080\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: web.listen = \"localhost:8080\" is not an IP address and port (e.g. \"127.0.0.1:8080\")"),
+        },
+        Case {
+            name: "unknown time zone",
+            text: "[defaults]\ntimezone = \"Mars/Base\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.timezone = \"Mars/Base\" is not a known IANA time zone (e.g. \"Europe/Berlin\")"),
+        },
+        Case {
+            name: "unknown log level",
+            text: "[log]\nlevel = \"loud\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: log.level = \"loud\" is not one of off, error, warn, info, debug, trace"),
+        },
+        Case {
+            name: "empty path",
+            text: "[storage]\ndatabase = \"\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: storage.database must not be empty"),
+        },
+        Case {
+            name: "every problem is reported at once",
+            text: "[defaults]\nposts_per_day = 0\ntimezone = \"Nowhere\"\n[log]\nlevel = \"x\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.posts_per_day = 0 is out of range (1–50)\nstoryline.toml:3: defaults.timezone = \"Nowhere\" is not a known IANA time zone (e.g. \"Europe/Berlin\")\nstoryline.toml:5: log.level = \"x\" is not one of off, error, warn, info, debug, trace"),
+        },
+        Case {
+            name: "unknown key in a section",
+            text: "# comment\n[telegram]\nbot_tokn = \"x\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: unknown key telegram.bot_tokn (expected one of `bot_token`, `api_url`, `poll_timeout_secs`)"),
+        },
+        Case {
+            name: "unknown dotted key",
+            text: "defaults.post_per_day = 3\n",
+            env: &[],
+            want: Want::Error("storyline.toml:1: unknown key defaults.post_per_day (expected one of `dry_run_mode`, `enable_instagram_api`, `posts_per_day`, `posting_hours_start`, `posting_hours_end`, `timezone`)"),
+        },
+        Case {
+            name: "unknown section",
+            text: "[telegram]\n\n[telegrm]\nbot_token = \"x\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: unknown section [telegrm] (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`)"),
+        },
+        Case {
+            name: "key before any section",
+            text: "api_url = \"https://x\"\n[telegram]\n",
+            env: &[],
+            want: Want::Error("storyline.toml:1: unknown key api_url outside any section (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`)"),
+        },
+        Case {
+            name: "other serde errors still name the key",
+            text: "[media]\nrescan_minutes = 1e400\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: media.rescan_minutes: floating-point number overflowed"),
+        },
+        Case {
+            name: "wrong type for an integer",
+            text: "[telegram]\n\n\npoll_timeout_secs = \"50\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:4: telegram.poll_timeout_secs: expected an integer, found a string"),
+        },
+        Case {
+            name: "float for an integer",
+            text: "[media]\nrescan_minutes = 1.5\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: media.rescan_minutes: expected an integer, found a float"),
+        },
+        Case {
+            name: "wrong type for a string",
+            text: "[defaults]\ntimezone = 1\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.timezone: expected a string, found an integer"),
+        },
+        Case {
+            name: "a mistyped secret is not echoed",
+            text: "[telegram]\nbot_token = 123456789\n",
+            env: &[],
+            want: Want::Error(
+                "storyline.toml:2: telegram.bot_token: expected a string, found an integer",
+            ),
+        },
+        Case {
+            name: "wrong type for a boolean",
+            text: "[defaults]\ndry_run_mode = \"yes\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: defaults.dry_run_mode: expected a boolean (true or false), found a string"),
+        },
+        Case {
+            name: "wrong type for a list",
+            text: "[access]\nadmin_user_ids = 5\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: access.admin_user_ids: expected an array, found an integer"),
+        },
+        Case {
+            name: "wrong type inside a list",
+            text: "[access]\nadmin_user_ids = [1, \"2\"]\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: access.admin_user_ids[1]: expected an integer, found a string"),
+        },
+        Case {
+            name: "section that is not a table",
+            text: "web = \"0.0.0.0\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:1: web: expected a table, found a string"),
+        },
+        Case {
+            name: "unclosed header",
+            text: "[telegram]\nbot_token = \"x\"\n[web\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: TOML syntax error: unclosed table, expected `]`"),
+        },
+        Case {
+            name: "unquoted string",
+            text: "[log]\nlevel = verbose\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: TOML syntax error: string values must be quoted, expected literal string"),
+        },
+        Case {
+            name: "duplicate key",
+            text: "[telegram]\nbot_token = \"a\"\nbot_token = \"b\"\n",
+            env: &[],
+            want: Want::Error("storyline.toml:3: duplicate key telegram.bot_token"),
+        },
+    ];
+
+    #[test]
+    fn cases() {
+        for case in CASES {
+            check(case);
+        }
+    }
+
+    #[test]
+    fn full_example_resolves_every_key() {
+        let config = parse_with_env(FULL_EXAMPLE, &[]).unwrap();
+        let expected = expect_test::expect![[r#"
+            # Resolved configuration from storyline.toml
+
+            [telegram]
+            bot_token = "********"
+            api_url = "http://127.0.0.1:9000"
+            poll_timeout_secs = 30
+
+            [access]
+            admin_user_ids = [11, 22]
+            allowed_chat_ids = [-1001234567890, 42]
+
+            [storage]
+            database = "/srv/story/data/storyline.db"
+            key_file = "/var/lib/storyline/secret.key"
+
+            [media]
+            dir = "/srv/story/pictures"
+            rescan_minutes = 5
+
+            [web]
+            listen = "0.0.0.0:8443"
+            public_url = "https://stories.example.org"
+
+            [instagram]
+            app_id = "987654"
+            app_secret = "********"
+            api_url = "https://api.instagram.com"
+            graph_url = "https://graph.instagram.com"
+
+            [defaults]
+            dry_run_mode = false
+            enable_instagram_api = true
+            posts_per_day = 5
+            posting_hours_start = 9
+            posting_hours_end = 23
+            timezone = "Europe/Berlin"
+
+            [log]
+            level = "debug"
+        "#]];
+        expected.assert_eq(&config.render_masked());
+        assert_eq!(config.defaults.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(config.log.level, log::LevelFilter::Debug);
+        assert_eq!(config.access.allowed_chat_ids, vec![-1001234567890, 42]);
+        assert_eq!(
+            config.telegram.bot_token.as_ref().map(Secret::expose),
+            Some("123456:ABC-file-token")
+        );
+    }
+
+    #[test]
+    fn rendered_config_parses_back_to_the_same_config() {
+        let config = parse_with_env(FULL_EXAMPLE, &[]).unwrap();
+        let again = parse_with_env(&config.render_masked(), &[]).unwrap();
+        // Debug masks secrets, so this compares everything else.
+        assert_eq!(format!("{config:?}"), format!("{again:?}"));
+    }
+
+    #[test]
+    fn env_overrides_file_secrets_unless_empty() {
+        let cases: &[(Env, Option<&str>, Option<&str>)] = &[
+            (&[], Some("123456:ABC-file-token"), Some("ig-file-secret")),
+            (
+                &[
+                    ("STORYLINE_TELEGRAM_BOT_TOKEN", "env-token"),
+                    ("STORYLINE_INSTAGRAM_APP_SECRET", "env-secret"),
+                ],
+                Some("env-token"),
+                Some("env-secret"),
+            ),
+            (
+                &[
+                    ("STORYLINE_TELEGRAM_BOT_TOKEN", ""),
+                    ("STORYLINE_INSTAGRAM_APP_SECRET", ""),
+                ],
+                Some("123456:ABC-file-token"),
+                Some("ig-file-secret"),
+            ),
+        ];
+        for (env, token, secret) in cases {
+            let config = parse_with_env(FULL_EXAMPLE, env).unwrap();
+            assert_eq!(
+                config.telegram.bot_token.as_ref().map(Secret::expose),
+                *token,
+                "{env:?}"
+            );
+            assert_eq!(
+                config.instagram.app_secret.as_ref().map(Secret::expose),
+                *secret,
+                "{env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_rendered_or_debug_text() {
+        let config = parse_with_env(
+            FULL_EXAMPLE,
+            &[("STORYLINE_INSTAGRAM_APP_SECRET", "env-secret")],
+        )
+        .unwrap();
+        for text in [
+            config.render_masked(),
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{}", Secret::new("plain")),
+        ] {
+            for secret in [
+                "123456:ABC-file-token",
+                "ig-file-secret",
+                "env-secret",
+                "plain",
+            ] {
+                assert!(!text.contains(secret), "{secret} leaked into\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn load_resolves_paths_against_the_file_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storyline.toml");
+        std::fs::write(&path, "[storage]\ndatabase = \"db/s.db\"\n").unwrap();
+        let config = load(&path, &no_env).unwrap();
+        let folder = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(config.storage.database, folder.join("db/s.db"));
+        assert_eq!(config.media.dir, folder.join("media"));
+        assert_eq!(config.source, folder.join("storyline.toml"));
+    }
+
+    #[test]
+    fn load_reports_unreadable_and_non_utf8_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let err = load(&missing, &no_env).unwrap_err();
+        assert!(err
+            .message
+            .starts_with(&format!("{}: cannot read", missing.display())));
+
+        let path = dir.path().join("storyline.toml");
+        std::fs::write(&path, b"[log]\nlevel = \"\xff\"\n").unwrap();
+        let err = load(&path, &no_env).unwrap_err();
+        assert!(
+            err.message.ends_with(":2: not valid UTF-8 (byte 15)"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn locate_prefers_explicit_then_local_then_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("storyline.toml");
+        let system = dir.path().join("system.toml");
+        let explicit = Path::new("/nowhere/custom.toml");
+
+        assert_eq!(
+            locate_among(Some(explicit), &local, &system).unwrap(),
+            explicit
+        );
+        let err = locate_among(None, &local, &system).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "no configuration file found; looked for {} and {} (use --config PATH)",
+                local.display(),
+                system.display()
+            )
+        );
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(locate_among(None, &local, &system).unwrap(), system);
+        std::fs::write(&local, "").unwrap();
+        assert_eq!(locate_among(None, &local, &system).unwrap(), local);
+    }
+
+    /// xorshift64: deterministic and dependency-free, which is all a fuzz loop needs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
+        const PIECES: &[&[u8]] = &[
+            b"[",
+            b"]",
+            b"\"",
+            b"'",
+            b"=",
+            b"\n",
+            b"#",
+            b".",
+            b",",
+            b"{",
+            b"}",
+            b"-",
+            b"99999999999999999999",
+            b"-1",
+            b"0",
+            b"1e400",
+            b"true",
+            b"\"\"\"",
+            b"\\u",
+            b"\xff",
+            b"\xe2\x80",
+            b"[[a]]",
+            b"[telegram]",
+            b"poll_timeout_secs = ",
+            b"2024-01-01T00:00:00Z",
+            b"nan",
+            b"inf",
+            b"\r",
+            b"\t",
+            b"\0",
+        ];
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(bytes.len() + 1);
+            match rng.below(4) {
+                0 if !bytes.is_empty() => {
+                    let end = (at + 1 + rng.below(8)).min(bytes.len());
+                    bytes.drain(at.min(end)..end);
+                }
+                1 if at < bytes.len() => bytes[at] = rng.next() as u8,
+                _ => {
+                    let piece = PIECES[rng.below(PIECES.len())];
+                    bytes.splice(at..at, piece.iter().copied());
+                }
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn no_input_makes_parse_panic() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let source = Path::new("storyline.toml");
+        let base = Path::new("/srv/story");
+        let mut inputs: Vec<Vec<u8>> = vec![
+            format!("a = {}", "[".repeat(100_000)).into_bytes(),
+            format!("a = {}", "{a=".repeat(100_000)).into_bytes(),
+            "[a]\n".repeat(5_000).into_bytes(),
+        ];
+        for _ in 0..1_500 {
+            let length = rng.below(200);
+            inputs.push((0..length).map(|_| rng.next() as u8).collect());
+        }
+        for _ in 0..3_000 {
+            inputs.push(mutate(&mut rng, FULL_EXAMPLE.as_bytes().to_vec()));
+        }
+        for bytes in &inputs {
+            // Only the absence of a panic matters; the error text must still name the file.
+            if let Err(err) = parse_bytes(bytes, source, base, &no_env) {
+                assert!(err.message.starts_with("storyline.toml"), "{}", err.message);
+            }
+            let lossy = String::from_utf8_lossy(bytes);
+            let _ = parse(&lossy, source, base, &no_env);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `storyline run`: the core loop and the threads around it.
+//!
+//! The core loop owns the database connection that writes chat data and handles
+//! one closed `Event` at a time. The poller thread brings Telegram updates, the
+//! outbox thread delivers replies, the signal thread turns SIGTERM/SIGINT into
+//! `Event::Shutdown`, and a timeout of the event channel is the housekeeping timer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use log::{debug, error, info, warn};
+use rusqlite::Connection;
+
+use crate::bot;
+use crate::config::{Config, Secret};
+use crate::db;
+use crate::keyfile;
+use crate::outbox::Outbox;
+use crate::poller::Poller;
+use crate::telegram::{self, Client, Update};
+use crate::ui;
+
+/// Everything the core loop reacts to.
+pub enum Event {
+    /// A batch from getUpdates; the poller waits for the commit answer.
+    Updates(Vec<Update>),
+    /// getMe answered: the bot's own @username.
+    BotIdentity {
+        username: Option<String>,
+    },
+    Shutdown(&'static str),
+}
+
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// How long shutdown waits for a thread that is inside a network call.
+const JOIN_DEADLINE: Duration = Duration::from_secs(3);
+const THREAD_STACK: usize = 512 * 1024;
+
+/// Sleeps for `duration`, waking early when `shutdown` is set.
+pub fn sleep_unless(shutdown: &AtomicBool, duration: Duration) {
+    let deadline = Instant::now() + duration;
+    while !shutdown.load(Ordering::Relaxed) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .with_context(|| format!("starting the {name} thread"))
+}
+
+pub fn run(config: Config, token: Secret) -> Result<()> {
+    let started = Instant::now();
+    keyfile::ensure(&config.storage.key_file)?;
+    let mut conn = db::open(&config.storage.database)?;
+    let offset = db::last_update_id(&conn)?.map_or(0, |id| id + 1);
+    db::enqueue(
+        &conn,
+        "setMyCommands",
+        &telegram::set_my_commands(ui::COMMANDS).params.to_string(),
+        &db::timestamp(Utc::now()),
+    )?;
+    info!(
+        "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
+        env!("CARGO_PKG_VERSION"),
+        config.storage.database.display(),
+        config.access.allowed_chat_ids.len(),
+        config.telegram.api_url
+    );
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (events_tx, events_rx) = mpsc::channel::<Event>();
+    let (committed_tx, committed_rx) = mpsc::channel::<i64>();
+    let (wake_tx, wake_rx) = mpsc::channel::<()>();
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing signal handlers")?;
+    let signals_handle = signals.handle();
+    let mut threads = Vec::new();
+    {
+        let events = events_tx.clone();
+        threads.push(spawn("signals", move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == signal_hook::consts::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                let _ = events.send(Event::Shutdown(name));
+            }
+        })?);
+    }
+    let poller = Poller {
+        client: Client::new(&config.telegram.api_url, token.clone()),
+        poll_timeout_secs: config.telegram.poll_timeout_secs,
+        offset,
+        events: events_tx.clone(),
+        committed: committed_rx,
+        shutdown: shutdown.clone(),
+    };
+    threads.push(spawn("poller", move || poller.run())?);
+    let outbox = Outbox {
+        client: Client::new(&config.telegram.api_url, token),
+        conn: db::open_without_migrating(&config.storage.database)?,
+        wake: wake_rx,
+        shutdown: shutdown.clone(),
+    };
+    threads.push(spawn("outbox", move || outbox.run())?);
+    drop(events_tx);
+
+    let mut core = Core {
+        config: &config,
+        conn: &mut conn,
+        started,
+        bot_username: None,
+        wake: wake_tx,
+    };
+    let reason = core.run(&events_rx, &committed_tx);
+    info!("stopping ({reason})");
+
+    shutdown.store(true, Ordering::Relaxed);
+    signals_handle.close();
+    drop(core);
+    drop(committed_tx);
+    join_all(threads);
+    info!("stopped");
+    Ok(())
+}
+
+fn join_all(threads: Vec<JoinHandle<()>>) {
+    let deadline = Instant::now() + JOIN_DEADLINE;
+    for thread in threads {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let name = thread.thread().name().unwrap_or("?").to_string();
+        if thread.is_finished() {
+            if thread.join().is_err() {
+                error!("the {name} thread panicked");
+            }
+        } else {
+            // Only a thread blocked in a network call gets here; it holds nothing
+            // uncommitted, so leaving it to process exit loses nothing.
+            debug!("not waiting for the {name} thread (in a network call)");
+        }
+    }
+}
+
+struct Core<'a> {
+    config: &'a Config,
+    conn: &'a mut Connection,
+    started: Instant,
+    bot_username: Option<String>,
+    wake: Sender<()>,
+}
+
+impl Core<'_> {
+    fn run(&mut self, events: &mpsc::Receiver<Event>, committed: &Sender<i64>) -> &'static str {
+        let mut next_housekeeping = Instant::now();
+        loop {
+            if Instant::now() >= next_housekeeping {
+                self.housekeeping();
+                next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
+            }
+            let timeout = next_housekeeping.saturating_duration_since(Instant::now());
+            match events.recv_timeout(timeout) {
+                Ok(Event::Updates(updates)) => {
+                    let last = self.handle_batch(updates);
+                    if committed.send(last).is_err() {
+                        return "the poller stopped";
+                    }
+                }
+                Ok(Event::BotIdentity { username }) => self.bot_username = username,
+                Ok(Event::Shutdown(signal)) => return signal,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return "all event sources stopped",
+            }
+        }
+    }
+
+    /// Handles a batch in order; returns the id of the last committed update.
+    fn handle_batch(&mut self, updates: Vec<Update>) -> i64 {
+        let mut last = db::last_update_id(self.conn).ok().flatten().unwrap_or(-1);
+        for update in &updates {
+            match self.handle_update(update) {
+                Ok(()) => last = last.max(update.update_id),
+                Err(e) => {
+                    error!("could not commit update {}: {e:#}", update.update_id);
+                    break;
+                }
+            }
+        }
+        let _ = self.wake.send(());
+        last
+    }
+
+    /// One update, one transaction: its effects, its replies and the offset.
+    fn handle_update(&mut self, update: &Update) -> Result<()> {
+        let now = Utc::now();
+        let ctx = bot::Context {
+            config: self.config,
+            now,
+            uptime: self.started.elapsed(),
+            bot_username: self.bot_username.as_deref(),
+        };
+        let now_text = db::timestamp(now);
+        let tx = self.conn.transaction()?;
+        if db::last_update_id(&tx)?.is_some_and(|last| update.update_id <= last) {
+            debug!("update {} was already handled", update.update_id);
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        match bot::handle_update(&tx, &ctx, update, &mut out) {
+            Ok(()) => {
+                for call in &out {
+                    db::enqueue(&tx, call.method, &call.params.to_string(), &now_text)?;
+                }
+                db::set_last_update_id(&tx, update.update_id)?;
+                tx.commit()?;
+            }
+            Err(e) => {
+                // One bad update never stops the daemon: undo its effects, tell the
+                // user, and move past it.
+                drop(tx);
+                error!(
+                    "update {} failed, nothing of it was kept: {e:#}",
+                    update.update_id
+                );
+                let tx = self.conn.transaction()?;
+                if let Some(reply) = failure_reply(update) {
+                    db::enqueue(&tx, reply.method, &reply.params.to_string(), &now_text)?;
+                }
+                db::set_last_update_id(&tx, update.update_id)?;
+                tx.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn housekeeping(&mut self) {
+        match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
+            Ok(0) => {}
+            Ok(n) => debug!("dropped {n} expired prompt(s)"),
+            Err(e) => warn!("housekeeping: {e:#}"),
+        }
+        if let Ok(waiting) = db::outbox_len(self.conn) {
+            if waiting > 0 {
+                debug!("{waiting} Telegram call(s) waiting in the outbox");
+            }
+        }
+    }
+}
+
+/// What a user hears when their update could not be handled.
+fn failure_reply(update: &Update) -> Option<telegram::Outgoing> {
+    if let Some(query) = &update.callback_query {
+        return Some(telegram::answer_callback(
+            &query.id,
+            &ui::error_text(),
+            true,
+        ));
+    }
+    let message = update.message.as_ref()?;
+    let text = message.text.as_deref()?;
+    text.starts_with('/')
+        .then(|| telegram::send_message(message.chat.id, &ui::error_text(), None))
+}

@@ -1,0 +1,523 @@
+//! The database: opening it, migrating it, and every SQL statement of the program.
+//! Only this module has SQL. Each thread opens its own connection; the core loop
+//! owns the one that writes chat data, in one transaction per Telegram update.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::settings::ChatRow;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Timestamps are stored as RFC 3339 UTC text so they sort as text.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Opens (creating it mode 0600 if missing) and configures the database, then
+/// applies pending migrations.
+pub fn open(path: &Path) -> Result<Connection> {
+    let mut conn = open_without_migrating(path)?;
+    let applied = migrate(&mut conn)?;
+    if !applied.is_empty() {
+        log::info!(
+            "{}: applied migrations {}",
+            path.display(),
+            applied.join(", ")
+        );
+    }
+    Ok(conn)
+}
+
+/// Opens a connection for a thread other than the one that migrated at start.
+pub fn open_without_migrating(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: creating the database folder", dir.display()))?;
+        }
+    }
+    // Create the file ourselves so it never exists with looser permissions; SQLite
+    // gives its -wal and -shm files the same mode.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}: opening the database", path.display()))?;
+    let conn = Connection::open(path)
+        .with_context(|| format!("{}: opening the database", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -512;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .with_context(|| format!("{}: configuring the database", path.display()))?;
+    Ok(conn)
+}
+
+/// Applies the embedded migrations; returns the names of those applied now.
+pub fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
+    let report = embedded::migrations::runner()
+        .run(conn)
+        .context("applying database migrations")?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}
+
+// ---- kv and the Telegram offset -------------------------------------------------
+
+const LAST_UPDATE_ID: &str = "telegram.last_update_id";
+
+pub fn kv_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO kv (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The id of the last Telegram update whose effects are committed.
+pub fn last_update_id(conn: &Connection) -> Result<Option<i64>> {
+    Ok(kv_get(conn, LAST_UPDATE_ID)?.and_then(|v| v.parse().ok()))
+}
+
+pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
+    kv_set(conn, LAST_UPDATE_ID, &update_id.to_string())
+}
+
+// ---- chats ---------------------------------------------------------------------
+
+const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
+     paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone";
+
+fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
+    Ok(ChatRow {
+        chat_id: r.get(0)?,
+        title: r.get(1)?,
+        dry_run_mode: r.get(2)?,
+        enable_instagram_api: r.get(3)?,
+        is_paused: r.get(4)?,
+        paused_at: r.get(5)?,
+        paused_by: r.get(6)?,
+        posts_per_day: r.get(7)?,
+        posting_hours_start: r.get(8)?,
+        posting_hours_end: r.get(9)?,
+        timezone: r.get(10)?,
+    })
+}
+
+pub fn chat(conn: &Connection, chat_id: i64) -> Result<Option<ChatRow>> {
+    let sql = format!("SELECT {CHAT_COLUMNS} FROM chats WHERE chat_id = ?1");
+    Ok(conn.query_row(&sql, [chat_id], chat_from_row).optional()?)
+}
+
+pub fn chats(conn: &Connection) -> Result<Vec<ChatRow>> {
+    let sql = format!("SELECT {CHAT_COLUMNS} FROM chats ORDER BY chat_id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], chat_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether an admin enabled this chat with /start.
+pub fn chat_is_authorized(conn: &Connection, chat_id: i64) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT authorized_by IS NOT NULL FROM chats WHERE chat_id = ?1",
+            [chat_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Adds a chat with every setting at its default. Returns false if it existed.
+pub fn insert_chat(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    title: Option<&str>,
+    authorized_by: Option<i64>,
+    now: &str,
+) -> Result<bool> {
+    let inserted = tx.execute(
+        "INSERT INTO chats (chat_id, title, authorized_by, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (chat_id) DO NOTHING",
+        params![chat_id, title, authorized_by, now],
+    )?;
+    Ok(inserted == 1)
+}
+
+pub fn authorize_chat(tx: &Transaction<'_>, chat_id: i64, admin: i64, now: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE chats SET authorized_by = ?2, updated_at = ?3 WHERE chat_id = ?1",
+        params![chat_id, admin, now],
+    )?;
+    Ok(())
+}
+
+pub fn update_chat_title(tx: &Transaction<'_>, chat_id: i64, title: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE chats SET title = ?2 WHERE chat_id = ?1 AND title IS NOT ?2",
+        params![chat_id, title],
+    )?;
+    Ok(())
+}
+
+/// Writes every setting column of the row.
+pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
+             paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
+             posting_hours_end = ?9, timezone = ?10, updated_at = ?11
+         WHERE chat_id = ?1",
+        params![
+            row.chat_id,
+            row.dry_run_mode,
+            row.enable_instagram_api,
+            row.is_paused,
+            row.paused_at,
+            row.paused_by,
+            row.posts_per_day,
+            row.posting_hours_start,
+            row.posting_hours_end,
+            row.timezone,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+// ---- settings history (Type 2 SCD) ----------------------------------------------
+
+/// Closes the chat's current version and opens a new one.
+pub fn record_settings_version(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    snapshot_json: &str,
+    changes_json: &str,
+    changed_by: Option<i64>,
+    reason: &str,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE settings_history SET valid_to = ?2 WHERE chat_id = ?1 AND valid_to IS NULL",
+        params![chat_id, now],
+    )?;
+    tx.execute(
+        "INSERT INTO settings_history (chat_id, snapshot, changes, changed_by, reason, valid_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            chat_id,
+            snapshot_json,
+            changes_json,
+            changed_by,
+            reason,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub snapshot: String,
+    pub changes: String,
+    pub changed_by: Option<i64>,
+    pub reason: Option<String>,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+}
+
+/// The chat's versions, newest first.
+pub fn settings_history(conn: &Connection, chat_id: i64, limit: u32) -> Result<Vec<HistoryRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
+         FROM settings_history WHERE chat_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![chat_id, limit], |r| {
+        Ok(HistoryRow {
+            snapshot: r.get(0)?,
+            changes: r.get(1)?,
+            changed_by: r.get(2)?,
+            reason: r.get(3)?,
+            valid_from: r.get(4)?,
+            valid_to: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+// ---- users and interactions -----------------------------------------------------
+
+pub fn upsert_user(
+    tx: &Transaction<'_>,
+    user_id: i64,
+    username: Option<&str>,
+    first_name: &str,
+    role: &str,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO users (user_id, username, first_name, role, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,
+             first_name = excluded.first_name, role = excluded.role, last_seen = excluded.last_seen",
+        params![user_id, username, first_name, role, now],
+    )?;
+    Ok(())
+}
+
+/// "@ada", or the first name, or the id, for showing who did something.
+pub fn user_display_name(conn: &Connection, user_id: i64) -> Result<String> {
+    let found: Option<(Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT username, first_name FROM users WHERE user_id = ?1",
+            [user_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match found {
+        Some((Some(username), _)) => format!("@{username}"),
+        Some((None, Some(first))) if !first.is_empty() => first,
+        _ => format!("user {user_id}"),
+    })
+}
+
+pub fn log_interaction(
+    tx: &Transaction<'_>,
+    update_id: i64,
+    chat_id: i64,
+    user_id: Option<i64>,
+    kind: &str,
+    name: &str,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO interactions (update_id, chat_id, user_id, kind, name, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![update_id, chat_id, user_id, kind, name, now],
+    )?;
+    Ok(())
+}
+
+// ---- pending inputs -------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInput {
+    pub field: String,
+    pub stash: Option<String>,
+    pub menu_message_id: Option<i64>,
+    pub expires_at: String,
+}
+
+pub fn set_pending_input(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    user_id: i64,
+    input: &PendingInput,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pending_inputs (chat_id, user_id, field, stash, menu_message_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET field = excluded.field,
+             stash = excluded.stash, menu_message_id = excluded.menu_message_id,
+             created_at = excluded.created_at, expires_at = excluded.expires_at",
+        params![
+            chat_id,
+            user_id,
+            input.field,
+            input.stash,
+            input.menu_message_id,
+            now,
+            input.expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The user's open prompt in that chat, if it has not expired.
+pub fn pending_input(
+    conn: &Connection,
+    chat_id: i64,
+    user_id: i64,
+    now: &str,
+) -> Result<Option<PendingInput>> {
+    Ok(conn
+        .query_row(
+            "SELECT field, stash, menu_message_id, expires_at FROM pending_inputs
+             WHERE chat_id = ?1 AND user_id = ?2 AND expires_at > ?3",
+            params![chat_id, user_id, now],
+            |r| {
+                Ok(PendingInput {
+                    field: r.get(0)?,
+                    stash: r.get(1)?,
+                    menu_message_id: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Removes the user's prompt; true if there was an unexpired one.
+pub fn clear_pending_input(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    user_id: i64,
+    now: &str,
+) -> Result<bool> {
+    let live = pending_input(tx, chat_id, user_id, now)?.is_some();
+    tx.execute(
+        "DELETE FROM pending_inputs WHERE chat_id = ?1 AND user_id = ?2",
+        params![chat_id, user_id],
+    )?;
+    Ok(live)
+}
+
+pub fn delete_expired_inputs(conn: &Connection, now: &str) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM pending_inputs WHERE expires_at <= ?1", [now])?)
+}
+
+// ---- refusals -------------------------------------------------------------------
+
+pub fn last_refusal(conn: &Connection, chat_id: i64) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT last_replied_at FROM refusals WHERE chat_id = ?1",
+            [chat_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn record_refusal(tx: &Transaction<'_>, chat_id: i64, now: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO refusals (chat_id, last_replied_at) VALUES (?1, ?2)
+         ON CONFLICT (chat_id) DO UPDATE SET last_replied_at = excluded.last_replied_at",
+        params![chat_id, now],
+    )?;
+    Ok(())
+}
+
+// ---- outbox ---------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub method: String,
+    pub params: String,
+    pub attempts: i64,
+}
+
+pub fn enqueue(conn: &Connection, method: &str, params_json: &str, now: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO outbox (method, params, created_at) VALUES (?1, ?2, ?3)",
+        params![method, params_json, now],
+    )?;
+    Ok(())
+}
+
+pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, method, params, attempts FROM outbox ORDER BY id LIMIT 1",
+            [],
+            |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    method: r.get(1)?,
+                    params: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn outbox_done(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+pub fn outbox_attempted(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+pub fn outbox_len(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_private_file_and_migrates_idempotently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/storyline.db");
+        let mut conn = open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(migrate(&mut conn).unwrap().is_empty());
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn settings_history_keeps_one_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("s.db")).unwrap();
+        let tx = conn.transaction().unwrap();
+        insert_chat(&tx, 7, None, None, "2026-01-01T00:00:00Z").unwrap();
+        for (i, t) in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+            .iter()
+            .enumerate()
+        {
+            record_settings_version(&tx, 7, "{}", "[]", Some(i as i64), "r", t).unwrap();
+        }
+        tx.commit().unwrap();
+        let rows = settings_history(&conn, 7, 10).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].valid_to, None);
+        assert_eq!(rows[1].valid_to.as_deref(), Some("2026-01-02T00:00:00Z"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Storyline: a self-hosted Instagram Stories scheduler driven from Telegram.
+//! The library holds everything; `main.rs` only parses the command line and
+//! turns errors into exit codes. ARCHITECTURE.md maps the modules.
+
+pub mod backoff;
+pub mod bot;
+pub mod callback;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod keyfile;
+pub mod logging;
+pub mod outbox;
+pub mod poller;
+pub mod settings;
+pub mod telegram;
+pub mod ui;

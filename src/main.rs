@@ -1,0 +1,77 @@
+//! The `storyline` binary: parse the command line, dispatch, and turn the outcome
+//! into a message and an exit code (0 ok, 1 runtime failure, 2 bad usage or config).
+
+use std::process::ExitCode;
+
+use storyline::cli::{self, Command, Parsed};
+use storyline::{daemon, logging};
+
+fn main() -> ExitCode {
+    let parsed = match cli::parse_args(std::env::args_os().skip(1)) {
+        Ok(p) => p,
+        Err(cli::UsageError(e)) => {
+            eprintln!("storyline: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let (config_path, command) = match parsed {
+        Parsed::Print(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Command { config, command } => (config, command),
+    };
+    let config = match cli::load_config(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("storyline: configuration error\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Check => {
+            print!("{}", cli::check(&config));
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            logging::init(config.log.level);
+            match cli::migrate(&config) {
+                Ok(applied) if applied.is_empty() => {
+                    println!("{}: up to date", config.storage.database.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    println!(
+                        "{}: applied {}",
+                        config.storage.database.display(),
+                        applied.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("storyline: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run => {
+            let Some(token) = config.telegram.bot_token.clone() else {
+                eprintln!(
+                    "storyline: no Telegram bot token.\n\
+                     Set bot_token under [telegram] in {} or the environment variable \
+                     STORYLINE_TELEGRAM_BOT_TOKEN. Get a token from @BotFather in Telegram.",
+                    config.source.display()
+                );
+                return ExitCode::from(2);
+            };
+            logging::init(config.log.level);
+            match daemon::run(config, token) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

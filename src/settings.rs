@@ -1,0 +1,375 @@
+//! Chat settings: the stored row, how it resolves against `[defaults]`, and how a
+//! user's typed value becomes a validated setting. Pure: no IO, no SQL.
+//!
+//! A chat's row keeps `None` for every setting the chat never changed, so a new
+//! `[defaults]` in storyline.toml moves every chat that did not override it.
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::config::Defaults;
+
+pub const POSTS_PER_DAY_MIN: u32 = 1;
+pub const POSTS_PER_DAY_MAX: u32 = 50;
+pub const HOUR_MAX: u32 = 23;
+
+/// A chat's settings as stored: `None` means "use the default".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChatRow {
+    pub chat_id: i64,
+    pub title: Option<String>,
+    pub dry_run_mode: Option<bool>,
+    pub enable_instagram_api: Option<bool>,
+    pub is_paused: bool,
+    pub paused_at: Option<String>,
+    pub paused_by: Option<i64>,
+    pub posts_per_day: Option<u32>,
+    pub posting_hours_start: Option<u32>,
+    pub posting_hours_end: Option<u32>,
+    pub timezone: Option<String>,
+}
+
+impl ChatRow {
+    pub fn new(chat_id: i64) -> ChatRow {
+        ChatRow {
+            chat_id,
+            ..ChatRow::default()
+        }
+    }
+}
+
+/// The settings a chat runs with: its own values, else `[defaults]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatSettings {
+    pub dry_run_mode: bool,
+    pub enable_instagram_api: bool,
+    pub is_paused: bool,
+    pub paused_at: Option<String>,
+    pub paused_by: Option<i64>,
+    pub posts_per_day: u32,
+    pub posting_hours_start: u32,
+    pub posting_hours_end: u32,
+    #[serde(serialize_with = "serialize_tz")]
+    pub timezone: Tz,
+}
+
+fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
+    ChatSettings {
+        dry_run_mode: row.dry_run_mode.unwrap_or(defaults.dry_run_mode),
+        enable_instagram_api: row
+            .enable_instagram_api
+            .unwrap_or(defaults.enable_instagram_api),
+        is_paused: row.is_paused,
+        paused_at: row.paused_at.clone(),
+        paused_by: row.paused_by,
+        posts_per_day: row.posts_per_day.unwrap_or(defaults.posts_per_day),
+        posting_hours_start: row
+            .posting_hours_start
+            .unwrap_or(defaults.posting_hours_start),
+        posting_hours_end: row.posting_hours_end.unwrap_or(defaults.posting_hours_end),
+        // A zone name that no longer parses (it was validated when stored) falls
+        // back to the default rather than stopping the chat.
+        timezone: row
+            .timezone
+            .as_deref()
+            .and_then(|name| name.parse().ok())
+            .unwrap_or(defaults.timezone),
+    }
+}
+
+/// The on/off settings the menu toggles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toggle {
+    DryRun,
+    InstagramApi,
+    Paused,
+}
+
+impl Toggle {
+    pub fn setting_name(self) -> &'static str {
+        match self {
+            Toggle::DryRun => "dry_run_mode",
+            Toggle::InstagramApi => "enable_instagram_api",
+            Toggle::Paused => "is_paused",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Toggle::DryRun => "Dry run",
+            Toggle::InstagramApi => "Instagram API",
+            Toggle::Paused => "Paused",
+        }
+    }
+
+    pub fn current(self, settings: &ChatSettings) -> bool {
+        match self {
+            Toggle::DryRun => settings.dry_run_mode,
+            Toggle::InstagramApi => settings.enable_instagram_api,
+            Toggle::Paused => settings.is_paused,
+        }
+    }
+}
+
+/// One setting that changed, for settings_history and the confirmation text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub setting: &'static str,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+/// Sets a toggle on the row. Returns the change, or `None` when it already had
+/// that value (a second press on a stale menu changes nothing).
+pub fn apply_toggle(
+    row: &mut ChatRow,
+    defaults: &Defaults,
+    toggle: Toggle,
+    value: bool,
+    user_id: i64,
+    now: &str,
+) -> Option<Change> {
+    let old = toggle.current(&resolve(row, defaults));
+    if old == value {
+        return None;
+    }
+    match toggle {
+        Toggle::DryRun => row.dry_run_mode = Some(value),
+        Toggle::InstagramApi => row.enable_instagram_api = Some(value),
+        Toggle::Paused => {
+            row.is_paused = value;
+            row.paused_at = value.then(|| now.to_string());
+            row.paused_by = value.then_some(user_id);
+        }
+    }
+    Some(Change {
+        setting: toggle.setting_name(),
+        old: old.into(),
+        new: value.into(),
+    })
+}
+
+pub fn apply_posts_per_day(row: &mut ChatRow, defaults: &Defaults, value: u32) -> Option<Change> {
+    let old = resolve(row, defaults).posts_per_day;
+    row.posts_per_day = Some(value);
+    (old != value).then(|| Change {
+        setting: "posts_per_day",
+        old: old.into(),
+        new: value.into(),
+    })
+}
+
+pub fn apply_hours(row: &mut ChatRow, defaults: &Defaults, start: u32, end: u32) -> Vec<Change> {
+    let before = resolve(row, defaults);
+    row.posting_hours_start = Some(start);
+    row.posting_hours_end = Some(end);
+    let mut changes = Vec::new();
+    if before.posting_hours_start != start {
+        changes.push(Change {
+            setting: "posting_hours_start",
+            old: before.posting_hours_start.into(),
+            new: start.into(),
+        });
+    }
+    if before.posting_hours_end != end {
+        changes.push(Change {
+            setting: "posting_hours_end",
+            old: before.posting_hours_end.into(),
+            new: end.into(),
+        });
+    }
+    changes
+}
+
+/// What a user typed for posts per day, checked. The error is the whole reply.
+pub fn parse_posts_per_day(text: &str) -> Result<u32, String> {
+    let trimmed = text.trim();
+    match trimmed.parse::<i64>() {
+        Ok(n) if (POSTS_PER_DAY_MIN as i64..=POSTS_PER_DAY_MAX as i64).contains(&n) => Ok(n as u32),
+        Ok(_) => Err(format!(
+            "Posts per day must be between {POSTS_PER_DAY_MIN} and {POSTS_PER_DAY_MAX}."
+        )),
+        Err(_) => Err(format!(
+            "Posts per day must be a whole number between {POSTS_PER_DAY_MIN} and {POSTS_PER_DAY_MAX}."
+        )),
+    }
+}
+
+/// A posting window typed as "14-2" (both ends) or "14" (the start; the end is asked next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoursInput {
+    Window { start: u32, end: u32 },
+    StartOnly(u32),
+}
+
+pub fn parse_hour(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let t = t.strip_suffix(":00").unwrap_or(t).trim();
+    match t.parse::<i64>() {
+        Ok(n) if (0..=HOUR_MAX as i64).contains(&n) => Ok(n as u32),
+        _ => Err(format!(
+            "An hour must be a whole number from 0 to {HOUR_MAX} (24-hour clock)."
+        )),
+    }
+}
+
+pub fn parse_hours(text: &str) -> Result<HoursInput, String> {
+    let t = text.trim();
+    let dashes: &[char] = &['-', '–', '—'];
+    match t
+        .split_once(dashes)
+        .or_else(|| t.split_once(char::is_whitespace))
+    {
+        Some((start, end)) => {
+            let start = parse_hour(start)?;
+            let end = parse_hour(end)?;
+            Ok(HoursInput::Window { start, end })
+        }
+        None => parse_hour(t).map(HoursInput::StartOnly),
+    }
+}
+
+/// "14:00–02:00"
+pub fn format_window(start: u32, end: u32) -> String {
+    format!("{start:02}:00–{end:02}:00")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            dry_run_mode: true,
+            enable_instagram_api: false,
+            posts_per_day: 3,
+            posting_hours_start: 14,
+            posting_hours_end: 2,
+            timezone: chrono_tz::UTC,
+        }
+    }
+
+    #[test]
+    fn null_columns_follow_the_defaults() {
+        let mut row = ChatRow::new(1);
+        let s = resolve(&row, &defaults());
+        assert_eq!(
+            (s.dry_run_mode, s.posts_per_day, s.posting_hours_start),
+            (true, 3, 14)
+        );
+        row.posts_per_day = Some(7);
+        row.timezone = Some("Europe/Berlin".into());
+        let s = resolve(&row, &defaults());
+        assert_eq!(s.posts_per_day, 7);
+        assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
+        row.timezone = Some("Not/AZone".into());
+        assert_eq!(resolve(&row, &defaults()).timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn toggles_record_change_once() {
+        let mut row = ChatRow::new(1);
+        let change = apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, "t");
+        assert_eq!(
+            change,
+            Some(Change {
+                setting: "dry_run_mode",
+                old: true.into(),
+                new: false.into()
+            })
+        );
+        assert_eq!(
+            apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, "t"),
+            None
+        );
+        apply_toggle(
+            &mut row,
+            &defaults(),
+            Toggle::Paused,
+            true,
+            9,
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!((row.is_paused, row.paused_by), (true, Some(9)));
+        apply_toggle(&mut row, &defaults(), Toggle::Paused, false, 10, "t");
+        assert_eq!(
+            (row.is_paused, row.paused_by, row.paused_at),
+            (false, None, None)
+        );
+    }
+
+    fn check_posts(input: &str, expected: Result<u32, &str>) {
+        let got = parse_posts_per_day(input);
+        match expected {
+            Ok(n) => assert_eq!(got, Ok(n), "input {input:?}"),
+            Err(fragment) => {
+                let err = got.expect_err(input);
+                assert!(err.contains(fragment), "{input:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn posts_per_day_values() {
+        for (input, expected) in [
+            ("5", Ok(5)),
+            (" 50 ", Ok(50)),
+            ("1", Ok(1)),
+            ("0", Err("between 1 and 50")),
+            ("51", Err("between 1 and 50")),
+            ("-3", Err("between 1 and 50")),
+            ("abc", Err("whole number")),
+            ("", Err("whole number")),
+            ("3.5", Err("whole number")),
+            ("99999999999999999999999", Err("whole number")),
+        ] {
+            check_posts(input, expected);
+        }
+    }
+
+    #[test]
+    fn hours_values() {
+        use HoursInput::*;
+        for (input, expected) in [
+            ("14-2", Ok(Window { start: 14, end: 2 })),
+            ("9 – 21", Ok(Window { start: 9, end: 21 })),
+            ("09:00-21:00", Ok(Window { start: 9, end: 21 })),
+            ("0 23", Ok(Window { start: 0, end: 23 })),
+            ("7", Ok(StartOnly(7))),
+            ("25", Err(())),
+            ("14-24", Err(())),
+            ("-1", Err(())),
+            ("a-b", Err(())),
+            ("", Err(())),
+        ] {
+            assert_eq!(
+                parse_hours(input).map_err(|_| ()),
+                expected,
+                "input {input:?}"
+            );
+        }
+        assert!(parse_hour("25").unwrap_err().contains("0 to 23"));
+    }
+
+    #[test]
+    fn parsers_never_panic() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..5000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 12) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let c = ['1', '2', '-', ' ', ':', '0', '–', 'x', '9', '\u{0}', 'é']
+                    [(seed % 11) as usize];
+                s.push(c);
+            }
+            let _ = parse_hours(&s);
+            let _ = parse_posts_per_day(&s);
+        }
+    }
+}

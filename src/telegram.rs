@@ -1,0 +1,502 @@
+//! The Telegram Bot API: the few types Storyline reads, the calls it makes, and one
+//! blocking HTTP client. Only this module knows the Bot API's JSON.
+//!
+//! The types are written by hand rather than taken from a Bot API crate: we read
+//! five types and make eight calls, and owning the client lets us keep one ureq
+//! agent with per-call timeouts, keep Telegram's `error_code`/`retry_after`, and
+//! make sure the token (which is part of every URL) never reaches an error text.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::Secret;
+
+// ---- what we read ---------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Update {
+    pub update_id: i64,
+    #[serde(default)]
+    pub message: Option<Message>,
+    #[serde(default)]
+    pub callback_query: Option<CallbackQuery>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub message_id: i64,
+    #[serde(default)]
+    pub from: Option<User>,
+    pub chat: Chat,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Chat {
+    pub id: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+}
+
+impl Chat {
+    /// A human name for the chat, for logs and the chats table.
+    pub fn name(&self) -> Option<&str> {
+        self.title
+            .as_deref()
+            .or(self.username.as_deref())
+            .or(self.first_name.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub id: i64,
+    #[serde(default)]
+    pub is_bot: bool,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackQuery {
+    pub id: String,
+    pub from: User,
+    /// Absent for inline-mode messages; a message older than 48 h arrives
+    /// with `date: 0` and only chat and id, which this still reads.
+    #[serde(default)]
+    pub message: Option<Message>,
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// Reads one update leniently: an update whose content we cannot read still has
+/// an id, so it is skipped and confirmed rather than wedging the poll.
+pub fn parse_update(value: Value) -> Option<Update> {
+    let update_id = value.get("update_id")?.as_i64()?;
+    Some(serde_json::from_value(value).unwrap_or(Update {
+        update_id,
+        message: None,
+        callback_query: None,
+    }))
+}
+
+// ---- what we send ---------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Button {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl Button {
+    pub fn callback(text: impl Into<String>, data: impl Into<String>) -> Button {
+        Button {
+            text: text.into(),
+            callback_data: Some(data.into()),
+            url: None,
+        }
+    }
+
+    pub fn link(text: impl Into<String>, url: impl Into<String>) -> Button {
+        Button {
+            text: text.into(),
+            callback_data: None,
+            url: Some(url.into()),
+        }
+    }
+}
+
+/// An inline keyboard: rows of buttons.
+pub type Keyboard = Vec<Vec<Button>>;
+
+/// One Bot API call, decided by the core and delivered by the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub method: &'static str,
+    pub params: Value,
+}
+
+fn markup(keyboard: &Keyboard) -> Value {
+    json!({ "inline_keyboard": keyboard })
+}
+
+/// An HTML message; `text` must already be escaped where it holds dynamic strings.
+pub fn send_message(chat_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Outgoing {
+    let mut params = json!({
+        "chat_id": chat_id,
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": { "is_disabled": true },
+    });
+    if let Some(k) = keyboard {
+        params["reply_markup"] = markup(k);
+    }
+    Outgoing {
+        method: "sendMessage",
+        params,
+    }
+}
+
+/// Replaces a message's text and keyboard (no keyboard removes it).
+pub fn edit_message(
+    chat_id: i64,
+    message_id: i64,
+    text: &str,
+    keyboard: Option<&Keyboard>,
+) -> Outgoing {
+    let mut params = json!({
+        "chat_id": chat_id,
+        "message_id": message_id,
+        "text": text,
+        "parse_mode": "HTML",
+        "link_preview_options": { "is_disabled": true },
+    });
+    params["reply_markup"] = markup(keyboard.unwrap_or(&Vec::new()));
+    Outgoing {
+        method: "editMessageText",
+        params,
+    }
+}
+
+pub fn answer_callback(callback_query_id: &str, text: &str, alert: bool) -> Outgoing {
+    Outgoing {
+        method: "answerCallbackQuery",
+        params: json!({
+            "callback_query_id": callback_query_id,
+            "text": text,
+            "show_alert": alert,
+        }),
+    }
+}
+
+pub fn set_my_commands(commands: &[(&str, &str)]) -> Outgoing {
+    let list: Vec<Value> = commands
+        .iter()
+        .map(|(command, description)| json!({ "command": command, "description": description }))
+        .collect();
+    Outgoing {
+        method: "setMyCommands",
+        params: json!({ "commands": list }),
+    }
+}
+
+/// Escapes text for Telegram's HTML parse mode.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+// ---- the client -----------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// Telegram answered with an error (or an HTTP error status without a body).
+    Api {
+        code: i64,
+        description: String,
+        retry_after: Option<u64>,
+    },
+    /// No answer: refused, reset, timed out, DNS.
+    Network(String),
+    /// An answer that is not the Bot API's JSON.
+    Garbage(String),
+}
+
+impl ApiError {
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Api {
+                retry_after: Some(s),
+                ..
+            } => Some(Duration::from_secs(*s)),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again later: an outage rather than a refusal of this request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Api { code, .. } => *code == 429 || *code >= 500 || *code == 409,
+            ApiError::Network(_) | ApiError::Garbage(_) => true,
+        }
+    }
+
+    /// An edit that changed nothing; Telegram calls it an error, we call it done.
+    pub fn is_not_modified(&self) -> bool {
+        matches!(self, ApiError::Api { code: 400, description, .. } if description.contains("message is not modified"))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Api {
+                code, description, ..
+            } => write!(f, "Telegram error {code}: {description}"),
+            ApiError::Network(e) => write!(f, "network error: {e}"),
+            ApiError::Garbage(e) => write!(f, "unreadable answer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+pub struct Client {
+    agent: ureq::Agent,
+    api_url: String,
+    token: Secret,
+}
+
+/// Longest answer we accept; getUpdates with 100 updates is far below this.
+const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Client {
+    pub fn new(api_url: &str, token: Secret) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(CALL_TIMEOUT))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Client {
+            agent,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// Calls a method with a JSON body and returns its `result`.
+    pub fn call(&self, method: &str, params: &Value) -> Result<Value, ApiError> {
+        self.call_with_timeout(method, params, CALL_TIMEOUT)
+    }
+
+    fn call_with_timeout(
+        &self,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}/bot{}/{}", self.api_url, self.token.expose(), method);
+        let response = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send_json(params);
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => return Err(ApiError::Network(self.redact(&e.to_string()))),
+        };
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .map_err(|e| ApiError::Network(self.redact(&e.to_string())))?;
+        parse_response(status, &body).map_err(|e| match e {
+            ApiError::Garbage(m) => ApiError::Garbage(self.redact(&m)),
+            other => other,
+        })
+    }
+
+    /// Long-polls for updates after `offset`; confirms everything before it.
+    pub fn get_updates(&self, offset: i64, timeout_secs: u64) -> Result<Vec<Update>, ApiError> {
+        let params = json!({
+            "offset": offset,
+            "timeout": timeout_secs,
+            "allowed_updates": ["message", "callback_query"],
+        });
+        let result = self.call_with_timeout(
+            "getUpdates",
+            &params,
+            Duration::from_secs(timeout_secs + 15),
+        )?;
+        match result {
+            Value::Array(items) => Ok(items.into_iter().filter_map(parse_update).collect()),
+            other => Err(ApiError::Garbage(format!(
+                "getUpdates result is not a list: {}",
+                truncate(&other.to_string(), 80)
+            ))),
+        }
+    }
+
+    pub fn send(&self, outgoing: &Outgoing) -> Result<Value, ApiError> {
+        self.call(outgoing.method, &outgoing.params)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact_token(text, self.token.expose())
+    }
+}
+
+/// Removes the bot token from text that may quote a URL.
+pub fn redact_token(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        return text.to_string();
+    }
+    text.replace(token, "<token>")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// Turns an HTTP status and body into the call's result or a typed error.
+pub fn parse_response(status: u16, body: &str) -> Result<Value, ApiError> {
+    let parsed: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) if status >= 400 => {
+            return Err(ApiError::Api {
+                code: i64::from(status),
+                description: format!("HTTP {status}"),
+                retry_after: None,
+            })
+        }
+        Err(e) => {
+            return Err(ApiError::Garbage(format!(
+                "{e} in {:?}",
+                truncate(body, 60)
+            )))
+        }
+    };
+    if parsed.get("ok").and_then(Value::as_bool) == Some(true) {
+        return parsed
+            .get("result")
+            .cloned()
+            .ok_or_else(|| ApiError::Garbage("ok without result".into()));
+    }
+    let code = parsed
+        .get("error_code")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::from(status));
+    if code < 400 && status < 400 {
+        return Err(ApiError::Garbage(format!(
+            "not a Bot API answer: {}",
+            truncate(body, 60)
+        )));
+    }
+    Err(ApiError::Api {
+        code,
+        description: parsed
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("no description")
+            .to_string(),
+        retry_after: parsed
+            .pointer("/parameters/retry_after")
+            .and_then(Value::as_u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses() {
+        assert_eq!(
+            parse_response(200, r#"{"ok":true,"result":[1]}"#),
+            Ok(json!([1]))
+        );
+        assert_eq!(
+            parse_response(429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#)
+                .unwrap_err()
+                .retry_after(),
+            Some(Duration::from_secs(3))
+        );
+        let e = parse_response(502, "<html>Bad Gateway</html>").unwrap_err();
+        assert!(e.is_transient());
+        assert!(matches!(
+            parse_response(200, "{\"ok\":tru<<<"),
+            Err(ApiError::Garbage(_))
+        ));
+        assert!(matches!(
+            parse_response(200, "[]"),
+            Err(ApiError::Garbage(_))
+        ));
+        let e = parse_response(400, r#"{"ok":false,"error_code":400,"description":"Bad Request: message is not modified: x"}"#).unwrap_err();
+        assert!(e.is_not_modified() && !e.is_transient());
+    }
+
+    #[test]
+    fn lenient_updates() {
+        let u = parse_update(json!({"update_id": 5, "message": {"weird": true}})).unwrap();
+        assert_eq!(u.update_id, 5);
+        assert!(u.message.is_none());
+        assert!(parse_update(json!({"message": {}})).is_none());
+        let u = parse_update(json!({"update_id": 6, "callback_query": {"id": "q", "from": {"id": 1, "is_bot": false, "first_name": "A"}, "data": "x", "message": {"message_id": 3, "date": 0, "chat": {"id": -5, "type": "group"}}}})).unwrap();
+        assert_eq!(u.callback_query.unwrap().message.unwrap().chat.id, -5);
+    }
+
+    #[test]
+    fn escaping_and_redaction() {
+        assert_eq!(escape_html("<b>&\"x\""), "&lt;b&gt;&amp;&quot;x&quot;");
+        assert_eq!(
+            redact_token("POST http://h/bot1:AB/getUpdates failed", "1:AB"),
+            "POST http://h/bot<token>/getUpdates failed"
+        );
+    }
+
+    #[test]
+    fn parse_response_never_panics() {
+        let mut seed: u64 = 0xDEAD_BEEF_CAFE_F00D;
+        let pieces = [
+            "{",
+            "}",
+            "\"ok\"",
+            ":",
+            "true",
+            "false",
+            "\"result\"",
+            ",",
+            "[",
+            "]",
+            "\"error_code\"",
+            "429",
+            "\"parameters\"",
+            "\"retry_after\"",
+            "-1",
+            "1e400",
+            "null",
+            "\u{0}",
+        ];
+        for _ in 0..5000 {
+            let mut body = String::new();
+            for _ in 0..(seed % 16) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                body.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let _ = parse_response((seed % 600) as u16, &body);
+        }
+    }
+}

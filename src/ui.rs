@@ -1,0 +1,397 @@
+//! What the bot says: message texts and inline keyboards. Pure functions of the
+//! data they show; every dynamic string is HTML-escaped here.
+
+use std::time::Duration;
+
+use crate::callback::{self, Ask, Callback};
+use crate::settings::{format_window, ChatSettings, Toggle};
+use crate::telegram::{escape_html, Button, Keyboard};
+
+/// The commands registered with setMyCommands and listed by /help.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("settings", "Show and change this chat's settings"),
+    ("status", "Mode, pause state and schedule at a glance"),
+    ("pause", "Pause posting in this chat"),
+    ("resume", "Resume posting in this chat"),
+    ("dryrun", "Turn dry run on or off (/dryrun on|off)"),
+    ("cancel", "Abandon a value the bot asked for"),
+    ("help", "What Storyline does and its commands"),
+    ("start", "Welcome, and set up a chat (admins)"),
+];
+
+pub fn help_text() -> String {
+    let mut text = String::from(
+        "📖 <b>Storyline</b> spreads the photos and videos in its media folder over each day \
+         as Instagram Stories: at each slot it sends the story here for someone to post, \
+         or publishes it itself through the Instagram API.\n\n<b>Commands</b>\n",
+    );
+    for (command, description) in COMMANDS {
+        text.push_str(&format!("/{command} — {}\n", escape_html(description)));
+    }
+    text
+}
+
+pub fn welcome_text(chat_just_enabled: bool) -> String {
+    let first = if chat_just_enabled {
+        "✅ <b>Storyline is now set up for this chat.</b>\n\n"
+    } else {
+        "👋 <b>Welcome to Storyline.</b>\n\n"
+    };
+    format!(
+        "{first}Open /settings to choose dry run, posts per day and posting hours. \
+         /help lists every command."
+    )
+}
+
+pub fn refusal_text(chat_id: i64) -> String {
+    format!(
+        "Sorry, this bot is not set up for this chat.\n\n\
+         If you run this Storyline, add this chat's id <code>{chat_id}</code> to \
+         <code>allowed_chat_ids</code> in storyline.toml, or have an admin send /start here."
+    )
+}
+
+fn on_off(value: bool) -> &'static str {
+    if value {
+        "ON"
+    } else {
+        "off"
+    }
+}
+
+fn window_label(settings: &ChatSettings) -> String {
+    format!(
+        "{} {}",
+        format_window(settings.posting_hours_start, settings.posting_hours_end),
+        settings.timezone.name()
+    )
+}
+
+fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
+    if !settings.is_paused {
+        return "▶️ Active".to_string();
+    }
+    let mut line = "⏸️ Paused".to_string();
+    if let Some(name) = paused_by {
+        line.push_str(&format!(" by {}", escape_html(name)));
+    }
+    if let Some(at) = settings.paused_at.as_deref().and_then(short_time) {
+        line.push_str(&format!(" since {at}"));
+    }
+    line
+}
+
+/// "2026-11-22 14:02 UTC" from a stored timestamp.
+fn short_time(stored: &str) -> Option<String> {
+    crate::db::parse_timestamp(stored).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// The /settings message: a summary and the keyboard that changes it.
+pub fn settings_menu(settings: &ChatSettings, paused_by: Option<&str>) -> (String, Keyboard) {
+    let text = format!(
+        "⚙️ <b>Settings</b>\n\n\
+         Dry run: <b>{}</b>{}\n\
+         Instagram API: <b>{}</b>\n\
+         Posting: <b>{}</b>\n\
+         Posts per day: <b>{}</b>\n\
+         Hours: <b>{}</b>\n\n\
+         Tap a button to change a setting.",
+        on_off(settings.dry_run_mode),
+        if settings.dry_run_mode {
+            " (nothing is published)"
+        } else {
+            ""
+        },
+        on_off(settings.enable_instagram_api),
+        pause_line(settings, paused_by),
+        settings.posts_per_day,
+        escape_html(&window_label(settings)),
+    );
+    let toggle = |t: Toggle, current: bool| {
+        let label = format!("{} {}", if current { "✅" } else { "⬜" }, t.label());
+        Button::callback(
+            label,
+            callback::encode(Callback::Set {
+                toggle: t,
+                value: !current,
+            }),
+        )
+    };
+    let pause = Button::callback(
+        if settings.is_paused {
+            "⏸️ Paused (tap to resume)"
+        } else {
+            "▶️ Active (tap to pause)"
+        },
+        callback::encode(Callback::Set {
+            toggle: Toggle::Paused,
+            value: !settings.is_paused,
+        }),
+    );
+    let keyboard = vec![
+        vec![toggle(Toggle::DryRun, settings.dry_run_mode)],
+        vec![toggle(Toggle::InstagramApi, settings.enable_instagram_api)],
+        vec![pause],
+        vec![Button::callback(
+            format!("Posts/Day: {}", settings.posts_per_day),
+            callback::encode(Callback::Ask(Ask::PostsPerDay)),
+        )],
+        vec![Button::callback(
+            format!("Hours: {}", window_label(settings)),
+            callback::encode(Callback::Ask(Ask::Hours)),
+        )],
+        vec![
+            Button::callback("🔄 Refresh", callback::encode(Callback::Refresh)),
+            Button::callback("✖️ Close", callback::encode(Callback::Close)),
+        ],
+    ];
+    (text, keyboard)
+}
+
+pub fn settings_closed_text() -> String {
+    "⚙️ Settings closed. Send /settings to open them again.".to_string()
+}
+
+pub fn cancel_keyboard() -> Keyboard {
+    vec![vec![Button::callback(
+        "✖️ Cancel",
+        callback::encode(Callback::Cancel),
+    )]]
+}
+
+pub fn posts_per_day_prompt(current: u32) -> String {
+    format!(
+        "🔢 How many stories a day? Reply with a number from {} to {} (now {current}), \
+         or /cancel.",
+        crate::settings::POSTS_PER_DAY_MIN,
+        crate::settings::POSTS_PER_DAY_MAX
+    )
+}
+
+pub fn hours_prompt(settings: &ChatSettings) -> String {
+    format!(
+        "🕑 Posting hours, in {} (now {}). Reply with start and end hour from 0 to 23, \
+         like <code>14-2</code> (the window may wrap past midnight), or just the start hour. \
+         /cancel to keep them.",
+        escape_html(settings.timezone.name()),
+        format_window(settings.posting_hours_start, settings.posting_hours_end)
+    )
+}
+
+pub fn hours_end_prompt(start: u32) -> String {
+    format!("🕑 Start hour {start:02}:00. Now the end hour, from 0 to 23, or /cancel.")
+}
+
+pub fn invalid_value_text(error: &str, sent: &str) -> String {
+    let sent: String = sent.chars().take(40).collect();
+    format!(
+        "⚠️ {} You sent “{}”. Nothing was changed; try again or /cancel.",
+        escape_html(error),
+        escape_html(&sent)
+    )
+}
+
+pub fn posts_per_day_set_text(value: u32) -> String {
+    format!("✅ Posts per day set to <b>{value}</b>.")
+}
+
+pub fn hours_set_text(settings: &ChatSettings) -> String {
+    format!(
+        "✅ Posting hours set to <b>{}</b>.",
+        escape_html(&window_label(settings))
+    )
+}
+
+pub fn cancelled_text() -> String {
+    "Cancelled. Nothing was changed.".to_string()
+}
+
+pub fn nothing_to_cancel_text() -> String {
+    "There is nothing to cancel.".to_string()
+}
+
+/// Toast shown after a toggle press.
+pub fn toggle_answer(toggle: Toggle, value: bool, changed: bool) -> String {
+    let state = match (toggle, value) {
+        (Toggle::Paused, true) => "Posting paused".to_string(),
+        (Toggle::Paused, false) => "Posting resumed".to_string(),
+        (t, v) => format!("{} {}", t.label(), if v { "ON" } else { "off" }),
+    };
+    if changed {
+        state
+    } else {
+        format!("{state} already")
+    }
+}
+
+pub fn dry_run_text(value: bool, changed: bool) -> String {
+    let what = if value {
+        "🧪 Dry run is <b>ON</b>: stories are prepared and shown here, nothing is published."
+    } else {
+        "🚀 Dry run is <b>off</b>: stories are published for real."
+    };
+    if changed {
+        what.to_string()
+    } else {
+        format!("{what} (It already was.)")
+    }
+}
+
+pub fn paused_text(by: &str, already: bool) -> String {
+    if already {
+        "⏸️ Posting was already paused. /resume to continue.".to_string()
+    } else {
+        format!(
+            "⏸️ Posting paused by {}. /resume to continue.",
+            escape_html(by)
+        )
+    }
+}
+
+pub fn resumed_text(by: &str, already: bool) -> String {
+    if already {
+        "▶️ Posting is not paused.".to_string()
+    } else {
+        format!("▶️ Posting resumed by {}.", escape_html(by))
+    }
+}
+
+pub fn unknown_command_text(command: &str) -> String {
+    format!(
+        "I don't know /{}. /help lists what I can do.",
+        escape_html(command)
+    )
+}
+
+pub fn dryrun_usage_text() -> String {
+    "Use /dryrun on, /dryrun off, or just /dryrun to switch.".to_string()
+}
+
+pub fn format_uptime(uptime: Duration) -> String {
+    let secs = uptime.as_secs();
+    let (days, hours, minutes) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    if days > 0 {
+        format!("{days}d {hours}h {minutes}m")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m")
+    } else {
+        format!("{minutes}m {}s", secs % 60)
+    }
+}
+
+pub fn status_text(settings: &ChatSettings, paused_by: Option<&str>, uptime: Duration) -> String {
+    let mode = if settings.dry_run_mode {
+        "🧪 Dry run (nothing is published)"
+    } else if settings.enable_instagram_api {
+        "🚀 Live, publishing through the Instagram API"
+    } else {
+        "🚀 Live, stories are sent here to post by hand"
+    };
+    format!(
+        "📊 <b>Status</b>\n\n\
+         Mode: {mode}\n\
+         Posting: {}\n\
+         Posts per day: {}\n\
+         Hours: {}\n\
+         Instagram API: {}\n\
+         Uptime: {}",
+        pause_line(settings, paused_by),
+        settings.posts_per_day,
+        escape_html(&window_label(settings)),
+        on_off(settings.enable_instagram_api),
+        format_uptime(uptime),
+    )
+}
+
+pub fn error_text() -> String {
+    "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::expect;
+
+    fn settings() -> ChatSettings {
+        ChatSettings {
+            dry_run_mode: true,
+            enable_instagram_api: false,
+            is_paused: false,
+            paused_at: None,
+            paused_by: None,
+            posts_per_day: 3,
+            posting_hours_start: 14,
+            posting_hours_end: 2,
+            timezone: chrono_tz::Europe::Berlin,
+        }
+    }
+
+    fn render(keyboard: &Keyboard) -> String {
+        keyboard
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|b| {
+                        format!(
+                            "[{} | {}]",
+                            b.text,
+                            b.callback_data.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn settings_menu_snapshot() {
+        let (text, keyboard) = settings_menu(&settings(), None);
+        expect![[r#"
+            ⚙️ <b>Settings</b>
+
+            Dry run: <b>ON</b> (nothing is published)
+            Instagram API: <b>off</b>
+            Posting: <b>▶️ Active</b>
+            Posts per day: <b>3</b>
+            Hours: <b>14:00–02:00 Europe/Berlin</b>
+
+            Tap a button to change a setting."#]]
+        .assert_eq(&text);
+        expect![[r#"
+            [✅ Dry run | 1:set:dry:0]
+            [⬜ Instagram API | 1:set:api:1]
+            [▶️ Active (tap to pause) | 1:set:pause:1]
+            [Posts/Day: 3 | 1:ask:ppd]
+            [Hours: 14:00–02:00 Europe/Berlin | 1:ask:hours]
+            [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
+        .assert_eq(&render(&keyboard));
+    }
+
+    #[test]
+    fn paused_status_escapes_names() {
+        let mut s = settings();
+        s.is_paused = true;
+        s.paused_at = Some("2026-11-22T14:02:00Z".into());
+        let text = status_text(&s, Some("<b>eve</b>"), Duration::from_secs(7_380));
+        expect![[r#"
+            📊 <b>Status</b>
+
+            Mode: 🧪 Dry run (nothing is published)
+            Posting: ⏸️ Paused by &lt;b&gt;eve&lt;/b&gt; since 2026-11-22 14:02 UTC
+            Posts per day: 3
+            Hours: 14:00–02:00 Europe/Berlin
+            Instagram API: off
+            Uptime: 2h 3m"#]]
+        .assert_eq(&text);
+    }
+
+    #[test]
+    fn invalid_value_quotes_escaped_input() {
+        assert_eq!(
+            invalid_value_text("Bad.", "<script>"),
+            "⚠️ Bad. You sent “&lt;script&gt;”. Nothing was changed; try again or /cancel."
+        );
+    }
+}
