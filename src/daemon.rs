@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use log::{debug, error, info, warn};
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::bot;
 use crate::config::{Config, Secret};
@@ -219,7 +219,9 @@ impl Core<'_> {
             bot_username: self.bot_username.as_deref(),
         };
         let now_text = db::timestamp(now);
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if db::last_update_id(&tx)?.is_some_and(|last| update.update_id <= last) {
             debug!("update {} was already handled", update.update_id);
             return Ok(());
@@ -241,7 +243,9 @@ impl Core<'_> {
                     "update {} failed, nothing of it was kept: {e:#}",
                     update.update_id
                 );
-                let tx = self.conn.transaction()?;
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if let Some(reply) = failure_reply(update) {
                     db::enqueue(&tx, reply.method, &reply.params.to_string(), &now_text)?;
                 }

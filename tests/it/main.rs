@@ -1,0 +1,10 @@
+//! The one integration-test binary: each module tests the real `storyline` binary
+//! (or, in fake_selftest, the fakes it runs against), with helpers from `support`.
+
+mod cli;
+mod commands;
+mod fake_selftest;
+mod helpers;
+mod resilience;
+mod settings_menu;
+mod support;

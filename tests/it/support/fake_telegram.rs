@@ -1,0 +1,1495 @@
+//! A fake Telegram Bot API server for the integration tests.
+//!
+//! It speaks just enough of the real API (long polling, messages, edits, callback
+//! queries, media, commands) for the daemon to run against it, records every call,
+//! and can be told to fail calls in the ways the real service does (429 with
+//! `retry_after`, 5xx, slow answers, dropped connections, garbage). Its errors copy
+//! the real descriptions, because the daemon is expected to branch on some of them
+//! ("message is not modified").
+//!
+//! Everything lives in one `State` behind a mutex with a condvar that is notified on
+//! every change, so long polls and `wait_for` wake up as soon as something happens
+//! instead of sleeping.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::mem::ManuallyDrop;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+/// Enough workers that a pending long poll or a slow answer never blocks other calls.
+const WORKERS: usize = 4;
+const FIRST_UPDATE_ID: i64 = 1000;
+const GARBAGE_BODY: &str = "{\"ok\":tru<<<not json";
+const NOT_MODIFIED: &str = "message is not modified: specified new message content and \
+     reply markup are exactly the same as a current content and reply markup of the message";
+const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
+const CONFLICT: &str = "Conflict: terminated by other getUpdates request; \
+     make sure that only one bot instance is running";
+
+/// Every Bot API method the fake answers; other names get the real 404.
+const METHODS: &[&str] = &[
+    "getUpdates",
+    "getMe",
+    "sendMessage",
+    "editMessageText",
+    "editMessageCaption",
+    "editMessageReplyMarkup",
+    "deleteMessage",
+    "answerCallbackQuery",
+    "setMyCommands",
+    "getMyCommands",
+    "deleteMyCommands",
+    "sendPhoto",
+    "sendVideo",
+    "sendDocument",
+    "sendChatAction",
+    "deleteWebhook",
+    "getWebhookInfo",
+];
+
+/// One HTTP request the fake received.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The method name from the path, spelled as in the docs (the real API ignores case).
+    pub method: String,
+    /// Query string and body merged into one JSON object. JSON bodies keep their types;
+    /// form and multipart fields are strings; an uploaded file is recorded as
+    /// `{"file_name", "content_type", "size"}`.
+    pub params: Value,
+    pub at: Instant,
+    pub token_ok: bool,
+    /// The HTTP status the fake answered with: `None` while the call is still being
+    /// answered (a long poll, a `Fault::Slow`) and for a `Fault::Drop`.
+    pub status: Option<u16>,
+}
+
+/// A failure the fake injects instead of answering normally.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// A Telegram-shaped error:
+    /// `{"ok":false,"error_code":code,"description":..,"parameters":{"retry_after":n}}`.
+    Status {
+        code: u16,
+        retry_after: Option<u64>,
+        description: String,
+    },
+    /// Waits this long, then answers normally.
+    Slow(Duration),
+    /// Reads the request, then closes the connection without any response.
+    Drop,
+    /// 200 with a body that is not JSON.
+    Garbage,
+}
+
+impl Fault {
+    /// The real flood-control answer: 429 with `retry_after`.
+    pub fn too_many_requests(retry_after: u64) -> Fault {
+        Fault::Status {
+            code: 429,
+            retry_after: Some(retry_after),
+            description: format!("Too Many Requests: retry after {retry_after}"),
+        }
+    }
+
+    /// What Telegram's front end answers while the bot API is down.
+    pub fn bad_gateway() -> Fault {
+        Fault::status(502, "Bad Gateway")
+    }
+
+    pub fn status(code: u16, description: &str) -> Fault {
+        Fault::Status {
+            code,
+            retry_after: None,
+            description: description.to_string(),
+        }
+    }
+}
+
+/// A message the bot sent, as it currently stands after edits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentMessage {
+    pub chat_id: i64,
+    pub message_id: i64,
+    /// The text, or the caption of a photo, video or document.
+    pub text: String,
+    /// Absent when the message has no keyboard (an empty inline keyboard counts as none).
+    pub reply_markup: Option<Value>,
+    pub parse_mode: Option<String>,
+    pub deleted: bool,
+    /// "text", "photo", "video" or "document".
+    pub kind: &'static str,
+}
+
+pub struct FakeTelegram {
+    shared: Arc<Shared>,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    url: String,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+struct State {
+    token: String,
+    bot: Value,
+    calls: Vec<Call>,
+    /// Updates not yet confirmed, in update_id order.
+    updates: VecDeque<Value>,
+    next_update_id: i64,
+    confirmed_offset: i64,
+    /// Bumped by every getUpdates, so an older long poll knows it was superseded.
+    poll_generation: u64,
+    chats: HashMap<i64, Chat>,
+    /// Callback query id → answered yet.
+    callback_queries: HashMap<String, bool>,
+    /// update_id → callback query id, for `wait_for_callback_answer`.
+    callback_updates: HashMap<i64, String>,
+    next_callback_id: u64,
+    next_file_id: u64,
+    fail_next: VecDeque<(String, Fault)>,
+    fail_until: Vec<(String, Instant, Fault)>,
+    commands: Value,
+    stopping: bool,
+}
+
+#[derive(Default)]
+struct Chat {
+    /// Shared by the users' and the bot's messages, as in a real chat.
+    last_message_id: i64,
+    messages: BTreeMap<i64, StoredMessage>,
+    /// Name of the user of a private chat, once one has written in it.
+    private_user: Option<(i64, String)>,
+}
+
+struct StoredMessage {
+    sent: SentMessage,
+    by_bot: bool,
+    from: Value,
+    date: i64,
+    edit_date: Option<i64>,
+    /// The `photo` array, `video` or `document` object of a media message.
+    media: Option<Value>,
+}
+
+/// An API error: HTTP status and the description after the usual prefix.
+struct ApiError {
+    code: u16,
+    description: String,
+}
+
+type ApiResult = Result<Value, ApiError>;
+
+fn bad_request(description: &str) -> ApiError {
+    ApiError {
+        code: 400,
+        description: format!("Bad Request: {description}"),
+    }
+}
+
+impl FakeTelegram {
+    /// Starts the server on a free loopback port; it answers only to `token`.
+    pub fn start(token: &str) -> FakeTelegram {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake telegram: bind"));
+        let local = server
+            .server_addr()
+            .to_ip()
+            .expect("fake telegram: listening on an IP address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(token)),
+            changed: Condvar::new(),
+        });
+        let workers = (0..WORKERS)
+            .map(|worker| {
+                let shared = Arc::clone(&shared);
+                let server = Arc::clone(&server);
+                std::thread::Builder::new()
+                    .name(format!("fake-telegram-{worker}"))
+                    .spawn(move || {
+                        while let Ok(request) = server.recv() {
+                            handle_request(&shared, request, local);
+                        }
+                    })
+                    .expect("fake telegram: spawn worker")
+            })
+            .collect();
+        FakeTelegram {
+            shared,
+            server,
+            workers,
+            url: format!("http://{local}"),
+        }
+    }
+
+    /// The base URL, without the `/bot<token>` part: what goes into `telegram.api_url`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Queues a text message from a user; returns its update_id.
+    pub fn push_message(&self, chat_id: i64, user_id: i64, username: &str, text: &str) -> i64 {
+        let mut state = self.shared.lock();
+        let from = user_json(user_id, username);
+        if chat_id > 0 {
+            state.chat(chat_id).private_user = Some((user_id, username.to_string()));
+        }
+        let message_id = state.chat(chat_id).next_message_id();
+        let date = unix_now();
+        let mut message = json!({
+            "message_id": message_id,
+            "from": from,
+            "chat": state.chat_json(chat_id),
+            "date": date,
+            "text": text,
+        });
+        if text.starts_with('/') {
+            let command = text.split_whitespace().next().unwrap_or(text);
+            message["entities"] = json!([{
+                "offset": 0,
+                "length": command.encode_utf16().count(),
+                "type": "bot_command",
+            }]);
+        }
+        let stored = StoredMessage {
+            sent: SentMessage {
+                chat_id,
+                message_id,
+                text: text.to_string(),
+                reply_markup: None,
+                parse_mode: None,
+                deleted: false,
+                kind: "text",
+            },
+            by_bot: false,
+            from,
+            date,
+            edit_date: None,
+            media: None,
+        };
+        state.chat(chat_id).messages.insert(message_id, stored);
+        let update_id = state.push_update(json!({ "message": message }));
+        self.shared.changed.notify_all();
+        update_id
+    }
+
+    /// Queues a press on an inline button of message `message_id`; returns its update_id.
+    pub fn push_callback(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        username: &str,
+        message_id: i64,
+        data: &str,
+    ) -> i64 {
+        let mut state = self.shared.lock();
+        state.next_callback_id += 1;
+        let query_id = format!("{}", 7_000_000_000_000_000_000_u64 + state.next_callback_id);
+        let message = match state.stored(chat_id, message_id) {
+            Some(stored) => state.message_json(stored),
+            None => json!({
+                "message_id": message_id,
+                "chat": state.chat_json(chat_id),
+                "date": unix_now(),
+            }),
+        };
+        let callback_query = json!({
+            "id": query_id,
+            "from": user_json(user_id, username),
+            "message": message,
+            "chat_instance": format!("{}", chat_id.unsigned_abs() * 7919 + 13),
+            "data": data,
+        });
+        state.callback_queries.insert(query_id.clone(), false);
+        let update_id = state.push_update(json!({ "callback_query": callback_query }));
+        state.callback_updates.insert(update_id, query_id);
+        self.shared.changed.notify_all();
+        update_id
+    }
+
+    /// Queues any update; its `update_id` is overwritten with the next one, returned.
+    pub fn push_raw_update(&self, update: Value) -> i64 {
+        assert!(update.is_object(), "an update is a JSON object: {update}");
+        let mut state = self.shared.lock();
+        let update_id = state.push_update(update);
+        self.shared.changed.notify_all();
+        update_id
+    }
+
+    /// Fails the next `times` calls of `method` ("*" = any method) with `fault`. Queued
+    /// faults are used first-in first-out, before any `fail_until`.
+    pub fn fail_next(&self, method: &str, times: usize, fault: Fault) {
+        let mut state = self.shared.lock();
+        for _ in 0..times {
+            state
+                .fail_next
+                .push_back((method.to_string(), fault.clone()));
+        }
+    }
+
+    /// Fails every call of `method` ("*" = any method) that arrives before `until`.
+    pub fn fail_until(&self, method: &str, until: Instant, fault: Fault) {
+        let mut state = self.shared.lock();
+        state.fail_until.push((method.to_string(), until, fault));
+    }
+
+    /// Every call, in arrival order, failed ones included.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        let state = self.shared.lock();
+        state
+            .calls
+            .iter()
+            .filter(|call| call.method == method)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `pred` matches a call at or after index `from` of `calls()`, and
+    /// returns its index and a snapshot of it; panics after `timeout`, listing the calls.
+    ///
+    /// A call is recorded when it arrives; a normal call's effects (a stored message,
+    /// a confirmed offset) are applied in the same step, but its `status` is set only
+    /// once it is answered: match on `status` to wait for the answer.
+    pub fn wait_for(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&Call) -> bool,
+    ) -> (usize, Call) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            let found = state
+                .calls
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, call)| pred(call));
+            if let Some((index, call)) = found {
+                return (index, call.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let summary = summarize_calls(&state.calls);
+                drop(state);
+                panic!(
+                    "FakeTelegram::wait_for: no matching call at or after #{from} within \
+                     {timeout:?}; recorded calls: {summary}"
+                );
+            }
+            state = self.shared.wait(state, deadline - now);
+        }
+    }
+
+    pub fn wait_for_method(&self, from: usize, method: &str, timeout: Duration) -> (usize, Call) {
+        self.wait_for(from, timeout, |call| call.method == method)
+    }
+
+    /// Waits for the answerCallbackQuery call that answers the callback pushed as
+    /// `update_id` (answered successfully or not).
+    pub fn wait_for_callback_answer(&self, update_id: i64, timeout: Duration) -> Call {
+        let query_id = self
+            .shared
+            .lock()
+            .callback_updates
+            .get(&update_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("update {update_id} is not a pushed callback query"));
+        let (_, call) = self.wait_for(0, timeout, |call| {
+            call.method == "answerCallbackQuery"
+                && id_param(&call.params, "callback_query_id").as_deref() == Some(&query_id)
+        });
+        call
+    }
+
+    /// Messages the bot sent to a chat, in order, as they stand after edits.
+    pub fn messages(&self, chat_id: i64) -> Vec<SentMessage> {
+        let state = self.shared.lock();
+        let Some(chat) = state.chats.get(&chat_id) else {
+            return Vec::new();
+        };
+        chat.messages
+            .values()
+            .filter(|stored| stored.by_bot)
+            .map(|stored| stored.sent.clone())
+            .collect()
+    }
+
+    /// One message the bot sent, as it stands after edits.
+    pub fn message(&self, chat_id: i64, message_id: i64) -> Option<SentMessage> {
+        let state = self.shared.lock();
+        let stored = state.stored(chat_id, message_id)?;
+        stored.by_bot.then(|| stored.sent.clone())
+    }
+
+    /// The highest offset a getUpdates confirmed (0 before any).
+    pub fn confirmed_offset(&self) -> i64 {
+        self.shared.lock().confirmed_offset
+    }
+
+    /// Updates not yet confirmed.
+    pub fn pending_updates(&self) -> usize {
+        self.shared.lock().updates.len()
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.changed.notify_all();
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Locks the state, ignoring poisoning: a test that panicked inside `wait_for`'s
+    /// predicate must not take the server down with it.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        match self.changed.wait_timeout(state, timeout) {
+            Ok((state, _)) => state,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
+    /// Waits `duration`, cut short when the server stops.
+    fn pause<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        duration: Duration,
+    ) -> MutexGuard<'a, State> {
+        let deadline = Instant::now() + duration;
+        while !state.stopping {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self.wait(state, deadline - now);
+        }
+        state
+    }
+}
+
+impl State {
+    fn new(token: &str) -> State {
+        let bot_id = token
+            .split_once(':')
+            .and_then(|(id, _)| id.parse::<i64>().ok())
+            .unwrap_or(123_456);
+        State {
+            token: token.to_string(),
+            bot: json!({
+                "id": bot_id,
+                "is_bot": true,
+                "first_name": "Storyline",
+                "username": "storyline_test_bot",
+            }),
+            calls: Vec::new(),
+            updates: VecDeque::new(),
+            next_update_id: FIRST_UPDATE_ID,
+            confirmed_offset: 0,
+            poll_generation: 0,
+            chats: HashMap::new(),
+            callback_queries: HashMap::new(),
+            callback_updates: HashMap::new(),
+            next_callback_id: 0,
+            next_file_id: 0,
+            fail_next: VecDeque::new(),
+            fail_until: Vec::new(),
+            commands: json!([]),
+            stopping: false,
+        }
+    }
+
+    fn push_update(&mut self, mut update: Value) -> i64 {
+        let update_id = self.next_update_id;
+        self.next_update_id += 1;
+        update["update_id"] = json!(update_id);
+        self.updates.push_back(update);
+        update_id
+    }
+
+    fn chat(&mut self, chat_id: i64) -> &mut Chat {
+        self.chats.entry(chat_id).or_default()
+    }
+
+    fn stored(&self, chat_id: i64, message_id: i64) -> Option<&StoredMessage> {
+        self.chats.get(&chat_id)?.messages.get(&message_id)
+    }
+
+    fn chat_json(&self, chat_id: i64) -> Value {
+        if chat_id > 0 {
+            let user = self
+                .chats
+                .get(&chat_id)
+                .and_then(|c| c.private_user.clone());
+            let (first_name, username) = match user {
+                Some((user_id, username)) => {
+                    let first_name = user_json(user_id, &username)["first_name"].clone();
+                    (first_name, username)
+                }
+                None => (json!(format!("Chat {chat_id}")), String::new()),
+            };
+            let mut chat = json!({"id": chat_id, "type": "private", "first_name": first_name});
+            if !username.is_empty() {
+                chat["username"] = json!(username);
+            }
+            chat
+        } else if chat_id <= -1_000_000_000_000 {
+            json!({"id": chat_id, "type": "supergroup", "title": format!("Test supergroup {chat_id}")})
+        } else {
+            json!({"id": chat_id, "type": "group", "title": format!("Test group {chat_id}")})
+        }
+    }
+
+    fn message_json(&self, stored: &StoredMessage) -> Value {
+        let sent = &stored.sent;
+        let mut message = json!({
+            "message_id": sent.message_id,
+            "from": stored.from,
+            "chat": self.chat_json(sent.chat_id),
+            "date": stored.date,
+        });
+        if let Some(edit_date) = stored.edit_date {
+            message["edit_date"] = json!(edit_date);
+        }
+        match &stored.media {
+            None => message["text"] = json!(sent.text),
+            Some(media) => {
+                message[sent.kind] = media.clone();
+                if !sent.text.is_empty() {
+                    message["caption"] = json!(sent.text);
+                }
+            }
+        }
+        if let Some(markup) = &sent.reply_markup {
+            if markup.get("inline_keyboard").is_some() {
+                message["reply_markup"] = markup.clone();
+            }
+        }
+        message
+    }
+
+    fn take_fault(&mut self, method: &str, now: Instant) -> Option<Fault> {
+        let matches = |pattern: &str| pattern == method || pattern == "*";
+        if let Some(position) = self.fail_next.iter().position(|(m, _)| matches(m)) {
+            return self.fail_next.remove(position).map(|(_, fault)| fault);
+        }
+        self.fail_until.retain(|(_, until, _)| now < *until);
+        self.fail_until
+            .iter()
+            .find(|(m, _, _)| matches(m))
+            .map(|(_, _, fault)| fault.clone())
+    }
+
+    /// Forgets the updates an offset confirms; a negative offset keeps only that many
+    /// of the newest updates, as in the real API.
+    fn confirm(&mut self, offset: i64) {
+        if offset > 0 {
+            self.updates
+                .retain(|update| update["update_id"].as_i64().unwrap_or(0) >= offset);
+            self.confirmed_offset = self.confirmed_offset.max(offset);
+        } else if offset < 0 {
+            let keep = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
+            while self.updates.len() > keep {
+                self.updates.pop_front();
+            }
+            let first_kept = self
+                .updates
+                .front()
+                .and_then(|update| update["update_id"].as_i64())
+                .unwrap_or(self.next_update_id);
+            self.confirmed_offset = self.confirmed_offset.max(first_kept);
+        }
+    }
+
+    fn mint_file_id(&mut self, kind: &str) -> String {
+        self.next_file_id += 1;
+        format!("fake-{kind}-{}", self.next_file_id)
+    }
+
+    fn dispatch(&mut self, method: &str, params: &Value) -> ApiResult {
+        match method {
+            "getMe" => Ok(self.bot.clone()),
+            "sendMessage" => self.send_message(params),
+            "editMessageText" => self.edit_message(params, EditTarget::Text),
+            "editMessageCaption" => self.edit_message(params, EditTarget::Caption),
+            "editMessageReplyMarkup" => self.edit_message(params, EditTarget::Markup),
+            "deleteMessage" => self.delete_message(params),
+            "answerCallbackQuery" => self.answer_callback_query(params),
+            "setMyCommands" => self.set_my_commands(params),
+            "getMyCommands" => Ok(self.commands.clone()),
+            "deleteMyCommands" => {
+                self.commands = json!([]);
+                Ok(json!(true))
+            }
+            "sendPhoto" => self.send_media(params, "photo"),
+            "sendVideo" => self.send_media(params, "video"),
+            "sendDocument" => self.send_media(params, "document"),
+            "sendChatAction" => chat_id_param(params).map(|_| json!(true)),
+            "deleteWebhook" => Ok(json!(true)),
+            "getWebhookInfo" => Ok(json!({
+                "url": "",
+                "has_custom_certificate": false,
+                "pending_update_count": self.updates.len(),
+            })),
+            _ => Err(ApiError {
+                code: 404,
+                description: "Not Found".to_string(),
+            }),
+        }
+    }
+
+    fn store_bot_message(
+        &mut self,
+        chat_id: i64,
+        text: String,
+        params: &Value,
+        kind: &'static str,
+        media: Option<Value>,
+    ) -> ApiResult {
+        let reply_markup = reply_markup_param(params)?;
+        let parse_mode = parse_mode_param(params)?;
+        let message_id = self.chat(chat_id).next_message_id();
+        let stored = StoredMessage {
+            sent: SentMessage {
+                chat_id,
+                message_id,
+                text,
+                reply_markup,
+                parse_mode,
+                deleted: false,
+                kind,
+            },
+            by_bot: true,
+            from: self.bot.clone(),
+            date: unix_now(),
+            edit_date: None,
+            media,
+        };
+        let message = self.message_json(&stored);
+        self.chat(chat_id).messages.insert(message_id, stored);
+        Ok(message)
+    }
+
+    fn send_message(&mut self, params: &Value) -> ApiResult {
+        let chat_id = chat_id_param(params)?;
+        let text = str_param(params, "text").unwrap_or_default();
+        if text.trim().is_empty() {
+            return Err(bad_request("message text is empty"));
+        }
+        let parse_mode = parse_mode_param(params)?;
+        check_formatted(&text, parse_mode.as_deref(), 4096, "message is too long")?;
+        self.store_bot_message(chat_id, text, params, "text", None)
+    }
+
+    fn send_media(&mut self, params: &Value, kind: &'static str) -> ApiResult {
+        let chat_id = chat_id_param(params)?;
+        let input = match params.get(kind) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Object(_)) => None,
+            _ => return Err(bad_request(&format!("there is no {kind} in the request"))),
+        };
+        let caption = str_param(params, "caption").unwrap_or_default();
+        let parse_mode = parse_mode_param(params)?;
+        check_formatted(
+            &caption,
+            parse_mode.as_deref(),
+            1024,
+            "message caption is too long",
+        )?;
+        // A file_id is sent back as it came; an upload or a URL becomes a new file.
+        let file_id = match input {
+            Some(id) if !id.starts_with("http") && !id.starts_with("attach://") => id,
+            _ => self.mint_file_id(kind),
+        };
+        let unique_id = format!("{file_id}-unique");
+        let media = match kind {
+            "photo" => json!([
+                {"file_id": format!("{file_id}-thumb"), "file_unique_id": format!("{unique_id}-thumb"),
+                 "width": 90, "height": 160, "file_size": 1_234},
+                {"file_id": file_id, "file_unique_id": unique_id,
+                 "width": 1080, "height": 1920, "file_size": 123_456},
+            ]),
+            "video" => json!({
+                "file_id": file_id, "file_unique_id": unique_id, "width": 1080,
+                "height": 1920, "duration": 10, "mime_type": "video/mp4", "file_size": 1_234_567,
+            }),
+            _ => {
+                let file_name = params[kind]["file_name"].as_str().unwrap_or("file");
+                json!({"file_id": file_id, "file_unique_id": unique_id, "file_name": file_name})
+            }
+        };
+        self.store_bot_message(chat_id, caption, params, kind, Some(media))
+    }
+
+    fn edit_message(&mut self, params: &Value, target: EditTarget) -> ApiResult {
+        let (chat_id, message_id) = match (params.get("chat_id"), params.get("message_id")) {
+            (Some(_), Some(_)) => (
+                chat_id_param(params)?,
+                int_param(params, "message_id")
+                    .ok_or_else(|| bad_request("message identifier is not specified"))?,
+            ),
+            _ => return Err(bad_request("message identifier is not specified")),
+        };
+        let reply_markup = reply_markup_param(params)?;
+        let parse_mode = parse_mode_param(params)?;
+        let new_text = match target {
+            EditTarget::Text => {
+                let text = str_param(params, "text").unwrap_or_default();
+                if text.trim().is_empty() {
+                    return Err(bad_request("message text is empty"));
+                }
+                check_formatted(&text, parse_mode.as_deref(), 4096, "message is too long")?;
+                Some(text)
+            }
+            EditTarget::Caption => {
+                let caption = str_param(params, "caption").unwrap_or_default();
+                check_formatted(
+                    &caption,
+                    parse_mode.as_deref(),
+                    1024,
+                    "message caption is too long",
+                )?;
+                Some(caption)
+            }
+            EditTarget::Markup => None,
+        };
+        let stored = self
+            .chats
+            .get_mut(&chat_id)
+            .and_then(|chat| chat.messages.get_mut(&message_id))
+            .filter(|stored| !stored.sent.deleted)
+            .ok_or_else(|| bad_request("message to edit not found"))?;
+        if !stored.by_bot {
+            return Err(bad_request("message can't be edited"));
+        }
+        match target {
+            EditTarget::Text if stored.media.is_some() => {
+                return Err(bad_request("there is no text in the message to edit"))
+            }
+            EditTarget::Caption if stored.media.is_none() => {
+                return Err(bad_request("there is no caption in the message to edit"))
+            }
+            _ => {}
+        }
+        let text = new_text.unwrap_or_else(|| stored.sent.text.clone());
+        if text == stored.sent.text && reply_markup == stored.sent.reply_markup {
+            return Err(bad_request(NOT_MODIFIED));
+        }
+        stored.sent.text = text;
+        stored.sent.reply_markup = reply_markup;
+        if target != EditTarget::Markup {
+            stored.sent.parse_mode = parse_mode;
+        }
+        stored.edit_date = Some(unix_now());
+        let stored = &self.chats[&chat_id].messages[&message_id];
+        Ok(self.message_json(stored))
+    }
+
+    fn delete_message(&mut self, params: &Value) -> ApiResult {
+        let chat_id = chat_id_param(params)?;
+        let message_id = int_param(params, "message_id")
+            .ok_or_else(|| bad_request("message identifier is not specified"))?;
+        let stored = self
+            .chats
+            .get_mut(&chat_id)
+            .and_then(|chat| chat.messages.get_mut(&message_id))
+            .filter(|stored| !stored.sent.deleted)
+            .ok_or_else(|| bad_request("message to delete not found"))?;
+        stored.sent.deleted = true;
+        Ok(json!(true))
+    }
+
+    fn answer_callback_query(&mut self, params: &Value) -> ApiResult {
+        let query_id = id_param(params, "callback_query_id").unwrap_or_default();
+        if str_param(params, "text").is_some_and(|text| text.chars().count() > 200) {
+            return Err(bad_request("MESSAGE_TOO_LONG"));
+        }
+        match self.callback_queries.get_mut(&query_id) {
+            Some(answered) if !*answered => {
+                *answered = true;
+                Ok(json!(true))
+            }
+            _ => Err(bad_request(QUERY_TOO_OLD)),
+        }
+    }
+
+    fn set_my_commands(&mut self, params: &Value) -> ApiResult {
+        let commands = match params.get("commands") {
+            Some(Value::String(s)) => serde_json::from_str(s)
+                .map_err(|_| bad_request("can't parse commands JSON object"))?,
+            Some(value) => value.clone(),
+            None => return Err(bad_request("parameter \"commands\" is required")),
+        };
+        let Some(list) = commands.as_array() else {
+            return Err(bad_request("can't parse commands JSON object"));
+        };
+        for command in list {
+            let name = command["command"].as_str().unwrap_or_default();
+            let valid_name = (1..=32).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid_name {
+                return Err(bad_request("BOT_COMMAND_INVALID"));
+            }
+            let description = command["description"].as_str().unwrap_or_default();
+            if !(1..=256).contains(&description.chars().count()) {
+                return Err(bad_request("command description is empty"));
+            }
+        }
+        self.commands = commands;
+        Ok(json!(true))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum EditTarget {
+    Text,
+    Caption,
+    Markup,
+}
+
+impl Chat {
+    fn next_message_id(&mut self) -> i64 {
+        self.last_message_id += 1;
+        self.last_message_id
+    }
+}
+
+fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: SocketAddr) {
+    let at = Instant::now();
+    let mut body = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut body);
+    let content_type = request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("Content-Type"))
+        .map(|header| header.value.as_str().to_string())
+        .unwrap_or_default();
+    let (path, query) = request
+        .url()
+        .split_once('?')
+        .map(|(path, query)| (path.to_string(), query.to_string()))
+        .unwrap_or_else(|| (request.url().to_string(), String::new()));
+    let params = parse_params(&query, &content_type, &body);
+
+    let mut state = shared.lock();
+    let route = path
+        .strip_prefix("/bot")
+        .and_then(|rest| rest.split_once('/'));
+    let (method, token_ok) = match route {
+        Some((token, method)) => (canonical_method(method), token == state.token),
+        None => (path.clone(), false),
+    };
+    let index = state.calls.len();
+    state.calls.push(Call {
+        method: method.clone(),
+        params: params.clone(),
+        at,
+        token_ok,
+        status: None,
+    });
+    shared.changed.notify_all();
+
+    if !token_ok {
+        let error = match route {
+            Some(_) => ApiError {
+                code: 401,
+                description: "Unauthorized".to_string(),
+            },
+            None => ApiError {
+                code: 404,
+                description: "Not Found".to_string(),
+            },
+        };
+        return respond(shared, state, index, request, error_response(&error, None));
+    }
+
+    match state.take_fault(&method, at) {
+        None => {}
+        Some(Fault::Status {
+            code,
+            retry_after,
+            description,
+        }) => {
+            let error = ApiError { code, description };
+            return respond(
+                shared,
+                state,
+                index,
+                request,
+                error_response(&error, retry_after),
+            );
+        }
+        Some(Fault::Garbage) => {
+            return respond(
+                shared,
+                state,
+                index,
+                request,
+                (200, GARBAGE_BODY.to_string()),
+            );
+        }
+        Some(Fault::Drop) => {
+            drop(state);
+            return drop_connection(request, local);
+        }
+        Some(Fault::Slow(duration)) => state = shared.pause(state, duration),
+    }
+
+    let (state, answer) = if method == "getUpdates" {
+        get_updates(shared, state, &params)
+    } else {
+        let answer = state.dispatch(&method, &params);
+        (state, answer)
+    };
+    let response = match answer {
+        Ok(result) => (200, json!({"ok": true, "result": result}).to_string()),
+        Err(error) => error_response(&error, None),
+    };
+    respond(shared, state, index, request, response);
+}
+
+/// Long polling: answers at once when updates are pending, else waits for one to be
+/// pushed, for the poll to be superseded by a newer one (409, as the real API does),
+/// for the timeout or for the server to stop.
+fn get_updates<'a>(
+    shared: &Shared,
+    mut state: MutexGuard<'a, State>,
+    params: &Value,
+) -> (MutexGuard<'a, State>, ApiResult) {
+    let offset = int_param(params, "offset").unwrap_or(0);
+    let limit = int_param(params, "limit").unwrap_or(100).clamp(1, 100);
+    let timeout = int_param(params, "timeout").unwrap_or(0).max(0);
+    state.confirm(offset);
+    shared.changed.notify_all();
+    state.poll_generation += 1;
+    let generation = state.poll_generation;
+    let deadline = Instant::now() + Duration::from_secs(timeout.unsigned_abs());
+    loop {
+        if state.poll_generation != generation {
+            let error = ApiError {
+                code: 409,
+                description: CONFLICT.to_string(),
+            };
+            return (state, Err(error));
+        }
+        let now = Instant::now();
+        if !state.updates.is_empty() || state.stopping || now >= deadline {
+            break;
+        }
+        state = shared.wait(state, deadline - now);
+    }
+    let limit = usize::try_from(limit).unwrap_or(100);
+    let result: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
+    (state, Ok(Value::Array(result)))
+}
+
+fn error_response(error: &ApiError, retry_after: Option<u64>) -> (u16, String) {
+    let mut body = json!({
+        "ok": false,
+        "error_code": error.code,
+        "description": error.description,
+    });
+    if let Some(retry_after) = retry_after {
+        body["parameters"] = json!({ "retry_after": retry_after });
+    }
+    (error.code, body.to_string())
+}
+
+/// Records the status, then answers: a test that sees the status knows the answer is
+/// decided, though the client may not have read it yet.
+fn respond(
+    shared: &Shared,
+    mut state: MutexGuard<'_, State>,
+    index: usize,
+    request: tiny_http::Request,
+    (status, body): (u16, String),
+) {
+    state.calls[index].status = Some(status);
+    shared.changed.notify_all();
+    drop(state);
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", "application/json").expect("a valid header");
+    let response = tiny_http::Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header);
+    let _ = request.respond(response);
+}
+
+/// Closes the connection without a byte of response. Dropping a tiny_http `Request`
+/// would answer 500, and dropping its raw writer leaves the keep-alive connection
+/// open, so the socket itself is shut down: tiny_http does not expose it, so it is
+/// found among this process's descriptors by its two addresses.
+fn drop_connection(request: tiny_http::Request, local: SocketAddr) {
+    let peer = request.remote_addr().copied();
+    let writer = request.into_writer();
+    let shut = peer.is_some_and(|peer| shut_down_socket(local, peer));
+    if !shut {
+        eprintln!("fake telegram: could not find the socket to drop; the client will hang");
+    }
+    drop(writer);
+}
+
+fn shut_down_socket(local: SocketAddr, peer: SocketAddr) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let mut found = false;
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is only borrowed (ManuallyDrop never closes it) for
+        // getsockname/getpeername/shutdown. Should another thread close or reuse it in
+        // the meantime, those calls fail or name other addresses, and nothing happens.
+        let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
+        if stream.local_addr().ok() == Some(local) && stream.peer_addr().ok() == Some(peer) {
+            found |= stream.shutdown(Shutdown::Both).is_ok();
+        }
+    }
+    found
+}
+
+fn canonical_method(method: &str) -> String {
+    METHODS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(method))
+        .map_or_else(|| method.to_string(), |known| known.to_string())
+}
+
+fn summarize_calls(calls: &[Call]) -> String {
+    if calls.is_empty() {
+        return "none".to_string();
+    }
+    let list: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .map(|(index, call)| {
+            let status = call
+                .status
+                .map_or_else(|| "-".to_string(), |status| status.to_string());
+            format!("#{index} {} ({status})", call.method)
+        })
+        .collect();
+    list.join(", ")
+}
+
+fn user_json(user_id: i64, username: &str) -> Value {
+    let mut user = json!({
+        "id": user_id,
+        "is_bot": false,
+        "first_name": if username.is_empty() { "User" } else { username },
+        "language_code": "en",
+    });
+    if !username.is_empty() {
+        user["username"] = json!(username);
+    }
+    user
+}
+
+fn unix_now() -> i64 {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+/// An integer that may arrive as a JSON number or a string, as the real API accepts.
+fn int_param(params: &Value, name: &str) -> Option<i64> {
+    match params.get(name)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn str_param(params: &Value, name: &str) -> Option<String> {
+    match params.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An identifier that is a string in the API but may be sent as a number.
+fn id_param(params: &Value, name: &str) -> Option<String> {
+    str_param(params, name)
+}
+
+fn chat_id_param(params: &Value) -> Result<i64, ApiError> {
+    match params.get("chat_id") {
+        None | Some(Value::Null) => Err(bad_request("chat_id is empty")),
+        Some(Value::String(s)) if s.is_empty() => Err(bad_request("chat_id is empty")),
+        Some(_) => int_param(params, "chat_id").ok_or_else(|| bad_request("chat not found")),
+    }
+}
+
+fn parse_mode_param(params: &Value) -> Result<Option<String>, ApiError> {
+    match str_param(params, "parse_mode") {
+        None => Ok(None),
+        Some(mode) if mode.is_empty() => Ok(None),
+        Some(mode) => {
+            let known = ["HTML", "MarkdownV2", "Markdown"]
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(&mode));
+            if known {
+                Ok(Some(mode))
+            } else {
+                Err(bad_request(&format!("unsupported parse_mode \"{mode}\"")))
+            }
+        }
+    }
+}
+
+/// The reply_markup of a call, checked as the real API checks inline keyboards;
+/// an empty inline keyboard is no keyboard.
+fn reply_markup_param(params: &Value) -> Result<Option<Value>, ApiError> {
+    let markup = match params.get("reply_markup") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .map_err(|_| bad_request("can't parse reply keyboard markup JSON object"))?,
+        Some(value) => value.clone(),
+    };
+    if !markup.is_object() {
+        return Err(bad_request("can't parse reply keyboard markup JSON object"));
+    }
+    let Some(keyboard) = markup.get("inline_keyboard") else {
+        return Ok(Some(markup));
+    };
+    let Some(rows) = keyboard.as_array() else {
+        return Err(bad_request("field \"inline_keyboard\" must be an Array"));
+    };
+    const ACTIONS: &[&str] = &[
+        "url",
+        "callback_data",
+        "web_app",
+        "login_url",
+        "switch_inline_query",
+        "switch_inline_query_current_chat",
+        "switch_inline_query_chosen_chat",
+        "copy_text",
+        "callback_game",
+        "pay",
+    ];
+    for row in rows {
+        let Some(buttons) = row.as_array() else {
+            return Err(bad_request(
+                "field \"inline_keyboard\" must be an Array of Arrays",
+            ));
+        };
+        for button in buttons {
+            if button["text"].as_str().is_none_or(str::is_empty) {
+                return Err(bad_request(
+                    "can't parse inline keyboard button: Text must be non-empty",
+                ));
+            }
+            if !ACTIONS.iter().any(|action| button.get(*action).is_some()) {
+                return Err(bad_request(
+                    "can't parse inline keyboard button: \
+                     Text buttons are unallowed in the inline keyboard",
+                ));
+            }
+            if let Some(data) = button.get("callback_data") {
+                let length = data.as_str().map_or(0, str::len);
+                if !(1..=64).contains(&length) {
+                    return Err(bad_request("BUTTON_DATA_INVALID"));
+                }
+            }
+        }
+    }
+    if rows
+        .iter()
+        .all(|row| row.as_array().is_some_and(Vec::is_empty))
+    {
+        return Ok(None);
+    }
+    Ok(Some(markup))
+}
+
+/// Checks formatted text as the real API does: HTML must be well formed with only the
+/// supported tags, and the visible text must fit the limit.
+fn check_formatted(
+    text: &str,
+    parse_mode: Option<&str>,
+    limit: usize,
+    too_long: &str,
+) -> Result<(), ApiError> {
+    let is_html = parse_mode.is_some_and(|mode| mode.eq_ignore_ascii_case("HTML"));
+    let visible = if is_html {
+        check_html(text)
+            .map_err(|problem| bad_request(&format!("can't parse entities: {problem}")))?
+    } else {
+        text.chars().count()
+    };
+    if visible > limit {
+        return Err(bad_request(too_long));
+    }
+    Ok(())
+}
+
+/// Validates Telegram's HTML subset and returns the visible length in characters.
+/// A `<` that does not open a supported tag is an error, as on the real service; a
+/// bare `&` or `>` is tolerated.
+fn check_html(text: &str) -> Result<usize, String> {
+    const TAGS: &[&str] = &[
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "tg-emoji",
+        "code",
+        "pre",
+        "blockquote",
+    ];
+    let mut open: Vec<String> = Vec::new();
+    let mut visible = 0;
+    let mut rest = text;
+    while let Some(ch) = rest.chars().next() {
+        let offset = text.len() - rest.len();
+        match ch {
+            '<' => {
+                let Some(end) = rest.find('>') else {
+                    return Err(format!("Unclosed start tag at byte offset {offset}"));
+                };
+                let inner = &rest[1..end];
+                if let Some(name) = inner.strip_prefix('/') {
+                    let name = name.trim().to_ascii_lowercase();
+                    match open.pop() {
+                        Some(expected) if expected == name => {}
+                        Some(expected) => {
+                            return Err(format!(
+                                "Unmatched end tag at byte offset {offset}, expected \
+                                 \"</{expected}>\", found \"</{name}>\""
+                            ))
+                        }
+                        None => return Err(format!("Unexpected end tag at byte offset {offset}")),
+                    }
+                } else {
+                    let name: String = inner
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect::<String>()
+                        .to_ascii_lowercase();
+                    if !TAGS.contains(&name.as_str()) {
+                        return Err(format!(
+                            "Unsupported start tag \"{name}\" at byte offset {offset}"
+                        ));
+                    }
+                    open.push(name);
+                }
+                rest = &rest[end + 1..];
+            }
+            '&' => {
+                let entity_end = rest
+                    .char_indices()
+                    .take(12)
+                    .find(|(_, c)| *c == ';')
+                    .map(|(index, _)| index);
+                visible += 1;
+                rest = match entity_end {
+                    Some(end)
+                        if rest[1..end]
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '#') =>
+                    {
+                        &rest[end + 1..]
+                    }
+                    _ => &rest[1..],
+                };
+            }
+            _ => {
+                visible += 1;
+                rest = &rest[ch.len_utf8()..];
+            }
+        }
+    }
+    if let Some(unclosed) = open.pop() {
+        return Err(format!(
+            "Can't find end tag corresponding to start tag \"{unclosed}\""
+        ));
+    }
+    Ok(visible)
+}
+
+/// Merges the query string and the body (JSON, form or multipart) into one object.
+fn parse_params(query: &str, content_type: &str, body: &[u8]) -> Value {
+    let mut params = Map::new();
+    for (name, value) in parse_urlencoded(query) {
+        params.insert(name, Value::String(value));
+    }
+    let content_type_lower = content_type.to_ascii_lowercase();
+    if content_type_lower.starts_with("multipart/form-data") {
+        if let Some(boundary) = multipart_boundary(content_type) {
+            parse_multipart(body, &boundary, &mut params);
+        }
+    } else if body.iter().all(u8::is_ascii_whitespace) {
+        // No body: the query string is all there is.
+    } else if content_type_lower.starts_with("application/x-www-form-urlencoded") {
+        for (name, value) in parse_urlencoded(&String::from_utf8_lossy(body)) {
+            params.insert(name, Value::String(value));
+        }
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => params.extend(object),
+            Ok(other) => {
+                params.insert("_body".to_string(), other);
+            }
+            Err(_) => {
+                let raw = String::from_utf8_lossy(body).into_owned();
+                params.insert("_unparsed_body".to_string(), Value::String(raw));
+            }
+        }
+    }
+    Value::Object(params)
+}
+
+fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => decoded.push(b' '),
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        decoded.push(byte);
+                        index += 2;
+                    }
+                    Err(_) => decoded.push(b'%'),
+                }
+            }
+            byte => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').find_map(|part| {
+        let (name, value) = part.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Records text fields as strings and files as `{"file_name", "content_type", "size"}`.
+fn parse_multipart(body: &[u8], boundary: &str, params: &mut Map<String, Value>) {
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut chunks = Vec::new();
+    let mut rest = body;
+    while let Some(position) = find_bytes(rest, &delimiter) {
+        chunks.push(&rest[..position]);
+        rest = &rest[position + delimiter.len()..];
+    }
+    chunks.push(rest);
+    // The first chunk is the preamble; the one after the closing delimiter starts "--".
+    for chunk in chunks.into_iter().skip(1) {
+        if chunk.starts_with(b"--") {
+            break;
+        }
+        let part = chunk.strip_prefix(b"\r\n").unwrap_or(chunk);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        let Some(header_end) = find_bytes(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let headers = String::from_utf8_lossy(&part[..header_end]);
+        let content = &part[header_end + 4..];
+        let mut name = None;
+        let mut file_name = None;
+        let mut part_type = None;
+        for line in headers.lines() {
+            let Some((header, value)) = line.split_once(':') else {
+                continue;
+            };
+            if header.trim().eq_ignore_ascii_case("content-disposition") {
+                for attribute in value.split(';') {
+                    if let Some((key, value)) = attribute.trim().split_once('=') {
+                        let value = value.trim().trim_matches('"').to_string();
+                        match key.trim().to_ascii_lowercase().as_str() {
+                            "name" => name = Some(value),
+                            "filename" => file_name = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+            } else if header.trim().eq_ignore_ascii_case("content-type") {
+                part_type = Some(value.trim().to_string());
+            }
+        }
+        let Some(name) = name else {
+            continue;
+        };
+        let value = match file_name {
+            Some(file_name) => json!({
+                "file_name": file_name,
+                "content_type": part_type,
+                "size": content.len(),
+            }),
+            None => Value::String(String::from_utf8_lossy(content).into_owned()),
+        };
+        params.insert(name, value);
+    }
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
