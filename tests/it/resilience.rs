@@ -65,7 +65,7 @@ fn two_minutes_of_server_errors_then_recovery() {
         Fault::status(500, "Internal Server Error"),
     );
     let mut daemon = env.start();
-    env.tg.wait_for_method(0, "getUpdates", WAIT);
+    env.tg.wait_for_method(0, "getMe", WAIT);
     env.tg.push_message(CHAT, ADMIN, "ada", "/status");
     wait_until("the outage to end", Duration::from_secs(130), || {
         (Instant::now() >= outage_ends).then_some(())
