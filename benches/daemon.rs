@@ -1,1 +1,150 @@
-fn main() {}
+//! The figures a Pi cares about, measured on the release binary against the fake
+//! Telegram server of the integration tests: stripped binary size, time from
+//! start to the answer of a first /settings, CPU time to handle 200 /status, and
+//! resident memory after a minute idle. Run with `cargo bench --bench daemon`
+//! (`-- --quick` skips the idle minute and measures RSS after 5 s).
+
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{wait_until, Env, ADMIN, CHAT};
+
+fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// CPU time of all the process's threads, in nanoseconds, from
+/// /proc/PID/task/*/schedstat (exact, unlike the 10 ms ticks of /proc/PID/stat).
+fn cpu_time(pid: u32) -> Duration {
+    let mut total = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(total)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let binary = std::fs::metadata(support::bin())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "binary (release, stripped): {:.2} MiB",
+        binary as f64 / 1_048_576.0
+    );
+
+    let env = Env::new();
+    env.write_config_raw(
+        &env.base_config()
+            .replace("poll_timeout_secs = 2", "poll_timeout_secs = 50")
+            .replace("level = \"debug\"", "level = \"info\""),
+    );
+
+    // Start to first answer: the /settings is waiting when the daemon starts.
+    env.tg.push_message(CHAT, ADMIN, "ada", "/settings");
+    let started = Instant::now();
+    let daemon = env.start();
+    wait_until("the /settings answer", Duration::from_secs(20), || {
+        env.tg.messages(CHAT).first().cloned()
+    });
+    println!(
+        "start to first /settings answer: {} ms (fresh database: includes creating it)",
+        started.elapsed().as_millis()
+    );
+    daemon.terminate();
+
+    let daemon = env.start();
+    let started = Instant::now();
+    env.tg.push_message(CHAT, ADMIN, "ada", "/settings");
+    wait_until("the /settings answer", Duration::from_secs(20), || {
+        env.tg.messages(CHAT).get(1).cloned()
+    });
+    println!(
+        "start to first /settings answer: {} ms (existing database)",
+        started.elapsed().as_millis()
+    );
+
+    let pid = daemon.pid();
+    // Three rounds of 200; the median is reported, the others shown.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let before_cpu = cpu_time(pid);
+        let before = env.tg.messages(CHAT).len();
+        let t = Instant::now();
+        for _ in 0..200 {
+            env.tg.push_message(CHAT, ADMIN, "ada", "/status");
+        }
+        wait_until("200 /status answers", Duration::from_secs(120), || {
+            (env.tg.messages(CHAT).len() >= before + 200).then_some(())
+        });
+        rounds.push((cpu_time(pid) - before_cpu, t.elapsed()));
+    }
+    let mut sorted = rounds.clone();
+    sorted.sort();
+    println!(
+        "200 /status: {:.1} ms CPU median (rounds: {}), {} ms wall",
+        sorted[1].0.as_secs_f64() * 1000.0,
+        rounds
+            .iter()
+            .map(|(cpu, _)| format!("{:.1}", cpu.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sorted[1].1.as_millis()
+    );
+
+    let idle = if quick {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(60)
+    };
+    std::thread::sleep(idle); // measuring idle memory is the point here
+    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let threads = proc_field(pid, "status", "Threads:").unwrap_or(0);
+    println!(
+        "idle RSS after {}s: {:.1} MB (peak {:.1} MB, {threads} threads)",
+        idle.as_secs(),
+        rss as f64 / 1000.0,
+        hwm as f64 / 1000.0
+    );
+    if std::env::var_os("STORYLINE_BENCH_SMAPS").is_some() {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let mut current = String::new();
+        let mut rows = Vec::new();
+        for line in smaps.lines() {
+            if let Some(kb) = line.strip_prefix("Rss:") {
+                let kb: u64 = kb
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                rows.push((kb, current.clone()));
+            } else if line.contains('-') && !line.contains(':')
+                || line.split_whitespace().count() >= 5
+                    && line.contains('-')
+                    && line.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
+            {
+                current = line.to_string();
+            }
+        }
+        rows.sort();
+        for (kb, mapping) in rows.iter().rev().take(12) {
+            println!("  {kb:>6} kB  {mapping}");
+        }
+    }
+    daemon.terminate();
+}

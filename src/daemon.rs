@@ -20,6 +20,7 @@ use crate::bot;
 use crate::config::{Config, Secret};
 use crate::db;
 use crate::keyfile;
+use crate::memory;
 use crate::outbox::Outbox;
 use crate::poller::Poller;
 use crate::telegram::{self, Client, Update};
@@ -105,8 +106,9 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             }
         })?);
     }
+    let client = Client::new(&config.telegram.api_url, token);
     let poller = Poller {
-        client: Client::new(&config.telegram.api_url, token.clone()),
+        client: client.clone(),
         poll_timeout_secs: config.telegram.poll_timeout_secs,
         offset,
         events: events_tx.clone(),
@@ -115,7 +117,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     };
     threads.push(spawn("poller", move || poller.run())?);
     let outbox = Outbox {
-        client: Client::new(&config.telegram.api_url, token),
+        client,
         conn: db::open_without_migrating(&config.storage.database)?,
         wake: wake_rx,
         shutdown: shutdown.clone(),
@@ -195,7 +197,8 @@ impl Core<'_> {
 
     /// Handles a batch in order; returns the id of the last committed update.
     fn handle_batch(&mut self, updates: Vec<Update>) -> i64 {
-        let mut last = db::last_update_id(self.conn).ok().flatten().unwrap_or(-1);
+        let before_batch = db::last_update_id(self.conn).ok().flatten().unwrap_or(-1);
+        let mut last = before_batch;
         for update in &updates {
             match self.handle_update(update) {
                 Ok(()) => last = last.max(update.update_id),
@@ -204,6 +207,12 @@ impl Core<'_> {
                     break;
                 }
             }
+        }
+        // Telegram forgets these updates once the poller confirms them, so they
+        // must survive a power cut, not just a crash, before the ack.
+        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(Utc::now())) {
+            error!("syncing the database: {e:#}");
+            last = before_batch;
         }
         let _ = self.wake.send(());
         last
@@ -257,6 +266,7 @@ impl Core<'_> {
     }
 
     fn housekeeping(&mut self) {
+        memory::release_free_memory();
         match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod db;
 pub mod keyfile;
 pub mod logging;
+pub mod memory;
 pub mod outbox;
 pub mod poller;
 pub mod settings;

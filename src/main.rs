@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use storyline::cli::{self, Command, Parsed};
-use storyline::{daemon, logging};
+use storyline::{daemon, logging, memory};
 
 fn main() -> ExitCode {
+    memory::use_one_arena();
     let parsed = match cli::parse_args(std::env::args_os().skip(1)) {
         Ok(p) => p,
         Err(cli::UsageError(e)) => {

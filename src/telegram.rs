@@ -262,6 +262,8 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// Cheap to clone: clones share one ureq agent (and its connection pool).
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     api_url: String,
