@@ -14,9 +14,19 @@ use rusqlite::Transaction;
 use crate::callback::{self, Ask, Callback};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
+use crate::picker;
+use crate::posting;
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
 use crate::ui;
+
+/// Settings whose change moves the chat's slots.
+const SCHEDULE_SETTINGS: &[&str] = &[
+    "posts_per_day",
+    "posting_hours_start",
+    "posting_hours_end",
+    "timezone",
+];
 
 /// How long a prompt waits for its answer.
 const PROMPT_TTL_MINUTES: i64 = 10;
@@ -30,6 +40,9 @@ pub struct Context<'a> {
     /// The bot's own username, once getMe answered; commands addressed to
     /// another bot (`/settings@other_bot`) are then ignored.
     pub bot_username: Option<&'a str>,
+    /// Set by /scan: the chat to tell when the scan (run by the scanner
+    /// thread after this update commits) is done.
+    pub scan_requested: std::cell::Cell<Option<i64>>,
 }
 
 impl Context<'_> {
@@ -107,7 +120,7 @@ fn handle_message(
         if matches!(&command, Some((name, _)) if name == "start") && ctx.is_admin(from.id) {
             db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), &now)?;
             db::authorize_chat(tx, chat_id, from.id, &now)?;
-            record_initial_version(tx, ctx, chat_id, Some(from.id))?;
+            record_initial_version(tx, ctx.config, ctx.now, chat_id, Some(from.id))?;
             remember_user(tx, ctx, from)?;
             db::log_interaction(
                 tx,
@@ -207,21 +220,40 @@ fn ensure_chat(
     title: Option<&str>,
 ) -> Result<ChatRow> {
     if db::insert_chat(tx, chat_id, title, None, &ctx.now_text())? {
-        record_initial_version(tx, ctx, chat_id, None)?;
+        record_initial_version(tx, ctx.config, ctx.now, chat_id, None)?;
     } else if let Some(title) = title {
         db::update_chat_title(tx, chat_id, title)?;
     }
     Ok(db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id)))
 }
 
-fn record_initial_version(
+/// Chats listed in `allowed_chat_ids` get their row (and view of the media) at
+/// start, so the scheduler serves them before anyone there speaks.
+pub fn add_allowed_chats(
+    conn: &mut rusqlite::Connection,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for chat_id in &config.access.allowed_chat_ids {
+        if db::insert_chat(&tx, *chat_id, None, None, &db::timestamp(now))? {
+            record_initial_version(&tx, config, now, *chat_id, None)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The first settings_history version of a new chat.
+pub fn record_initial_version(
     tx: &Transaction<'_>,
-    ctx: &Context<'_>,
+    config: &Config,
+    now: DateTime<Utc>,
     chat_id: i64,
     by: Option<i64>,
 ) -> Result<()> {
     let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
-    let snapshot = serde_json::to_string(&settings::resolve(&row, &ctx.config.defaults))?;
+    let snapshot = serde_json::to_string(&settings::resolve(&row, &config.defaults))?;
     db::record_settings_version(
         tx,
         chat_id,
@@ -229,7 +261,7 @@ fn record_initial_version(
         "[]",
         by,
         "chat created",
-        &ctx.now_text(),
+        &db::timestamp(now),
     )
 }
 
@@ -257,6 +289,12 @@ fn save_changes(
         reason,
         &now,
     )?;
+    if changes
+        .iter()
+        .any(|c| SCHEDULE_SETTINGS.contains(&c.setting))
+    {
+        posting::replan(tx, row.chat_id, &resolved, ctx.now)?;
+    }
     for change in changes {
         info!(
             "chat {}: {} {} -> {} by user {user_id} ({reason})",
@@ -273,9 +311,14 @@ fn paused_by_name(tx: &Transaction<'_>, settings: &ChatSettings) -> Result<Optio
     }
 }
 
-fn menu(tx: &Transaction<'_>, settings: &ChatSettings) -> Result<(String, telegram::Keyboard)> {
+fn menu(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    settings: &ChatSettings,
+) -> Result<(String, telegram::Keyboard)> {
     let paused_by = paused_by_name(tx, settings)?;
-    Ok(ui::settings_menu(settings, paused_by.as_deref()))
+    let mix = picker::format_mix(&db::queue::category_weights(tx, chat_id)?);
+    Ok(ui::settings_menu(settings, paused_by.as_deref(), &mix))
 }
 
 fn current_settings(
@@ -331,7 +374,7 @@ fn run_command(
         "help" => reply(out, ui::help_text()),
         "settings" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
-            let (text, keyboard) = menu(tx, &resolved)?;
+            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
             out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
         }
         "status" => {
@@ -376,6 +419,33 @@ fn run_command(
                 set_toggle(tx, ctx, chat_id, user_id, Toggle::DryRun, value, "/dryrun")?;
             reply(out, ui::dry_run_text(value, changed));
         }
+        "next" => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            posting::send_next(tx, ctx.config, chat_id, &resolved, ctx.now, out)?;
+        }
+        "queue" => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            let lines = posting::queue_lines(tx, chat_id, &resolved, 15)?;
+            reply(out, ui::queue_text(&lines, resolved.timezone));
+        }
+        "schedule" => {
+            let days = if args.is_empty() {
+                Ok(3)
+            } else {
+                args.parse::<u32>().map_err(|_| ())
+            };
+            match days {
+                Ok(days @ 1..=14) => reply(out, schedule_text(tx, ctx, chat_id, days)?),
+                _ => reply(
+                    out,
+                    "Use /schedule or /schedule N with N from 1 to 14 days.".to_string(),
+                ),
+            }
+        }
+        "scan" => {
+            ctx.scan_requested.set(Some(chat_id));
+            reply(out, ui::scan_started_text());
+        }
         "cancel" => {
             let text = if db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())? {
                 ui::cancelled_text()
@@ -387,6 +457,22 @@ fn run_command(
         other => reply(out, ui::unknown_command_text(other)),
     }
     Ok(())
+}
+
+fn schedule_text(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    days: u32,
+) -> Result<String> {
+    let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+    let weights = db::queue::category_weights(tx, chat_id)?;
+    let plan = posting::preview(tx, Some(chat_id), &resolved, &weights, ctx.now, days)?;
+    Ok(ui::schedule_text(
+        &plan,
+        resolved.timezone,
+        resolved.is_paused,
+    ))
 }
 
 fn handle_callback(
@@ -452,7 +538,7 @@ fn handle_callback(
             let (resolved, changed) =
                 set_toggle(tx, ctx, chat_id, user_id, toggle, value, "settings menu")?;
             toast(out, &ui::toggle_answer(toggle, value, changed));
-            let (text, keyboard) = menu(tx, &resolved)?;
+            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
             out.push(telegram::edit_message(
                 chat_id,
                 message_id,
@@ -468,6 +554,18 @@ fn handle_callback(
                     ui::posts_per_day_prompt(resolved.posts_per_day),
                 ),
                 Ask::Hours => ("hours", ui::hours_prompt(&resolved)),
+                Ask::Timezone => ("timezone", ui::timezone_prompt(resolved.timezone)),
+                Ask::Categories => {
+                    let mix = picker::format_mix(&db::queue::category_weights(tx, chat_id)?);
+                    (
+                        "categories",
+                        ui::categories_prompt(&mix, &db::media::active_categories(tx)?),
+                    )
+                }
+                Ask::Locks => (
+                    "locks",
+                    ui::locks_prompt(resolved.posted_lock_days, resolved.skipped_lock_days),
+                ),
             };
             let pending = PendingInput {
                 field: field.to_string(),
@@ -499,13 +597,36 @@ fn handle_callback(
         Callback::Refresh => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             toast(out, "Up to date");
-            let (text, keyboard) = menu(tx, &resolved)?;
+            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
             out.push(telegram::edit_message(
                 chat_id,
                 message_id,
                 &text,
                 Some(&keyboard),
             ));
+        }
+        Callback::ShowQueue => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            toast(out, "Queue");
+            let lines = posting::queue_lines(tx, chat_id, &resolved, 15)?;
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::queue_text(&lines, resolved.timezone),
+                None,
+            ));
+        }
+        Callback::ShowSchedule => {
+            toast(out, "Schedule");
+            out.push(telegram::send_message(
+                chat_id,
+                &schedule_text(tx, ctx, chat_id, 3)?,
+                None,
+            ));
+        }
+        Callback::Story { action, queue_id } => {
+            posting::handle_story_press(
+                tx, ctx.config, query, chat_id, message_id, action, queue_id, ctx.now, out,
+            )?;
         }
         Callback::Close => {
             toast(out, "Closed");
@@ -593,6 +714,55 @@ fn answer_prompt(
                 }
             }
         }
+        "timezone" => match settings::parse_timezone(text) {
+            Ok(tz) => {
+                let changes: Vec<Change> = settings::apply_timezone(&mut row, defaults, tz)
+                    .into_iter()
+                    .collect();
+                (changes, ui::timezone_set_text(tz))
+            }
+            Err(e) => {
+                reply(out, ui::invalid_value_text(&e, text));
+                return Ok(());
+            }
+        },
+        "locks" => match settings::parse_lock_days(text) {
+            Ok((posted, skipped)) => {
+                let changes = settings::apply_lock_days(&mut row, defaults, posted, skipped);
+                (changes, ui::locks_set_text(posted, skipped))
+            }
+            Err(e) => {
+                reply(out, ui::invalid_value_text(&e, text));
+                return Ok(());
+            }
+        },
+        "categories" => {
+            let known: Vec<String> = db::media::active_categories(tx)?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+            match picker::parse_mix(text, &known) {
+                Ok(weights) => {
+                    let old = db::queue::category_weights(tx, chat_id)?;
+                    db::queue::set_category_weights(tx, chat_id, &weights)?;
+                    let mix = picker::format_mix(&weights);
+                    let changes = if old == weights {
+                        Vec::new()
+                    } else {
+                        vec![Change {
+                            setting: "category_mix",
+                            old: picker::format_mix(&old).into(),
+                            new: mix.clone().into(),
+                        }]
+                    };
+                    (changes, ui::categories_set_text(&mix))
+                }
+                Err(e) => {
+                    reply(out, ui::invalid_value_text(&e, text));
+                    return Ok(());
+                }
+            }
+        }
         _ => {
             db::clear_pending_input(tx, chat_id, user_id, &now)?;
             return Ok(());
@@ -602,7 +772,7 @@ fn answer_prompt(
     db::clear_pending_input(tx, chat_id, user_id, &now)?;
     reply(out, confirmation);
     if let Some(menu_id) = pending.menu_message_id {
-        let (text, keyboard) = menu(tx, &resolved)?;
+        let (text, keyboard) = menu(tx, chat_id, &resolved)?;
         out.push(telegram::edit_message(
             chat_id,
             menu_id,

@@ -15,15 +15,62 @@ pub const MAX_LEN: usize = 64;
 pub enum Ask {
     PostsPerDay,
     Hours,
+    Timezone,
+    Categories,
+    Locks,
+}
+
+/// What a button under a story does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoryAction {
+    Posted,
+    Skip,
+    /// Asks to confirm; the story keyboard turns into Yes / Back.
+    Reject,
+    RejectConfirmed,
+    RejectCancelled,
+}
+
+impl StoryAction {
+    fn code(self) -> &'static str {
+        match self {
+            StoryAction::Posted => "p",
+            StoryAction::Skip => "s",
+            StoryAction::Reject => "r",
+            StoryAction::RejectConfirmed => "ry",
+            StoryAction::RejectCancelled => "rn",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<StoryAction> {
+        Some(match code {
+            "p" => StoryAction::Posted,
+            "s" => StoryAction::Skip,
+            "r" => StoryAction::Reject,
+            "ry" => StoryAction::RejectConfirmed,
+            "rn" => StoryAction::RejectCancelled,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Callback {
-    Set { toggle: Toggle, value: bool },
+    Set {
+        toggle: Toggle,
+        value: bool,
+    },
     Ask(Ask),
     Cancel,
     Refresh,
     Close,
+    /// The menu's shortcuts to /queue and /schedule.
+    ShowQueue,
+    ShowSchedule,
+    Story {
+        action: StoryAction,
+        queue_id: i64,
+    },
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -41,6 +88,14 @@ pub fn encode(callback: Callback) -> String {
         }
         Callback::Ask(Ask::PostsPerDay) => format!("{VERSION}:ask:ppd"),
         Callback::Ask(Ask::Hours) => format!("{VERSION}:ask:hours"),
+        Callback::Ask(Ask::Timezone) => format!("{VERSION}:ask:tz"),
+        Callback::Ask(Ask::Categories) => format!("{VERSION}:ask:cat"),
+        Callback::Ask(Ask::Locks) => format!("{VERSION}:ask:locks"),
+        Callback::ShowQueue => format!("{VERSION}:queue"),
+        Callback::ShowSchedule => format!("{VERSION}:schedule"),
+        Callback::Story { action, queue_id } => {
+            format!("{VERSION}:st:{}:{queue_id}", action.code())
+        }
         Callback::Cancel => format!("{VERSION}:cancel"),
         Callback::Refresh => format!("{VERSION}:refresh"),
         Callback::Close => format!("{VERSION}:close"),
@@ -69,12 +124,29 @@ pub fn parse(data: &str) -> Option<Callback> {
         }
         [VERSION, "ask", "ppd"] => Callback::Ask(Ask::PostsPerDay),
         [VERSION, "ask", "hours"] => Callback::Ask(Ask::Hours),
+        [VERSION, "ask", "tz"] => Callback::Ask(Ask::Timezone),
+        [VERSION, "ask", "cat"] => Callback::Ask(Ask::Categories),
+        [VERSION, "ask", "locks"] => Callback::Ask(Ask::Locks),
+        [VERSION, "queue"] => Callback::ShowQueue,
+        [VERSION, "schedule"] => Callback::ShowSchedule,
+        [VERSION, "st", action, id] => Callback::Story {
+            action: StoryAction::from_code(action)?,
+            queue_id: parse_id(id)?,
+        },
         [VERSION, "cancel"] => Callback::Cancel,
         [VERSION, "refresh"] => Callback::Refresh,
         [VERSION, "close"] => Callback::Close,
         _ => return None,
     };
     Some(callback)
+}
+
+/// A positive decimal id, exactly as we print it (no sign, no leading zero).
+fn parse_id(text: &str) -> Option<i64> {
+    if text.is_empty() || text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -86,6 +158,31 @@ mod tests {
         let mut all = vec![
             Callback::Ask(Ask::PostsPerDay),
             Callback::Ask(Ask::Hours),
+            Callback::Ask(Ask::Timezone),
+            Callback::Ask(Ask::Categories),
+            Callback::Ask(Ask::Locks),
+            Callback::ShowQueue,
+            Callback::ShowSchedule,
+            Callback::Story {
+                action: StoryAction::Posted,
+                queue_id: 1,
+            },
+            Callback::Story {
+                action: StoryAction::Skip,
+                queue_id: i64::MAX,
+            },
+            Callback::Story {
+                action: StoryAction::Reject,
+                queue_id: 42,
+            },
+            Callback::Story {
+                action: StoryAction::RejectConfirmed,
+                queue_id: 42,
+            },
+            Callback::Story {
+                action: StoryAction::RejectCancelled,
+                queue_id: 42,
+            },
             Callback::Cancel,
             Callback::Refresh,
             Callback::Close,
@@ -117,6 +214,14 @@ mod tests {
             "1:ask:pdd",
             "settings_toggle:dry_run_mode",
             "1:REFRESH",
+            "1:st:p:",
+            "1:st:p:0",
+            "1:st:p:07",
+            "1:st:p:-5",
+            "1:st:p:+5",
+            "1:st:x:5",
+            "1:st:p:99999999999999999999",
+            "1:st:p:5:6",
             &format!("1:refresh{}", " ".repeat(70)),
         ] {
             assert_eq!(parse(data), None, "{data:?}");

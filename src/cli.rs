@@ -14,9 +14,15 @@ storyline — Instagram Stories scheduler driven from Telegram
 Usage: storyline [--config PATH] [COMMAND]
 
 Commands:
-  run       Run the bot (the default)
-  check     Validate the configuration and print it, secrets masked
-  migrate   Apply database migrations and exit
+  run                  Run the bot (the default)
+  check                Validate the configuration and print it, secrets masked
+  migrate              Apply database migrations and exit
+  scan                 Scan the media folder now and print what changed
+  queue [--chat ID]    The next slots of each chat and their stories
+  plan [--days N] [--chat ID]
+                       Preview the schedule (works without a bot token)
+  categories show|set [--chat ID] [NAME=WEIGHT ...]
+                       Show or set a chat's category mix
 
 Options:
   -c, --config PATH  Configuration file (default: ./storyline.toml, then
@@ -46,11 +52,48 @@ Usage: storyline [--config PATH] migrate
 Creates the database if needed, applies pending migrations and exits.
 ";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+const SCAN_HELP: &str = "\
+Usage: storyline [--config PATH] scan
+
+Scans the media folder (top-level folders are categories), hashing new and
+changed files, and prints what changed. Shows progress on a terminal.
+";
+
+const QUEUE_HELP: &str = "\
+Usage: storyline [--config PATH] queue [--chat ID]
+
+Prints the next slots of each served chat (or of one) with their stories.
+";
+
+const PLAN_HELP: &str = "\
+Usage: storyline [--config PATH] plan [--days N] [--chat ID]
+
+Previews the schedule for the next N days (default 3, at most 14): slot times
+and the stories planning would pick. Scans the media folder first. Works
+without a bot token; with no chat set up yet it previews a new chat with
+[defaults].
+";
+
+const CATEGORIES_HELP: &str = "\
+Usage: storyline [--config PATH] categories show [--chat ID]
+       storyline [--config PATH] categories set [--chat ID] NAME=WEIGHT...
+       storyline [--config PATH] categories set [--chat ID] reset
+
+Shows or sets a chat's category mix: relative weights per category folder
+(quotes=50 products=50); a category left out is not posted; `reset` makes
+every category alike. --chat is needed when more than one chat is served.
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run,
     Check,
     Migrate,
+    Scan,
+    Queue { chat: Option<i64> },
+    Plan { days: u32, chat: Option<i64> },
+    CategoriesShow { chat: Option<i64> },
+    CategoriesSet { chat: Option<i64>, mix: String },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -71,19 +114,26 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
     use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = None;
-    let mut command = None;
+    let mut command: Option<String> = None;
     let usage = |e: lexopt::Error| UsageError(e.to_string());
+    let mut chat: Option<i64> = None;
+    let mut days: Option<u32> = None;
+    let mut words: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
             Short('c') | Long("config") => {
                 config = Some(PathBuf::from(parser.value().map_err(usage)?));
             }
             Short('h') | Long("help") => {
-                let text = match command {
-                    Some(Command::Run) => RUN_HELP,
-                    Some(Command::Check) => CHECK_HELP,
-                    Some(Command::Migrate) => MIGRATE_HELP,
-                    None => USAGE,
+                let text = match command.as_deref() {
+                    Some("run") => RUN_HELP,
+                    Some("check") => CHECK_HELP,
+                    Some("migrate") => MIGRATE_HELP,
+                    Some("scan") => SCAN_HELP,
+                    Some("queue") => QUEUE_HELP,
+                    Some("plan") => PLAN_HELP,
+                    Some("categories") => CATEGORIES_HELP,
+                    _ => USAGE,
                 };
                 return Ok(Parsed::Print(text.to_string()));
             }
@@ -93,28 +143,80 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                     env!("CARGO_PKG_VERSION")
                 )));
             }
+            Long("chat") if matches!(command.as_deref(), Some("queue" | "plan" | "categories")) => {
+                let value = parser.value().map_err(usage)?;
+                let text = value.to_string_lossy();
+                chat = Some(
+                    text.parse()
+                        .map_err(|_| UsageError(format!("--chat {text:?} is not a chat id")))?,
+                );
+            }
+            Long("days") if command.as_deref() == Some("plan") => {
+                let value = parser.value().map_err(usage)?;
+                let text = value.to_string_lossy();
+                days = Some(
+                    text.parse::<u32>()
+                        .ok()
+                        .filter(|d| (1..=14).contains(d))
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "--days {text:?}: give a number of days from 1 to 14"
+                            ))
+                        })?,
+                );
+            }
             Value(word) if command.is_none() => {
-                command = Some(match word.to_str() {
-                    Some("run") => Command::Run,
-                    Some("check") => Command::Check,
-                    Some("migrate") => Command::Migrate,
-                    _ => {
-                        return Err(UsageError(format!(
-                            "unknown command {:?} (expected run, check or migrate)",
-                            word.to_string_lossy()
-                        )))
-                    }
-                });
+                let word = word.to_string_lossy().into_owned();
+                if ![
+                    "run",
+                    "check",
+                    "migrate",
+                    "scan",
+                    "queue",
+                    "plan",
+                    "categories",
+                ]
+                .contains(&word.as_str())
+                {
+                    return Err(UsageError(format!(
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan or categories)"
+                    )));
+                }
+                command = Some(word);
+            }
+            Value(word) if command.as_deref() == Some("categories") => {
+                words.push(word.to_string_lossy().into_owned());
             }
             other => return Err(UsageError(other.unexpected().to_string())),
         }
     }
-    Ok(Parsed::Command {
-        config,
-        command: command.unwrap_or(Command::Run),
-    })
+    let command = match command.as_deref() {
+        None | Some("run") => Command::Run,
+        Some("check") => Command::Check,
+        Some("migrate") => Command::Migrate,
+        Some("scan") => Command::Scan,
+        Some("queue") => Command::Queue { chat },
+        Some("plan") => Command::Plan {
+            days: days.unwrap_or(3),
+            chat,
+        },
+        Some(_) => match words.split_first() {
+            Some((verb, rest)) if verb == "show" && rest.is_empty() => {
+                Command::CategoriesShow { chat }
+            }
+            Some((verb, rest)) if verb == "set" && !rest.is_empty() => Command::CategoriesSet {
+                chat,
+                mix: rest.join(" "),
+            },
+            _ => {
+                return Err(UsageError(
+                    "use `categories show` or `categories set NAME=WEIGHT...`".to_string(),
+                ))
+            }
+        },
+    };
+    Ok(Parsed::Command { config, command })
 }
-
 /// `storyline check`: the resolved configuration with secrets masked.
 pub fn check(config: &Config) -> String {
     let mut text = config.render_masked();
@@ -124,6 +226,143 @@ pub fn check(config: &Config) -> String {
         );
     }
     text
+}
+
+/// `storyline scan`: scans, brings every chat's view up to date, returns the summary.
+pub fn scan(config: &Config) -> Result<String> {
+    let report = crate::media::run_scan_command(config)?;
+    let conn = crate::db::open(&config.storage.database)?;
+    crate::db::queue::sync_content(&conn, &report.touched_content)?;
+    Ok(report.summary())
+}
+
+/// The chat a command is about: the one given, else the only served chat.
+fn pick_chat(
+    conn: &mut rusqlite::Connection,
+    config: &Config,
+    chat: Option<i64>,
+) -> Result<Vec<(i64, crate::settings::ChatSettings)>> {
+    crate::bot::add_allowed_chats(conn, config, chrono::Utc::now())?;
+    let served = crate::posting::served_chats(conn, config)?;
+    match chat {
+        Some(id) => match served.into_iter().find(|(c, _)| *c == id) {
+            Some(found) => Ok(vec![found]),
+            None => anyhow::bail!(
+                "chat {id} is not served (not in allowed_chat_ids and not set up with /start)"
+            ),
+        },
+        None => Ok(served),
+    }
+}
+
+/// `storyline queue`: every served chat's next slots.
+pub fn queue(config: &Config, chat: Option<i64>) -> Result<String> {
+    let mut conn = crate::db::open(&config.storage.database)?;
+    let mut text = String::new();
+    let chats = pick_chat(&mut conn, config, chat)?;
+    if chats.is_empty() {
+        text.push_str("No chat is served yet: add one to [access] allowed_chat_ids, or /start the bot as an admin.\n");
+    }
+    for (chat_id, s) in chats {
+        text.push_str(&format!("Chat {chat_id} ({}):\n", s.timezone.name()));
+        let lines = crate::posting::queue_lines(&conn, chat_id, &s, 50)?;
+        if lines.is_empty() {
+            text.push_str("  nothing queued\n");
+        }
+        for line in lines {
+            text.push_str(&format!("  {}\n", strip_html(&line)));
+        }
+    }
+    Ok(text)
+}
+
+/// `storyline plan`: the schedule preview, after a scan.
+pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
+    let mut text = format!(
+        "Media: {}\n",
+        scan(config)?.lines().next().unwrap_or_default()
+    );
+    let mut conn = crate::db::open(&config.storage.database)?;
+    let now = chrono::Utc::now();
+    let chats = pick_chat(&mut conn, config, chat)?;
+    let targets: Vec<(Option<i64>, crate::settings::ChatSettings)> = if chats.is_empty() {
+        text.push_str(
+            "No chat is set up yet; this is what a new chat with [defaults] would get.\n",
+        );
+        let row = crate::settings::ChatRow::new(0);
+        vec![(None, crate::settings::resolve(&row, &config.defaults))]
+    } else {
+        chats.into_iter().map(|(id, s)| (Some(id), s)).collect()
+    };
+    for (chat_id, s) in targets {
+        let weights = match chat_id {
+            Some(id) => crate::db::queue::category_weights(&conn, id)?,
+            None => Default::default(),
+        };
+        if let Some(id) = chat_id {
+            text.push_str(&format!("\nChat {id}, {} posts a day:\n", s.posts_per_day));
+        }
+        let days = crate::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
+        text.push_str(&strip_html(&crate::ui::schedule_text(
+            &days,
+            s.timezone,
+            s.is_paused,
+        )));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// `storyline categories show|set`.
+pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Result<String> {
+    let mut conn = crate::db::open(&config.storage.database)?;
+    let chats = pick_chat(&mut conn, config, chat)?;
+    let (chat_id, _) = match chats.as_slice() {
+        [one] => one.clone(),
+        [] => anyhow::bail!("no chat is served yet"),
+        _ => anyhow::bail!(
+            "{} chats are served; say which with --chat ({})",
+            chats.len(),
+            chats
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let present = crate::db::media::active_categories(&conn)?;
+    if let Some(mix) = mix {
+        let known: Vec<String> = present.iter().map(|(c, _)| c.clone()).collect();
+        let weights = crate::picker::parse_mix(mix, &known).map_err(|e| anyhow::anyhow!(e))?;
+        crate::db::queue::set_category_weights(&conn, chat_id, &weights)?;
+    }
+    let weights = crate::db::queue::category_weights(&conn, chat_id)?;
+    let mut text = format!("Chat {chat_id}: {}\n", crate::picker::format_mix(&weights));
+    for (category, count) in present {
+        text.push_str(&format!(
+            "  {category}: {count} {}\n",
+            if count == 1 { "item" } else { "items" }
+        ));
+    }
+    Ok(text)
+}
+
+/// Telegram HTML to plain text for the terminal.
+fn strip_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }
 
 /// `storyline migrate`: returns what it applied.
@@ -174,6 +413,40 @@ mod tests {
         );
         assert!(parse(&["frobnicate"]).is_err());
         assert!(parse(&["run", "extra"]).is_err());
+        assert_eq!(
+            parse(&["plan", "--days", "7"]).unwrap(),
+            Parsed::Command {
+                config: None,
+                command: Command::Plan {
+                    days: 7,
+                    chat: None
+                }
+            }
+        );
+        assert!(parse(&["plan", "--days", "0"]).is_err());
+        assert!(parse(&["plan", "--days", "15"]).is_err());
+        assert!(parse(&["queue", "--chat", "x"]).is_err());
+        assert!(parse(&["run", "--chat", "5"]).is_err());
+        assert_eq!(
+            parse(&[
+                "categories",
+                "set",
+                "--chat",
+                "-5",
+                "quotes=50",
+                "products=50"
+            ])
+            .unwrap(),
+            Parsed::Command {
+                config: None,
+                command: Command::CategoriesSet {
+                    chat: Some(-5),
+                    mix: "quotes=50 products=50".into()
+                }
+            }
+        );
+        assert!(parse(&["categories", "set"]).is_err());
+        assert!(parse(&["categories", "frob"]).is_err());
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
     }

@@ -34,10 +34,23 @@ pub enum Event {
     BotIdentity {
         username: Option<String>,
     },
+    /// The scanner thread finished a scan (asked for by a chat, or not).
+    ScanFinished {
+        requested_by: Option<i64>,
+        outcome: std::result::Result<String, String>,
+    },
     Shutdown(&'static str),
 }
 
+/// A scan for the scanner thread; the chat to tell, if /scan asked for it.
+pub struct ScanRequest {
+    pub requested_by: Option<i64>,
+}
+
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// The scheduler plans and looks for due slots at least this often, and
+/// otherwise wakes exactly at the next slot.
+const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a thread that is inside a network call.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
 const THREAD_STACK: usize = 512 * 1024;
@@ -66,6 +79,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
     keyfile::ensure(&config.storage.key_file)?;
     let mut conn = db::open(&config.storage.database)?;
+    bot::add_allowed_chats(&mut conn, &config, Utc::now())?;
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id + 1);
     db::enqueue(
         &conn,
@@ -123,6 +137,15 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         shutdown: shutdown.clone(),
     };
     threads.push(spawn("outbox", move || outbox.run())?);
+    let (scan_tx, scan_rx) = mpsc::channel::<ScanRequest>();
+    {
+        let events = events_tx.clone();
+        let media_dir = config.media.dir.clone();
+        let scan_conn = db::open_without_migrating(&config.storage.database)?;
+        threads.push(spawn("scanner", move || {
+            run_scanner(scan_conn, &media_dir, &scan_rx, &events)
+        })?);
+    }
     drop(events_tx);
 
     let mut core = Core {
@@ -131,6 +154,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         started,
         bot_username: None,
         wake: wake_tx,
+        scans: scan_tx,
+        rescan_every: Duration::from_secs(u64::from(config.media.rescan_minutes) * 60),
     };
     let reason = core.run(&events_rx, &committed_tx);
     info!("stopping ({reason})");
@@ -163,35 +188,152 @@ fn join_all(threads: Vec<JoinHandle<()>>) {
     }
 }
 
+/// The scanner thread: scans when asked, on its own connection, so a long cold
+/// scan never holds up Telegram updates; then updates every chat's view.
+fn run_scanner(
+    mut conn: Connection,
+    media_dir: &std::path::Path,
+    requests: &mpsc::Receiver<ScanRequest>,
+    events: &Sender<Event>,
+) {
+    let mut scanner = crate::media::Scanner::new();
+    while let Ok(request) = requests.recv() {
+        let outcome = scanner
+            .scan(&mut conn, media_dir, Utc::now(), &mut |_| {})
+            .and_then(|report| {
+                db::queue::sync_content(&conn, &report.touched_content)?;
+                Ok(report)
+            });
+        let outcome = match outcome {
+            Ok(report) => {
+                info!(
+                    "scan: {}",
+                    report.summary().lines().next().unwrap_or_default()
+                );
+                Ok(report.summary())
+            }
+            Err(e) => {
+                warn!("scan of {} failed: {e:#}", media_dir.display());
+                Err(format!("{e:#}"))
+            }
+        };
+        let finished = Event::ScanFinished {
+            requested_by: request.requested_by,
+            outcome,
+        };
+        if events.send(finished).is_err() {
+            return;
+        }
+    }
+}
+
 struct Core<'a> {
     config: &'a Config,
     conn: &'a mut Connection,
     started: Instant,
     bot_username: Option<String>,
     wake: Sender<()>,
+    scans: Sender<ScanRequest>,
+    rescan_every: Duration,
 }
 
 impl Core<'_> {
     fn run(&mut self, events: &mpsc::Receiver<Event>, committed: &Sender<i64>) -> &'static str {
         let mut next_housekeeping = Instant::now();
+        let mut next_scan = Instant::now();
+        let mut next_tick = Instant::now();
         loop {
-            if Instant::now() >= next_housekeeping {
+            let now = Instant::now();
+            if now >= next_housekeeping {
                 self.housekeeping();
-                next_housekeeping = Instant::now() + HOUSEKEEPING_EVERY;
+                next_housekeeping = now + HOUSEKEEPING_EVERY;
             }
-            let timeout = next_housekeeping.saturating_duration_since(Instant::now());
-            match events.recv_timeout(timeout) {
+            if now >= next_scan {
+                let _ = self.scans.send(ScanRequest { requested_by: None });
+                next_scan = now + self.rescan_every;
+            }
+            if now >= next_tick {
+                self.scheduler_tick();
+                next_tick = self.next_tick_after(Instant::now());
+            }
+            let wake_at = next_housekeeping.min(next_scan).min(next_tick);
+            match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
                 Ok(Event::Updates(updates)) => {
                     let last = self.handle_batch(updates);
                     if committed.send(last).is_err() {
                         return "the poller stopped";
                     }
+                    // Settings may have moved the plan, or /next queued work.
+                    next_tick = Instant::now();
                 }
                 Ok(Event::BotIdentity { username }) => self.bot_username = username,
+                Ok(Event::ScanFinished {
+                    requested_by,
+                    outcome,
+                }) => {
+                    self.scan_finished(requested_by, outcome);
+                    next_tick = Instant::now();
+                }
                 Ok(Event::Shutdown(signal)) => return signal,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return "all event sources stopped",
             }
+        }
+    }
+
+    /// When to look at the queue next: the next pending slot, or a minute.
+    fn next_tick_after(&self, now: Instant) -> Instant {
+        let regular = now + SCHEDULER_EVERY;
+        let next_slot = db::queue::next_pending_time(self.conn)
+            .ok()
+            .flatten()
+            .and_then(|t| db::parse_timestamp(&t))
+            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        match next_slot {
+            Some(wait) => regular.min(now + wait),
+            None => regular,
+        }
+    }
+
+    /// Plans, fires due slots and reports missed ones, in one transaction.
+    fn scheduler_tick(&mut self) {
+        let result = (|| -> Result<()> {
+            let now = Utc::now();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::new();
+            crate::posting::tick(&tx, self.config, now, &mut out)?;
+            enqueue_all(&tx, &out, &db::timestamp(now))?;
+            tx.commit()?;
+            if !out.is_empty() {
+                let _ = self.wake.send(());
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            error!("scheduler: {e:#}");
+        }
+    }
+
+    fn scan_finished(
+        &mut self,
+        requested_by: Option<i64>,
+        outcome: std::result::Result<String, String>,
+    ) {
+        let Some(chat_id) = requested_by else {
+            return;
+        };
+        let text = match &outcome {
+            Ok(summary) => ui::scan_report_text(summary),
+            Err(e) => ui::scan_failed_text(e),
+        };
+        let call = telegram::send_message(chat_id, &text, None);
+        match enqueue_all(self.conn, &[call], &db::timestamp(Utc::now())) {
+            Ok(()) => {
+                let _ = self.wake.send(());
+            }
+            Err(e) => error!("reporting a scan to chat {chat_id}: {e:#}"),
         }
     }
 
@@ -226,6 +368,7 @@ impl Core<'_> {
             now,
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
+            scan_requested: std::cell::Cell::new(None),
         };
         let now_text = db::timestamp(now);
         let tx = self
@@ -238,11 +381,14 @@ impl Core<'_> {
         let mut out = Vec::new();
         match bot::handle_update(&tx, &ctx, update, &mut out) {
             Ok(()) => {
-                for call in &out {
-                    db::enqueue(&tx, call.method, &call.params.to_string(), &now_text)?;
-                }
+                enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
+                if let Some(chat_id) = ctx.scan_requested.get() {
+                    let _ = self.scans.send(ScanRequest {
+                        requested_by: Some(chat_id),
+                    });
+                }
             }
             Err(e) => {
                 // One bad update never stops the daemon: undo its effects, tell the
@@ -278,6 +424,21 @@ impl Core<'_> {
             }
         }
     }
+}
+
+/// Stores the core's decided calls in the outbox, in order.
+pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
+    for call in calls {
+        let hook = call.on_result.as_ref().map(|h| h.to_string());
+        db::enqueue_with_hook(
+            conn,
+            call.method,
+            &call.params.to_string(),
+            hook.as_deref(),
+            now,
+        )?;
+    }
+    Ok(())
 }
 
 /// What a user hears when their update could not be handled.

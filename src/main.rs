@@ -29,7 +29,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let print = |result: anyhow::Result<String>| match result {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("storyline: {e:#}");
+            ExitCode::FAILURE
+        }
+    };
     match command {
+        Command::Scan => {
+            logging::init(config.log.level);
+            print(cli::scan(&config))
+        }
+        Command::Queue { chat } => print(cli::queue(&config, chat)),
+        Command::Plan { days, chat } => print(cli::plan(&config, days, chat)),
+        Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
+        Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
         Command::Check => {
             print!("{}", cli::check(&config));
             ExitCode::SUCCESS

@@ -18,7 +18,20 @@ use rusqlite::Connection;
 use crate::backoff::Backoff;
 use crate::daemon::sleep_unless;
 use crate::db;
-use crate::telegram::{ApiError, Client};
+use crate::telegram::{self, ApiError, Client};
+
+/// What to record once a call is answered; stored as JSON beside the call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    /// A story sent to a chat: its queue row waits for the message id.
+    Story {
+        queue_id: i64,
+        media_item_id: i64,
+        chat_id: i64,
+        name: String,
+    },
+}
 
 pub struct Outbox {
     pub client: Client,
@@ -54,9 +67,10 @@ impl Outbox {
                     continue;
                 }
             };
-            match self.client.call(&row.method, &params) {
-                Ok(_) => {
+            match self.client.deliver(&row.method, &params) {
+                Ok(result) => {
                     ended_outage(&mut backoff);
+                    self.apply_hook(&row, Ok(&result));
                     self.finish(row.id);
                 }
                 Err(e) if e.is_not_modified() => {
@@ -94,9 +108,70 @@ impl Outbox {
                 Err(e) => {
                     ended_outage(&mut backoff);
                     log_refusal(&row.method, &e);
+                    self.apply_hook(&row, Err(&e));
                     self.finish(row.id);
                 }
             }
+        }
+    }
+
+    /// Records what a delivered (or refused) call means for the rest of the
+    /// program: a story's message id and file_id, or its failure.
+    fn apply_hook(&self, row: &db::OutboxRow, outcome: Result<&serde_json::Value, &ApiError>) {
+        let Some(hook) = row.on_result.as_deref() else {
+            return;
+        };
+        let hook: Hook = match serde_json::from_str(hook) {
+            Ok(h) => h,
+            Err(e) => {
+                error!("outbox entry {}: unreadable hook: {e}", row.id);
+                return;
+            }
+        };
+        let applied = match (hook, outcome) {
+            (
+                Hook::Story {
+                    queue_id,
+                    media_item_id,
+                    ..
+                },
+                Ok(result),
+            ) => {
+                let (message_id, file_id) = telegram::sent_message_info(result);
+                db::queue::story_delivered(
+                    &self.conn,
+                    queue_id,
+                    message_id.unwrap_or(0),
+                    media_item_id,
+                    file_id.as_deref(),
+                )
+            }
+            (
+                Hook::Story {
+                    queue_id,
+                    media_item_id,
+                    chat_id,
+                    name,
+                },
+                Err(e),
+            ) => {
+                let reason = e.to_string();
+                db::queue::story_failed(&self.conn, queue_id, media_item_id, &reason).and_then(
+                    |()| {
+                        let text = crate::ui::story_refused_text(&name, &reason);
+                        let message = telegram::send_message(chat_id, &text, None);
+                        db::enqueue(
+                            &self.conn,
+                            message.method,
+                            &message.params.to_string(),
+                            &db::timestamp(chrono::Utc::now()),
+                        )
+                    },
+                )
+            }
+        };
+        if let Err(e) = applied {
+            error!("outbox entry {}: recording the result: {e:#}", row.id);
         }
     }
 

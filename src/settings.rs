@@ -12,6 +12,10 @@ use crate::config::Defaults;
 pub const POSTS_PER_DAY_MIN: u32 = 1;
 pub const POSTS_PER_DAY_MAX: u32 = 50;
 pub const HOUR_MAX: u32 = 23;
+/// How long Posted and Skip keep an item out, unless the chat chose otherwise.
+pub const DEFAULT_POSTED_LOCK_DAYS: u32 = 30;
+pub const DEFAULT_SKIPPED_LOCK_DAYS: u32 = 45;
+pub const LOCK_DAYS_MAX: u32 = 3650;
 
 /// A chat's settings as stored: `None` means "use the default".
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -27,6 +31,8 @@ pub struct ChatRow {
     pub posting_hours_start: Option<u32>,
     pub posting_hours_end: Option<u32>,
     pub timezone: Option<String>,
+    pub posted_lock_days: Option<u32>,
+    pub skipped_lock_days: Option<u32>,
 }
 
 impl ChatRow {
@@ -51,6 +57,8 @@ pub struct ChatSettings {
     pub posting_hours_end: u32,
     #[serde(serialize_with = "serialize_tz")]
     pub timezone: Tz,
+    pub posted_lock_days: u32,
+    pub skipped_lock_days: u32,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -78,6 +86,8 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
             .as_deref()
             .and_then(|name| name.parse().ok())
             .unwrap_or(defaults.timezone),
+        posted_lock_days: row.posted_lock_days.unwrap_or(DEFAULT_POSTED_LOCK_DAYS),
+        skipped_lock_days: row.skipped_lock_days.unwrap_or(DEFAULT_SKIPPED_LOCK_DAYS),
     }
 }
 
@@ -233,6 +243,80 @@ pub fn parse_hours(text: &str) -> Result<HoursInput, String> {
     }
 }
 
+pub fn apply_timezone(row: &mut ChatRow, defaults: &Defaults, tz: Tz) -> Option<Change> {
+    let old = resolve(row, defaults).timezone;
+    row.timezone = Some(tz.name().to_string());
+    (old != tz).then(|| Change {
+        setting: "timezone",
+        old: old.name().into(),
+        new: tz.name().into(),
+    })
+}
+
+pub fn apply_lock_days(
+    row: &mut ChatRow,
+    defaults: &Defaults,
+    posted: u32,
+    skipped: u32,
+) -> Vec<Change> {
+    let before = resolve(row, defaults);
+    row.posted_lock_days = Some(posted);
+    row.skipped_lock_days = Some(skipped);
+    let mut changes = Vec::new();
+    if before.posted_lock_days != posted {
+        changes.push(Change {
+            setting: "posted_lock_days",
+            old: before.posted_lock_days.into(),
+            new: posted.into(),
+        });
+    }
+    if before.skipped_lock_days != skipped {
+        changes.push(Change {
+            setting: "skipped_lock_days",
+            old: before.skipped_lock_days.into(),
+            new: skipped.into(),
+        });
+    }
+    changes
+}
+
+/// An IANA time zone name as typed ("europe/berlin" is accepted too).
+pub fn parse_timezone(text: &str) -> Result<Tz, String> {
+    let t = text.trim();
+    if let Ok(tz) = t.parse::<Tz>() {
+        return Ok(tz);
+    }
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().eq_ignore_ascii_case(t))
+        .copied()
+        .ok_or_else(|| {
+            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin,              America/New_York or UTC."
+                .to_string()
+        })
+}
+
+/// Lock lengths typed as "30 45" (days Posted and Skip keep an item out).
+pub fn parse_lock_days(text: &str) -> Result<(u32, u32), String> {
+    let parts: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let err = || {
+        format!(
+            "Send two whole numbers of days from 0 to {LOCK_DAYS_MAX}: after Posted, then after Skip (like “30 45”)."
+        )
+    };
+    let [posted, skipped] = parts.as_slice() else {
+        return Err(err());
+    };
+    let day = |p: &str| p.parse::<u32>().ok().filter(|d| *d <= LOCK_DAYS_MAX);
+    match (day(posted), day(skipped)) {
+        (Some(p), Some(s)) => Ok((p, s)),
+        _ => Err(err()),
+    }
+}
+
 /// "14:00–02:00"
 pub fn format_window(start: u32, end: u32) -> String {
     format!("{start:02}:00–{end:02}:00")
@@ -356,6 +440,25 @@ mod tests {
     }
 
     #[test]
+    fn timezones_and_lock_days() {
+        assert_eq!(
+            parse_timezone(" Europe/Berlin "),
+            Ok(chrono_tz::Europe::Berlin)
+        );
+        assert_eq!(
+            parse_timezone("america/new_york"),
+            Ok(chrono_tz::America::New_York)
+        );
+        assert!(parse_timezone("Mars/Base").unwrap_err().contains("IANA"));
+        assert!(parse_timezone("").is_err());
+        assert_eq!(parse_lock_days("30 45"), Ok((30, 45)));
+        assert_eq!(parse_lock_days("0,7"), Ok((0, 7)));
+        for bad in ["30", "30 45 60", "a b", "-1 4", "9999 1", ""] {
+            assert!(parse_lock_days(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn parsers_never_panic() {
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..5000 {
@@ -370,6 +473,8 @@ mod tests {
             }
             let _ = parse_hours(&s);
             let _ = parse_posts_per_day(&s);
+            let _ = parse_timezone(&s);
+            let _ = parse_lock_days(&s);
         }
     }
 }

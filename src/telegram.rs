@@ -6,6 +6,7 @@
 //! agent with per-call timeouts, keep Telegram's `error_code`/`retry_after`, and
 //! make sure the token (which is part of every URL) never reaches an error text.
 
+use std::io::Read;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,109 @@ pub type Keyboard = Vec<Vec<Button>>;
 pub struct Outgoing {
     pub method: &'static str,
     pub params: Value,
+    /// What the outbox records once Telegram answered (see `outbox::Hook`).
+    pub on_result: Option<Value>,
+}
+
+impl Outgoing {
+    fn new(method: &'static str, params: Value) -> Outgoing {
+        Outgoing {
+            method,
+            params,
+            on_result: None,
+        }
+    }
+}
+
+/// The key under which an outbox row names a file to upload; `Client::deliver`
+/// turns such a call into a multipart upload streamed from the file.
+const UPLOAD_KEY: &str = "storyline_upload";
+
+/// Telegram's limits for files a bot uploads.
+pub const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;
+pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+/// Where a story's file comes from: a path to upload, or a file_id from an earlier send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSource {
+    Upload { path: String, file_name: String },
+    FileId(String),
+}
+
+/// A photo or video with an HTML caption and a keyboard.
+pub fn send_media(
+    chat_id: i64,
+    is_video: bool,
+    source: &FileSource,
+    caption: &str,
+    keyboard: &Keyboard,
+    on_result: Value,
+) -> Outgoing {
+    let (method, field) = if is_video {
+        ("sendVideo", "video")
+    } else {
+        ("sendPhoto", "photo")
+    };
+    let mut params = json!({
+        "chat_id": chat_id,
+        "caption": caption,
+        "parse_mode": "HTML",
+        "reply_markup": markup(keyboard),
+    });
+    match source {
+        FileSource::FileId(id) => params[field] = json!(id),
+        FileSource::Upload { path, file_name } => {
+            params[UPLOAD_KEY] = json!({ "field": field, "path": path, "file_name": file_name });
+        }
+    }
+    if is_video {
+        params["supports_streaming"] = json!(true);
+    }
+    Outgoing {
+        method,
+        params,
+        on_result: Some(on_result),
+    }
+}
+
+/// Replaces a photo or video message's caption and keyboard.
+pub fn edit_caption(
+    chat_id: i64,
+    message_id: i64,
+    caption: &str,
+    keyboard: Option<&Keyboard>,
+) -> Outgoing {
+    Outgoing::new(
+        "editMessageCaption",
+        json!({
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "caption": caption,
+            "parse_mode": "HTML",
+            "reply_markup": markup(keyboard.unwrap_or(&Vec::new())),
+        }),
+    )
+}
+
+pub fn edit_keyboard(chat_id: i64, message_id: i64, keyboard: &Keyboard) -> Outgoing {
+    Outgoing::new(
+        "editMessageReplyMarkup",
+        json!({ "chat_id": chat_id, "message_id": message_id, "reply_markup": markup(keyboard) }),
+    )
+}
+
+/// The message id and, for a photo or video, the file_id in a send's result.
+pub fn sent_message_info(result: &Value) -> (Option<i64>, Option<String>) {
+    let message_id = result.get("message_id").and_then(Value::as_i64);
+    let file_id = result
+        .get("photo")
+        .and_then(Value::as_array)
+        .and_then(|sizes| sizes.last())
+        .or_else(|| result.get("video"))
+        .and_then(|f| f.get("file_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    (message_id, file_id)
 }
 
 fn markup(keyboard: &Keyboard) -> Value {
@@ -143,10 +247,7 @@ pub fn send_message(chat_id: i64, text: &str, keyboard: Option<&Keyboard>) -> Ou
     if let Some(k) = keyboard {
         params["reply_markup"] = markup(k);
     }
-    Outgoing {
-        method: "sendMessage",
-        params,
-    }
+    Outgoing::new("sendMessage", params)
 }
 
 /// Replaces a message's text and keyboard (no keyboard removes it).
@@ -164,21 +265,18 @@ pub fn edit_message(
         "link_preview_options": { "is_disabled": true },
     });
     params["reply_markup"] = markup(keyboard.unwrap_or(&Vec::new()));
-    Outgoing {
-        method: "editMessageText",
-        params,
-    }
+    Outgoing::new("editMessageText", params)
 }
 
 pub fn answer_callback(callback_query_id: &str, text: &str, alert: bool) -> Outgoing {
-    Outgoing {
-        method: "answerCallbackQuery",
-        params: json!({
+    Outgoing::new(
+        "answerCallbackQuery",
+        json!({
             "callback_query_id": callback_query_id,
             "text": text,
             "show_alert": alert,
         }),
-    }
+    )
 }
 
 pub fn set_my_commands(commands: &[(&str, &str)]) -> Outgoing {
@@ -186,10 +284,7 @@ pub fn set_my_commands(commands: &[(&str, &str)]) -> Outgoing {
         .iter()
         .map(|(command, description)| json!({ "command": command, "description": description }))
         .collect();
-    Outgoing {
-        method: "setMyCommands",
-        params: json!({ "commands": list }),
-    }
+    Outgoing::new("setMyCommands", json!({ "commands": list }))
 }
 
 /// Escapes text for Telegram's HTML parse mode.
@@ -221,6 +316,8 @@ pub enum ApiError {
     Network(String),
     /// An answer that is not the Bot API's JSON.
     Garbage(String),
+    /// The file to upload could not be read; nothing was sent.
+    File(String),
 }
 
 impl ApiError {
@@ -239,6 +336,7 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => *code == 429 || *code >= 500 || *code == 409,
             ApiError::Network(_) | ApiError::Garbage(_) => true,
+            ApiError::File(_) => false,
         }
     }
 
@@ -256,6 +354,7 @@ impl std::fmt::Display for ApiError {
             } => write!(f, "Telegram error {code}: {description}"),
             ApiError::Network(e) => write!(f, "network error: {e}"),
             ApiError::Garbage(e) => write!(f, "unreadable answer: {e}"),
+            ApiError::File(e) => write!(f, "cannot read the file to upload: {e}"),
         }
     }
 }
@@ -309,21 +408,7 @@ impl Client {
             .timeout_global(Some(timeout))
             .build()
             .send_json(params);
-        let mut response = match response {
-            Ok(r) => r,
-            Err(e) => return Err(ApiError::Network(self.redact(&e.to_string()))),
-        };
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_string()
-            .map_err(|e| ApiError::Network(self.redact(&e.to_string())))?;
-        parse_response(status, &body).map_err(|e| match e {
-            ApiError::Garbage(m) => ApiError::Garbage(self.redact(&m)),
-            other => other,
-        })
+        self.finish(response)
     }
 
     /// Long-polls for updates after `offset`; confirms everything before it.
@@ -347,8 +432,104 @@ impl Client {
         }
     }
 
-    pub fn send(&self, outgoing: &Outgoing) -> Result<Value, ApiError> {
-        self.call(outgoing.method, &outgoing.params)
+    /// Delivers a stored call: JSON, or a multipart upload when it names a file.
+    pub fn deliver(&self, method: &str, params: &Value) -> Result<Value, ApiError> {
+        match params.get(UPLOAD_KEY) {
+            Some(upload) => self.upload(method, params, upload),
+            None => self.call(method, params),
+        }
+    }
+
+    fn upload(&self, method: &str, params: &Value, upload: &Value) -> Result<Value, ApiError> {
+        let field = upload
+            .get("field")
+            .and_then(Value::as_str)
+            .unwrap_or("document");
+        let path = upload
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let file_name = upload
+            .get("file_name")
+            .and_then(Value::as_str)
+            .unwrap_or("file");
+        let file = std::fs::File::open(path).map_err(|e| ApiError::File(format!("{path}: {e}")))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| ApiError::File(format!("{path}: {e}")))?
+            .len();
+        let boundary = format!("storyline-{:016x}", file_len ^ 0x5DEE_CE66_D1CE_4E5B);
+        let mut head = String::new();
+        if let Value::Object(fields) = params {
+            for (name, value) in fields {
+                if name == UPLOAD_KEY {
+                    continue;
+                }
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                head.push_str(&format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{text}\r\n"
+                ));
+            }
+        }
+        let safe_name: String = file_name
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        head.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{safe_name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        ));
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let length = head.len() as u64 + file_len + tail.len() as u64;
+        let body = std::io::Cursor::new(head.into_bytes())
+            .chain(std::io::Read::take(file, file_len))
+            .chain(std::io::Cursor::new(tail.into_bytes()));
+        let url = format!("{}/bot{}/{}", self.api_url, self.token.expose(), method);
+        // Uploads of up to 50 MB from a Pi on a slow uplink take a while.
+        let timeout = Duration::from_secs(60 + file_len / (64 * 1024));
+        let response = self
+            .agent
+            .post(&url)
+            .header(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("Content-Length", &length.to_string())
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(ureq::SendBody::from_owned_reader(body));
+        self.finish(response)
+    }
+
+    fn finish(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ApiError> {
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => return Err(ApiError::Network(self.redact(&e.to_string()))),
+        };
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+            .map_err(|e| ApiError::Network(self.redact(&e.to_string())))?;
+        parse_response(status, &body).map_err(|e| match e {
+            ApiError::Garbage(m) => ApiError::Garbage(self.redact(&m)),
+            other => other,
+        })
     }
 
     fn redact(&self, text: &str) -> String {

@@ -3,13 +3,20 @@
 
 use std::time::Duration;
 
-use crate::callback::{self, Ask, Callback};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::callback::{self, Ask, Callback, StoryAction};
 use crate::settings::{format_window, ChatSettings, Toggle};
 use crate::telegram::{escape_html, Button, Keyboard};
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("settings", "Show and change this chat's settings"),
+    ("next", "Send the next story now"),
+    ("queue", "The next slots and their stories"),
+    ("schedule", "The plan for the next days (/schedule 7)"),
+    ("scan", "Look for new, changed and removed media"),
     ("status", "Mode, pause state and schedule at a glance"),
     ("pause", "Pause posting in this chat"),
     ("resume", "Resume posting in this chat"),
@@ -87,14 +94,19 @@ fn short_time(stored: &str) -> Option<String> {
 }
 
 /// The /settings message: a summary and the keyboard that changes it.
-pub fn settings_menu(settings: &ChatSettings, paused_by: Option<&str>) -> (String, Keyboard) {
+pub fn settings_menu(
+    settings: &ChatSettings,
+    paused_by: Option<&str>,
+    mix: &str,
+) -> (String, Keyboard) {
     let text = format!(
         "⚙️ <b>Settings</b>\n\n\
          Dry run: <b>{}</b>{}\n\
          Instagram API: <b>{}</b>\n\
          Posting: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
-         Hours: <b>{}</b>\n\n\
+         Hours: <b>{}</b>\n\
+         Categories: <b>{}</b>\n\n\
          Tap a button to change a setting.",
         on_off(settings.dry_run_mode),
         if settings.dry_run_mode {
@@ -106,6 +118,7 @@ pub fn settings_menu(settings: &ChatSettings, paused_by: Option<&str>) -> (Strin
         pause_line(settings, paused_by),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
+        escape_html(mix),
     );
     let toggle = |t: Toggle, current: bool| {
         let label = format!("{} {}", if current { "✅" } else { "⬜" }, t.label());
@@ -140,6 +153,25 @@ pub fn settings_menu(settings: &ChatSettings, paused_by: Option<&str>) -> (Strin
             format!("Hours: {}", window_label(settings)),
             callback::encode(Callback::Ask(Ask::Hours)),
         )],
+        vec![Button::callback(
+            format!("🌍 Time zone: {}", settings.timezone.name()),
+            callback::encode(Callback::Ask(Ask::Timezone)),
+        )],
+        vec![Button::callback(
+            format!("🗂 Categories: {mix}"),
+            callback::encode(Callback::Ask(Ask::Categories)),
+        )],
+        vec![Button::callback(
+            format!(
+                "🔒 Locks: posted {}d · skipped {}d",
+                settings.posted_lock_days, settings.skipped_lock_days
+            ),
+            callback::encode(Callback::Ask(Ask::Locks)),
+        )],
+        vec![
+            Button::callback("📋 Queue", callback::encode(Callback::ShowQueue)),
+            Button::callback("📅 Schedule", callback::encode(Callback::ShowSchedule)),
+        ],
         vec![
             Button::callback("🔄 Refresh", callback::encode(Callback::Refresh)),
             Button::callback("✖️ Close", callback::encode(Callback::Close)),
@@ -176,6 +208,48 @@ pub fn hours_prompt(settings: &ChatSettings) -> String {
         escape_html(settings.timezone.name()),
         format_window(settings.posting_hours_start, settings.posting_hours_end)
     )
+}
+
+pub fn timezone_prompt(current: Tz) -> String {
+    format!(
+        "🌍 Time zone for the posting hours (now {}). Reply with an IANA name such as \
+         <code>Europe/Berlin</code> or <code>America/New_York</code>, or /cancel.",
+        escape_html(current.name())
+    )
+}
+
+pub fn timezone_set_text(tz: Tz) -> String {
+    format!("✅ Time zone set to <b>{}</b>.", escape_html(tz.name()))
+}
+
+pub fn categories_prompt(mix: &str, categories: &[(String, i64)]) -> String {
+    let mut text = format!(
+        "🗂 Category mix (now {}). Reply with weights like <code>quotes=50 products=50</code> \
+         (a category left out is not posted), or <code>reset</code> for every category alike, or /cancel.\n\nCategories:",
+        escape_html(mix)
+    );
+    if categories.is_empty() {
+        text.push_str(" none yet; add folders to the media folder and /scan.");
+    }
+    for (name, count) in categories {
+        text.push_str(&format!("\n• {} ({count} items)", escape_html(name)));
+    }
+    text
+}
+
+pub fn categories_set_text(mix: &str) -> String {
+    format!("✅ Category mix set: <b>{}</b>.", escape_html(mix))
+}
+
+pub fn locks_prompt(posted: u32, skipped: u32) -> String {
+    format!(
+        "🔒 How many days an item stays out after ✅ Posted and after ⏭ Skip (now {posted} and {skipped}). \
+         Reply with two numbers like <code>30 45</code>, or /cancel. 🚫 Reject keeps an item out for good."
+    )
+}
+
+pub fn locks_set_text(posted: u32, skipped: u32) -> String {
+    format!("✅ Posted items rest <b>{posted}</b> days, skipped ones <b>{skipped}</b> days.")
 }
 
 pub fn hours_end_prompt(start: u32) -> String {
@@ -303,6 +377,229 @@ pub fn status_text(settings: &ChatSettings, paused_by: Option<&str>, uptime: Dur
     )
 }
 
+fn local(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%H:%M").to_string()
+}
+
+fn local_day(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
+}
+
+/// The caption of a story: category, file, slot time, and the dry-run mark.
+pub fn story_caption(
+    category: &str,
+    path: &str,
+    slot: DateTime<Utc>,
+    tz: Tz,
+    dry_run: bool,
+) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let mut text = format!(
+        "📸 <b>{}</b> · {}\n🕑 Slot {} {}",
+        escape_html(category),
+        escape_html(name),
+        local_day(slot, tz),
+        escape_html(tz.name())
+    );
+    if dry_run {
+        text.push_str("\n🧪 [dry run]");
+    }
+    text
+}
+
+pub const INSTAGRAM_URL: &str = "https://www.instagram.com/";
+
+pub fn story_keyboard(queue_id: i64) -> Keyboard {
+    let button = |text: &str, action| {
+        Button::callback(text, callback::encode(Callback::Story { action, queue_id }))
+    };
+    vec![
+        vec![
+            button("✅ Posted", StoryAction::Posted),
+            button("⏭ Skip", StoryAction::Skip),
+            button("🚫 Reject", StoryAction::Reject),
+        ],
+        vec![Button::link("📲 Open Instagram", INSTAGRAM_URL)],
+    ]
+}
+
+pub fn reject_confirm_keyboard(queue_id: i64) -> Keyboard {
+    let button = |text: &str, action| {
+        Button::callback(text, callback::encode(Callback::Story { action, queue_id }))
+    };
+    vec![vec![
+        button("🚫 Yes, never post it", StoryAction::RejectConfirmed),
+        button("↩️ Keep it", StoryAction::RejectCancelled),
+    ]]
+}
+
+fn outcome_word(status: &str) -> &'static str {
+    match status {
+        "posted" => "Posted",
+        "skipped" => "Skipped",
+        "rejected" => "Rejected",
+        _ => "Decided",
+    }
+}
+
+/// "✅ Posted by @ada at 14:32", appended to a decided story's caption.
+pub fn outcome_line(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -> String {
+    let icon = match status {
+        "posted" => "✅",
+        "skipped" => "⏭",
+        _ => "🚫",
+    };
+    format!(
+        "{icon} <b>{} by {} at {}</b>",
+        outcome_word(status),
+        escape_html(by),
+        local(at, tz)
+    )
+}
+
+pub fn decision_toast(status: &str) -> String {
+    match status {
+        "posted" => "Marked as posted".to_string(),
+        "skipped" => "Skipped".to_string(),
+        _ => "Rejected for good".to_string(),
+    }
+}
+
+/// The alert for a press on a story that was already decided.
+pub fn already_decided_text(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -> String {
+    format!(
+        "Already {} by {by} at {}.",
+        outcome_word(status).to_lowercase(),
+        local(at, tz)
+    )
+}
+
+pub fn missed_text(count: usize, next: Option<DateTime<Utc>>, tz: Tz) -> String {
+    let mut text = format!(
+        "⏰ {count} scheduled {} missed while Storyline was not running; {} not sent now.",
+        if count == 1 {
+            "story was"
+        } else {
+            "stories were"
+        },
+        if count == 1 { "it is" } else { "they are" }
+    );
+    if let Some(next) = next {
+        text.push_str(&format!(
+            " Posting resumes at {} {}.",
+            local_day(next, tz),
+            escape_html(tz.name())
+        ));
+    }
+    text
+}
+
+pub fn running_dry_text(eligible: usize, posts_per_day: u32) -> String {
+    let days = eligible as f64 / f64::from(posts_per_day.max(1));
+    format!(
+        "📉 Only {eligible} {} left to post: about {days:.1} days at {posts_per_day} a day. \
+         Add photos or videos to the media folder (then /scan).",
+        if eligible == 1 { "item" } else { "items" }
+    )
+}
+
+pub fn nothing_to_post_text() -> String {
+    "📭 Nothing to post: every item is resting after a recent post or skip, or the media folder is empty. \
+     Add photos or videos to the media folder, then /scan."
+        .to_string()
+}
+
+pub fn too_large_text(path: &str, size: u64, limit: u64, is_video: bool) -> String {
+    format!(
+        "⚠️ {} is {:.1} MB; Telegram lets bots send {} up to {} MB, so it was not sent and will not be picked again. \
+         Make it smaller to use it.",
+        escape_html(path),
+        size as f64 / 1_048_576.0,
+        if is_video { "videos" } else { "photos" },
+        limit / 1_048_576
+    )
+}
+
+pub fn story_refused_text(name: &str, reason: &str) -> String {
+    format!(
+        "⚠️ Telegram refused the story {}: {}",
+        escape_html(name),
+        escape_html(reason)
+    )
+}
+
+fn status_note(status: &str) -> &'static str {
+    match status {
+        "sent" => " — waiting for a decision",
+        "sending" => " — sending",
+        _ => "",
+    }
+}
+
+pub fn queue_line(at: DateTime<Utc>, tz: Tz, path: Option<&str>, status: &str) -> String {
+    format!(
+        "• {} — {}{}",
+        local_day(at, tz),
+        path.map(escape_html)
+            .unwrap_or_else(|| "(nothing left to pick)".to_string()),
+        status_note(status)
+    )
+}
+
+pub fn queue_text(lines: &[String], tz: Tz) -> String {
+    if lines.is_empty() {
+        return "📋 Nothing is queued. Slots are planned for the posting hours; /schedule shows the next days."
+            .to_string();
+    }
+    format!(
+        "📋 <b>Queue</b> ({})\n{}",
+        escape_html(tz.name()),
+        lines.join("\n")
+    )
+}
+
+/// One day of /schedule: slot times with the item for each.
+pub struct PlannedDay {
+    pub date: NaiveDate,
+    pub slots: Vec<(DateTime<Utc>, Option<String>, String)>,
+}
+
+pub fn schedule_text(days: &[PlannedDay], tz: Tz, paused: bool) -> String {
+    let mut text = format!("📅 <b>Schedule</b> ({})", escape_html(tz.name()));
+    if paused {
+        text.push_str("\n⏸️ Posting is paused: these slots will be skipped until /resume.");
+    }
+    for day in days {
+        text.push_str(&format!("\n\n<b>{}</b>", day.date.format("%a %d %b")));
+        if day.slots.is_empty() {
+            text.push_str("\n• no slots left in this window");
+        }
+        for (at, path, status) in &day.slots {
+            text.push_str(&format!(
+                "\n• {} {}{}",
+                local(*at, tz),
+                path.as_deref()
+                    .map(escape_html)
+                    .unwrap_or_else(|| "(nothing left to pick)".to_string()),
+                status_note(status)
+            ));
+        }
+    }
+    text
+}
+
+pub fn scan_started_text() -> String {
+    "🔎 Scanning the media folder…".to_string()
+}
+
+pub fn scan_report_text(summary: &str) -> String {
+    format!("🔎 <b>Scan finished</b>\n{}", escape_html(summary))
+}
+
+pub fn scan_failed_text(error: &str) -> String {
+    format!("⚠️ The scan failed: {}", escape_html(error))
+}
+
 pub fn error_text() -> String {
     "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
 }
@@ -323,6 +620,8 @@ mod tests {
             posting_hours_start: 14,
             posting_hours_end: 2,
             timezone: chrono_tz::Europe::Berlin,
+            posted_lock_days: 30,
+            skipped_lock_days: 45,
         }
     }
 
@@ -347,7 +646,7 @@ mod tests {
 
     #[test]
     fn settings_menu_snapshot() {
-        let (text, keyboard) = settings_menu(&settings(), None);
+        let (text, keyboard) = settings_menu(&settings(), None, "every category alike");
         expect![[r#"
             ⚙️ <b>Settings</b>
 
@@ -356,6 +655,7 @@ mod tests {
             Posting: <b>▶️ Active</b>
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
+            Categories: <b>every category alike</b>
 
             Tap a button to change a setting."#]]
         .assert_eq(&text);
@@ -365,6 +665,10 @@ mod tests {
             [▶️ Active (tap to pause) | 1:set:pause:1]
             [Posts/Day: 3 | 1:ask:ppd]
             [Hours: 14:00–02:00 Europe/Berlin | 1:ask:hours]
+            [🌍 Time zone: Europe/Berlin | 1:ask:tz]
+            [🗂 Categories: every category alike | 1:ask:cat]
+            [🔒 Locks: posted 30d · skipped 45d | 1:ask:locks]
+            [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
     }

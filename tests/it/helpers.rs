@@ -9,13 +9,30 @@ use crate::support::{wait_until, Call, Env, SentMessage};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Messages the bot sends on its own schedule (the daily "running dry" warning,
+/// missed slots, scan reports), which can land between a command and its reply.
+pub fn is_notice(message: &SentMessage) -> bool {
+    ["📉", "⏰", "🔎 <b>Scan finished"]
+        .iter()
+        .any(|p| message.text.starts_with(p))
+}
+
+/// The first message after index `before` in the chat that is not a notice.
+pub fn next_reply(env: &Env, chat: i64, before: usize, what: &str) -> SentMessage {
+    wait_until(what, WAIT, || {
+        env.tg
+            .messages(chat)
+            .into_iter()
+            .skip(before)
+            .find(|m| !is_notice(m))
+    })
+}
+
 /// Pushes a message and returns the next message the bot sends to that chat.
 pub fn say(env: &Env, chat: i64, user: i64, text: &str) -> SentMessage {
     let before = env.tg.messages(chat).len();
     env.tg.push_message(chat, user, "ada", text);
-    wait_until(&format!("a reply to {text:?}"), WAIT, || {
-        env.tg.messages(chat).get(before).cloned()
-    })
+    next_reply(env, chat, before, &format!("a reply to {text:?}"))
 }
 
 /// Every button of a message: (text, callback_data).
@@ -121,7 +138,5 @@ pub fn open_prompt(env: &Env, chat: i64, menu: &SentMessage, text_prefix: &str) 
         menu.message_id,
         &button_data(menu, text_prefix),
     );
-    wait_until("the prompt", WAIT, || {
-        env.tg.messages(chat).get(before).cloned()
-    })
+    next_reply(env, chat, before, "the prompt")
 }

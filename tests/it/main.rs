@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod fake_selftest;
 mod helpers;
+mod posting;
 mod resilience;
 mod settings_menu;
 mod support;

@@ -2,6 +2,9 @@
 //! Only this module has SQL. Each thread opens its own connection; the core loop
 //! owns the one that writes chat data, in one transaction per Telegram update.
 
+pub mod media;
+pub mod queue;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -129,7 +132,8 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 // ---- chats ---------------------------------------------------------------------
 
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
-     paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone";
+     paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
+     posted_lock_days, skipped_lock_days";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -144,6 +148,8 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         posting_hours_start: r.get(8)?,
         posting_hours_end: r.get(9)?,
         timezone: r.get(10)?,
+        posted_lock_days: r.get(11)?,
+        skipped_lock_days: r.get(12)?,
     })
 }
 
@@ -184,6 +190,9 @@ pub fn insert_chat(
          VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (chat_id) DO NOTHING",
         params![chat_id, title, authorized_by, now],
     )?;
+    if inserted == 1 {
+        queue::seed_chat_media(tx, chat_id)?;
+    }
     Ok(inserted == 1)
 }
 
@@ -208,7 +217,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
     tx.execute(
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
-             posting_hours_end = ?9, timezone = ?10, updated_at = ?11
+             posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
+             posted_lock_days = ?12, skipped_lock_days = ?13
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -221,7 +231,9 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
             row.posting_hours_start,
             row.posting_hours_end,
             row.timezone,
-            now
+            now,
+            row.posted_lock_days,
+            row.skipped_lock_days
         ],
     )?;
     Ok(())
@@ -448,12 +460,23 @@ pub struct OutboxRow {
     pub method: String,
     pub params: String,
     pub attempts: i64,
+    pub on_result: Option<String>,
 }
 
 pub fn enqueue(conn: &Connection, method: &str, params_json: &str, now: &str) -> Result<()> {
+    enqueue_with_hook(conn, method, params_json, None, now)
+}
+
+pub fn enqueue_with_hook(
+    conn: &Connection,
+    method: &str,
+    params_json: &str,
+    on_result: Option<&str>,
+    now: &str,
+) -> Result<()> {
     conn.execute(
-        "INSERT INTO outbox (method, params, created_at) VALUES (?1, ?2, ?3)",
-        params![method, params_json, now],
+        "INSERT INTO outbox (method, params, on_result, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![method, params_json, on_result, now],
     )?;
     Ok(())
 }
@@ -461,7 +484,7 @@ pub fn enqueue(conn: &Connection, method: &str, params_json: &str, now: &str) ->
 pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
     Ok(conn
         .query_row(
-            "SELECT id, method, params, attempts FROM outbox ORDER BY id LIMIT 1",
+            "SELECT id, method, params, attempts, on_result FROM outbox ORDER BY id LIMIT 1",
             [],
             |r| {
                 Ok(OutboxRow {
@@ -469,6 +492,7 @@ pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
                     method: r.get(1)?,
                     params: r.get(2)?,
                     attempts: r.get(3)?,
+                    on_result: r.get(4)?,
                 })
             },
         )

@@ -1,0 +1,593 @@
+//! The posting flow on the core loop: planning each chat's windows into the
+//! queue, firing due slots (the story goes to the chat with buttons), missed
+//! slots after downtime, the "running dry" warning, /next, and the buttons under
+//! a story. Times and picks come from the pure `schedule` and `picker`; SQL from
+//! `db`; words from `ui`. Every function takes the chat id it works for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+use log::{info, warn};
+use rusqlite::Connection;
+
+use crate::callback::StoryAction;
+use crate::config::Config;
+use crate::db::media::MediaItem;
+use crate::db::queue::{self, QueueRow, FOREVER};
+use crate::db::{self};
+use crate::outbox::Hook;
+use crate::picker::{Pool, Rng};
+use crate::schedule;
+use crate::settings::{self, ChatSettings};
+use crate::telegram::{self, CallbackQuery, FileSource, Outgoing};
+use crate::ui;
+
+/// A slot whose time passed longer ago than this was missed (the Pi was off).
+pub const MISSED_AFTER: Duration = Duration::minutes(15);
+/// How far ahead windows are planned into the queue.
+const PLAN_HORIZON: Duration = Duration::hours(30);
+/// Warn when the eligible items cover fewer days than this.
+const POOL_WARNING_DAYS: usize = 7;
+
+/// The seed of a chat's window: the same chat and day always get the same
+/// jitter and picks, so /schedule's preview matches what is planned later.
+pub fn seed_for(chat_id: i64, window_date: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in chat_id.to_le_bytes().iter().chain(window_date.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The chats the scheduler works for, with their settings.
+pub fn served_chats(conn: &Connection, config: &Config) -> Result<Vec<(i64, ChatSettings)>> {
+    let mut out = Vec::new();
+    for row in db::chats(conn)? {
+        if config.access.allowed_chat_ids.contains(&row.chat_id)
+            || db::chat_is_authorized(conn, row.chat_id)?
+        {
+            out.push((row.chat_id, settings::resolve(&row, &config.defaults)));
+        }
+    }
+    Ok(out)
+}
+
+/// The chat's items not yet planned, enough for `needed` picks from any category.
+pub fn load_pool(
+    conn: &Connection,
+    chat_id: i64,
+    now: DateTime<Utc>,
+    needed: usize,
+) -> Result<Pool> {
+    load(conn, chat_id, now, needed, queue::eligible_in_category)
+}
+
+/// The chat's items that can go out right now, planned for later or not.
+fn load_pool_now(conn: &Connection, chat_id: i64, now: DateTime<Utc>) -> Result<Pool> {
+    load(conn, chat_id, now, 1, queue::eligible_now_in_category)
+}
+
+type EligibleQuery =
+    fn(&Connection, i64, &str, &str, usize) -> Result<Vec<crate::picker::Candidate>>;
+
+fn load(
+    conn: &Connection,
+    chat_id: i64,
+    now: DateTime<Utc>,
+    needed: usize,
+    query: EligibleQuery,
+) -> Result<Pool> {
+    let now_text = db::timestamp(now);
+    let mut candidates = Vec::new();
+    for category in queue::chat_categories_present(conn, chat_id)? {
+        candidates.extend(query(conn, chat_id, &category, &now_text, needed)?);
+    }
+    Ok(Pool::new(candidates, now))
+}
+
+/// Plans every window of the chat that is not planned yet and not over,
+/// picking an item for each future slot. Returns the number of slots added.
+pub fn plan_chat(
+    conn: &Connection,
+    chat_id: i64,
+    s: &ChatSettings,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let now_text = db::timestamp(now);
+    let mut added = 0;
+    for window in schedule::upcoming_windows(
+        now,
+        s.timezone,
+        s.posting_hours_start,
+        s.posting_hours_end,
+        PLAN_HORIZON,
+    ) {
+        let date = window.date.to_string();
+        if queue::window_planned(conn, chat_id, &date)? {
+            continue;
+        }
+        let seed = seed_for(chat_id, &date);
+        let future: Vec<DateTime<Utc>> = schedule::slots(&window, s.posts_per_day, seed)
+            .into_iter()
+            .filter(|t| *t > now)
+            .collect();
+        let mut pool = load_pool(conn, chat_id, now, future.len())?;
+        let weights = queue::category_weights(conn, chat_id)?;
+        let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
+        for at in &future {
+            let pick = pool.pick(&weights, &mut rng);
+            queue::insert_slot(
+                conn,
+                chat_id,
+                &db::timestamp(*at),
+                &date,
+                pick.as_ref().map(|c| c.sha256.as_str()),
+                &now_text,
+            )?;
+            added += 1;
+        }
+        queue::mark_window_planned(conn, chat_id, &date, &now_text)?;
+    }
+    Ok(added)
+}
+
+/// After a schedule setting changed: drop the future part of the plan so the
+/// next tick plans it again with the new settings.
+pub fn replan(conn: &Connection, chat_id: i64, s: &ChatSettings, now: DateTime<Utc>) -> Result<()> {
+    let local_today = now.with_timezone(&s.timezone).date_naive();
+    let open: Vec<String> = (-1..=2)
+        .map(|d| (local_today + Duration::days(d)).to_string())
+        .collect();
+    queue::forget_future_plan(conn, chat_id, &db::timestamp(now), &open)
+}
+
+/// One scheduler pass: missed slots, planning, the pool warning, and the slots
+/// due now. Returns the calls to make; the caller commits them with the changes.
+pub fn tick(
+    conn: &Connection,
+    config: &Config,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let missed_before = db::timestamp(now - MISSED_AFTER);
+    let missed = queue::mark_missed(conn, &missed_before)?;
+    let chats = served_chats(conn, config)?;
+    for (chat_id, s) in &chats {
+        plan_chat(conn, *chat_id, s, now)?;
+        let missed_here: Vec<&QueueRow> = missed.iter().filter(|m| m.chat_id == *chat_id).collect();
+        if !missed_here.is_empty() && !s.is_paused {
+            let next = queue::next_pending_for_chat(conn, *chat_id)?
+                .and_then(|r| db::parse_timestamp(&r.scheduled_for));
+            info!(
+                "chat {chat_id}: {} slot(s) missed while not running",
+                missed_here.len()
+            );
+            out.push(telegram::send_message(
+                *chat_id,
+                &ui::missed_text(missed_here.len(), next, s.timezone),
+                None,
+            ));
+        }
+        warn_if_running_dry(conn, *chat_id, s, now, out)?;
+    }
+    for slot in queue::due_slots(conn, &db::timestamp(now), &missed_before)? {
+        let Some((_, s)) = chats.iter().find(|(id, _)| *id == slot.chat_id) else {
+            queue::set_slot_status(
+                conn,
+                slot.id,
+                "skipped",
+                Some("the chat is no longer served"),
+            )?;
+            continue;
+        };
+        if s.is_paused {
+            queue::set_slot_status(conn, slot.id, "skipped", Some("paused"))?;
+            continue;
+        }
+        send_slot(conn, config, s, slot, now, out)?;
+    }
+    Ok(())
+}
+
+fn warn_if_running_dry(
+    conn: &Connection,
+    chat_id: i64,
+    s: &ChatSettings,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    if s.is_paused {
+        return Ok(());
+    }
+    let local_today = now.with_timezone(&s.timezone).date_naive().to_string();
+    if queue::pool_warned_on(conn, chat_id)?.as_deref() == Some(local_today.as_str()) {
+        return Ok(());
+    }
+    let needed = POOL_WARNING_DAYS * s.posts_per_day as usize;
+    let eligible = queue::count_eligible(conn, chat_id, &db::timestamp(now), needed)?;
+    if eligible < needed {
+        queue::set_pool_warned(conn, chat_id, &local_today)?;
+        out.push(telegram::send_message(
+            chat_id,
+            &ui::running_dry_text(eligible, s.posts_per_day),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// Sends a slot's story now: checks its file (gone → next item; too large for
+/// Telegram → reported and locked), then hands the photo or video to the outbox.
+pub fn send_slot(
+    conn: &Connection,
+    config: &Config,
+    s: &ChatSettings,
+    slot: QueueRow,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let chat_id = slot.chat_id;
+    let now_text = db::timestamp(now);
+    // A planned item that was posted, locked or sent by /next since planning is
+    // not sent again: the slot picks anew.
+    let mut sha = match slot.sha256.clone() {
+        Some(planned) if queue::content_available(conn, chat_id, &planned, &now_text, slot.id)? => {
+            Some(planned)
+        }
+        _ => None,
+    };
+    let weights = queue::category_weights(conn, chat_id)?;
+    let mut rng = Rng::new(seed_for(chat_id, &slot.scheduled_for));
+    // Each round either sends or rules out one content, so this ends.
+    for _ in 0..64 {
+        let content = match sha.take() {
+            Some(c) => c,
+            None => match load_pool_now(conn, chat_id, now)?.pick(&weights, &mut rng) {
+                Some(c) => c.sha256,
+                None => {
+                    queue::set_slot_status(
+                        conn,
+                        slot.id,
+                        "failed",
+                        Some("nothing eligible to post"),
+                    )?;
+                    out.push(telegram::send_message(
+                        chat_id,
+                        &ui::nothing_to_post_text(),
+                        None,
+                    ));
+                    return Ok(());
+                }
+            },
+        };
+        let Some(item) = db::media::active_item_for_content(conn, &content)? else {
+            queue::sync_content(conn, std::slice::from_ref(&content))?;
+            continue;
+        };
+        let path = config.media.dir.join(&item.path);
+        let size = match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => meta.len(),
+            _ => {
+                info!(
+                    "chat {chat_id}: {} is gone; taking the next item",
+                    item.path
+                );
+                db::media::deactivate_item(conn, item.id)?;
+                queue::sync_content(conn, std::slice::from_ref(&content))?;
+                continue;
+            }
+        };
+        let is_video = item.kind == "video";
+        let limit = if is_video {
+            telegram::MAX_UPLOAD_BYTES
+        } else {
+            telegram::MAX_PHOTO_BYTES
+        };
+        if size > limit && item.telegram_file_id.is_none() {
+            warn!(
+                "chat {chat_id}: {} is {size} bytes, over Telegram's limit",
+                item.path
+            );
+            queue::lock_content(conn, chat_id, &content, FOREVER, "too large for Telegram")?;
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::too_large_text(&item.path, size, limit, is_video),
+                None,
+            ));
+            continue;
+        }
+        queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
+        queue::set_slot_status(conn, slot.id, "sending", None)?;
+        out.push(story_message(chat_id, &slot, &item, &path, s));
+        return Ok(());
+    }
+    queue::set_slot_status(conn, slot.id, "failed", Some("no sendable file found"))?;
+    Ok(())
+}
+
+fn story_message(
+    chat_id: i64,
+    slot: &QueueRow,
+    item: &MediaItem,
+    path: &Path,
+    s: &ChatSettings,
+) -> Outgoing {
+    let source = match &item.telegram_file_id {
+        Some(id) => FileSource::FileId(id.clone()),
+        None => FileSource::Upload {
+            path: path.to_string_lossy().into_owned(),
+            file_name: file_name(&item.path).to_string(),
+        },
+    };
+    let caption = story_caption(slot, item, s);
+    let hook = Hook::Story {
+        queue_id: slot.id,
+        media_item_id: item.id,
+        chat_id,
+        name: file_name(&item.path).to_string(),
+    };
+    telegram::send_media(
+        chat_id,
+        item.kind == "video",
+        &source,
+        &caption,
+        &ui::story_keyboard(slot.id),
+        serde_json::to_value(hook).unwrap_or_default(),
+    )
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn story_caption(slot: &QueueRow, item: &MediaItem, s: &ChatSettings) -> String {
+    let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
+    ui::story_caption(&item.category, &item.path, at, s.timezone, s.dry_run_mode)
+}
+
+/// /next: the chat's next planned story goes out now (or a fresh pick, when
+/// nothing is planned).
+pub fn send_next(
+    conn: &Connection,
+    config: &Config,
+    chat_id: i64,
+    s: &ChatSettings,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let slot = match queue::next_pending_for_chat(conn, chat_id)? {
+        Some(slot) => slot,
+        None => {
+            let date = now.with_timezone(&s.timezone).date_naive().to_string();
+            let id = queue::insert_slot(
+                conn,
+                chat_id,
+                &db::timestamp(now),
+                &date,
+                None,
+                &db::timestamp(now),
+            )?;
+            queue::queue_item(conn, id)?
+                .ok_or_else(|| anyhow::anyhow!("queue row {id} vanished"))?
+        }
+    };
+    send_slot(conn, config, s, slot, now, out)
+}
+
+/// A press on a story's buttons.
+#[allow(clippy::too_many_arguments)]
+pub fn handle_story_press(
+    conn: &Connection,
+    config: &Config,
+    query: &CallbackQuery,
+    chat_id: i64,
+    message_id: i64,
+    action: StoryAction,
+    queue_id: i64,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let alert = |out: &mut Vec<Outgoing>, text: &str| {
+        out.push(telegram::answer_callback(&query.id, text, true))
+    };
+    let row = queue::queue_item(conn, queue_id)?;
+    // Another chat's item, or a message that is not this item's: the same answer,
+    // so nothing about other chats can be learnt by probing ids.
+    let Some(row) =
+        row.filter(|r| r.chat_id == chat_id && r.telegram_message_id == Some(message_id))
+    else {
+        alert(out, "This button does not belong to a story of this chat.");
+        return Ok(());
+    };
+    let s = settings::resolve(
+        &db::chat(conn, chat_id)?.unwrap_or_else(|| settings::ChatRow::new(chat_id)),
+        &config.defaults,
+    );
+    if row.status != "sent" {
+        let text = match (row.status.as_str(), row.decided_by) {
+            ("posted" | "skipped" | "rejected", Some(by)) => {
+                let at = row
+                    .decided_at
+                    .as_deref()
+                    .and_then(db::parse_timestamp)
+                    .unwrap_or(now);
+                ui::already_decided_text(
+                    &row.status,
+                    &db::user_display_name(conn, by)?,
+                    at,
+                    s.timezone,
+                )
+            }
+            _ => "This story is not waiting for a decision.".to_string(),
+        };
+        alert(out, &text);
+        return Ok(());
+    }
+    let item = match row.media_item_id {
+        Some(id) => db::media::item_by_id(conn, id)?,
+        None => None,
+    };
+    let (Some(item), Some(sha)) = (item, row.sha256.clone()) else {
+        alert(out, "This story's file is no longer known.");
+        return Ok(());
+    };
+    let caption = story_caption(&row, &item, &s);
+    match action {
+        StoryAction::Reject => {
+            out.push(telegram::answer_callback(
+                &query.id,
+                "Reject for good? Confirm below.",
+                false,
+            ));
+            out.push(telegram::edit_keyboard(
+                chat_id,
+                message_id,
+                &ui::reject_confirm_keyboard(queue_id),
+            ));
+        }
+        StoryAction::RejectCancelled => {
+            out.push(telegram::answer_callback(&query.id, "Kept", false));
+            out.push(telegram::edit_keyboard(
+                chat_id,
+                message_id,
+                &ui::story_keyboard(queue_id),
+            ));
+        }
+        StoryAction::Posted | StoryAction::Skip | StoryAction::RejectConfirmed => {
+            let (status, lock_days, reason) = match action {
+                StoryAction::Posted => ("posted", Some(s.posted_lock_days), "posted"),
+                StoryAction::Skip => ("skipped", Some(s.skipped_lock_days), "skipped"),
+                _ => ("rejected", None, "rejected"),
+            };
+            let now_text = db::timestamp(now);
+            let until = match lock_days {
+                Some(0) => None,
+                Some(days) => Some(db::timestamp(now + Duration::days(i64::from(days)))),
+                None => Some(FOREVER.to_string()),
+            };
+            let user = query.from.id;
+            queue::decide(conn, queue_id, status, user, &now_text)?;
+            let method = if s.dry_run_mode { "dry_run" } else { "manual" };
+            queue::record_history(
+                conn,
+                chat_id,
+                Some(queue_id),
+                Some(item.id),
+                &sha,
+                status,
+                method,
+                Some(user),
+                &now_text,
+            )?;
+            queue::record_decision(
+                conn,
+                chat_id,
+                &sha,
+                status == "posted",
+                until.as_deref(),
+                reason,
+                &now_text,
+            )?;
+            let by = db::user_display_name(conn, user)?;
+            info!("chat {chat_id}: {} {status} by user {user}", item.path);
+            out.push(telegram::answer_callback(
+                &query.id,
+                &ui::decision_toast(status),
+                false,
+            ));
+            let text = format!(
+                "{caption}\n\n{}",
+                ui::outcome_line(status, &by, now, s.timezone)
+            );
+            out.push(telegram::edit_caption(chat_id, message_id, &text, None));
+        }
+    }
+    Ok(())
+}
+
+/// One line per upcoming slot of the chat, for /queue and `storyline queue`.
+pub fn queue_lines(
+    conn: &Connection,
+    chat_id: i64,
+    s: &ChatSettings,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for row in queue::upcoming(conn, chat_id, limit)? {
+        let at = db::parse_timestamp(&row.scheduled_for).unwrap_or_default();
+        let item = match &row.sha256 {
+            Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
+            None => None,
+        };
+        lines.push(ui::queue_line(at, s.timezone, item.as_deref(), &row.status));
+    }
+    Ok(lines)
+}
+
+/// The plan for the next `days` days: what is queued, and for windows not
+/// planned yet, what planning would pick (nothing is written).
+pub fn preview(
+    conn: &Connection,
+    chat_id: Option<i64>,
+    s: &ChatSettings,
+    weights: &BTreeMap<String, u32>,
+    now: DateTime<Utc>,
+    days: u32,
+) -> Result<Vec<ui::PlannedDay>> {
+    let horizon = Duration::days(i64::from(days));
+    let windows = schedule::upcoming_windows(
+        now,
+        s.timezone,
+        s.posting_hours_start,
+        s.posting_hours_end,
+        horizon,
+    );
+    let needed = windows.len() * s.posts_per_day as usize;
+    let mut pool = match chat_id {
+        Some(id) => load_pool(conn, id, now, needed)?,
+        None => Pool::new(queue::library_candidates(conn)?, now),
+    };
+    let mut out = Vec::new();
+    for window in windows {
+        let date = window.date.to_string();
+        let mut slots = Vec::new();
+        let planned = match chat_id {
+            Some(id) => queue::window_planned(conn, id, &date)?,
+            None => false,
+        };
+        if let (true, Some(id)) = (planned, chat_id) {
+            for row in queue::window_slots(conn, id, &date)? {
+                let at = db::parse_timestamp(&row.scheduled_for).unwrap_or_default();
+                let path = match &row.sha256 {
+                    Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
+                    None => None,
+                };
+                slots.push((at, path, row.status));
+            }
+        } else {
+            let seed = match chat_id {
+                Some(id) => seed_for(id, &date),
+                None => seed_for(0, &date),
+            };
+            let mut rng = Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15);
+            for at in schedule::slots(&window, s.posts_per_day, seed)
+                .into_iter()
+                .filter(|t| *t > now)
+            {
+                let path = match pool.pick(weights, &mut rng) {
+                    Some(c) => db::media::active_item_for_content(conn, &c.sha256)?.map(|i| i.path),
+                    None => None,
+                };
+                slots.push((at, path, "planned".to_string()));
+            }
+        }
+        out.push(ui::PlannedDay {
+            date: window.date,
+            slots,
+        });
+    }
+    Ok(out)
+}
