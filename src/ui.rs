@@ -692,6 +692,36 @@ mod tests {
     }
 
     #[test]
+    fn story_caption_and_buttons_snapshot() {
+        let slot = chrono::DateTime::parse_from_rfc3339("2026-11-22T13:32:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let caption = story_caption(
+            "quotes & co",
+            "quotes & co/<monday>.jpg",
+            slot,
+            chrono_tz::Europe::Berlin,
+            true,
+        );
+        expect![[r#"
+            📸 <b>quotes &amp; co</b> · &lt;monday&gt;.jpg
+            🕑 Slot Sun 22 Nov 14:32 Europe/Berlin
+            🧪 [dry run]"#]]
+        .assert_eq(&caption);
+        expect![[r#"
+            [✅ Posted | 1:st:p:17] [⏭ Skip | 1:st:s:17] [🚫 Reject | 1:st:r:17]
+            [📲 Open Instagram | -]"#]]
+        .assert_eq(&render(&story_keyboard(17)));
+        expect![[r#"
+            [🚫 Yes, never post it | 1:st:ry:17] [↩️ Keep it | 1:st:rn:17]"#]]
+        .assert_eq(&render(&reject_confirm_keyboard(17)));
+        assert_eq!(
+            outcome_line("posted", "@ada", slot, chrono_tz::Europe::Berlin),
+            "✅ <b>Posted by @ada at 14:32</b>"
+        );
+    }
+
+    #[test]
     fn invalid_value_quotes_escaped_input() {
         assert_eq!(
             invalid_value_text("Bad.", "<script>"),
