@@ -11,9 +11,11 @@ use chrono::{DateTime, Utc};
 use log::info;
 use rusqlite::Transaction;
 
+use crate::accounts::{self, PickOutcome};
 use crate::callback::{self, Ask, Callback};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
+use crate::keyfile;
 use crate::picker;
 use crate::posting;
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
@@ -43,6 +45,8 @@ pub struct Context<'a> {
     /// Set by /scan: the chat to tell when the scan (run by the scanner
     /// thread after this update commits) is done.
     pub scan_requested: std::cell::Cell<Option<i64>>,
+    /// The key file's bytes, for opening account tokens; None when unusable.
+    pub key: Option<&'a [u8; 32]>,
 }
 
 impl Context<'_> {
@@ -52,6 +56,16 @@ impl Context<'_> {
 
     fn is_admin(&self, user_id: i64) -> bool {
         self.config.access.admin_user_ids.contains(&user_id)
+    }
+
+    /// The key tokens are sealed with, read when a token's state is shown;
+    /// `None` when the key file is missing or unusable ("reconnect needed").
+    fn sealing_key(&self) -> Option<[u8; keyfile::KEY_LEN]> {
+        keyfile::read(&self.config.storage.key_file)
+    }
+
+    fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
+        accounts::chat_account(tx, self.sealing_key().as_ref(), chat_id, self.now)
     }
 }
 
@@ -253,7 +267,7 @@ pub fn record_initial_version(
     by: Option<i64>,
 ) -> Result<()> {
     let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
-    let snapshot = serde_json::to_string(&settings::resolve(&row, &config.defaults))?;
+    let snapshot = settings_snapshot(tx, chat_id, &settings::resolve(&row, &config.defaults))?;
     db::record_settings_version(
         tx,
         chat_id,
@@ -263,6 +277,23 @@ pub fn record_initial_version(
         "chat created",
         &db::timestamp(now),
     )
+}
+
+/// The snapshot of a settings version: the effective settings and the
+/// Instagram account the chat chose (null: the only account, or none).
+fn settings_snapshot(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    resolved: &ChatSettings,
+) -> Result<String> {
+    let mut snapshot = serde_json::to_value(resolved)?;
+    if let Some(fields) = snapshot.as_object_mut() {
+        fields.insert(
+            "active_account_id".to_string(),
+            db::accounts::chat_active_account_id(tx, chat_id)?.into(),
+        );
+    }
+    Ok(snapshot.to_string())
 }
 
 /// Saves the row and, if anything changed, a new settings version.
@@ -283,7 +314,7 @@ fn save_changes(
     db::record_settings_version(
         tx,
         row.chat_id,
-        &serde_json::to_string(&resolved)?,
+        &settings_snapshot(tx, row.chat_id, &resolved)?,
         &serde_json::to_string(changes)?,
         Some(user_id),
         reason,
@@ -313,12 +344,34 @@ fn paused_by_name(tx: &Transaction<'_>, settings: &ChatSettings) -> Result<Optio
 
 fn menu(
     tx: &Transaction<'_>,
+    ctx: &Context<'_>,
     chat_id: i64,
     settings: &ChatSettings,
 ) -> Result<(String, telegram::Keyboard)> {
     let paused_by = paused_by_name(tx, settings)?;
     let mix = picker::format_mix(&db::queue::category_weights(tx, chat_id)?);
-    Ok(ui::settings_menu(settings, paused_by.as_deref(), &mix))
+    let account = ctx.chat_account(tx, chat_id)?;
+    Ok(ui::settings_menu(
+        settings,
+        paused_by.as_deref(),
+        &mix,
+        &account,
+    ))
+}
+
+/// The selector behind the menu's account button.
+fn account_selector(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+) -> Result<(String, telegram::Keyboard)> {
+    let current = match accounts::active_account_for_chat(tx, chat_id)? {
+        accounts::AccountChoice::Account(account) => Some(account.id),
+        _ => None,
+    };
+    Ok(ui::account_selector(
+        &db::accounts::active_accounts(tx)?,
+        current,
+    ))
 }
 
 fn current_settings(
@@ -374,16 +427,23 @@ fn run_command(
         "help" => reply(out, ui::help_text()),
         "settings" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
-            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
+            let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
             out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
         }
         "status" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let paused_by = paused_by_name(tx, &resolved)?;
+            let account = ctx.chat_account(tx, chat_id)?;
             reply(
                 out,
-                ui::status_text(&resolved, paused_by.as_deref(), ctx.uptime),
+                ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime),
             );
+        }
+        "accounts" => {
+            let statuses =
+                accounts::active_account_statuses(tx, ctx.sealing_key().as_ref(), ctx.now)?;
+            let account = ctx.chat_account(tx, chat_id)?;
+            reply(out, ui::accounts_text(&statuses, &account));
         }
         "pause" | "resume" => {
             let pause = name == "pause";
@@ -421,7 +481,7 @@ fn run_command(
         }
         "next" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
-            posting::send_next(tx, ctx.config, chat_id, &resolved, ctx.now, out)?;
+            posting::send_next(tx, ctx.config, ctx.key, chat_id, &resolved, ctx.now, out)?;
         }
         "queue" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
@@ -538,7 +598,7 @@ fn handle_callback(
             let (resolved, changed) =
                 set_toggle(tx, ctx, chat_id, user_id, toggle, value, "settings menu")?;
             toast(out, &ui::toggle_answer(toggle, value, changed));
-            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
+            let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
             out.push(telegram::edit_message(
                 chat_id,
                 message_id,
@@ -597,7 +657,7 @@ fn handle_callback(
         Callback::Refresh => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             toast(out, "Up to date");
-            let (text, keyboard) = menu(tx, chat_id, &resolved)?;
+            let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
             out.push(telegram::edit_message(
                 chat_id,
                 message_id,
@@ -625,8 +685,64 @@ fn handle_callback(
         }
         Callback::Story { action, queue_id } => {
             posting::handle_story_press(
-                tx, ctx.config, query, chat_id, message_id, action, queue_id, ctx.now, out,
+                tx, ctx.config, ctx.key, query, chat_id, message_id, action, queue_id, ctx.now, out,
             )?;
+        }
+        Callback::AccountMenu => {
+            toast(out, "Instagram accounts");
+            let (text, keyboard) = account_selector(tx, chat_id)?;
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &text,
+                Some(&keyboard),
+            ));
+        }
+        Callback::Account(account_id) => {
+            let (row, _) = current_settings(tx, ctx, chat_id)?;
+            let (account, changes) = match accounts::choose_account(tx, chat_id, account_id, ctx.now)? {
+                PickOutcome::Unavailable => {
+                    info!("chat {chat_id}: refused a pick of unavailable account {account_id}");
+                    alert(out, &ui::account_unavailable_text());
+                    let (text, keyboard) = account_selector(tx, chat_id)?;
+                    out.push(telegram::edit_message(
+                        chat_id,
+                        message_id,
+                        &text,
+                        Some(&keyboard),
+                    ));
+                    return Ok(());
+                }
+                PickOutcome::Unchanged(account) => (account, Vec::new()),
+                PickOutcome::Changed { account, old } => {
+                    let change = Change {
+                        setting: "active_account_id",
+                        old: old.into(),
+                        new: account.id.into(),
+                    };
+                    (account, vec![change])
+                }
+            };
+            let resolved = save_changes(tx, ctx, &row, &changes, user_id, "account selector")?;
+            toast(out, &ui::account_chosen_toast(&account, !changes.is_empty()));
+            let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &text,
+                Some(&keyboard),
+            ));
+        }
+        Callback::BackToSettings => {
+            let (_, resolved) = current_settings(tx, ctx, chat_id)?;
+            toast(out, "Settings");
+            let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &text,
+                Some(&keyboard),
+            ));
         }
         Callback::Close => {
             toast(out, "Closed");
@@ -772,7 +888,7 @@ fn answer_prompt(
     db::clear_pending_input(tx, chat_id, user_id, &now)?;
     reply(out, confirmation);
     if let Some(menu_id) = pending.menu_message_id {
-        let (text, keyboard) = menu(tx, chat_id, &resolved)?;
+        let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
         out.push(telegram::edit_message(
             chat_id,
             menu_id,

@@ -29,6 +29,11 @@ pub enum StoryAction {
     Reject,
     RejectConfirmed,
     RejectCancelled,
+    /// Publish this story through the Instagram API now.
+    AutoPost,
+    /// After an unknown publish outcome: it is on Instagram / publish again.
+    WasPublished,
+    PublishAgain,
 }
 
 impl StoryAction {
@@ -39,6 +44,9 @@ impl StoryAction {
             StoryAction::Reject => "r",
             StoryAction::RejectConfirmed => "ry",
             StoryAction::RejectCancelled => "rn",
+            StoryAction::AutoPost => "a",
+            StoryAction::WasPublished => "up",
+            StoryAction::PublishAgain => "ur",
         }
     }
 
@@ -49,6 +57,9 @@ impl StoryAction {
             "r" => StoryAction::Reject,
             "ry" => StoryAction::RejectConfirmed,
             "rn" => StoryAction::RejectCancelled,
+            "a" => StoryAction::AutoPost,
+            "up" => StoryAction::WasPublished,
+            "ur" => StoryAction::PublishAgain,
             _ => return None,
         })
     }
@@ -71,6 +82,12 @@ pub enum Callback {
         action: StoryAction,
         queue_id: i64,
     },
+    /// The menu's account button: opens the account selector.
+    AccountMenu,
+    /// The selector's button for one Instagram account (its id).
+    Account(i64),
+    /// The selector's Back: the settings menu again.
+    BackToSettings,
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -78,6 +95,7 @@ fn toggle_code(toggle: Toggle) -> &'static str {
         Toggle::DryRun => "dry",
         Toggle::InstagramApi => "api",
         Toggle::Paused => "pause",
+        Toggle::AutoPost => "auto",
     }
 }
 
@@ -99,6 +117,9 @@ pub fn encode(callback: Callback) -> String {
         Callback::Cancel => format!("{VERSION}:cancel"),
         Callback::Refresh => format!("{VERSION}:refresh"),
         Callback::Close => format!("{VERSION}:close"),
+        Callback::AccountMenu => format!("{VERSION}:acct"),
+        Callback::Account(id) => format!("{VERSION}:acct:{id}"),
+        Callback::BackToSettings => format!("{VERSION}:back"),
     }
 }
 
@@ -113,6 +134,7 @@ pub fn parse(data: &str) -> Option<Callback> {
                 "dry" => Toggle::DryRun,
                 "api" => Toggle::InstagramApi,
                 "pause" => Toggle::Paused,
+                "auto" => Toggle::AutoPost,
                 _ => return None,
             };
             let value = match *value {
@@ -136,6 +158,9 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "cancel"] => Callback::Cancel,
         [VERSION, "refresh"] => Callback::Refresh,
         [VERSION, "close"] => Callback::Close,
+        [VERSION, "acct"] => Callback::AccountMenu,
+        [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
+        [VERSION, "back"] => Callback::BackToSettings,
         _ => return None,
     };
     Some(callback)
@@ -183,11 +208,18 @@ mod tests {
                 action: StoryAction::RejectCancelled,
                 queue_id: 42,
             },
+            Callback::Story { action: StoryAction::AutoPost, queue_id: 42 },
+            Callback::Story { action: StoryAction::WasPublished, queue_id: 42 },
+            Callback::Story { action: StoryAction::PublishAgain, queue_id: 42 },
             Callback::Cancel,
             Callback::Refresh,
             Callback::Close,
+            Callback::AccountMenu,
+            Callback::Account(1),
+            Callback::Account(i64::MAX),
+            Callback::BackToSettings,
         ];
-        for toggle in [Toggle::DryRun, Toggle::InstagramApi, Toggle::Paused] {
+        for toggle in [Toggle::DryRun, Toggle::InstagramApi, Toggle::Paused, Toggle::AutoPost] {
             for value in [false, true] {
                 all.push(Callback::Set { toggle, value });
             }
@@ -222,6 +254,14 @@ mod tests {
             "1:st:x:5",
             "1:st:p:99999999999999999999",
             "1:st:p:5:6",
+            "1:acct:",
+            "1:acct:0",
+            "1:acct:-1",
+            "1:acct:01",
+            "1:acct:x",
+            "1:acct:1:2",
+            "1:acct:99999999999999999999",
+            "1:back:1",
             &format!("1:refresh{}", " ".repeat(70)),
         ] {
             assert_eq!(parse(data), None, "{data:?}");

@@ -23,6 +23,8 @@ Commands:
                        Preview the schedule (works without a bot token)
   categories show|set [--chat ID] [NAME=WEIGHT ...]
                        Show or set a chat's category mix
+  accounts add|list|deactivate
+                       Manage Instagram accounts and their tokens
 
 Options:
   -c, --config PATH  Configuration file (default: ./storyline.toml, then
@@ -94,6 +96,7 @@ pub enum Command {
     Plan { days: u32, chat: Option<i64> },
     CategoriesShow { chat: Option<i64> },
     CategoriesSet { chat: Option<i64>, mix: String },
+    Accounts(crate::accounts::AccountsCommand),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,6 +168,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                         })?,
                 );
             }
+            Value(word) if command.is_none() && word == "accounts" => {
+                return crate::accounts::parse_args(&mut parser, config);
+            }
             Value(word) if command.is_none() => {
                 let word = word.to_string_lossy().into_owned();
                 if ![
@@ -179,7 +185,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan or categories)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories or accounts)"
                     )));
                 }
                 command = Some(word);

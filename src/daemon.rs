@@ -137,6 +137,34 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         shutdown: shutdown.clone(),
     };
     threads.push(spawn("outbox", move || outbox.run())?);
+    let key = keyfile::read(&config.storage.key_file);
+    if key.is_none() {
+        warn!(
+            "{}: the key file is unusable; Instagram accounts need reconnecting",
+            config.storage.key_file.display()
+        );
+    }
+    let (jobs_tx, jobs_rx) = mpsc::channel::<i64>();
+    {
+        let public_url = config.web.public_url.clone();
+        let publisher = crate::publish::Publisher {
+            conn: db::open_without_migrating(&config.storage.database)?,
+            graph: crate::instagram::Graph::new(&config.instagram.graph_url, &config.instagram.api_url),
+            signer: key.as_ref().map(crate::signing::UrlSigner::new),
+            key,
+            public_url,
+            media_dir: config.media.dir.clone(),
+            cache_dir: cache_dir(&config),
+            defaults: config.defaults.clone(),
+            jobs: jobs_rx,
+            wake_outbox: wake_tx.clone(),
+            shutdown: shutdown.clone(),
+            image_polls: (20, Duration::from_secs(3)),
+            video_polls: (60, Duration::from_secs(5)),
+            refresh: crate::accounts::GraphRefresh::new(&config.instagram.graph_url),
+        };
+        threads.push(spawn("publisher", move || publisher.run())?);
+    }
     let (scan_tx, scan_rx) = mpsc::channel::<ScanRequest>();
     {
         let events = events_tx.clone();
@@ -156,7 +184,11 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         wake: wake_tx,
         scans: scan_tx,
         rescan_every: Duration::from_secs(u64::from(config.media.rescan_minutes) * 60),
+        key,
+        publish_jobs: jobs_tx,
+        dispatched: Default::default(),
     };
+    core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
     info!("stopping ({reason})");
 
@@ -167,6 +199,16 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     join_all(threads);
     info!("stopped");
     Ok(())
+}
+
+/// Where converted images wait until their story is decided: beside the database.
+fn cache_dir(config: &Config) -> std::path::PathBuf {
+    config
+        .storage
+        .database
+        .parent()
+        .map(|dir| dir.join("cache"))
+        .unwrap_or_else(|| std::path::PathBuf::from("cache"))
 }
 
 fn join_all(threads: Vec<JoinHandle<()>>) {
@@ -235,6 +277,10 @@ struct Core<'a> {
     wake: Sender<()>,
     scans: Sender<ScanRequest>,
     rescan_every: Duration,
+    key: Option<[u8; 32]>,
+    publish_jobs: Sender<i64>,
+    /// Jobs handed to the publisher since start, so each goes once.
+    dispatched: std::collections::HashSet<i64>,
 }
 
 impl Core<'_> {
@@ -295,6 +341,43 @@ impl Core<'_> {
         }
     }
 
+    /// At start: ask about publishes whose outcome is unknown, and resume the
+    /// jobs that had not reached media_publish.
+    fn start_publishing(&mut self) {
+        let result = (|| -> Result<()> {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::new();
+            crate::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
+            enqueue_all(&tx, &out, &db::timestamp(Utc::now()))?;
+            tx.commit()?;
+            for queue_id in crate::publish::restartable_jobs(self.conn)? {
+                self.conn.execute(
+                    "UPDATE publish_jobs SET state = 'queued' WHERE queue_id = ?1",
+                    [queue_id],
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            error!("resuming publish jobs: {e:#}");
+        }
+        self.dispatch_jobs();
+    }
+
+    /// Hands queued publish jobs to the publisher thread, each once.
+    fn dispatch_jobs(&mut self) {
+        match crate::publish::queued_jobs(self.conn) {
+            Ok(ids) => {
+                for id in ids {
+                    if self.dispatched.insert(id) {
+                        let _ = self.publish_jobs.send(id);
+                    }
+                }
+            }
+            Err(e) => error!("reading publish jobs: {e:#}"),
+        }
+    }
+
     /// Plans, fires due slots and reports missed ones, in one transaction.
     fn scheduler_tick(&mut self) {
         let result = (|| -> Result<()> {
@@ -303,7 +386,7 @@ impl Core<'_> {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
-            crate::posting::tick(&tx, self.config, now, &mut out)?;
+            crate::posting::tick(&tx, self.config, self.key.as_ref(), now, &mut out)?;
             enqueue_all(&tx, &out, &db::timestamp(now))?;
             tx.commit()?;
             if !out.is_empty() {
@@ -314,6 +397,7 @@ impl Core<'_> {
         if let Err(e) = result {
             error!("scheduler: {e:#}");
         }
+        self.dispatch_jobs();
     }
 
     fn scan_finished(
@@ -357,6 +441,7 @@ impl Core<'_> {
             last = before_batch;
         }
         let _ = self.wake.send(());
+        self.dispatch_jobs();
         last
     }
 
@@ -369,6 +454,7 @@ impl Core<'_> {
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
             scan_requested: std::cell::Cell::new(None),
+            key: self.key.as_ref(),
         };
         let now_text = db::timestamp(now);
         let tx = self

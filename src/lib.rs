@@ -2,13 +2,17 @@
 //! The library holds everything; `main.rs` only parses the command line and
 //! turns errors into exit codes. ARCHITECTURE.md maps the modules.
 
+pub mod accounts;
 pub mod backoff;
 pub mod bot;
 pub mod callback;
 pub mod cli;
 pub mod config;
+pub mod convert;
+pub mod crypto;
 pub mod daemon;
 pub mod db;
+pub mod instagram;
 pub mod keyfile;
 pub mod logging;
 pub mod media;
@@ -17,7 +21,9 @@ pub mod outbox;
 pub mod picker;
 pub mod poller;
 pub mod posting;
+pub mod publish;
 pub mod schedule;
 pub mod settings;
+pub mod signing;
 pub mod telegram;
 pub mod ui;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use storyline::cli::{self, Command, Parsed};
-use storyline::{daemon, logging, memory};
+use storyline::{accounts, daemon, logging, memory};
 
 fn main() -> ExitCode {
     memory::use_one_arena();
@@ -51,6 +51,13 @@ fn main() -> ExitCode {
         Command::Plan { days, chat } => print(cli::plan(&config, days, chat)),
         Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
         Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
+        Command::Accounts(command) => match accounts::run_command(&config, &command) {
+            Err(e) if e.is::<accounts::BadInput>() => {
+                eprintln!("storyline: {e}");
+                ExitCode::from(2)
+            }
+            result => print(result),
+        },
         Command::Check => {
             print!("{}", cli::check(&config));
             ExitCode::SUCCESS

@@ -80,8 +80,11 @@ fn ignore_reason(name: &str, is_dir: bool) -> Option<&'static str> {
     if name.starts_with('~') {
         return Some("temporary file (name starts with ~)");
     }
-    let lower = name.to_ascii_lowercase();
-    if !is_dir && PARTIAL_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+    let ends_with = |suffix: &str| {
+        name.len() >= suffix.len()
+            && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    if !is_dir && PARTIAL_SUFFIXES.iter().any(|s| ends_with(s)) {
         return Some("partial upload");
     }
     None
@@ -300,7 +303,7 @@ impl Scanner {
         scan.read_and_record(conn, &work)?;
         drop(work);
         scan.deactivate_unseen(conn)?;
-        let mut report = scan.finish(conn)?;
+        let mut report = scan.finish();
         report.duration = started.elapsed();
         Ok(report)
     }
@@ -350,7 +353,7 @@ impl Scan<'_> {
         let listing = match fs::read_dir(dir) {
             Ok(listing) => listing,
             Err(err) => {
-                self.unreadable(relative_dir, &err);
+                self.unreadable_folder(relative_dir, &err);
                 return;
             }
         };
@@ -361,7 +364,7 @@ impl Scan<'_> {
             match entry {
                 Ok(entry) => entries.push((entry.file_name(), entry)),
                 Err(err) => {
-                    self.unreadable(relative_dir, &err);
+                    self.unreadable_folder(relative_dir, &err);
                     break;
                 }
             }
@@ -377,8 +380,9 @@ impl Scan<'_> {
             let relative_path = join(relative_dir, name);
             let file_type = match entry.file_type() {
                 Ok(file_type) => file_type,
+                // Of unknown type, so possibly a folder.
                 Err(err) => {
-                    self.unreadable(&relative_path, &err);
+                    self.unreadable_folder(&relative_path, &err);
                     continue;
                 }
             };
@@ -386,9 +390,8 @@ impl Scan<'_> {
                 self.ignored(&relative_path, reason);
                 continue;
             }
-            let path = entry.path();
             let metadata = if file_type.is_symlink() {
-                match self.follow_symlink(&path) {
+                match self.follow_symlink(&entry.path()) {
                     Ok(metadata) => metadata,
                     Err(reason) => {
                         self.ignored(&relative_path, &reason);
@@ -401,7 +404,7 @@ impl Scan<'_> {
                     // Deleted since the listing: gone, like a file never listed.
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => {
-                        self.unreadable(&relative_path, &err);
+                        self.unreadable_folder(&relative_path, &err);
                         continue;
                     }
                 }
@@ -414,7 +417,7 @@ impl Scan<'_> {
                     self.ignored(&relative_path, "folders nested too deep");
                 } else {
                     self.ancestors.push(id);
-                    self.walk_dir(&path, &relative_path, work);
+                    self.walk_dir(&entry.path(), &relative_path, work);
                     self.ancestors.pop();
                 }
             } else {
@@ -527,7 +530,16 @@ impl Scan<'_> {
                         mtime_ns: hashed.mtime_ns,
                         sha256: &sha256,
                     };
-                    db::media::insert_file(conn, &file, &self.now)?;
+                    let id = db::media::insert_file(conn, &file, &self.now)?;
+                    let known = Known {
+                        id,
+                        size: hashed.size,
+                        mtime_ns: hashed.mtime_ns,
+                        sha256: hashed.sha256,
+                        is_active: true,
+                        seen: true,
+                    };
+                    self.index.insert(path.into(), known);
                     self.report.new += 1;
                     category_counts(&mut self.report, category).new += 1;
                     self.report.touched_content.push(sha256);
@@ -585,12 +597,7 @@ impl Scan<'_> {
                     self.media_dir.join(path).display()
                 );
             }
-            Outcome::Unreadable(err) => {
-                if let Some(known) = known {
-                    known.seen = true;
-                }
-                self.unreadable(path, &err);
-            }
+            Outcome::Unreadable(err) => self.unreadable(path, &err),
         }
         Ok(())
     }
@@ -619,15 +626,27 @@ impl Scan<'_> {
         Ok(())
     }
 
-    fn finish(self, conn: &Connection) -> Result<ScanReport> {
+    /// Counts contents per category and duplicates from the index, which now
+    /// mirrors the table: cheaper than asking SQLite to sort every hash.
+    fn finish(self) -> ScanReport {
         let mut report = self.report;
-        for (category, contents) in db::media::active_categories(conn)? {
-            category_counts(&mut report, &category).active = contents as usize;
+        let mut active_files = 0;
+        let mut contents = HashSet::with_capacity(self.index.len());
+        let mut contents_by_category = HashSet::with_capacity(self.index.len());
+        for (path, known) in &self.index {
+            if known.is_active {
+                active_files += 1;
+                contents.insert(&known.sha256);
+                contents_by_category.insert((category_of(path), &known.sha256));
+            }
         }
-        report.duplicates = db::media::active_duplicate_count(conn)? as usize;
+        for (category, _) in contents_by_category {
+            category_counts(&mut report, category).active += 1;
+        }
+        report.duplicates = active_files - contents.len();
         report.touched_content.sort_unstable();
         report.touched_content.dedup();
-        Ok(report)
+        report
     }
 
     fn ignored(&mut self, relative_path: &str, reason: &str) {
@@ -640,8 +659,8 @@ impl Scan<'_> {
         }
     }
 
-    /// Logs the failure and leaves what the index says about the path as it was: a
-    /// folder that cannot be listed for a moment must not empty its category.
+    /// Logs the failure and leaves what the index says about the file as it was: a
+    /// file that cannot be read for a moment is not gone.
     fn unreadable(&mut self, relative_path: &str, err: &io::Error) {
         self.report.unreadable += 1;
         if self.logged.insert(relative_path.to_owned()) {
@@ -650,6 +669,15 @@ impl Scan<'_> {
                 self.media_dir.join(relative_path).display()
             );
         }
+        if let Some(known) = self.index.get_mut(relative_path) {
+            known.seen = true;
+        }
+    }
+
+    /// Like `unreadable`, for everything under the path: a folder that cannot be
+    /// listed for a moment must not empty its category.
+    fn unreadable_folder(&mut self, relative_path: &str, err: &io::Error) {
+        self.unreadable(relative_path, err);
         for (path, known) in self.index.iter_mut() {
             if is_within(path, relative_path) {
                 known.seen = true;
@@ -754,10 +782,18 @@ fn hex(bytes: &[u8; 32]) -> String {
 /// The stored hex back to bytes; a malformed value (never written by this module)
 /// reads as zeros, which only affects the hashes reported as touched.
 fn sha256_from_hex(text: &str) -> [u8; 32] {
+    fn nibble(digit: u8) -> u8 {
+        match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => 0,
+        }
+    }
     let mut bytes = [0u8; 32];
     if text.len() == 64 {
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0);
+        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
         }
     }
     bytes
@@ -817,6 +853,7 @@ impl ProgressLine {
 mod tests {
     use super::*;
 
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{symlink, PermissionsExt};
     use std::path::PathBuf;
     use std::time::SystemTime;
@@ -873,6 +910,18 @@ mod tests {
             let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
             let media = self.media.clone();
             self.scanner.scan(&mut self.conn, &media, now, &mut |_| {})
+        }
+
+        /// The report's per-category content counts agree with the table's.
+        fn check_counts_match_table(&self, report: &ScanReport) {
+            let from_report: Vec<(String, i64)> = report
+                .per_category
+                .iter()
+                .filter(|(_, counts)| counts.active > 0)
+                .map(|(category, counts)| (category.clone(), counts.active as i64))
+                .collect();
+            let from_table = db::media::active_categories(&self.conn).unwrap();
+            assert_eq!(from_report, from_table);
         }
 
         fn rows(&self) -> Vec<db::media::IndexedFile> {
@@ -983,6 +1032,8 @@ mod tests {
         f.write("quotes/empty.jpg", b"");
         symlink(outside.join("secret.jpg"), f.path("quotes/out.jpg")).unwrap();
         symlink(&outside, f.path("outside-folder")).unwrap();
+        let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+        fs::write(f.media.join(not_utf8), b"x").unwrap();
         symlink("nowhere.jpg", f.path("quotes/dangling.jpg")).unwrap();
         symlink("self.jpg", f.path("quotes/self.jpg")).unwrap();
         symlink("..", f.path("quotes/up")).unwrap();
@@ -998,13 +1049,15 @@ mod tests {
             root.jpg uncategorized image
             travel/t.jpg travel image
         "#]]);
-        assert_eq!(report.ignored, 15);
-        assert_eq!(f.scanner.logged_paths(), 15);
+        assert_eq!(report.ignored, 16);
+        assert_eq!(f.scanner.logged_paths(), 16);
         assert_eq!(report.duplicates, 2);
+        f.check_counts_match_table(&report);
 
         let again = f.scan();
-        assert_eq!((again.ignored, again.unchanged, again.new), (15, 4, 0));
-        assert_eq!(f.scanner.logged_paths(), 15, "each path is logged once");
+        f.check_counts_match_table(&again);
+        assert_eq!((again.ignored, again.unchanged, again.new), (16, 4, 0));
+        assert_eq!(f.scanner.logged_paths(), 16, "each path is logged once");
     }
 
     #[test]
@@ -1147,6 +1200,7 @@ mod tests {
             }
         );
         assert_eq!(report.per_category["other"].gone, 1);
+        f.check_counts_match_table(&report);
         f.check_index(expect![[r#"
             other/c.jpg other image inactive
             q/a.jpg q image inactive
@@ -1169,6 +1223,7 @@ mod tests {
         f.write("other/c.jpg", b"c2");
         let report = f.scan();
         assert_eq!((report.new, report.changed), (1, 0));
+        f.check_counts_match_table(&report);
         assert_eq!(f.row("other/c.jpg").sha256, sha256_hex(b"c2"));
         assert!(f.row("other/c.jpg").is_active);
     }
@@ -1184,6 +1239,7 @@ mod tests {
         assert_eq!((report.new, report.duplicates), (4, 2));
         assert_eq!(report.touched_content.len(), 2);
         assert_eq!(report.per_category["b"].active, 2);
+        f.check_counts_match_table(&report);
         assert_eq!(
             db::media::active_categories(&f.conn).unwrap(),
             vec![("a".to_string(), 1), ("b".to_string(), 2)]

@@ -19,6 +19,7 @@ use crate::db::queue::{self, QueueRow, FOREVER};
 use crate::db::{self};
 use crate::outbox::Hook;
 use crate::picker::{Pool, Rng};
+use crate::publish;
 use crate::schedule;
 use crate::settings::{self, ChatSettings};
 use crate::telegram::{self, CallbackQuery, FileSource, Outgoing};
@@ -149,6 +150,7 @@ pub fn replan(conn: &Connection, chat_id: i64, s: &ChatSettings, now: DateTime<U
 pub fn tick(
     conn: &Connection,
     config: &Config,
+    key: Option<&[u8; 32]>,
     now: DateTime<Utc>,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
@@ -187,7 +189,7 @@ pub fn tick(
             queue::set_slot_status(conn, slot.id, "skipped", Some("paused"))?;
             continue;
         }
-        send_slot(conn, config, s, slot, now, out)?;
+        send_slot(conn, config, key, s, slot, now, out)?;
     }
     Ok(())
 }
@@ -221,9 +223,11 @@ fn warn_if_running_dry(
 
 /// Sends a slot's story now: checks its file (gone → next item; too large for
 /// Telegram → reported and locked), then hands the photo or video to the outbox.
+#[allow(clippy::too_many_arguments)]
 pub fn send_slot(
     conn: &Connection,
     config: &Config,
+    key: Option<&[u8; 32]>,
     s: &ChatSettings,
     slot: QueueRow,
     now: DateTime<Utc>,
@@ -301,7 +305,14 @@ pub fn send_slot(
         }
         queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
         queue::set_slot_status(conn, slot.id, "sending", None)?;
-        out.push(story_message(chat_id, &slot, &item, &path, s));
+        match publish::route(conn, config, key, chat_id, s, now)? {
+            publish::Route::Publish { account_id, dry_run } => {
+                publish::create_job(conn, slot.id, chat_id, account_id, None, dry_run, &now_text)?;
+            }
+            publish::Route::Manual { offer_auto_post, note } => {
+                out.push(story_message(chat_id, &slot, &item, &path, s, offer_auto_post, note.as_deref()));
+            }
+        }
         return Ok(());
     }
     queue::set_slot_status(conn, slot.id, "failed", Some("no sendable file found"))?;
@@ -314,6 +325,8 @@ fn story_message(
     item: &MediaItem,
     path: &Path,
     s: &ChatSettings,
+    offer_auto_post: bool,
+    note: Option<&str>,
 ) -> Outgoing {
     let source = match &item.telegram_file_id {
         Some(id) => FileSource::FileId(id.clone()),
@@ -322,7 +335,10 @@ fn story_message(
             file_name: file_name(&item.path).to_string(),
         },
     };
-    let caption = story_caption(slot, item, s);
+    let mut caption = story_caption(slot, item, s);
+    if let Some(note) = note {
+        caption.push_str(&format!("\n\n{}", ui::not_published_note(note)));
+    }
     let hook = Hook::Story {
         queue_id: slot.id,
         media_item_id: item.id,
@@ -334,7 +350,7 @@ fn story_message(
         item.kind == "video",
         &source,
         &caption,
-        &ui::story_keyboard(slot.id),
+        &ui::story_buttons(slot.id, offer_auto_post),
         serde_json::to_value(hook).unwrap_or_default(),
     )
 }
@@ -353,6 +369,7 @@ fn story_caption(slot: &QueueRow, item: &MediaItem, s: &ChatSettings) -> String 
 pub fn send_next(
     conn: &Connection,
     config: &Config,
+    key: Option<&[u8; 32]>,
     chat_id: i64,
     s: &ChatSettings,
     now: DateTime<Utc>,
@@ -374,7 +391,7 @@ pub fn send_next(
                 .ok_or_else(|| anyhow::anyhow!("queue row {id} vanished"))?
         }
     };
-    send_slot(conn, config, s, slot, now, out)
+    send_slot(conn, config, key, s, slot, now, out)
 }
 
 /// A press on a story's buttons.
@@ -382,6 +399,7 @@ pub fn send_next(
 pub fn handle_story_press(
     conn: &Connection,
     config: &Config,
+    key: Option<&[u8; 32]>,
     query: &CallbackQuery,
     chat_id: i64,
     message_id: i64,
@@ -394,6 +412,9 @@ pub fn handle_story_press(
         out.push(telegram::answer_callback(&query.id, text, true))
     };
     let row = queue::queue_item(conn, queue_id)?;
+    if matches!(action, StoryAction::WasPublished | StoryAction::PublishAgain) {
+        return answer_unknown_outcome(conn, config, query, chat_id, message_id, action, row, now, out);
+    }
     // Another chat's item, or a message that is not this item's: the same answer,
     // so nothing about other chats can be learnt by probing ids.
     let Some(row) =
@@ -436,6 +457,17 @@ pub fn handle_story_press(
     };
     let caption = story_caption(&row, &item, &s);
     match action {
+        StoryAction::AutoPost => match publish::publishable_account(conn, config, key, chat_id, &s, now)? {
+            Ok(account_id) => {
+                publish::create_job(conn, queue_id, chat_id, account_id, Some(query.from.id), s.dry_run_mode, &db::timestamp(now))?;
+                queue::set_slot_status(conn, queue_id, "sending", None)?;
+                out.push(telegram::answer_callback(&query.id, "Publishing to Instagram…", false));
+                let text = format!("{caption}\n\n🤖 Publishing to Instagram…");
+                out.push(telegram::edit_caption(chat_id, message_id, &text, None));
+            }
+            Err(reason) => alert(out, &format!("Cannot publish: {reason}.")),
+        },
+        StoryAction::WasPublished | StoryAction::PublishAgain => {}
         StoryAction::Reject => {
             out.push(telegram::answer_callback(
                 &query.id,
@@ -590,4 +622,55 @@ pub fn preview(
         });
     }
     Ok(out)
+}
+
+/// The answer to "was it published?" after a publish whose outcome is unknown.
+#[allow(clippy::too_many_arguments)]
+fn answer_unknown_outcome(
+    conn: &Connection,
+    config: &Config,
+    query: &CallbackQuery,
+    chat_id: i64,
+    message_id: i64,
+    action: StoryAction,
+    row: Option<QueueRow>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let job = publish::job(conn, queue_id_of(&row))?;
+    let (Some(row), Some(job)) = (row, job.filter(|j| j.chat_id == chat_id)) else {
+        out.push(telegram::answer_callback(&query.id, "This button does not belong to a story of this chat.", true));
+        return Ok(());
+    };
+    if job.state != "unknown" {
+        out.push(telegram::answer_callback(&query.id, "This was already answered.", true));
+        return Ok(());
+    }
+    let s = settings::resolve(&db::chat(conn, chat_id)?.unwrap_or_else(|| settings::ChatRow::new(chat_id)), &config.defaults);
+    let by = db::user_display_name(conn, query.from.id)?;
+    if action == StoryAction::WasPublished {
+        let Some(item) = row.media_item_id.map(|id| db::media::item_by_id(conn, id)).transpose()?.flatten() else {
+            out.push(telegram::answer_callback(&query.id, "This story's file is no longer known.", true));
+            return Ok(());
+        };
+        let decided = publish::Job { requested_by: Some(query.from.id), ..job };
+        publish::record_published(conn, &decided, &row, &item, &s, "instagram_api", None, now)?;
+        conn.execute(
+            "UPDATE publish_jobs SET state = 'published', updated_at = ?2 WHERE queue_id = ?1",
+            rusqlite::params![row.id, db::timestamp(now)],
+        )?;
+        out.push(telegram::answer_callback(&query.id, "Recorded as published", false));
+        let text = format!("✅ Recorded as published on Instagram, by {}.", telegram::escape_html(&by));
+        out.push(telegram::edit_message(chat_id, message_id, &text, None));
+    } else {
+        publish::create_job(conn, row.id, chat_id, job.account_id, Some(query.from.id), job.dry_run, &db::timestamp(now))?;
+        out.push(telegram::answer_callback(&query.id, "Publishing again", false));
+        let text = format!("🔁 Publishing again, as asked by {}.", telegram::escape_html(&by));
+        out.push(telegram::edit_message(chat_id, message_id, &text, None));
+    }
+    Ok(())
+}
+
+fn queue_id_of(row: &Option<QueueRow>) -> i64 {
+    row.as_ref().map_or(0, |r| r.id)
 }

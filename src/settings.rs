@@ -33,6 +33,8 @@ pub struct ChatRow {
     pub timezone: Option<String>,
     pub posted_lock_days: Option<u32>,
     pub skipped_lock_days: Option<u32>,
+    /// Some(true) = 'auto', Some(false) = 'manual', None = manual.
+    pub auto_post: Option<bool>,
 }
 
 impl ChatRow {
@@ -59,6 +61,8 @@ pub struct ChatSettings {
     pub timezone: Tz,
     pub posted_lock_days: u32,
     pub skipped_lock_days: u32,
+    /// Publish unattended at the slot (posting_mode 'auto') rather than on a press.
+    pub auto_post: bool,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -88,6 +92,7 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
             .unwrap_or(defaults.timezone),
         posted_lock_days: row.posted_lock_days.unwrap_or(DEFAULT_POSTED_LOCK_DAYS),
         skipped_lock_days: row.skipped_lock_days.unwrap_or(DEFAULT_SKIPPED_LOCK_DAYS),
+        auto_post: row.auto_post.unwrap_or(false),
     }
 }
 
@@ -97,6 +102,7 @@ pub enum Toggle {
     DryRun,
     InstagramApi,
     Paused,
+    AutoPost,
 }
 
 impl Toggle {
@@ -105,6 +111,7 @@ impl Toggle {
             Toggle::DryRun => "dry_run_mode",
             Toggle::InstagramApi => "enable_instagram_api",
             Toggle::Paused => "is_paused",
+            Toggle::AutoPost => "posting_mode_auto",
         }
     }
 
@@ -113,6 +120,7 @@ impl Toggle {
             Toggle::DryRun => "Dry run",
             Toggle::InstagramApi => "Instagram API",
             Toggle::Paused => "Paused",
+            Toggle::AutoPost => "Auto post",
         }
     }
 
@@ -121,6 +129,7 @@ impl Toggle {
             Toggle::DryRun => settings.dry_run_mode,
             Toggle::InstagramApi => settings.enable_instagram_api,
             Toggle::Paused => settings.is_paused,
+            Toggle::AutoPost => settings.auto_post,
         }
     }
 }
@@ -150,6 +159,7 @@ pub fn apply_toggle(
     match toggle {
         Toggle::DryRun => row.dry_run_mode = Some(value),
         Toggle::InstagramApi => row.enable_instagram_api = Some(value),
+        Toggle::AutoPost => row.auto_post = Some(value),
         Toggle::Paused => {
             row.is_paused = value;
             row.paused_at = value.then(|| now.to_string());

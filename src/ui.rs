@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::accounts::{self, Account, ChatAccount, TokenHealth};
 use crate::callback::{self, Ask, Callback, StoryAction};
 use crate::settings::{format_window, ChatSettings, Toggle};
 use crate::telegram::{escape_html, Button, Keyboard};
@@ -18,6 +19,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("schedule", "The plan for the next days (/schedule 7)"),
     ("scan", "Look for new, changed and removed media"),
     ("status", "Mode, pause state and schedule at a glance"),
+    ("accounts", "Instagram accounts and their tokens"),
     ("pause", "Pause posting in this chat"),
     ("resume", "Resume posting in this chat"),
     ("dryrun", "Turn dry run on or off (/dryrun on|off)"),
@@ -98,11 +100,13 @@ pub fn settings_menu(
     settings: &ChatSettings,
     paused_by: Option<&str>,
     mix: &str,
+    account: &ChatAccount,
 ) -> (String, Keyboard) {
     let text = format!(
         "⚙️ <b>Settings</b>\n\n\
          Dry run: <b>{}</b>{}\n\
          Instagram API: <b>{}</b>\n\
+         Instagram account: {}\n\
          Posting: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
          Hours: <b>{}</b>\n\
@@ -115,6 +119,7 @@ pub fn settings_menu(
             ""
         },
         on_off(settings.enable_instagram_api),
+        account_menu_line(account),
         pause_line(settings, paused_by),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
@@ -144,7 +149,12 @@ pub fn settings_menu(
     let keyboard = vec![
         vec![toggle(Toggle::DryRun, settings.dry_run_mode)],
         vec![toggle(Toggle::InstagramApi, settings.enable_instagram_api)],
+        vec![toggle(Toggle::AutoPost, settings.auto_post)],
         vec![pause],
+        vec![Button::callback(
+            account_button_label(account),
+            callback::encode(Callback::AccountMenu),
+        )],
         vec![Button::callback(
             format!("Posts/Day: {}", settings.posts_per_day),
             callback::encode(Callback::Ask(Ask::PostsPerDay)),
@@ -178,6 +188,162 @@ pub fn settings_menu(
         ],
     ];
     (text, keyboard)
+}
+
+/// "@brand", or the account's name when it has no username.
+fn account_handle(account: &Account) -> String {
+    match &account.username {
+        Some(username) => format!("@{username}"),
+        None => account.display_name.clone(),
+    }
+}
+
+/// "58 days left", "token expired", "reconnect needed".
+fn token_note(token: TokenHealth) -> String {
+    match token {
+        TokenHealth::DaysLeft(_) => format!("{} left", accounts::token_health_words(token)),
+        TokenHealth::Expired => "token expired, reconnect needed".to_string(),
+        TokenHealth::ReconnectNeeded => accounts::token_health_words(token),
+    }
+}
+
+const ADD_ACCOUNT_HINT: &str =
+    "<code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>";
+
+fn account_menu_line(account: &ChatAccount) -> String {
+    match account {
+        ChatAccount::Account { account, token } => format!(
+            "<b>{}</b> ({})",
+            escape_html(&account_handle(account)),
+            token_note(*token)
+        ),
+        ChatAccount::NeedsChoice => "<b>choose one</b> (tap 📸 Account)".to_string(),
+        ChatAccount::None => {
+            "<b>none</b> — add one with <code>storyline accounts add</code>".to_string()
+        }
+    }
+}
+
+fn account_button_label(account: &ChatAccount) -> String {
+    match account {
+        ChatAccount::Account { account, .. } => format!("📸 Account: {}", account_handle(account)),
+        ChatAccount::NeedsChoice => "📸 Account: choose…".to_string(),
+        ChatAccount::None => "📸 Account: none".to_string(),
+    }
+}
+
+/// "Main Brand (@brand_main)"
+fn account_title(account: &Account) -> String {
+    match &account.username {
+        Some(username) => format!("{} (@{username})", account.display_name),
+        None => account.display_name.clone(),
+    }
+}
+
+/// The account selector of the /settings menu (seed 001): one button per
+/// active account, ✅ on the one the chat uses, and Back.
+pub fn account_selector(accounts: &[Account], current: Option<i64>) -> (String, Keyboard) {
+    let mut text = String::from("📸 <b>Instagram account</b>\n\n");
+    if accounts.is_empty() {
+        text.push_str(&format!(
+            "No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
+        ));
+    } else {
+        text.push_str(&format!(
+            "Choose the account this chat posts to.\n\n\
+             To add another, run {ADD_ACCOUNT_HINT} on the Pi."
+        ));
+    }
+    let mut keyboard: Keyboard = accounts
+        .iter()
+        .map(|account| {
+            let mark = if current == Some(account.id) {
+                "✅ "
+            } else {
+                ""
+            };
+            vec![Button::callback(
+                format!("{mark}{}", account_title(account)),
+                callback::encode(Callback::Account(account.id)),
+            )]
+        })
+        .collect();
+    keyboard.push(vec![Button::callback(
+        "← Back",
+        callback::encode(Callback::BackToSettings),
+    )]);
+    (text, keyboard)
+}
+
+pub fn account_chosen_toast(account: &Account, changed: bool) -> String {
+    let text = format!("Instagram account: {}", account_handle(account));
+    if changed {
+        text
+    } else {
+        format!("{text} already")
+    }
+}
+
+pub fn account_unavailable_text() -> String {
+    "That account is not available any more. Pick another one.".to_string()
+}
+
+/// /accounts: every active account and its token, and which one this chat uses.
+pub fn accounts_text(statuses: &[(Account, TokenHealth)], chat: &ChatAccount) -> String {
+    if statuses.is_empty() {
+        return format!(
+            "📸 No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
+        );
+    }
+    let current = match chat {
+        ChatAccount::Account { account, .. } => Some(account.id),
+        _ => None,
+    };
+    let mut text = String::from("📸 <b>Instagram accounts</b>\n");
+    for (account, token) in statuses {
+        text.push_str(&format!(
+            "\n{} {} — {}",
+            if current == Some(account.id) {
+                "✅"
+            } else {
+                "•"
+            },
+            escape_html(&account_title(account)),
+            token_note(*token)
+        ));
+    }
+    text.push_str(&match chat {
+        ChatAccount::Account { account, .. } => format!(
+            "\n\nThis chat posts to {}. Change it in /settings.",
+            escape_html(&account_handle(account))
+        ),
+        _ => "\n\nThis chat has not chosen an account yet: /settings → 📸 Account.".to_string(),
+    });
+    text
+}
+
+/// Told to the chats using an account whose token refresh failed.
+pub fn token_refresh_failed_text(account: &Account, error: &str, days_left: i64) -> String {
+    format!(
+        "⚠️ The Instagram token of <b>{}</b> could not be refreshed: {}\n\n\
+         It stops working in {} unless a refresh succeeds (I try every hour). \
+         To fix it, add the account again with a new token: {ADD_ACCOUNT_HINT}",
+        escape_html(&account_handle(account)),
+        escape_html(error),
+        accounts::token_health_words(TokenHealth::DaysLeft(days_left))
+    )
+}
+
+fn account_status_line(account: &ChatAccount) -> String {
+    match account {
+        ChatAccount::Account { account, token } => format!(
+            "{} ({})",
+            escape_html(&account_handle(account)),
+            token_note(*token)
+        ),
+        ChatAccount::NeedsChoice => "not chosen yet (/settings)".to_string(),
+        ChatAccount::None => "none".to_string(),
+    }
 }
 
 pub fn settings_closed_text() -> String {
@@ -353,7 +519,12 @@ pub fn format_uptime(uptime: Duration) -> String {
     }
 }
 
-pub fn status_text(settings: &ChatSettings, paused_by: Option<&str>, uptime: Duration) -> String {
+pub fn status_text(
+    settings: &ChatSettings,
+    paused_by: Option<&str>,
+    account: &ChatAccount,
+    uptime: Duration,
+) -> String {
     let mode = if settings.dry_run_mode {
         "🧪 Dry run (nothing is published)"
     } else if settings.enable_instagram_api {
@@ -368,11 +539,13 @@ pub fn status_text(settings: &ChatSettings, paused_by: Option<&str>, uptime: Dur
          Posts per day: {}\n\
          Hours: {}\n\
          Instagram API: {}\n\
+         Instagram account: {}\n\
          Uptime: {}",
         pause_line(settings, paused_by),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
         on_off(settings.enable_instagram_api),
+        account_status_line(account),
         format_uptime(uptime),
     )
 }
@@ -410,17 +583,79 @@ pub fn story_caption(
 pub const INSTAGRAM_URL: &str = "https://www.instagram.com/";
 
 pub fn story_keyboard(queue_id: i64) -> Keyboard {
+    story_buttons(queue_id, false)
+}
+
+/// The story buttons; `offer_auto_post` adds "🤖 Auto post" when the chat can
+/// publish through the Instagram API.
+pub fn story_buttons(queue_id: i64, offer_auto_post: bool) -> Keyboard {
     let button = |text: &str, action| {
         Button::callback(text, callback::encode(Callback::Story { action, queue_id }))
     };
+    let mut last = Vec::new();
+    if offer_auto_post {
+        last.push(button("🤖 Auto post", StoryAction::AutoPost));
+    }
+    last.push(Button::link("📲 Open Instagram", INSTAGRAM_URL));
     vec![
         vec![
             button("✅ Posted", StoryAction::Posted),
             button("⏭ Skip", StoryAction::Skip),
             button("🚫 Reject", StoryAction::Reject),
         ],
-        vec![Button::link("📲 Open Instagram", INSTAGRAM_URL)],
+        last,
     ]
+}
+
+/// "✅ Published to Instagram as @brand at 14:32"
+pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "🧪 <b>Dry run: would have been published to Instagram as @{} at {}</b> (no Instagram call was made)",
+            escape_html(username),
+            local(at, tz)
+        )
+    } else {
+        format!(
+            "✅ <b>Published to Instagram as @{} at {}</b>",
+            escape_html(username),
+            local(at, tz)
+        )
+    }
+}
+
+pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> String {
+    format!(
+        "⚠️ The Instagram access token of @{} could not be renewed: {}. It expires in {days_left} {}; \
+         reconnect the account before then, or stories will come here to post by hand.",
+        escape_html(username),
+        escape_html(error),
+        if days_left == 1 { "day" } else { "days" }
+    )
+}
+
+/// Why a story that was meant to be published came to the chat instead.
+pub fn not_published_note(reason: &str) -> String {
+    format!("⚠️ Not published automatically: {}", escape_html(reason))
+}
+
+pub fn unknown_outcome_text(path: &str, username: &str) -> String {
+    format!(
+        "⚠️ I could not tell whether {} was published to Instagram as @{}: the answer to the \
+         publish request never came. Please check Instagram, then tell me.",
+        escape_html(path),
+        escape_html(username)
+    )
+}
+
+pub fn unknown_outcome_keyboard(queue_id: i64) -> Keyboard {
+    let button = |text: &str, action| {
+        Button::callback(text, callback::encode(Callback::Story { action, queue_id }))
+    };
+    vec![vec![
+        button("✅ It is on Instagram", StoryAction::WasPublished),
+        button("🔁 Publish again", StoryAction::PublishAgain),
+    ]]
 }
 
 pub fn reject_confirm_keyboard(queue_id: i64) -> Keyboard {

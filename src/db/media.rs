@@ -170,13 +170,3 @@ pub fn active_categories(conn: &Connection) -> Result<Vec<(String, i64)>> {
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
-
-/// Active files whose content is also at another active path: files minus
-/// distinct contents.
-pub fn active_duplicate_count(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT count(*) - count(DISTINCT sha256) FROM media_items WHERE is_active = 1",
-        [],
-        |r| r.get(0),
-    )?)
-}

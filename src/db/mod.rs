@@ -2,6 +2,7 @@
 //! Only this module has SQL. Each thread opens its own connection; the core loop
 //! owns the one that writes chat data, in one transaction per Telegram update.
 
+pub mod accounts;
 pub mod media;
 pub mod queue;
 
@@ -133,7 +134,7 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
      paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
-     posted_lock_days, skipped_lock_days";
+     posted_lock_days, skipped_lock_days, posting_mode";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -150,6 +151,7 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         timezone: r.get(10)?,
         posted_lock_days: r.get(11)?,
         skipped_lock_days: r.get(12)?,
+        auto_post: r.get::<_, Option<String>>(13)?.map(|m| m == "auto"),
     })
 }
 
@@ -218,7 +220,7 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
-             posted_lock_days = ?12, skipped_lock_days = ?13
+             posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -233,7 +235,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
             row.timezone,
             now,
             row.posted_lock_days,
-            row.skipped_lock_days
+            row.skipped_lock_days,
+            row.auto_post.map(|auto| if auto { "auto" } else { "manual" })
         ],
     )?;
     Ok(())

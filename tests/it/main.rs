@@ -1,11 +1,14 @@
 //! The one integration-test binary: each module tests the real `storyline` binary
 //! (or, in fake_selftest, the fakes it runs against), with helpers from `support`.
 
+mod accounts;
 mod cli;
 mod commands;
 mod fake_selftest;
 mod helpers;
+mod instagram_fake_selftest;
 mod posting;
+mod publishing;
 mod resilience;
 mod settings_menu;
 mod support;

@@ -6,10 +6,13 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_instagram;
 pub mod fake_telegram;
 
 #[allow(unused_imports)]
 pub use daemon::Daemon;
+#[allow(unused_imports)]
+pub use fake_instagram::*;
 #[allow(unused_imports)]
 pub use fake_telegram::*;
 

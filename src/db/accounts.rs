@@ -1,0 +1,301 @@
+//! SQL for Instagram accounts, their sealed tokens (`api_tokens`), and the
+//! account each chat has chosen (`chats.active_account_id`). Tokens come and go
+//! here only sealed; `accounts` seals and opens them.
+
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// `api_tokens.service` and `token_type` of an Instagram account's access token.
+const INSTAGRAM: &str = "instagram";
+const ACCESS_TOKEN: &str = "access_token";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub display_name: String,
+    pub instagram_user_id: String,
+    /// Without the @.
+    pub username: Option<String>,
+    pub is_active: bool,
+}
+
+/// An account's access token as stored: sealed, with its dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub account_id: i64,
+    pub sealed_value: String,
+    pub issued_at: String,
+    pub expires_at: Option<String>,
+    pub last_refresh_error: Option<String>,
+    /// The UTC date ("2026-01-24") the chats were last told of a failed refresh.
+    pub refresh_reported_on: Option<String>,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, display_name, instagram_user_id, username, is_active";
+
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        display_name: r.get(1)?,
+        instagram_user_id: r.get(2)?,
+        username: r.get(3)?,
+        is_active: r.get(4)?,
+    })
+}
+
+/// Adds the account, or updates the name and username of the one with this
+/// Instagram user id and makes it active again. Returns its id and whether it
+/// is new.
+pub fn upsert_account(
+    conn: &Connection,
+    display_name: &str,
+    instagram_user_id: &str,
+    username: Option<&str>,
+    now: &str,
+) -> Result<(i64, bool)> {
+    let existing: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM instagram_accounts WHERE instagram_user_id = ?1",
+            [instagram_user_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        Some(id) => {
+            conn.execute(
+                "UPDATE instagram_accounts SET display_name = ?2, username = ?3, is_active = 1,
+                     updated_at = ?4
+                 WHERE id = ?1",
+                params![id, display_name, username, now],
+            )?;
+            Ok((id, false))
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO instagram_accounts
+                     (display_name, instagram_user_id, username, is_active, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+                params![display_name, instagram_user_id, username, now],
+            )?;
+            Ok((conn.last_insert_rowid(), true))
+        }
+    }
+}
+
+pub fn account(conn: &Connection, id: i64) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE id = ?1");
+    Ok(conn.query_row(&sql, [id], account_from_row).optional()?)
+}
+
+/// Every account, deactivated ones too, oldest first.
+pub fn all_accounts(conn: &Connection) -> Result<Vec<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], account_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The accounts a chat may choose, oldest first.
+pub fn active_accounts(conn: &Connection) -> Result<Vec<Account>> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE is_active = 1 ORDER BY id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], account_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Soft delete. Returns false when there is no such account.
+pub fn deactivate_account(conn: &Connection, id: i64, now: &str) -> Result<bool> {
+    let found = conn.execute(
+        "UPDATE instagram_accounts SET is_active = 0, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(found == 1)
+}
+
+// ---- tokens -------------------------------------------------------------------------
+
+const TOKEN_COLUMNS: &str =
+    "account_id, sealed_value, issued_at, expires_at, last_refresh_error, refresh_reported_on";
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        account_id: r.get(0)?,
+        sealed_value: r.get(1)?,
+        issued_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        last_refresh_error: r.get(4)?,
+        refresh_reported_on: r.get(5)?,
+    })
+}
+
+/// Stores a new access token for the account, replacing any earlier one and
+/// forgetting its refresh errors.
+pub fn store_token(
+    conn: &Connection,
+    account_id: i64,
+    sealed_value: &str,
+    issued_at: &str,
+    expires_at: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO api_tokens (service, token_type, account_id, sealed_value, issued_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (service, token_type, account_id) DO UPDATE SET
+             sealed_value = excluded.sealed_value, issued_at = excluded.issued_at,
+             expires_at = excluded.expires_at, last_refresh_error = NULL,
+             refresh_reported_on = NULL",
+        params![
+            INSTAGRAM,
+            ACCESS_TOKEN,
+            account_id,
+            sealed_value,
+            issued_at,
+            expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn token(conn: &Connection, account_id: i64) -> Result<Option<TokenRow>> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens
+         WHERE service = ?1 AND token_type = ?2 AND account_id = ?3"
+    );
+    Ok(conn
+        .query_row(
+            &sql,
+            params![INSTAGRAM, ACCESS_TOKEN, account_id],
+            token_from_row,
+        )
+        .optional()?)
+}
+
+/// The access tokens of active accounts, by account.
+pub fn active_account_tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
+    let sql = format!(
+        "SELECT {} FROM api_tokens t JOIN instagram_accounts a ON a.id = t.account_id
+         WHERE t.service = ?1 AND t.token_type = ?2 AND a.is_active = 1
+         ORDER BY t.account_id",
+        TOKEN_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![INSTAGRAM, ACCESS_TOKEN], token_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A failed refresh: the error in plain words, and the date the chats were
+/// told (kept as it was when `reported_on` is `None`).
+pub fn record_refresh_error(
+    conn: &Connection,
+    account_id: i64,
+    error: &str,
+    reported_on: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE api_tokens SET last_refresh_error = ?4,
+             refresh_reported_on = coalesce(?5, refresh_reported_on)
+         WHERE service = ?1 AND token_type = ?2 AND account_id = ?3",
+        params![INSTAGRAM, ACCESS_TOKEN, account_id, error, reported_on],
+    )?;
+    Ok(())
+}
+
+// ---- the chat's account -------------------------------------------------------------
+
+/// The account the chat chose, as stored (it may since have been deactivated).
+pub fn chat_active_account_id(conn: &Connection, chat_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT active_account_id FROM chats WHERE chat_id = ?1",
+            [chat_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+pub fn set_chat_active_account(
+    conn: &Connection,
+    chat_id: i64,
+    account_id: Option<i64>,
+    now: &str,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE chats SET active_account_id = ?2, updated_at = ?3 WHERE chat_id = ?1",
+        params![chat_id, account_id, now],
+    )?;
+    Ok(())
+}
+
+/// Chats that chose this account.
+pub fn chats_choosing(conn: &Connection, account_id: i64) -> Result<Vec<i64>> {
+    let mut stmt =
+        conn.prepare("SELECT chat_id FROM chats WHERE active_account_id = ?1 ORDER BY chat_id")?;
+    let rows = stmt.query_map([account_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Chats whose choice is unset or names an account that is no longer active.
+pub fn chats_without_active_choice(conn: &Connection) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.chat_id FROM chats c LEFT JOIN instagram_accounts a ON a.id = c.active_account_id
+         WHERE a.id IS NULL OR a.is_active = 0 ORDER BY c.chat_id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("a.db")).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn upsert_updates_by_instagram_id_and_reactivates() {
+        let (_dir, conn) = conn();
+        let t = "2026-01-01T00:00:00Z";
+        let (id, created) = upsert_account(&conn, "Main", "178", Some("brand"), t).unwrap();
+        assert!(created);
+        assert!(deactivate_account(&conn, id, t).unwrap());
+        assert!(active_accounts(&conn).unwrap().is_empty());
+        let (again, created) = upsert_account(&conn, "Main 2", "178", Some("brand2"), t).unwrap();
+        assert_eq!((again, created), (id, false));
+        let account = account(&conn, id).unwrap().unwrap();
+        assert_eq!(account.display_name, "Main 2");
+        assert_eq!(account.username.as_deref(), Some("brand2"));
+        assert!(account.is_active);
+        assert!(!deactivate_account(&conn, 999, t).unwrap());
+    }
+
+    #[test]
+    fn a_new_token_replaces_the_old_and_clears_its_errors() {
+        let (_dir, conn) = conn();
+        let t = "2026-01-01T00:00:00Z";
+        let (id, _) = upsert_account(&conn, "Main", "178", None, t).unwrap();
+        store_token(&conn, id, "v1:aa", t, "2026-03-01T00:00:00Z").unwrap();
+        record_refresh_error(&conn, id, "boom", Some("2026-01-01")).unwrap();
+        record_refresh_error(&conn, id, "boom again", None).unwrap();
+        let row = token(&conn, id).unwrap().unwrap();
+        assert_eq!(row.last_refresh_error.as_deref(), Some("boom again"));
+        assert_eq!(row.refresh_reported_on.as_deref(), Some("2026-01-01"));
+        store_token(&conn, id, "v1:bb", t, "2026-04-01T00:00:00Z").unwrap();
+        let row = token(&conn, id).unwrap().unwrap();
+        assert_eq!(row.sealed_value, "v1:bb");
+        assert_eq!(row.last_refresh_error, None);
+        assert_eq!(row.refresh_reported_on, None);
+        assert_eq!(active_account_tokens(&conn).unwrap(), vec![row]);
+        deactivate_account(&conn, id, t).unwrap();
+        assert!(active_account_tokens(&conn).unwrap().is_empty());
+    }
+}

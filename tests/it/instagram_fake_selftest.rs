@@ -1,0 +1,678 @@
+//! Tests of the fake Instagram server, driven with the real client
+//! (`storyline::instagram::Graph`): the publish sequence with a media download from a
+//! local file server, container states, publish errors, quota, token errors, outages,
+//! refresh and the OAuth exchange. If the fake and the client disagreed here, every
+//! daemon test built on the fake would prove nothing. No daemon runs.
+
+use std::net::TcpListener;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use storyline::config::Secret;
+use storyline::instagram::{
+    ContainerStatus, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
+};
+
+use crate::support::{FakeInstagram, IgFault};
+
+const IG_TOKEN: &str = "IGAA-test-SECRET-long-lived";
+const IG_USER: &str = "17841400000000042";
+const USERNAME: &str = "storyline_shop";
+const APP_ID: &str = "1234567890";
+const APP_SECRET: &str = "app-SECRET-value";
+const REDIRECT_URI: &str = "https://pi.example/oauth/callback";
+/// The start of a JPEG file; the fake checks images for it, as Instagram takes JPEG only.
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 0xFF, 0xD9,
+];
+const PNG: &[u8] = &[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1A, b'\n'];
+const MP4: &[u8] = &[
+    0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'm', b'p', b'4', b'2',
+];
+
+fn token() -> Secret {
+    Secret::new(IG_TOKEN)
+}
+
+/// A fake with the test account's token set, and a client for it.
+fn fake() -> (FakeInstagram, Graph) {
+    let ig = FakeInstagram::start();
+    ig.set_token(IG_TOKEN, IG_USER, USERNAME);
+    let graph = Graph::new(&format!("{}/", ig.url()), &ig.url());
+    (ig, graph)
+}
+
+/// A tiny file server standing in for the daemon's signed media URLs.
+struct MediaServer {
+    server: Arc<tiny_http::Server>,
+    worker: Option<JoinHandle<()>>,
+    base: String,
+}
+
+impl MediaServer {
+    /// Serves `/story.jpg`, `/story.png` and `/story.mp4`; anything else is 404.
+    fn start() -> MediaServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("media: bind"));
+        let base = format!("http://{}", server.server_addr());
+        let worker = {
+            let server = Arc::clone(&server);
+            std::thread::spawn(move || {
+                while let Ok(request) = server.recv() {
+                    let file = match request.url() {
+                        "/story.jpg" => Some(("image/jpeg", JPEG)),
+                        "/story.png" => Some(("image/png", PNG)),
+                        "/story.mp4" => Some(("video/mp4", MP4)),
+                        _ => None,
+                    };
+                    let response = match file {
+                        Some((content_type, bytes)) => tiny_http::Response::from_data(bytes)
+                            .with_header(
+                                tiny_http::Header::from_bytes("Content-Type", content_type)
+                                    .expect("a valid header"),
+                            ),
+                        None => {
+                            tiny_http::Response::from_data(&b"not found"[..]).with_status_code(404)
+                        }
+                    };
+                    let _ = request.respond(response);
+                }
+            })
+        };
+        MediaServer {
+            server,
+            worker: Some(worker),
+            base,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for MediaServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// A URL on which nothing listens: connections are refused at once.
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let address = listener.local_addr().expect("local address");
+    drop(listener);
+    format!("http://{address}")
+}
+
+fn api_code(error: &GraphError) -> (u16, Option<i64>, Option<i64>) {
+    match error {
+        GraphError::Api {
+            http_status,
+            code,
+            subcode,
+            ..
+        } => (*http_status, *code, *subcode),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn status_of(graph: &Graph, container_id: &str) -> ContainerStatus {
+    graph
+        .container_status(container_id, &token())
+        .expect("container status")
+}
+
+#[test]
+fn a_story_is_published_after_the_fake_downloads_it() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    ig.set_quota(3, 25);
+    ig.in_progress_polls(2);
+
+    let quota = graph.publishing_limit(IG_USER, &token()).expect("quota");
+    assert_eq!(quota, Quota { used: 3, total: 25 });
+
+    let image_url = media.url("/story.jpg");
+    let container_id = graph
+        .create_story_container(IG_USER, &token(), &StoryMedia::Image(image_url.clone()))
+        .expect("container");
+    let fetched = ig.fetched_media();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].url, image_url);
+    assert_eq!(fetched[0].status, 200);
+    assert_eq!(fetched[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(fetched[0].bytes, JPEG);
+
+    for _ in 0..2 {
+        assert_eq!(
+            status_of(&graph, &container_id).code,
+            StatusCode::InProgress
+        );
+    }
+    let finished = status_of(&graph, &container_id);
+    assert_eq!(finished.code, StatusCode::Finished);
+    assert!(finished.detail.is_some_and(|d| d.starts_with("Finished")));
+
+    let media_id = graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect("publish");
+    assert_ne!(media_id, container_id);
+    assert_eq!(ig.published(), vec![media_id]);
+    assert_eq!(status_of(&graph, &container_id).code, StatusCode::Published);
+    assert_eq!(
+        graph
+            .publishing_limit(IG_USER, &token())
+            .expect("quota")
+            .used,
+        4,
+        "a publish counts against the quota"
+    );
+
+    // What went over the wire: the token in a POST's body, never in its URL.
+    let create = &ig.calls_to("/media")[0];
+    assert_eq!(create.method, "POST");
+    assert_eq!(create.path, format!("/{IG_USER}/media"));
+    assert_eq!(create.params["media_type"], json!("STORIES"));
+    assert_eq!(create.params["image_url"], json!(image_url));
+    assert_eq!(create.params["access_token"], json!(IG_TOKEN));
+    assert!(create.query_keys.is_empty(), "{:?}", create.query_keys);
+    let publish = &ig.calls_to("media_publish")[0];
+    assert_eq!(publish.params["creation_id"], json!(container_id));
+    assert!(publish.query_keys.is_empty());
+    let poll = &ig.calls_to(&format!("/{container_id}"))[0];
+    assert_eq!(poll.method, "GET");
+    assert_eq!(poll.params["fields"], json!("status_code,status"));
+    assert!(poll.query_keys.contains(&"access_token".to_string()));
+    assert!(ig.calls().iter().all(|call| call.status.is_some()));
+}
+
+#[test]
+fn a_video_story_is_downloaded_from_its_video_url() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let video_url = media.url("/story.mp4");
+    let container_id = graph
+        .create_story_container(IG_USER, &token(), &StoryMedia::Video(video_url.clone()))
+        .expect("container");
+    assert_eq!(
+        ig.calls_to("/media")[0].params["video_url"],
+        json!(video_url)
+    );
+    assert!(ig.calls_to("/media")[0].params.get("image_url").is_none());
+    assert_eq!(ig.fetched_media()[0].bytes, MP4);
+    assert_eq!(status_of(&graph, &container_id).code, StatusCode::Finished);
+    graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect("publish");
+}
+
+#[test]
+fn containers_end_in_error_or_expired_with_the_reason() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let create = |url: String| {
+        graph
+            .create_story_container(IG_USER, &token(), &StoryMedia::Image(url))
+            .expect("container")
+    };
+    let dead = dead_url();
+    let cases = [
+        (
+            Some("ERROR"),
+            media.url("/story.jpg"),
+            StatusCode::Error,
+            "reason",
+        ),
+        (
+            Some("EXPIRED"),
+            media.url("/story.jpg"),
+            StatusCode::Expired,
+            "reason",
+        ),
+        (
+            None,
+            media.url("/gone.jpg"),
+            StatusCode::Error,
+            "could not download the media",
+        ),
+        (
+            None,
+            format!("{dead}/story.jpg"),
+            StatusCode::Error,
+            "could not download the media",
+        ),
+        (None, media.url("/story.png"), StatusCode::Error, "JPEG"),
+    ];
+    for (scripted, url, code, reason) in cases {
+        if let Some(end) = scripted {
+            ig.next_container_ends(end);
+        }
+        let container_id = create(url.clone());
+        let status = status_of(&graph, &container_id);
+        assert_eq!(status.code, code, "{url}");
+        let detail = status.detail.unwrap_or_default();
+        assert!(detail.contains(reason), "{url}: {detail}");
+
+        let error = graph
+            .publish(IG_USER, &token(), &container_id)
+            .expect_err("a failed container cannot be published");
+        assert!(!error.is_not_ready() && !error.is_transient(), "{error}");
+        assert!(error
+            .plain_words()
+            .starts_with("Instagram refused the request"));
+    }
+    let statuses: Vec<u16> = ig.fetched_media().iter().map(|f| f.status).collect();
+    assert_eq!(statuses, [200, 200, 404, 0, 200]);
+    assert!(ig.published().is_empty());
+}
+
+#[test]
+fn publishing_too_early_is_error_9007() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    ig.in_progress_polls(1);
+    let container_id = graph
+        .create_story_container(
+            IG_USER,
+            &token(),
+            &StoryMedia::Image(media.url("/story.jpg")),
+        )
+        .expect("container");
+
+    // Still IN_PROGRESS: the real service answers 9007 too.
+    let error = graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect_err("not finished yet");
+    assert_eq!(api_code(&error), (400, Some(9007), Some(2_207_027)));
+    assert!(error.is_not_ready() && !error.is_token_problem());
+    assert_eq!(
+        error.plain_words(),
+        "Instagram has not finished processing the media yet."
+    );
+
+    assert_eq!(
+        status_of(&graph, &container_id).code,
+        StatusCode::InProgress
+    );
+    assert_eq!(status_of(&graph, &container_id).code, StatusCode::Finished);
+    ig.publish_too_early(2);
+    for _ in 0..2 {
+        let error = graph
+            .publish(IG_USER, &token(), &container_id)
+            .expect_err("scripted 9007");
+        assert!(error.is_not_ready(), "{error}");
+    }
+    graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect("the third attempt publishes");
+    assert_eq!(ig.published().len(), 1);
+}
+
+#[test]
+fn the_quota_is_reported_and_enforced() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    ig.set_quota(25, 25);
+    let quota = graph.publishing_limit(IG_USER, &token()).expect("quota");
+    assert!(quota.is_reached() && quota.remaining() == 0, "{quota:?}");
+
+    let container_id = graph
+        .create_story_container(
+            IG_USER,
+            &token(),
+            &StoryMedia::Image(media.url("/story.jpg")),
+        )
+        .expect("container");
+    let error = graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect_err("at the limit");
+    assert_eq!(api_code(&error), (400, Some(9), Some(2_207_042)));
+    assert!(!error.is_transient() && !error.is_rate_limited());
+    assert!(
+        error.plain_words().contains("limit of posts"),
+        "{}",
+        error.plain_words()
+    );
+
+    ig.set_quota(0, 50);
+    assert_eq!(
+        graph.publishing_limit(IG_USER, &token()).expect("quota"),
+        Quota { used: 0, total: 50 }
+    );
+    graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect("publish under the new quota");
+}
+
+#[test]
+fn token_problems_are_error_190() {
+    let (ig, graph) = fake();
+    let wrong = Secret::new("IGAA-not-a-token-we-issued");
+    let error = graph
+        .publishing_limit(IG_USER, &wrong)
+        .expect_err("unknown token");
+    assert_eq!(api_code(&error), (400, Some(190), None));
+    assert!(error.is_token_problem() && !error.is_transient());
+    assert_eq!(
+        error.plain_words(),
+        "Instagram says the access token is no longer valid; reconnect the account."
+    );
+    assert!(graph.profile(&wrong).unwrap_err().is_token_problem());
+
+    ig.fail_next("content_publishing_limit", 1, IgFault::TokenError);
+    let error = graph
+        .publishing_limit(IG_USER, &token())
+        .expect_err("scripted expiry");
+    assert_eq!(api_code(&error), (400, Some(190), Some(463)));
+    assert_eq!(
+        error.plain_words(),
+        "Instagram says the access token has expired; reconnect the account."
+    );
+    graph
+        .publishing_limit(IG_USER, &token())
+        .expect("the fault was used up");
+
+    // A new token for the account replaces the old one.
+    ig.set_token("IGAA-reconnected", IG_USER, USERNAME);
+    assert!(graph
+        .publishing_limit(IG_USER, &token())
+        .unwrap_err()
+        .is_token_problem());
+    // A valid token used on another account's path is refused, but not as a token problem.
+    let error = graph
+        .publishing_limit("17841400000000099", &Secret::new("IGAA-reconnected"))
+        .expect_err("another account");
+    assert_eq!(api_code(&error), (400, Some(100), Some(33)));
+    assert!(!error.is_token_problem());
+}
+
+#[test]
+fn outages_are_transient() {
+    let (ig, graph) = fake();
+    ig.fail_next("content_publishing_limit", 1, IgFault::Status(502));
+    let error = graph.publishing_limit(IG_USER, &token()).unwrap_err();
+    assert_eq!(api_code(&error), (502, None, None));
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        error.plain_words(),
+        "Instagram had a problem on its side (HTTP 502); try again later."
+    );
+
+    ig.fail_next("*", 1, IgFault::Garbage);
+    let error = graph.profile(&token()).unwrap_err();
+    assert!(matches!(error, GraphError::Garbage(_)), "{error:?}");
+    assert!(error.is_transient());
+
+    ig.fail_next(
+        "media_publish",
+        1,
+        IgFault::Api {
+            http_status: 400,
+            code: 4,
+            subcode: None,
+            message: "Application request limit reached".into(),
+        },
+    );
+    let error = graph.publish(IG_USER, &token(), "1").unwrap_err();
+    assert!(error.is_rate_limited() && error.is_transient(), "{error}");
+
+    let impatient = Graph::with_timeout(&ig.url(), &ig.url(), Duration::from_millis(300));
+    ig.fail_next("/me", 1, IgFault::Slow(Duration::from_secs(5)));
+    let started = Instant::now();
+    let error = impatient.profile(&token()).unwrap_err();
+    assert_eq!(error, GraphError::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.is_transient());
+    assert_eq!(
+        error.plain_words(),
+        "Instagram could not be reached (timed out)."
+    );
+
+    let dead = dead_url();
+    let unreachable = Graph::new(&dead, &dead);
+    let error = unreachable.profile(&token()).unwrap_err();
+    assert!(matches!(error, GraphError::Network(_)), "{error:?}");
+    assert!(error.is_transient());
+    assert!(error
+        .plain_words()
+        .starts_with("Instagram could not be reached ("));
+
+    // Every fault was used once; the service answers normally again.
+    assert_eq!(
+        graph.profile(&token()).expect("profile"),
+        Profile {
+            user_id: IG_USER.into(),
+            username: USERNAME.into()
+        }
+    );
+}
+
+#[test]
+fn refresh_gives_a_new_token_and_keeps_the_old_one() {
+    let (ig, graph) = fake();
+    let (fresh, expires_in) = graph.refresh_token(&token()).expect("refresh");
+    assert_ne!(fresh.expose(), IG_TOKEN);
+    assert_eq!(expires_in, 5_184_000);
+    assert_eq!(graph.profile(&fresh).expect("new token").user_id, IG_USER);
+    assert_eq!(graph.profile(&token()).expect("old token").user_id, IG_USER);
+
+    let call = &ig.calls_to("refresh_access_token")[0];
+    assert_eq!(call.method, "GET");
+    assert_eq!(call.params["grant_type"], json!("ig_refresh_token"));
+    assert_eq!(call.params["access_token"], json!(IG_TOKEN));
+
+    let error = graph
+        .refresh_token(&Secret::new("IGAA-stranger"))
+        .unwrap_err();
+    assert!(error.is_token_problem(), "{error}");
+}
+
+#[test]
+fn oauth_exchange_in_the_data_shape() {
+    let (ig, graph) = fake();
+    let app_secret = Secret::new(APP_SECRET);
+    ig.expect_code("AQB-code-1");
+
+    // Instagram appends "#_" to the redirect URL; the client strips it.
+    let short = graph
+        .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-code-1#_")
+        .expect("code exchange");
+    assert_eq!(short.user_id, IG_USER);
+    assert_eq!(
+        short.permissions,
+        [
+            "instagram_business_basic",
+            "instagram_business_content_publish"
+        ]
+    );
+    let call = &ig.calls_to("/oauth/access_token")[0];
+    assert_eq!(call.method, "POST");
+    assert!(
+        call.query_keys.is_empty(),
+        "secrets in the URL: {:?}",
+        call.query_keys
+    );
+    for (name, value) in [
+        ("client_id", APP_ID),
+        ("client_secret", APP_SECRET),
+        ("grant_type", "authorization_code"),
+        ("redirect_uri", REDIRECT_URI),
+        ("code", "AQB-code-1"),
+    ] {
+        assert_eq!(call.params[name], json!(value), "{name}");
+    }
+
+    let (long, expires_in) = graph
+        .long_lived_token(&app_secret, &short.token)
+        .expect("long-lived token");
+    assert_eq!(long.expose(), IG_TOKEN);
+    assert_eq!(expires_in, 5_184_000);
+    let call = ig
+        .calls()
+        .into_iter()
+        .rfind(|c| c.path == "/access_token")
+        .unwrap();
+    assert_eq!(call.params["grant_type"], json!("ig_exchange_token"));
+    assert_eq!(call.params["client_secret"], json!(APP_SECRET));
+    assert_eq!(call.params["access_token"], json!(short.token.expose()));
+
+    assert_eq!(
+        graph.profile(&long).expect("profile"),
+        Profile {
+            user_id: IG_USER.into(),
+            username: USERNAME.into()
+        }
+    );
+    assert_eq!(
+        ig.calls_to("/me")[0].params["fields"],
+        json!("user_id,username")
+    );
+
+    // The code works once; the short token is no long-lived token.
+    let error = graph
+        .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-code-1")
+        .expect_err("a used code");
+    assert_eq!(api_code(&error), (400, Some(400), None));
+    assert_eq!(
+        error.plain_words(),
+        "Instagram refused the request: Matching code was not found or was already used."
+    );
+    assert!(graph.profile(&short.token).unwrap_err().is_token_problem());
+    let error = graph
+        .long_lived_token(&app_secret, &Secret::new("short-forged"))
+        .unwrap_err();
+    assert!(error.is_token_problem(), "{error}");
+}
+
+#[test]
+fn oauth_exchange_in_the_flat_shape() {
+    let (ig, graph) = fake();
+    ig.oauth_answers_flat(true);
+
+    // The fake really answers flat, with a numeric user_id and a list of permissions.
+    ig.expect_code("AQB-raw");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let raw: Value = agent
+        .post(format!("{}/oauth/access_token", ig.url()))
+        .send_form([
+            ("client_id", APP_ID),
+            ("client_secret", APP_SECRET),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("code", "AQB-raw"),
+        ])
+        .expect("raw exchange")
+        .body_mut()
+        .read_json()
+        .expect("JSON");
+    assert!(raw.get("data").is_none(), "{raw}");
+    assert_eq!(raw["user_id"], json!(17_841_400_000_000_042_u64));
+    assert!(raw["permissions"].is_array(), "{raw}");
+
+    ig.expect_code("AQB-flat");
+    let short = graph
+        .exchange_code(APP_ID, &Secret::new(APP_SECRET), REDIRECT_URI, "AQB-flat")
+        .expect("code exchange");
+    assert_eq!(short.user_id, IG_USER);
+    assert_eq!(short.permissions.len(), 2);
+    let (long, _) = graph
+        .long_lived_token(&Secret::new(APP_SECRET), &short.token)
+        .expect("long-lived token");
+    assert_eq!(long.expose(), IG_TOKEN);
+}
+
+#[test]
+fn no_error_text_holds_a_secret() {
+    let (ig, graph) = fake();
+    // Characters that a URL percent-encodes, so an encoded copy would be caught too.
+    let token = Secret::new("IGAA|SECRET/tok+en=1");
+    let app_secret = Secret::new("app|SECRET");
+    let code = "AQB-SECRET-code";
+    let dead = dead_url();
+    let unreachable = Graph::new(&dead, &dead);
+    let impatient = Graph::with_timeout(&ig.url(), &ig.url(), Duration::from_millis(200));
+    let media = StoryMedia::Image(format!("{}/x.jpg", ig.url()));
+
+    let mut errors = vec![
+        graph.publishing_limit(IG_USER, &token).unwrap_err(),
+        graph
+            .create_story_container(IG_USER, &token, &media)
+            .unwrap_err(),
+        graph.container_status("1790", &token).unwrap_err(),
+        graph.publish(IG_USER, &token, "1790").unwrap_err(),
+        graph.refresh_token(&token).unwrap_err(),
+        graph.profile(&token).unwrap_err(),
+        graph
+            .exchange_code(APP_ID, &app_secret, REDIRECT_URI, code)
+            .unwrap_err(),
+        graph.long_lived_token(&app_secret, &token).unwrap_err(),
+        unreachable.profile(&token).unwrap_err(),
+        unreachable
+            .exchange_code(APP_ID, &app_secret, REDIRECT_URI, code)
+            .unwrap_err(),
+    ];
+    ig.fail_next("*", 1, IgFault::Garbage);
+    errors.push(graph.refresh_token(&token).unwrap_err());
+    ig.fail_next("*", 1, IgFault::Status(503));
+    errors.push(graph.profile(&token).unwrap_err());
+    // Should Instagram ever quote a token in an error, the client removes it.
+    ig.fail_next(
+        "*",
+        1,
+        IgFault::Api {
+            http_status: 400,
+            code: 100,
+            subcode: None,
+            message: format!(
+                "Bad token {} (sent as {})",
+                token.expose(),
+                "IGAA%7CSECRET%2Ftok%2Ben%3D1"
+            ),
+        },
+    );
+    let echoed = graph.publish(IG_USER, &token, "1790").unwrap_err();
+    assert!(echoed.to_string().contains("<redacted>"), "{echoed}");
+    errors.push(echoed);
+    ig.fail_next("*", 1, IgFault::Slow(Duration::from_secs(3)));
+    errors.push(impatient.profile(&token).unwrap_err());
+
+    for error in &errors {
+        for text in [error.to_string(), format!("{error:?}"), error.plain_words()] {
+            for secret in ["SECRET", "tok%2Ben", "tok+en"] {
+                assert!(!text.contains(secret), "{secret} in {text:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn wait_for_lists_the_calls_when_it_times_out() {
+    let (ig, graph) = fake();
+    graph.profile(&token()).expect("profile");
+    let (index, call) = ig.wait_for(0, Duration::from_secs(5), |call| {
+        call.path == "/me" && call.status == Some(200)
+    });
+    assert_eq!((index, call.method.as_str()), (0, "GET"));
+
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        ig.wait_for(0, Duration::from_millis(50), |call| {
+            call.path.ends_with("media_publish")
+        })
+    }));
+    let panic = outcome.expect_err("nothing was published");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("#0 GET /me (200)"), "{message}");
+}

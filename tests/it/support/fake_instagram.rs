@@ -1,0 +1,1030 @@
+//! A fake of Instagram for the integration tests: both hosts of the Instagram API with
+//! Instagram Login (graph.instagram.com and api.instagram.com's OAuth token endpoint)
+//! on one local server, so one URL serves as both `graph_url` and `api_url`.
+//!
+//! It behaves like the real service where Storyline depends on it: a story container
+//! makes it download the media from the URL it was given (so the daemon's signed media
+//! links are really fetched), containers report IN_PROGRESS for a scripted number of
+//! polls, publishing too early is error 9007, the quota counts what was published, and
+//! a token it did not issue is error 190. Errors copy the real shapes and codes, because
+//! the client branches on them. It records every call and can inject failures.
+//!
+//! State lives behind one mutex with a condvar notified on every change, so `wait_for`
+//! wakes as soon as a call arrives instead of sleeping.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+/// Enough workers that a slow answer or a media download never blocks other calls.
+const WORKERS: usize = 4;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Instagram takes videos up to 100 MB; a little more than that is read.
+const MAX_FETCH_BYTES: u64 = 128 * 1024 * 1024;
+const LONG_LIVED_SECS: i64 = 5_184_000;
+const GARBAGE_BODY: &str = "{\"id\":tru<<<not json";
+const SCOPES: [&str; 2] = [
+    "instagram_business_basic",
+    "instagram_business_content_publish",
+];
+
+/// One HTTP request the fake received.
+#[derive(Clone, Debug)]
+pub struct IgCall {
+    pub method: String,
+    /// The path as requested, without the query string.
+    pub path: String,
+    /// Query string and form (or JSON) body merged into one object of strings.
+    pub params: Value,
+    /// Which of `params` came in the query string (a token in a POST's URL is a leak).
+    pub query_keys: Vec<String>,
+    pub at: Instant,
+    /// The HTTP status the fake answered with; `None` while it is still being answered.
+    pub status: Option<u16>,
+}
+
+/// A failure the fake injects instead of answering normally.
+#[derive(Clone, Debug)]
+pub enum IgFault {
+    /// This HTTP status with an HTML body, as a front end answers when the API is down.
+    Status(u16),
+    /// Error 190, subcode 463: the token has expired.
+    TokenError,
+    /// Waits this long, then answers normally.
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// Any Graph-shaped error, e.g. code 4 (rate limit).
+    Api {
+        http_status: u16,
+        code: i64,
+        subcode: Option<i64>,
+        message: String,
+    },
+}
+
+/// A media download the fake made for a container, as Instagram would.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub url: String,
+    /// 0 when no answer came (refused, timed out).
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+pub struct FakeInstagram {
+    shared: Arc<Shared>,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    url: String,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<IgCall>,
+    accounts: Vec<Account>,
+    /// Short-lived token → the account it belongs to.
+    short_tokens: HashMap<String, String>,
+    /// The account the OAuth flow logs in: the one `set_token` named last.
+    oauth_account: Option<String>,
+    expected_code: Option<String>,
+    oauth_answers_flat: bool,
+    in_progress_polls: u32,
+    next_container_end: Option<String>,
+    publish_too_early: u32,
+    quota_used: u32,
+    quota_total: u32,
+    containers: HashMap<String, Container>,
+    fetched: Vec<Fetched>,
+    published: Vec<String>,
+    faults: VecDeque<(String, IgFault)>,
+    next_id: u64,
+    stopping: bool,
+}
+
+struct Account {
+    ig_user_id: String,
+    username: String,
+    /// Valid long-lived tokens; the first is the one `set_token` gave.
+    tokens: Vec<String>,
+}
+
+struct Container {
+    ig_user_id: String,
+    polls_left: u32,
+    /// FINISHED, ERROR or EXPIRED, once the IN_PROGRESS polls are over.
+    end: &'static str,
+    detail: String,
+    published: bool,
+}
+
+type Answer = (u16, Value);
+
+impl FakeInstagram {
+    /// Starts the server on a free loopback port. No token is valid until `set_token`.
+    pub fn start() -> FakeInstagram {
+        let server =
+            Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake instagram: bind"));
+        let local = server
+            .server_addr()
+            .to_ip()
+            .expect("fake instagram: listening on an IP address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                quota_total: 25,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+        });
+        let workers = (0..WORKERS)
+            .map(|worker| {
+                let shared = Arc::clone(&shared);
+                let server = Arc::clone(&server);
+                std::thread::Builder::new()
+                    .name(format!("fake-instagram-{worker}"))
+                    .spawn(move || {
+                        while let Ok(request) = server.recv() {
+                            handle_request(&shared, request);
+                        }
+                    })
+                    .expect("fake instagram: spawn worker")
+            })
+            .collect();
+        FakeInstagram {
+            shared,
+            server,
+            workers,
+            url: format!("http://{local}"),
+        }
+    }
+
+    /// The base URL, for both `[instagram] graph_url` and `api_url`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Every call, in arrival order, failed ones included.
+    pub fn calls(&self) -> Vec<IgCall> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// The calls whose path ends with `path_suffix` ("media", "media_publish", "/me").
+    pub fn calls_to(&self, path_suffix: &str) -> Vec<IgCall> {
+        let state = self.shared.lock();
+        state
+            .calls
+            .iter()
+            .filter(|call| call.path.ends_with(path_suffix))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `pred` matches a call at or after index `from` of `calls()`, and
+    /// returns its index and a snapshot; panics after `timeout`, listing the calls. A
+    /// call is recorded when it arrives; match on `status` to wait for its answer.
+    pub fn wait_for(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&IgCall) -> bool,
+    ) -> (usize, IgCall) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            let found = state
+                .calls
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, call)| pred(call));
+            if let Some((index, call)) = found {
+                return (index, call.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let summary = summarize_calls(&state.calls);
+                drop(state);
+                panic!(
+                    "FakeInstagram::wait_for: no matching call at or after #{from} within \
+                     {timeout:?}; recorded calls: {summary}"
+                );
+            }
+            state = self.shared.wait(state, deadline - now);
+        }
+    }
+
+    /// Makes `token` the valid long-lived token of the account `ig_user_id` (replacing
+    /// its earlier tokens, refreshed ones included); the OAuth flow logs this account in.
+    pub fn set_token(&self, token: &str, ig_user_id: &str, username: &str) {
+        let mut state = self.shared.lock();
+        state.accounts.retain(|account| {
+            account.ig_user_id != ig_user_id && !account.tokens.iter().any(|t| t == token)
+        });
+        state.accounts.push(Account {
+            ig_user_id: ig_user_id.to_string(),
+            username: username.to_string(),
+            tokens: vec![token.to_string()],
+        });
+        state.oauth_account = Some(ig_user_id.to_string());
+    }
+
+    /// Containers created from now on report IN_PROGRESS for `n` status polls, then
+    /// their end status. Publishing one before that is error 9007.
+    pub fn in_progress_polls(&self, n: u32) {
+        self.shared.lock().in_progress_polls = n;
+    }
+
+    /// The next container ends in `code` ("ERROR" or "EXPIRED") instead of FINISHED.
+    pub fn next_container_ends(&self, code: &str) {
+        assert!(
+            matches!(code, "ERROR" | "EXPIRED" | "FINISHED"),
+            "a container ends FINISHED, ERROR or EXPIRED, not {code}"
+        );
+        self.shared.lock().next_container_end = Some(code.to_string());
+    }
+
+    /// The next `times` media_publish calls answer error 9007 (subcode 2207027).
+    pub fn publish_too_early(&self, times: u32) {
+        self.shared.lock().publish_too_early = times;
+    }
+
+    /// Sets the publishing quota; each publish adds one to `used`, and a publish at the
+    /// limit is refused (code 9, subcode 2207042).
+    pub fn set_quota(&self, used: u32, total: u32) {
+        let mut state = self.shared.lock();
+        state.quota_used = used;
+        state.quota_total = total;
+    }
+
+    /// Fails the next `times` calls whose path ends with `path_suffix` ("*" = any) with
+    /// `fault`, first in first out. Note that "/access_token" also matches
+    /// "/oauth/access_token"; use "oauth/access_token" for the code exchange.
+    pub fn fail_next(&self, path_suffix: &str, times: usize, fault: IgFault) {
+        let mut state = self.shared.lock();
+        for _ in 0..times {
+            state
+                .faults
+                .push_back((path_suffix.to_string(), fault.clone()));
+        }
+    }
+
+    /// The media downloads made for containers, in order.
+    pub fn fetched_media(&self) -> Vec<Fetched> {
+        self.shared.lock().fetched.clone()
+    }
+
+    /// The media ids of published stories, in order.
+    pub fn published(&self) -> Vec<String> {
+        self.shared.lock().published.clone()
+    }
+
+    /// The authorization code the code exchange accepts, once; any other code is refused.
+    pub fn expect_code(&self, code: &str) {
+        self.shared.lock().expected_code = Some(code.to_string());
+    }
+
+    /// Answers the code exchange flat (`{"access_token", "user_id": <number>,
+    /// "permissions": [..]}`, as the current docs show) instead of in `{"data":[..]}`.
+    pub fn oauth_answers_flat(&self, flat: bool) {
+        self.shared.lock().oauth_answers_flat = flat;
+    }
+}
+
+impl Drop for FakeInstagram {
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.changed.notify_all();
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Locks the state, ignoring poisoning: a test that panicked inside `wait_for`'s
+    /// predicate must not take the server down with it.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
+        match self.changed.wait_timeout(state, timeout) {
+            Ok((state, _)) => state,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
+    /// Waits `duration`, cut short when the server stops.
+    fn pause<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        duration: Duration,
+    ) -> MutexGuard<'a, State> {
+        let deadline = Instant::now() + duration;
+        while !state.stopping {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            state = self.wait(state, deadline - now);
+        }
+        state
+    }
+}
+
+fn handle_request(shared: &Shared, mut request: tiny_http::Request) {
+    let at = Instant::now();
+    let mut body = Vec::new();
+    let _ = request
+        .as_reader()
+        .take(MAX_FETCH_BYTES)
+        .read_to_end(&mut body);
+    let content_type = request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("Content-Type"))
+        .map(|header| header.value.as_str().to_string())
+        .unwrap_or_default();
+    let method = request.method().as_str().to_ascii_uppercase();
+    let (path, query) = match request.url().split_once('?') {
+        Some((path, query)) => (path.to_string(), query.to_string()),
+        None => (request.url().to_string(), String::new()),
+    };
+    let (params, query_keys) = parse_params(&query, &content_type, &body);
+
+    let mut state = shared.lock();
+    let index = state.calls.len();
+    state.calls.push(IgCall {
+        method: method.clone(),
+        path: path.clone(),
+        params: params.clone(),
+        query_keys,
+        at,
+        status: None,
+    });
+    shared.changed.notify_all();
+
+    let fault = state
+        .faults
+        .iter()
+        .position(|(suffix, _)| suffix == "*" || path.ends_with(suffix.as_str()))
+        .and_then(|position| state.faults.remove(position))
+        .map(|(_, fault)| fault);
+    match fault {
+        None => {}
+        Some(IgFault::Status(status)) => {
+            let html = format!("<html><body><h1>{status}</h1></body></html>");
+            return respond(shared, state, index, request, status, html, "text/html");
+        }
+        Some(IgFault::TokenError) => {
+            let answer = token_expired();
+            return respond_json(shared, state, index, request, answer);
+        }
+        Some(IgFault::Garbage) => {
+            let garbage = GARBAGE_BODY.to_string();
+            return respond(
+                shared,
+                state,
+                index,
+                request,
+                200,
+                garbage,
+                "application/json",
+            );
+        }
+        Some(IgFault::Api {
+            http_status,
+            code,
+            subcode,
+            message,
+        }) => {
+            let answer = graph_error(http_status, code, subcode, &message);
+            return respond_json(shared, state, index, request, answer);
+        }
+        Some(IgFault::Slow(duration)) => state = shared.pause(state, duration),
+    }
+
+    let path = strip_version(&path);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (state, answer) = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["oauth", "access_token"]) => {
+            let answer = state.exchange_code(&params);
+            (state, answer)
+        }
+        ("GET", ["access_token"]) => {
+            let answer = state.exchange_token(&params);
+            (state, answer)
+        }
+        ("GET", ["refresh_access_token"]) => {
+            let answer = state.refresh(&params);
+            (state, answer)
+        }
+        ("GET", ["me"]) => {
+            let answer = state.me(&params);
+            (state, answer)
+        }
+        ("POST", [ig_user_id, "media"]) => create_container(shared, state, ig_user_id, &params),
+        ("POST", [ig_user_id, "media_publish"]) => {
+            let answer = state.publish(ig_user_id, &params);
+            (state, answer)
+        }
+        ("GET", [ig_user_id, "content_publishing_limit"]) => {
+            let answer = state.publishing_limit(ig_user_id, &params);
+            (state, answer)
+        }
+        ("GET", [node_id]) => {
+            let answer = state.node(node_id, &params);
+            (state, answer)
+        }
+        _ => {
+            let message = format!("Unknown path components: {path}");
+            (state, graph_error(404, 2500, None, &message))
+        }
+    };
+    respond_json(shared, state, index, request, answer);
+}
+
+/// `POST /{ig-user-id}/media`: checks the request, downloads the media as Instagram
+/// does (outside the lock, so other calls go on meanwhile) and creates the container.
+fn create_container<'a>(
+    shared: &'a Shared,
+    state: MutexGuard<'a, State>,
+    ig_user_id: &str,
+    params: &Value,
+) -> (MutexGuard<'a, State>, Answer) {
+    if let Err(answer) = state.owner_check(ig_user_id, params) {
+        return (state, answer);
+    }
+    if param(params, "media_type").as_deref() != Some("STORIES") {
+        let answer = graph_error(
+            400,
+            100,
+            None,
+            "The fake makes stories only: media_type must be STORIES",
+        );
+        return (state, answer);
+    }
+    let (url, is_image) = match (param(params, "image_url"), param(params, "video_url")) {
+        (Some(url), None) => (url, true),
+        (None, Some(url)) => (url, false),
+        _ => {
+            let answer = graph_error(
+                400,
+                100,
+                None,
+                "Exactly one of the parameters image_url and video_url is required",
+            );
+            return (state, answer);
+        }
+    };
+    drop(state);
+    let fetched = fetch(&url);
+    let mut state = shared.lock();
+
+    let download_problem = if !(200..300).contains(&fetched.status) {
+        let why = match fetched.status {
+            0 => "no answer".to_string(),
+            status => format!("HTTP {status}"),
+        };
+        Some(format!(
+            "Error: Instagram could not download the media from the URL ({why})"
+        ))
+    } else if is_image && !fetched.bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("Error: the image is not a JPEG; Instagram only accepts JPEG images".to_string())
+    } else if fetched.bytes.is_empty() {
+        Some("Error: Instagram could not download the media: the file is empty".to_string())
+    } else {
+        None
+    };
+    state.fetched.push(fetched);
+    let scripted_end = state.next_container_end.take();
+    let (end, detail) = match (download_problem, scripted_end.as_deref()) {
+        (Some(detail), _) => ("ERROR", detail),
+        (None, Some("ERROR")) => (
+            "ERROR",
+            "Error: the media could not be processed (reason: scripted by the test)".to_string(),
+        ),
+        (None, Some("EXPIRED")) => (
+            "EXPIRED",
+            "Expired: the container was not published within 24 hours (reason: scripted by \
+             the test)"
+                .to_string(),
+        ),
+        (None, _) => (
+            "FINISHED",
+            "Finished: Media has been uploaded and it is ready to be published.".to_string(),
+        ),
+    };
+    let container_id = state.mint_id(1790);
+    let container = Container {
+        ig_user_id: ig_user_id.to_string(),
+        polls_left: state.in_progress_polls,
+        end,
+        detail,
+        published: false,
+    };
+    state.containers.insert(container_id.clone(), container);
+    (state, (200, json!({ "id": container_id })))
+}
+
+/// Downloads a media URL as Instagram would; failures are recorded, not raised.
+fn fetch(url: &str) -> Fetched {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(FETCH_TIMEOUT))
+        .build()
+        .into();
+    let mut fetched = Fetched {
+        url: url.to_string(),
+        status: 0,
+        content_type: None,
+        bytes: Vec::new(),
+    };
+    let Ok(mut response) = agent.get(url).call() else {
+        return fetched;
+    };
+    fetched.status = response.status().as_u16();
+    fetched.content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    match response
+        .body_mut()
+        .with_config()
+        .limit(MAX_FETCH_BYTES)
+        .read_to_vec()
+    {
+        Ok(bytes) => fetched.bytes = bytes,
+        // A body cut short is a failed download.
+        Err(_) => fetched.status = 0,
+    }
+    fetched
+}
+
+impl State {
+    fn mint_id(&mut self, prefix: u64) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:013}", self.next_id)
+    }
+
+    /// The account a long-lived token belongs to, or error 190.
+    fn account_of(&self, params: &Value) -> Result<&Account, Answer> {
+        let token = param(params, "access_token").unwrap_or_default();
+        self.accounts
+            .iter()
+            .find(|account| account.tokens.contains(&token))
+            .ok_or_else(invalid_token)
+    }
+
+    /// A valid token of the account in the path.
+    fn owner_check(&self, ig_user_id: &str, params: &Value) -> Result<(), Answer> {
+        let account = self.account_of(params)?;
+        if account.ig_user_id == ig_user_id {
+            Ok(())
+        } else {
+            Err(no_such_object(ig_user_id, "post"))
+        }
+    }
+
+    fn publish(&mut self, ig_user_id: &str, params: &Value) -> Answer {
+        if let Err(answer) = self.owner_check(ig_user_id, params) {
+            return answer;
+        }
+        let Some(creation_id) = param(params, "creation_id") else {
+            return graph_error(400, 100, None, "The parameter creation_id is required");
+        };
+        let not_ready = || graph_error(400, 9007, Some(2_207_027), "Media ID is not available");
+        if self.publish_too_early > 0 {
+            self.publish_too_early -= 1;
+            return not_ready();
+        }
+        let quota_reached = self.quota_used >= self.quota_total;
+        let Some(container) = self
+            .containers
+            .get_mut(&creation_id)
+            .filter(|container| container.ig_user_id == ig_user_id)
+        else {
+            return graph_error(
+                400,
+                100,
+                None,
+                &format!("The media container {creation_id} does not exist"),
+            );
+        };
+        if container.published {
+            return graph_error(400, 100, None, "The media container was already published");
+        }
+        if container.polls_left > 0 {
+            return not_ready();
+        }
+        if container.end != "FINISHED" {
+            let message = format!(
+                "The media container cannot be published: its status is {}",
+                container.end
+            );
+            return graph_error(400, 100, None, &message);
+        }
+        if quota_reached {
+            return graph_error(400, 9, Some(2_207_042), "Application request limit reached");
+        }
+        container.published = true;
+        let media_id = self.mint_id(1791);
+        self.published.push(media_id.clone());
+        self.quota_used += 1;
+        (200, json!({ "id": media_id }))
+    }
+
+    fn publishing_limit(&self, ig_user_id: &str, params: &Value) -> Answer {
+        if let Err(answer) = self.owner_check(ig_user_id, params) {
+            return answer;
+        }
+        let fields = fields(params, "quota_usage");
+        let mut entry = Map::new();
+        for field in &fields {
+            match field.as_str() {
+                "quota_usage" => {
+                    entry.insert(field.clone(), json!(self.quota_used));
+                }
+                "config" => {
+                    let config = json!({"quota_total": self.quota_total, "quota_duration": 86400});
+                    entry.insert(field.clone(), config);
+                }
+                other => return nonexisting_field(other, "ContentPublishingLimit"),
+            }
+        }
+        (200, json!({ "data": [entry] }))
+    }
+
+    /// `GET /{id}`: a container's status (each poll of `status_code` counts).
+    fn node(&mut self, node_id: &str, params: &Value) -> Answer {
+        let owner = match self.account_of(params) {
+            Ok(account) => account.ig_user_id.clone(),
+            Err(answer) => return answer,
+        };
+        let fields = fields(params, "id");
+        let Some(container) = self
+            .containers
+            .get_mut(node_id)
+            .filter(|container| container.ig_user_id == owner)
+        else {
+            return no_such_object(node_id, "get");
+        };
+        let (code, detail) = if container.published {
+            (
+                "PUBLISHED",
+                "Published: Media has been successfully published.".to_string(),
+            )
+        } else if container.polls_left > 0 {
+            if fields.iter().any(|field| field == "status_code") {
+                container.polls_left -= 1;
+            }
+            (
+                "IN_PROGRESS",
+                "In Progress: Media is still being processed.".to_string(),
+            )
+        } else {
+            (container.end, container.detail.clone())
+        };
+        let mut answer = Map::new();
+        for field in &fields {
+            let value = match field.as_str() {
+                "id" => json!(node_id),
+                "status_code" => json!(code),
+                "status" => json!(detail),
+                other => return nonexisting_field(other, "ShadowIGMediaBuilder"),
+            };
+            answer.insert(field.clone(), value);
+        }
+        answer.insert("id".to_string(), json!(node_id));
+        (200, Value::Object(answer))
+    }
+
+    fn refresh(&mut self, params: &Value) -> Answer {
+        if param(params, "grant_type").as_deref() != Some("ig_refresh_token") {
+            return graph_error(400, 100, None, "Unsupported grant type");
+        }
+        let ig_user_id = match self.account_of(params) {
+            Ok(account) => account.ig_user_id.clone(),
+            Err(answer) => return answer,
+        };
+        let token = format!("IGAA-refreshed-{}", self.mint_id(1));
+        if let Some(account) = self
+            .accounts
+            .iter_mut()
+            .find(|account| account.ig_user_id == ig_user_id)
+        {
+            account.tokens.push(token.clone());
+        }
+        token_answer(&token)
+    }
+
+    /// `POST /oauth/access_token` on api.instagram.com; its errors have that host's
+    /// flat shape.
+    fn exchange_code(&mut self, params: &Value) -> Answer {
+        let oauth_error = |message: &str| {
+            (
+                400,
+                json!({"error_type": "OAuthException", "code": 400, "error_message": message}),
+            )
+        };
+        if param(params, "grant_type").as_deref() != Some("authorization_code") {
+            return oauth_error("Invalid grant_type");
+        }
+        for required in ["client_id", "client_secret", "redirect_uri"] {
+            if param(params, required).is_none_or(|value| value.is_empty()) {
+                return oauth_error(&format!("Missing required field {required}"));
+            }
+        }
+        let code = param(params, "code").unwrap_or_default();
+        if code.is_empty() || self.expected_code.as_deref() != Some(code.as_str()) {
+            return oauth_error("Matching code was not found or was already used");
+        }
+        let Some(ig_user_id) = self.oauth_account.clone() else {
+            return oauth_error("The fake has no account to log in: call set_token first");
+        };
+        self.expected_code = None;
+        let short = format!("short-{}", self.mint_id(2));
+        self.short_tokens.insert(short.clone(), ig_user_id.clone());
+        let answer = if self.oauth_answers_flat {
+            let user_id = ig_user_id
+                .parse::<u64>()
+                .map_or_else(|_| json!(ig_user_id), |id| json!(id));
+            json!({"access_token": short, "user_id": user_id, "permissions": SCOPES})
+        } else {
+            json!({"data": [{
+                "access_token": short,
+                "user_id": ig_user_id,
+                "permissions": SCOPES.join(","),
+            }]})
+        };
+        (200, answer)
+    }
+
+    /// `GET /access_token?grant_type=ig_exchange_token`: a short-lived token for the
+    /// account's long-lived one.
+    fn exchange_token(&self, params: &Value) -> Answer {
+        if param(params, "grant_type").as_deref() != Some("ig_exchange_token") {
+            return graph_error(400, 100, None, "Unsupported grant type");
+        }
+        if param(params, "client_secret").is_none_or(|secret| secret.is_empty()) {
+            return graph_error(400, 100, None, "Missing client_secret parameter");
+        }
+        let short = param(params, "access_token").unwrap_or_default();
+        let Some(ig_user_id) = self.short_tokens.get(&short) else {
+            return invalid_token();
+        };
+        let token = self
+            .accounts
+            .iter()
+            .find(|account| &account.ig_user_id == ig_user_id)
+            .and_then(|account| account.tokens.first());
+        match token {
+            Some(token) => token_answer(token),
+            None => invalid_token(),
+        }
+    }
+
+    /// `GET /me`: the token's account, with the fields asked for (`id` by default).
+    fn me(&self, params: &Value) -> Answer {
+        let account = match self.account_of(params) {
+            Ok(account) => account,
+            Err(answer) => return answer,
+        };
+        let mut answer = Map::new();
+        for field in fields(params, "id") {
+            let value = match field.as_str() {
+                // The app-scoped id differs from the professional account id, as on
+                // the real service, so a client that reads the wrong one fails.
+                "id" => json!(format!("8{}", account.ig_user_id)),
+                "user_id" => json!(account.ig_user_id),
+                "username" => json!(account.username),
+                "account_type" => json!("BUSINESS"),
+                other => return nonexisting_field(other, "User"),
+            };
+            answer.insert(field, value);
+        }
+        (200, Value::Object(answer))
+    }
+}
+
+fn token_answer(token: &str) -> Answer {
+    (
+        200,
+        json!({"access_token": token, "token_type": "bearer", "expires_in": LONG_LIVED_SECS}),
+    )
+}
+
+fn graph_error(http_status: u16, code: i64, subcode: Option<i64>, message: &str) -> Answer {
+    let mut error = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "FakeTraceId",
+    });
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = json!(subcode);
+    }
+    (http_status, json!({ "error": error }))
+}
+
+fn invalid_token() -> Answer {
+    graph_error(
+        400,
+        190,
+        None,
+        "Invalid OAuth access token - Cannot parse access token",
+    )
+}
+
+fn token_expired() -> Answer {
+    graph_error(
+        400,
+        190,
+        Some(463),
+        "Error validating access token: Session has expired on Tuesday, 01-Jul-25 \
+         10:00:00 PDT. The current time is Wednesday, 02-Jul-25 10:00:00 PDT.",
+    )
+}
+
+fn no_such_object(id: &str, verb: &str) -> Answer {
+    let message = format!(
+        "Unsupported {verb} request. Object with ID '{id}' does not exist, cannot be loaded \
+         due to missing permissions, or does not support this operation"
+    );
+    graph_error(400, 100, Some(33), &message)
+}
+
+fn nonexisting_field(field: &str, node_type: &str) -> Answer {
+    let message = format!("Tried accessing nonexisting field ({field}) on node type ({node_type})");
+    graph_error(400, 100, None, &message)
+}
+
+/// The `fields` parameter as a list, or `default` when absent.
+fn fields(params: &Value, default: &str) -> Vec<String> {
+    let list = param(params, "fields").unwrap_or_else(|| default.to_string());
+    list.split(',')
+        .map(str::trim)
+        .filter(|field| !field.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// "/v21.0/me" → "/me": the real hosts accept an optional API version.
+fn strip_version(path: &str) -> &str {
+    let rest = path.trim_start_matches('/');
+    match rest.split_once('/') {
+        Some((first, tail))
+            if first.starts_with('v')
+                && first.len() > 1
+                && first[1..].chars().all(|c| c.is_ascii_digit() || c == '.') =>
+        {
+            tail
+        }
+        _ => rest,
+    }
+}
+
+fn param(params: &Value, name: &str) -> Option<String> {
+    match params.get(name)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn respond_json(
+    shared: &Shared,
+    state: MutexGuard<'_, State>,
+    index: usize,
+    request: tiny_http::Request,
+    (status, body): Answer,
+) {
+    respond(
+        shared,
+        state,
+        index,
+        request,
+        status,
+        body.to_string(),
+        "application/json",
+    );
+}
+
+/// Records the status, then answers: a test that sees the status knows the answer is
+/// decided, though the client may not have read it yet.
+fn respond(
+    shared: &Shared,
+    mut state: MutexGuard<'_, State>,
+    index: usize,
+    request: tiny_http::Request,
+    status: u16,
+    body: String,
+    content_type: &str,
+) {
+    state.calls[index].status = Some(status);
+    shared.changed.notify_all();
+    drop(state);
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
+    let response = tiny_http::Response::from_string(body)
+        .with_status_code(status)
+        .with_header(header);
+    let _ = request.respond(response);
+}
+
+/// Merges the query string and the body (form or JSON) into one object of strings;
+/// also returns the names that came in the query string.
+fn parse_params(query: &str, content_type: &str, body: &[u8]) -> (Value, Vec<String>) {
+    let mut params = Map::new();
+    let mut query_keys = Vec::new();
+    for (name, value) in parse_urlencoded(query) {
+        query_keys.push(name.clone());
+        params.insert(name, Value::String(value));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        // No body: the query string is all there is.
+    } else if content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => params.extend(object),
+            _ => {
+                let raw = String::from_utf8_lossy(body).into_owned();
+                params.insert("_unparsed_body".to_string(), Value::String(raw));
+            }
+        }
+    } else {
+        for (name, value) in parse_urlencoded(&String::from_utf8_lossy(body)) {
+            params.insert(name, Value::String(value));
+        }
+    }
+    (Value::Object(params), query_keys)
+}
+
+fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => decoded.push(b' '),
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        decoded.push(byte);
+                        index += 2;
+                    }
+                    Err(_) => decoded.push(b'%'),
+                }
+            }
+            byte => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+fn summarize_calls(calls: &[IgCall]) -> String {
+    if calls.is_empty() {
+        return "none".to_string();
+    }
+    let list: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .map(|(index, call)| {
+            let status = call
+                .status
+                .map_or_else(|| "-".to_string(), |status| status.to_string());
+            format!("#{index} {} {} ({status})", call.method, call.path)
+        })
+        .collect();
+    list.join(", ")
+}
