@@ -114,7 +114,10 @@ pub fn chats_using_account(conn: &Connection, account_id: i64) -> Result<Vec<i64
 /// Whether an account's token can be used now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenState {
-    Valid { token: Secret, days_left: i64 },
+    Valid {
+        token: Secret,
+        days_left: i64,
+    },
     Expired,
     /// No token, or one that does not open with the current key file (or has
     /// no expiry on record): the account has to be added or connected again.
@@ -228,13 +231,8 @@ pub fn add_or_update_account(
     now: DateTime<Utc>,
 ) -> Result<(Account, bool)> {
     let now_text = db::timestamp(now);
-    let (id, created) = db::accounts::upsert_account(
-        conn,
-        display_name,
-        instagram_user_id,
-        username,
-        &now_text,
-    )?;
+    let (id, created) =
+        db::accounts::upsert_account(conn, display_name, instagram_user_id, username, &now_text)?;
     let sealed = crypto::seal(key, token.expose())?;
     db::accounts::store_token(conn, id, &sealed, &now_text, &db::timestamp(expires_at))?;
     let account = db::accounts::account(conn, id)?
@@ -246,7 +244,11 @@ pub fn add_or_update_account(
 
 /// Whether a token is refreshed now: under 7 days left, over 24 hours old, and
 /// not yet expired (Instagram refreshes only live tokens).
-pub fn refresh_due(issued_at: DateTime<Utc>, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+pub fn refresh_due(
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
     expires_at > now && expires_at - now < REFRESH_WHEN_LEFT && now - issued_at > REFRESH_MIN_AGE
 }
 
@@ -422,39 +424,45 @@ pub fn refresh_due_tokens(
                 Err(_) => Err("the stored token does not open with the current key file; \
                      reconnect the account"
                     .to_string()),
-                Ok(token) => client.refresh(&Secret::new(token)).and_then(|(token, secs)| {
-                    crypto::seal(key, token.expose())
-                        .map(|sealed| (sealed, secs))
-                        .map_err(|e| format!("sealing the new token failed: {e}"))
-                }),
+                Ok(token) => client
+                    .refresh(&Secret::new(token))
+                    .and_then(|(token, secs)| {
+                        crypto::seal(key, token.expose())
+                            .map(|sealed| (sealed, secs))
+                            .map_err(|e| format!("sealing the new token failed: {e}"))
+                    }),
             },
         };
         match refreshed {
             Ok((sealed, expires_in)) => {
                 let expires_at = now + chrono::TimeDelta::seconds(expires_in);
-                db::accounts::store_token(
+                let stored = db::accounts::replace_refreshed_token(
                     conn,
                     account_id,
+                    &row.sealed_value,
                     &sealed,
                     &db::timestamp(now),
                     &db::timestamp(expires_at),
                 )?;
-                info!(
-                    "account {account_id}: Instagram token refreshed, valid for {} days",
-                    days_left(expires_at, now)
-                );
+                if stored {
+                    info!(
+                        "account {account_id}: Instagram token refreshed, valid for {} days",
+                        days_left(expires_at, now)
+                    );
+                }
             }
             Err(error) => {
                 warn!("account {account_id}: Instagram token refresh failed: {error}");
                 let today = now.date_naive().to_string();
                 let tell = row.refresh_reported_on.as_deref() != Some(today.as_str());
-                db::accounts::record_refresh_error(
+                let recorded = db::accounts::record_refresh_error(
                     conn,
                     account_id,
+                    &row.sealed_value,
                     &error,
                     tell.then_some(today.as_str()),
                 )?;
-                if tell {
+                if tell && recorded {
                     if let Some(account) = db::accounts::account(conn, account_id)? {
                         reports.push(RefreshReport {
                             chat_ids: chats_using_account(conn, account_id)?,
@@ -1165,9 +1173,15 @@ mod tests {
             AccountChoice::None
         );
         let first = add(&conn, "1", "first", at(30, 0));
-        assert_eq!(chosen(active_account_for_chat(&conn, 7).unwrap()), Some(first));
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 7).unwrap()),
+            Some(first)
+        );
         add_chat(&mut conn, 8);
-        assert_eq!(chosen(active_account_for_chat(&conn, 8).unwrap()), Some(first));
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 8).unwrap()),
+            Some(first)
+        );
         assert_eq!(chats_using_account(&conn, first).unwrap(), vec![7, 8]);
 
         let second = add(&conn, "2", "second", at(30, 0));
@@ -1188,7 +1202,10 @@ mod tests {
             choose_account(&conn, 7, 999, at(2, 0)).unwrap(),
             PickOutcome::Unavailable
         );
-        assert_eq!(chosen(active_account_for_chat(&conn, 7).unwrap()), Some(second));
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 7).unwrap()),
+            Some(second)
+        );
         assert_eq!(chats_using_account(&conn, second).unwrap(), vec![7]);
 
         // The chosen account goes away: the only one left takes over.
@@ -1197,7 +1214,10 @@ mod tests {
             choose_account(&conn, 8, second, at(3, 0)).unwrap(),
             PickOutcome::Unavailable
         );
-        assert_eq!(chosen(active_account_for_chat(&conn, 7).unwrap()), Some(first));
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 7).unwrap()),
+            Some(first)
+        );
         assert_eq!(chats_using_account(&conn, first).unwrap(), vec![7, 8]);
     }
 
@@ -1304,10 +1324,17 @@ mod tests {
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert_eq!(reports[0].account.id, failing);
         assert_eq!(reports[0].chat_ids, vec![7]);
-        assert!(reports[0].error.contains("error 190"), "{}", reports[0].error);
+        assert!(
+            reports[0].error.contains("error 190"),
+            "{}",
+            reports[0].error
+        );
         assert!(!reports[0].error.contains("TOKEN"), "{}", reports[0].error);
         let row = token_row(&conn, failing);
-        assert_eq!(row.last_refresh_error.as_deref(), Some(reports[0].error.as_str()));
+        assert_eq!(
+            row.last_refresh_error.as_deref(),
+            Some(reports[0].error.as_str())
+        );
         assert_eq!(row.refresh_reported_on.as_deref(), Some("2026-03-05"));
 
         // An hour later the due token is fresh; the failing one fails again,
@@ -1337,10 +1364,17 @@ mod tests {
         let reports = refresh_due_tokens(&conn, Some(&[9; KEY_LEN]), &client, at(5, 0)).unwrap();
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].chat_ids, vec![7]);
-        assert!(reports[0].error.contains("key file"), "{}", reports[0].error);
+        assert!(
+            reports[0].error.contains("key file"),
+            "{}",
+            reports[0].error
+        );
         let reports = refresh_due_tokens(&conn, None, &client, at(5, 1)).unwrap();
         assert!(reports.is_empty());
-        assert!(token_row(&conn, id).last_refresh_error.unwrap().contains("key file"));
+        assert!(token_row(&conn, id)
+            .last_refresh_error
+            .unwrap()
+            .contains("key file"));
     }
 
     #[test]

@@ -15,7 +15,6 @@ use crate::accounts::{self, PickOutcome};
 use crate::callback::{self, Ask, Callback};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
-use crate::keyfile;
 use crate::picker;
 use crate::posting;
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
@@ -58,14 +57,8 @@ impl Context<'_> {
         self.config.access.admin_user_ids.contains(&user_id)
     }
 
-    /// The key tokens are sealed with, read when a token's state is shown;
-    /// `None` when the key file is missing or unusable ("reconnect needed").
-    fn sealing_key(&self) -> Option<[u8; keyfile::KEY_LEN]> {
-        keyfile::read(&self.config.storage.key_file)
-    }
-
     fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
-        accounts::chat_account(tx, self.sealing_key().as_ref(), chat_id, self.now)
+        accounts::chat_account(tx, self.key, chat_id, self.now)
     }
 }
 
@@ -360,10 +353,7 @@ fn menu(
 }
 
 /// The selector behind the menu's account button.
-fn account_selector(
-    tx: &Transaction<'_>,
-    chat_id: i64,
-) -> Result<(String, telegram::Keyboard)> {
+fn account_selector(tx: &Transaction<'_>, chat_id: i64) -> Result<(String, telegram::Keyboard)> {
     let current = match accounts::active_account_for_chat(tx, chat_id)? {
         accounts::AccountChoice::Account(account) => Some(account.id),
         _ => None,
@@ -440,8 +430,7 @@ fn run_command(
             );
         }
         "accounts" => {
-            let statuses =
-                accounts::active_account_statuses(tx, ctx.sealing_key().as_ref(), ctx.now)?;
+            let statuses = accounts::active_account_statuses(tx, ctx.key, ctx.now)?;
             let account = ctx.chat_account(tx, chat_id)?;
             reply(out, ui::accounts_text(&statuses, &account));
         }
@@ -700,7 +689,8 @@ fn handle_callback(
         }
         Callback::Account(account_id) => {
             let (row, _) = current_settings(tx, ctx, chat_id)?;
-            let (account, changes) = match accounts::choose_account(tx, chat_id, account_id, ctx.now)? {
+            let picked = accounts::choose_account(tx, chat_id, account_id, ctx.now)?;
+            let (account, changes) = match picked {
                 PickOutcome::Unavailable => {
                     info!("chat {chat_id}: refused a pick of unavailable account {account_id}");
                     alert(out, &ui::account_unavailable_text());
@@ -724,7 +714,8 @@ fn handle_callback(
                 }
             };
             let resolved = save_changes(tx, ctx, &row, &changes, user_id, "account selector")?;
-            toast(out, &ui::account_chosen_toast(&account, !changes.is_empty()));
+            let toast_text = ui::account_chosen_toast(&account, !changes.is_empty());
+            toast(out, &toast_text);
             let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
             out.push(telegram::edit_message(
                 chat_id,

@@ -209,9 +209,7 @@ mod tests {
     #[test]
     fn open_never_panics_on_random_input() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let alphabet: Vec<char> = "0123456789abcdefABCDEF:v1 \u{0}é✓"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> = "0123456789abcdefABCDEF:v1 \u{0}é✓".chars().collect();
         let valid = seal(&KEY, "token").unwrap();
         for round in 0..20_000 {
             let len = rng.below(120);

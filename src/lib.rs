@@ -27,3 +27,4 @@ pub mod settings;
 pub mod signing;
 pub mod telegram;
 pub mod ui;
+pub mod web;

@@ -322,18 +322,6 @@ pub fn accounts_text(statuses: &[(Account, TokenHealth)], chat: &ChatAccount) ->
     text
 }
 
-/// Told to the chats using an account whose token refresh failed.
-pub fn token_refresh_failed_text(account: &Account, error: &str, days_left: i64) -> String {
-    format!(
-        "⚠️ The Instagram token of <b>{}</b> could not be refreshed: {}\n\n\
-         It stops working in {} unless a refresh succeeds (I try every hour). \
-         To fix it, add the account again with a new token: {ADD_ACCOUNT_HINT}",
-        escape_html(&account_handle(account)),
-        escape_html(error),
-        accounts::token_health_words(TokenHealth::DaysLeft(days_left))
-    )
-}
-
 fn account_status_line(account: &ChatAccount) -> String {
     match account {
         ChatAccount::Account { account, token } => format!(
@@ -857,6 +845,7 @@ mod tests {
             timezone: chrono_tz::Europe::Berlin,
             posted_lock_days: 30,
             skipped_lock_days: 45,
+            auto_post: false,
         }
     }
 
@@ -879,14 +868,122 @@ mod tests {
             .join("\n")
     }
 
+    fn account(id: i64, name: &str, username: Option<&str>) -> Account {
+        Account {
+            id,
+            display_name: name.to_string(),
+            instagram_user_id: format!("1784{id}"),
+            username: username.map(str::to_string),
+            is_active: true,
+        }
+    }
+
+    fn brand() -> ChatAccount {
+        ChatAccount::Account {
+            account: account(3, "Main Brand", Some("brand")),
+            token: TokenHealth::DaysLeft(58),
+        }
+    }
+
+    #[test]
+    fn account_selector_marks_the_chats_account() {
+        let accounts = [
+            account(3, "Main Brand", Some("brand")),
+            account(12, "<Promo>", None),
+        ];
+        let (text, keyboard) = account_selector(&accounts, Some(3));
+        expect![[r#"
+            📸 <b>Instagram account</b>
+
+            Choose the account this chat posts to.
+
+            To add another, run <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> on the Pi."#]]
+        .assert_eq(&text);
+        expect![[r#"
+            [✅ Main Brand (@brand) | 1:acct:3]
+            [<Promo> | 1:acct:12]
+            [← Back | 1:back]"#]]
+        .assert_eq(&render(&keyboard));
+        let (text, keyboard) = account_selector(&[], None);
+        expect![[r#"
+            📸 <b>Instagram account</b>
+
+            No Instagram account has been added yet. Add one on the Pi with
+            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+        .assert_eq(&text);
+        expect!["[← Back | 1:back]"].assert_eq(&render(&keyboard));
+    }
+
+    #[test]
+    fn account_lines_in_the_menu_status_and_accounts() {
+        let lines: Vec<String> = [
+            brand(),
+            ChatAccount::Account {
+                account: account(12, "<Promo>", None),
+                token: TokenHealth::ReconnectNeeded,
+            },
+            ChatAccount::Account {
+                account: account(4, "Old", Some("old")),
+                token: TokenHealth::Expired,
+            },
+            ChatAccount::NeedsChoice,
+            ChatAccount::None,
+        ]
+        .iter()
+        .map(|a| {
+            format!(
+                "{} | {} | {}",
+                account_menu_line(a),
+                account_button_label(a),
+                account_status_line(a)
+            )
+        })
+        .collect();
+        expect![[r#"
+            <b>@brand</b> (58 days left) | 📸 Account: @brand | @brand (58 days left)
+            <b>&lt;Promo&gt;</b> (reconnect needed) | 📸 Account: <Promo> | &lt;Promo&gt; (reconnect needed)
+            <b>@old</b> (token expired, reconnect needed) | 📸 Account: @old | @old (token expired, reconnect needed)
+            <b>choose one</b> (tap 📸 Account) | 📸 Account: choose… | not chosen yet (/settings)
+            <b>none</b> — add one with <code>storyline accounts add</code> | 📸 Account: none | none"#]]
+        .assert_eq(&lines.join("\n"));
+        let statuses = [
+            (
+                account(3, "Main Brand", Some("brand")),
+                TokenHealth::DaysLeft(1),
+            ),
+            (account(12, "<Promo>", None), TokenHealth::ReconnectNeeded),
+        ];
+        expect![[r#"
+            📸 <b>Instagram accounts</b>
+
+            ✅ Main Brand (@brand) — 1 day left
+            • &lt;Promo&gt; — reconnect needed
+
+            This chat posts to @brand. Change it in /settings."#]]
+        .assert_eq(&accounts_text(&statuses, &brand()));
+        expect![[r#"
+            📸 <b>Instagram accounts</b>
+
+            • Main Brand (@brand) — 1 day left
+            • &lt;Promo&gt; — reconnect needed
+
+            This chat has not chosen an account yet: /settings → 📸 Account."#]]
+        .assert_eq(&accounts_text(&statuses, &ChatAccount::NeedsChoice));
+        expect![[r#"
+            📸 No Instagram account has been added yet. Add one on the Pi with
+            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+        .assert_eq(&accounts_text(&[], &ChatAccount::None));
+    }
+
     #[test]
     fn settings_menu_snapshot() {
-        let (text, keyboard) = settings_menu(&settings(), None, "every category alike");
+        let (text, keyboard) = settings_menu(&settings(), None, "every category alike", &brand());
         expect![[r#"
             ⚙️ <b>Settings</b>
 
             Dry run: <b>ON</b> (nothing is published)
             Instagram API: <b>off</b>
+            Instagram account: <b>@brand</b> (58 days left)
             Posting: <b>▶️ Active</b>
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
@@ -897,7 +994,9 @@ mod tests {
         expect![[r#"
             [✅ Dry run | 1:set:dry:0]
             [⬜ Instagram API | 1:set:api:1]
+            [⬜ Auto post | 1:set:auto:1]
             [▶️ Active (tap to pause) | 1:set:pause:1]
+            [📸 Account: @brand | 1:acct]
             [Posts/Day: 3 | 1:ask:ppd]
             [Hours: 14:00–02:00 Europe/Berlin | 1:ask:hours]
             [🌍 Time zone: Europe/Berlin | 1:ask:tz]
@@ -913,7 +1012,12 @@ mod tests {
         let mut s = settings();
         s.is_paused = true;
         s.paused_at = Some("2026-11-22T14:02:00Z".into());
-        let text = status_text(&s, Some("<b>eve</b>"), Duration::from_secs(7_380));
+        let text = status_text(
+            &s,
+            Some("<b>eve</b>"),
+            &ChatAccount::NeedsChoice,
+            Duration::from_secs(7_380),
+        );
         expect![[r#"
             📊 <b>Status</b>
 
@@ -922,6 +1026,7 @@ mod tests {
             Posts per day: 3
             Hours: 14:00–02:00 Europe/Berlin
             Instagram API: off
+            Instagram account: not chosen yet (/settings)
             Uptime: 2h 3m"#]]
         .assert_eq(&text);
     }

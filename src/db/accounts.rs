@@ -97,9 +97,8 @@ pub fn all_accounts(conn: &Connection) -> Result<Vec<Account>> {
 
 /// The accounts a chat may choose, oldest first.
 pub fn active_accounts(conn: &Connection) -> Result<Vec<Account>> {
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE is_active = 1 ORDER BY id"
-    );
+    let sql =
+        format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE is_active = 1 ORDER BY id");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], account_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -189,21 +188,58 @@ pub fn active_account_tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A failed refresh: the error in plain words, and the date the chats were
-/// told (kept as it was when `reported_on` is `None`).
+/// Stores a refreshed token in place of `old_sealed`. Returns false, storing
+/// nothing, when the token was replaced meanwhile (`accounts add` while the
+/// refresh call was under way): the newer token wins.
+pub fn replace_refreshed_token(
+    conn: &Connection,
+    account_id: i64,
+    old_sealed: &str,
+    new_sealed: &str,
+    issued_at: &str,
+    expires_at: &str,
+) -> Result<bool> {
+    let replaced = conn.execute(
+        "UPDATE api_tokens SET sealed_value = ?5, issued_at = ?6, expires_at = ?7,
+             last_refresh_error = NULL, refresh_reported_on = NULL
+         WHERE service = ?1 AND token_type = ?2 AND account_id = ?3 AND sealed_value = ?4",
+        params![
+            INSTAGRAM,
+            ACCESS_TOKEN,
+            account_id,
+            old_sealed,
+            new_sealed,
+            issued_at,
+            expires_at
+        ],
+    )?;
+    Ok(replaced == 1)
+}
+
+/// A failed refresh of the token `sealed_value`: the error in plain words, and
+/// the date the chats were told (kept as it was when `reported_on` is `None`).
+/// Returns false, storing nothing, when that token was replaced meanwhile.
 pub fn record_refresh_error(
     conn: &Connection,
     account_id: i64,
+    sealed_value: &str,
     error: &str,
     reported_on: Option<&str>,
-) -> Result<()> {
-    conn.execute(
-        "UPDATE api_tokens SET last_refresh_error = ?4,
-             refresh_reported_on = coalesce(?5, refresh_reported_on)
-         WHERE service = ?1 AND token_type = ?2 AND account_id = ?3",
-        params![INSTAGRAM, ACCESS_TOKEN, account_id, error, reported_on],
+) -> Result<bool> {
+    let recorded = conn.execute(
+        "UPDATE api_tokens SET last_refresh_error = ?5,
+             refresh_reported_on = coalesce(?6, refresh_reported_on)
+         WHERE service = ?1 AND token_type = ?2 AND account_id = ?3 AND sealed_value = ?4",
+        params![
+            INSTAGRAM,
+            ACCESS_TOKEN,
+            account_id,
+            sealed_value,
+            error,
+            reported_on
+        ],
     )?;
-    Ok(())
+    Ok(recorded == 1)
 }
 
 // ---- the chat's account -------------------------------------------------------------
@@ -284,8 +320,8 @@ mod tests {
         let t = "2026-01-01T00:00:00Z";
         let (id, _) = upsert_account(&conn, "Main", "178", None, t).unwrap();
         store_token(&conn, id, "v1:aa", t, "2026-03-01T00:00:00Z").unwrap();
-        record_refresh_error(&conn, id, "boom", Some("2026-01-01")).unwrap();
-        record_refresh_error(&conn, id, "boom again", None).unwrap();
+        assert!(record_refresh_error(&conn, id, "v1:aa", "boom", Some("2026-01-01")).unwrap());
+        assert!(record_refresh_error(&conn, id, "v1:aa", "boom again", None).unwrap());
         let row = token(&conn, id).unwrap().unwrap();
         assert_eq!(row.last_refresh_error.as_deref(), Some("boom again"));
         assert_eq!(row.refresh_reported_on.as_deref(), Some("2026-01-01"));
@@ -294,6 +330,14 @@ mod tests {
         assert_eq!(row.sealed_value, "v1:bb");
         assert_eq!(row.last_refresh_error, None);
         assert_eq!(row.refresh_reported_on, None);
+        // A refresh of the token "v1:aa", answered after "v1:bb" was stored,
+        // changes nothing.
+        assert!(!record_refresh_error(&conn, id, "v1:aa", "late", Some("2026-01-02")).unwrap());
+        assert!(!replace_refreshed_token(&conn, id, "v1:aa", "v1:cc", t, t).unwrap());
+        assert_eq!(token(&conn, id).unwrap().unwrap(), row);
+        assert!(replace_refreshed_token(&conn, id, "v1:bb", "v1:cc", t, t).unwrap());
+        assert_eq!(token(&conn, id).unwrap().unwrap().sealed_value, "v1:cc");
+        let row = token(&conn, id).unwrap().unwrap();
         assert_eq!(active_account_tokens(&conn).unwrap(), vec![row]);
         deactivate_account(&conn, id, t).unwrap();
         assert!(active_account_tokens(&conn).unwrap().is_empty());

@@ -24,7 +24,11 @@ fn accounts_ok(env: &Env, args: &[&str]) -> String {
     let mut all = vec!["accounts"];
     all.extend_from_slice(args);
     let output = env.run(&all);
-    assert!(output.status.success(), "{args:?}: {}", describe_output(&output));
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        describe_output(&output)
+    );
     for token in [TOKEN_A, TOKEN_B] {
         assert!(
             !stdout(&output).contains(token) && !stderr(&output).contains(token),
@@ -62,7 +66,11 @@ fn database_bytes(env: &Env) -> Vec<u8> {
             bytes.extend(file);
         }
     }
-    assert!(!bytes.is_empty(), "no database at {}", env.db_path().display());
+    assert!(
+        !bytes.is_empty(),
+        "no database at {}",
+        env.db_path().display()
+    );
     bytes
 }
 
@@ -109,7 +117,10 @@ fn add_list_update_and_deactivate_on_the_command_line() {
     assert!(listed.contains("No Instagram accounts yet"), "{listed}");
 
     let added = add(&env, "Main Brand", "17841400000000001", "@brand", TOKEN_A);
-    assert!(added.starts_with("Added account 1: Main Brand (@brand)"), "{added}");
+    assert!(
+        added.starts_with("Added account 1: Main Brand (@brand)"),
+        "{added}"
+    );
     assert!(added.contains("expires in 60 days"), "{added}");
     assert_eq!(stored_token(&env, 1), TOKEN_A);
     assert!(sealed_value(&env, 1).starts_with("v1:"));
@@ -136,7 +147,10 @@ fn add_list_update_and_deactivate_on_the_command_line() {
             "--expires-in-days=30",
         ],
     );
-    assert!(updated.starts_with("Updated account 1: Brand Main"), "{updated}");
+    assert!(
+        updated.starts_with("Updated account 1: Brand Main"),
+        "{updated}"
+    );
     assert_eq!(stored_token(&env, 1), TOKEN_B);
     let listed = accounts_ok(&env, &["list"]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
@@ -145,14 +159,22 @@ fn add_list_update_and_deactivate_on_the_command_line() {
     }
 
     let deactivated = accounts_ok(&env, &["deactivate", "1"]);
-    assert!(deactivated.contains("Deactivated account 1"), "{deactivated}");
+    assert!(
+        deactivated.contains("Deactivated account 1"),
+        "{deactivated}"
+    );
     let listed = accounts_ok(&env, &["list"]);
     assert!(listed.lines().nth(1).unwrap().contains(" no "), "{listed}");
     let again = accounts_ok(&env, &["deactivate", "1"]);
     assert!(again.contains("already deactivated"), "{again}");
 
     let unknown = env.run(&["accounts", "deactivate", "99"]);
-    assert_eq!(unknown.status.code(), Some(1), "{}", describe_output(&unknown));
+    assert_eq!(
+        unknown.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&unknown)
+    );
     assert!(
         stderr(&unknown).contains("no account 99"),
         "{}",
@@ -160,7 +182,13 @@ fn add_list_update_and_deactivate_on_the_command_line() {
     );
 
     // Adding it again brings it back.
-    add(&env, "Brand Main", "17841400000000001", "brand_main", TOKEN_A);
+    add(
+        &env,
+        "Brand Main",
+        "17841400000000001",
+        "brand_main",
+        TOKEN_A,
+    );
     let listed = accounts_ok(&env, &["list"]);
     assert!(listed.lines().nth(1).unwrap().contains(" yes "), "{listed}");
     assert_no_plaintext_tokens(&env);
@@ -208,7 +236,11 @@ fn token_from_stdin_is_trimmed_and_an_empty_one_refused() {
     let output = run_with_stdin(&format!("  {TOKEN_A}\n"));
     assert!(output.status.success(), "{}", describe_output(&output));
     assert!(!stdout(&output).contains(TOKEN_A));
-    assert!(stdout(&output).contains("Added account 1"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("Added account 1"),
+        "{}",
+        stdout(&output)
+    );
     assert_eq!(stored_token(&env, 1), TOKEN_A);
     assert_no_plaintext_tokens(&env);
 }
@@ -235,7 +267,10 @@ fn bad_input_exits_2_with_a_message_and_adds_nothing() {
     };
     for ((option, value), fragment) in [
         (("--name", Some(" ")), "--name is empty"),
-        (("--instagram-id", Some("@brand")), "not an Instagram user id"),
+        (
+            ("--instagram-id", Some("@brand")),
+            "not an Instagram user id",
+        ),
         (("--username", Some("br and")), "not an Instagram username"),
         (("--token", None), "needs --token"),
         (("--token", Some("two words")), "spaces or line breaks"),
@@ -246,7 +281,12 @@ fn bad_input_exits_2_with_a_message_and_adds_nothing() {
         let args = add_with(option, value);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = env.run(&args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", describe_output(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            describe_output(&output)
+        );
         assert!(
             stderr(&output).contains(fragment),
             "{fragment:?} missing for {args:?}: {}",
@@ -260,8 +300,17 @@ fn bad_input_exits_2_with_a_message_and_adds_nothing() {
         (vec!["accounts", "deactivate", "one"], "not an account id"),
     ] {
         let output = env.run(&args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", describe_output(&output));
-        assert!(stderr(&output).contains(fragment), "{}", describe_output(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            describe_output(&output)
+        );
+        assert!(
+            stderr(&output).contains(fragment),
+            "{}",
+            describe_output(&output)
+        );
     }
     let help = accounts_ok(&env, &["--help"]);
     assert!(help.contains("--expires-in-days"), "{help}");
@@ -302,7 +351,12 @@ fn another_key_means_reconnect_needed_never_a_crash() {
         "--username=other",
         &format!("--token={TOKEN_B}"),
     ]);
-    assert_eq!(refused.status.code(), Some(1), "{}", describe_output(&refused));
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&refused)
+    );
     assert!(
         stderr(&refused).contains("not 32 bytes"),
         "{}",
@@ -324,10 +378,14 @@ fn settings_uses_the_only_account_and_lets_the_chat_choose_among_several() {
         "{}",
         menu.text
     );
-    assert!(buttons(&menu).iter().any(|(t, d)| t == "📸 Account: @brand" && d == "1:acct"));
+    assert!(buttons(&menu)
+        .iter()
+        .any(|(t, d)| t == "📸 Account: @brand" && d == "1:acct"));
     let status = say(&env, CHAT, ADMIN, "/status");
     assert!(
-        status.text.contains("Instagram account: @brand (60 days left)"),
+        status
+            .text
+            .contains("Instagram account: @brand (60 days left)"),
         "{}",
         status.text
     );
@@ -345,7 +403,11 @@ fn settings_uses_the_only_account_and_lets_the_chat_choose_among_several() {
     let history_before = history_count(&env, CHAT);
     let (answer, selector) = press(&env, CHAT, &menu, "📸 Account: choose");
     assert!(!is_alert(&answer));
-    assert!(selector.text.contains("Choose the account"), "{}", selector.text);
+    assert!(
+        selector.text.contains("Choose the account"),
+        "{}",
+        selector.text
+    );
     assert_eq!(
         buttons(&selector),
         [
@@ -383,7 +445,9 @@ fn settings_uses_the_only_account_and_lets_the_chat_choose_among_several() {
 
     // The selector marks the chat's account; Back returns to the menu.
     let (_, selector) = press(&env, CHAT, &menu, "📸 Account: @promo");
-    assert!(buttons(&selector).iter().any(|(t, _)| t == "✅ Promo (@promo)"));
+    assert!(buttons(&selector)
+        .iter()
+        .any(|(t, _)| t == "✅ Promo (@promo)"));
     let (_, back) = press(&env, CHAT, &selector, "← Back");
     assert!(back.text.starts_with("⚙️ <b>Settings</b>"), "{}", back.text);
 

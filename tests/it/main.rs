@@ -12,3 +12,4 @@ mod publishing;
 mod resilience;
 mod settings_menu;
 mod support;
+mod web;

@@ -27,6 +27,10 @@ fn a_429_on_getupdates_is_honoured() {
 fn a_429_on_a_reply_is_waited_out_and_the_reply_delivered_once() {
     let env = Env::new();
     let _daemon = env.start_polling();
+    // The daily "running dry" notice (no media here) goes first; the 429 is for the reply.
+    wait_until("the start-up notice", WAIT, || {
+        env.tg.messages(CHAT).into_iter().find(is_notice)
+    });
     env.tg
         .fail_next("sendMessage", 1, Fault::too_many_requests(2));
     let start = Instant::now();
