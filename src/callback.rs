@@ -208,9 +208,18 @@ mod tests {
                 action: StoryAction::RejectCancelled,
                 queue_id: 42,
             },
-            Callback::Story { action: StoryAction::AutoPost, queue_id: 42 },
-            Callback::Story { action: StoryAction::WasPublished, queue_id: 42 },
-            Callback::Story { action: StoryAction::PublishAgain, queue_id: 42 },
+            Callback::Story {
+                action: StoryAction::AutoPost,
+                queue_id: 42,
+            },
+            Callback::Story {
+                action: StoryAction::WasPublished,
+                queue_id: 42,
+            },
+            Callback::Story {
+                action: StoryAction::PublishAgain,
+                queue_id: 42,
+            },
             Callback::Cancel,
             Callback::Refresh,
             Callback::Close,
@@ -219,7 +228,12 @@ mod tests {
             Callback::Account(i64::MAX),
             Callback::BackToSettings,
         ];
-        for toggle in [Toggle::DryRun, Toggle::InstagramApi, Toggle::Paused, Toggle::AutoPost] {
+        for toggle in [
+            Toggle::DryRun,
+            Toggle::InstagramApi,
+            Toggle::Paused,
+            Toggle::AutoPost,
+        ] {
             for value in [false, true] {
                 all.push(Callback::Set { toggle, value });
             }

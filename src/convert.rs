@@ -82,8 +82,8 @@ pub fn prepare_image(source: &Path, sha256: &str, cache_dir: &Path) -> Result<Pr
     };
     match format {
         Some(ImageFormat::Jpeg) => {
-            let (width, height) =
-                jpeg_dimensions(&mut reader).ok_or_else(|| not_an_image(&"the JPEG header is damaged"))?;
+            let (width, height) = jpeg_dimensions(&mut reader)
+                .ok_or_else(|| not_an_image(&"the JPEG header is damaged"))?;
             let bytes = reader.get_ref().metadata()?.len();
             Ok(Prepared {
                 path: source.to_path_buf(),
@@ -98,8 +98,12 @@ pub fn prepare_image(source: &Path, sha256: &str, cache_dir: &Path) -> Result<Pr
             let image = decode(reader, format).map_err(|e| not_an_image(&e))?;
             let image = fit_story(flatten_onto_white(image));
             write_jpeg_atomically(&image, &cached)?;
-            cached_jpeg(&cached)
-                .ok_or_else(|| anyhow!("{}: the converted image cannot be read back", cached.display()))
+            cached_jpeg(&cached).ok_or_else(|| {
+                anyhow!(
+                    "{}: the converted image cannot be read back",
+                    cached.display()
+                )
+            })
         }
         _ => Err(not_an_image(&"it is not a JPEG, PNG or WebP file")),
     }
@@ -369,7 +373,10 @@ fn write_jpeg_atomically(image: &RgbImage, target: &Path) -> Result<()> {
             .encode_image(image)?;
         // Synced before the rename so a power cut never leaves an empty file
         // under the final name, which would be reused.
-        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
         std::fs::rename(&temp, target)?;
         Ok(())
     })();
@@ -422,7 +429,11 @@ fn jpeg_dimensions<R: BufRead + Seek>(r: &mut R) -> Option<(u32, u32)> {
                     | Orientation::Rotate90FlipH
                     | Orientation::Rotate270FlipH
             );
-            return Some(if quarter_turn { (height, width) } else { (width, height) });
+            return Some(if quarter_turn {
+                (height, width)
+            } else {
+                (width, height)
+            });
         }
         if marker == 0xE1 {
             let mut segment = vec![0u8; usize::from(length)];
@@ -633,12 +644,18 @@ mod tests {
         assert!(prepared.converted);
         let jpeg = decoded(&prepared.path).into_rgb8();
         let near = |p: &image::Rgb<u8>, want: [u8; 3]| {
-            p.0.iter()
-                .zip(want)
-                .all(|(&a, b)| a.abs_diff(b) <= 12)
+            p.0.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 12)
         };
-        assert!(near(jpeg.get_pixel(250, 300), [255, 255, 255]), "{:?}", jpeg.get_pixel(250, 300));
-        assert!(near(jpeg.get_pixel(50, 300), [200, 10, 10]), "{:?}", jpeg.get_pixel(50, 300));
+        assert!(
+            near(jpeg.get_pixel(250, 300), [255, 255, 255]),
+            "{:?}",
+            jpeg.get_pixel(250, 300)
+        );
+        assert!(
+            near(jpeg.get_pixel(50, 300), [200, 10, 10]),
+            "{:?}",
+            jpeg.get_pixel(50, 300)
+        );
     }
 
     #[test]
@@ -655,7 +672,10 @@ mod tests {
         let jpeg = decoded(&prepared.path);
         assert_eq!((jpeg.width(), jpeg.height()), (1080, 180));
         let checks = check_image(&prepared);
-        assert!(matches!(&checks[..], [Check::Warn(w)] if w.contains("1080×180")), "{checks:?}");
+        assert!(
+            matches!(&checks[..], [Check::Warn(w)] if w.contains("1080×180")),
+            "{checks:?}"
+        );
     }
 
     #[test]
@@ -727,10 +747,22 @@ mod tests {
             .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
             .unwrap();
         let cases: [(&str, &[u8], &str); 4] = [
-            ("cut.png", &png[..png.len() / 2], "could not be read as an image: "),
-            ("text.png", b"hello, this is not a picture", "it is not a JPEG, PNG or WebP file"),
+            (
+                "cut.png",
+                &png[..png.len() / 2],
+                "could not be read as an image: ",
+            ),
+            (
+                "text.png",
+                b"hello, this is not a picture",
+                "it is not a JPEG, PNG or WebP file",
+            ),
             ("empty.webp", b"", "it is not a JPEG, PNG or WebP file"),
-            ("bad.jpg", b"\xFF\xD8\xFF\xE0\x00", "the JPEG header is damaged"),
+            (
+                "bad.jpg",
+                b"\xFF\xD8\xFF\xE0\x00",
+                "the JPEG header is damaged",
+            ),
         ];
         let cache = dir.path().join("cache");
         for (name, bytes, want) in cases {
@@ -952,7 +984,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         type Case = (&'static str, Vec<u8>, Vec<Check>, Option<f64>);
         let cases: Vec<Case> = vec![
-            ("ok.mp4", mp4_file(&mvhd_v0(1000, 15_000)), vec![], Some(15.0)),
+            (
+                "ok.mp4",
+                mp4_file(&mvhd_v0(1000, 15_000)),
+                vec![],
+                Some(15.0),
+            ),
             (
                 "long.mov",
                 mp4_file(&mvhd_v0(600, 600 * 75)),
@@ -974,7 +1011,11 @@ mod tests {
         for (name, bytes, want_checks, want_seconds) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            assert_eq!(check_video(&path).unwrap(), (want_checks, want_seconds), "{name}");
+            assert_eq!(
+                check_video(&path).unwrap(),
+                (want_checks, want_seconds),
+                "{name}"
+            );
         }
 
         // Over 100 MB without writing 100 MB: a sparse file.
@@ -984,12 +1025,17 @@ mod tests {
         assert_eq!(
             check_video(&big).unwrap(),
             (
-                vec![Check::Refuse("the video is 100.0 MB; Instagram takes videos up to 100 MB".into())],
+                vec![Check::Refuse(
+                    "the video is 100.0 MB; Instagram takes videos up to 100 MB".into()
+                )],
                 None
             )
         );
 
         let error = check_video(&dir.path().join("missing.mp4")).unwrap_err();
-        assert!(format!("{error:#}").contains("missing.mp4 could not be read"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("missing.mp4 could not be read"),
+            "{error:#}"
+        );
     }
 }

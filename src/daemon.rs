@@ -121,6 +121,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         })?);
     }
     let client = Client::new(&config.telegram.api_url, token);
+    let last_poll = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let poller = Poller {
         client: client.clone(),
         poll_timeout_secs: config.telegram.poll_timeout_secs,
@@ -128,6 +129,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         events: events_tx.clone(),
         committed: committed_rx,
         shutdown: shutdown.clone(),
+        last_poll: last_poll.clone(),
     };
     threads.push(spawn("poller", move || poller.run())?);
     let outbox = Outbox {
@@ -144,12 +146,33 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             config.storage.key_file.display()
         );
     }
+    let web_state = crate::web::WebState {
+        signer: crate::signing::UrlSigner::new(&key.unwrap_or_else(throwaway_key)),
+        media_dir: config.media.dir.clone(),
+        cache_dir: cache_dir(&config),
+        db_path: config.storage.database.clone(),
+        started,
+        last_poll_unix: last_poll,
+    };
+    // Without the web page Telegram still works; publishing falls back to people.
+    match crate::web::start(config.web.listen, web_state, shutdown.clone()) {
+        Ok((address, web_threads)) => {
+            info!("web page on http://{address}");
+            threads.extend(web_threads);
+        }
+        Err(e) => {
+            error!("{e:#}; Instagram publishing needs it, so stories will come to the chat instead")
+        }
+    }
     let (jobs_tx, jobs_rx) = mpsc::channel::<i64>();
     {
         let public_url = config.web.public_url.clone();
         let publisher = crate::publish::Publisher {
             conn: db::open_without_migrating(&config.storage.database)?,
-            graph: crate::instagram::Graph::new(&config.instagram.graph_url, &config.instagram.api_url),
+            graph: crate::instagram::Graph::new(
+                &config.instagram.graph_url,
+                &config.instagram.api_url,
+            ),
             signer: key.as_ref().map(crate::signing::UrlSigner::new),
             key,
             public_url,
@@ -199,6 +222,14 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     join_all(threads);
     info!("stopped");
     Ok(())
+}
+
+/// A key nobody knows, so that no media URL validates when the key file is unusable.
+fn throwaway_key() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    let _ = ring::rand::SystemRandom::new().fill(&mut key);
+    key
 }
 
 /// Where converted images wait until their story is decided: beside the database.
@@ -345,7 +376,9 @@ impl Core<'_> {
     /// jobs that had not reached media_publish.
     fn start_publishing(&mut self) {
         let result = (|| -> Result<()> {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
             crate::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
             enqueue_all(&tx, &out, &db::timestamp(Utc::now()))?;

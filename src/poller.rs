@@ -23,6 +23,8 @@ pub struct Poller {
     /// The core answers each batch with the id of the last update it committed.
     pub committed: Receiver<i64>,
     pub shutdown: Arc<AtomicBool>,
+    /// Unix time of the last successful getUpdates, for /healthz.
+    pub last_poll: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Poller {
@@ -56,6 +58,8 @@ impl Poller {
             match self.client.get_updates(self.offset, self.poll_timeout_secs) {
                 Ok(updates) => {
                     recovered(&mut backoff);
+                    self.last_poll
+                        .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
                     if updates.is_empty() {
                         continue;
                     }

@@ -306,11 +306,25 @@ pub fn send_slot(
         queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
         queue::set_slot_status(conn, slot.id, "sending", None)?;
         match publish::route(conn, config, key, chat_id, s, now)? {
-            publish::Route::Publish { account_id, dry_run } => {
+            publish::Route::Publish {
+                account_id,
+                dry_run,
+            } => {
                 publish::create_job(conn, slot.id, chat_id, account_id, None, dry_run, &now_text)?;
             }
-            publish::Route::Manual { offer_auto_post, note } => {
-                out.push(story_message(chat_id, &slot, &item, &path, s, offer_auto_post, note.as_deref()));
+            publish::Route::Manual {
+                offer_auto_post,
+                note,
+            } => {
+                out.push(story_message(
+                    chat_id,
+                    &slot,
+                    &item,
+                    &path,
+                    s,
+                    offer_auto_post,
+                    note.as_deref(),
+                ));
             }
         }
         return Ok(());
@@ -412,8 +426,13 @@ pub fn handle_story_press(
         out.push(telegram::answer_callback(&query.id, text, true))
     };
     let row = queue::queue_item(conn, queue_id)?;
-    if matches!(action, StoryAction::WasPublished | StoryAction::PublishAgain) {
-        return answer_unknown_outcome(conn, config, query, chat_id, message_id, action, row, now, out);
+    if matches!(
+        action,
+        StoryAction::WasPublished | StoryAction::PublishAgain
+    ) {
+        return answer_unknown_outcome(
+            conn, config, query, chat_id, message_id, action, row, now, out,
+        );
     }
     // Another chat's item, or a message that is not this item's: the same answer,
     // so nothing about other chats can be learnt by probing ids.
@@ -457,16 +476,30 @@ pub fn handle_story_press(
     };
     let caption = story_caption(&row, &item, &s);
     match action {
-        StoryAction::AutoPost => match publish::publishable_account(conn, config, key, chat_id, &s, now)? {
-            Ok(account_id) => {
-                publish::create_job(conn, queue_id, chat_id, account_id, Some(query.from.id), s.dry_run_mode, &db::timestamp(now))?;
-                queue::set_slot_status(conn, queue_id, "sending", None)?;
-                out.push(telegram::answer_callback(&query.id, "Publishing to Instagram…", false));
-                let text = format!("{caption}\n\n🤖 Publishing to Instagram…");
-                out.push(telegram::edit_caption(chat_id, message_id, &text, None));
+        StoryAction::AutoPost => {
+            match publish::publishable_account(conn, config, key, chat_id, &s, now)? {
+                Ok(account_id) => {
+                    publish::create_job(
+                        conn,
+                        queue_id,
+                        chat_id,
+                        account_id,
+                        Some(query.from.id),
+                        s.dry_run_mode,
+                        &db::timestamp(now),
+                    )?;
+                    queue::set_slot_status(conn, queue_id, "sending", None)?;
+                    out.push(telegram::answer_callback(
+                        &query.id,
+                        "Publishing to Instagram…",
+                        false,
+                    ));
+                    let text = format!("{caption}\n\n🤖 Publishing to Instagram…");
+                    out.push(telegram::edit_caption(chat_id, message_id, &text, None));
+                }
+                Err(reason) => alert(out, &format!("Cannot publish: {reason}.")),
             }
-            Err(reason) => alert(out, &format!("Cannot publish: {reason}.")),
-        },
+        }
         StoryAction::WasPublished | StoryAction::PublishAgain => {}
         StoryAction::Reject => {
             out.push(telegram::answer_callback(
@@ -639,33 +672,78 @@ fn answer_unknown_outcome(
 ) -> Result<()> {
     let job = publish::job(conn, queue_id_of(&row))?;
     let (Some(row), Some(job)) = (row, job.filter(|j| j.chat_id == chat_id)) else {
-        out.push(telegram::answer_callback(&query.id, "This button does not belong to a story of this chat.", true));
+        out.push(telegram::answer_callback(
+            &query.id,
+            "This button does not belong to a story of this chat.",
+            true,
+        ));
         return Ok(());
     };
     if job.state != "unknown" {
-        out.push(telegram::answer_callback(&query.id, "This was already answered.", true));
+        out.push(telegram::answer_callback(
+            &query.id,
+            "This was already answered.",
+            true,
+        ));
         return Ok(());
     }
-    let s = settings::resolve(&db::chat(conn, chat_id)?.unwrap_or_else(|| settings::ChatRow::new(chat_id)), &config.defaults);
+    let s = settings::resolve(
+        &db::chat(conn, chat_id)?.unwrap_or_else(|| settings::ChatRow::new(chat_id)),
+        &config.defaults,
+    );
     let by = db::user_display_name(conn, query.from.id)?;
     if action == StoryAction::WasPublished {
-        let Some(item) = row.media_item_id.map(|id| db::media::item_by_id(conn, id)).transpose()?.flatten() else {
-            out.push(telegram::answer_callback(&query.id, "This story's file is no longer known.", true));
+        let Some(item) = row
+            .media_item_id
+            .map(|id| db::media::item_by_id(conn, id))
+            .transpose()?
+            .flatten()
+        else {
+            out.push(telegram::answer_callback(
+                &query.id,
+                "This story's file is no longer known.",
+                true,
+            ));
             return Ok(());
         };
-        let decided = publish::Job { requested_by: Some(query.from.id), ..job };
+        let decided = publish::Job {
+            requested_by: Some(query.from.id),
+            ..job
+        };
         publish::record_published(conn, &decided, &row, &item, &s, "instagram_api", None, now)?;
         conn.execute(
             "UPDATE publish_jobs SET state = 'published', updated_at = ?2 WHERE queue_id = ?1",
             rusqlite::params![row.id, db::timestamp(now)],
         )?;
-        out.push(telegram::answer_callback(&query.id, "Recorded as published", false));
-        let text = format!("✅ Recorded as published on Instagram, by {}.", telegram::escape_html(&by));
+        out.push(telegram::answer_callback(
+            &query.id,
+            "Recorded as published",
+            false,
+        ));
+        let text = format!(
+            "✅ Recorded as published on Instagram, by {}.",
+            telegram::escape_html(&by)
+        );
         out.push(telegram::edit_message(chat_id, message_id, &text, None));
     } else {
-        publish::create_job(conn, row.id, chat_id, job.account_id, Some(query.from.id), job.dry_run, &db::timestamp(now))?;
-        out.push(telegram::answer_callback(&query.id, "Publishing again", false));
-        let text = format!("🔁 Publishing again, as asked by {}.", telegram::escape_html(&by));
+        publish::create_job(
+            conn,
+            row.id,
+            chat_id,
+            job.account_id,
+            Some(query.from.id),
+            job.dry_run,
+            &db::timestamp(now),
+        )?;
+        out.push(telegram::answer_callback(
+            &query.id,
+            "Publishing again",
+            false,
+        ));
+        let text = format!(
+            "🔁 Publishing again, as asked by {}.",
+            telegram::escape_html(&by)
+        );
         out.push(telegram::edit_message(chat_id, message_id, &text, None));
     }
     Ok(())

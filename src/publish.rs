@@ -61,7 +61,8 @@ pub fn publishable_account(
     }
     if config.web.public_url.is_none() {
         return Ok(Err(
-            "[web] public_url is not set in storyline.toml, so Instagram cannot fetch the file".into(),
+            "[web] public_url is not set in storyline.toml, so Instagram cannot fetch the file"
+                .into(),
         ));
     }
     let account = match accounts::active_account_for_chat(conn, chat_id)? {
@@ -181,7 +182,8 @@ fn set_job_state(conn: &Connection, queue_id: i64, state: &str, error: Option<&s
 /// Jobs to (re)start after a restart: queued or with a container only (nothing
 /// was published yet, so starting over is safe).
 pub fn restartable_jobs(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state IN ('queued', 'container')")?;
+    let mut stmt =
+        conn.prepare("SELECT queue_id FROM publish_jobs WHERE state IN ('queued', 'container')")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -190,9 +192,16 @@ pub fn restartable_jobs(conn: &Connection) -> Result<Vec<i64>> {
 /// unknown outcome. Its chat is asked, once.
 pub fn ask_about_unknown_outcomes(conn: &Connection, out: &mut Vec<Outgoing>) -> Result<()> {
     let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state = 'publishing'")?;
-    let ids: Vec<i64> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let ids: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     for queue_id in ids {
-        set_job_state(conn, queue_id, "unknown", Some("the process stopped during media_publish"))?;
+        set_job_state(
+            conn,
+            queue_id,
+            "unknown",
+            Some("the process stopped during media_publish"),
+        )?;
         if let Some(message) = unknown_outcome_message(conn, queue_id)? {
             out.push(message);
         }
@@ -251,7 +260,11 @@ const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
 /// How a job ended, for what the chat is told.
 enum Outcome {
-    Published { media_id: Option<String> },
+    Published {
+        media_id: Option<String>,
+        /// What Instagram may crop or show oddly (aspect ratio), for the report.
+        warnings: Vec<String>,
+    },
     /// Not published; the story goes to the chat with the manual buttons.
     Fallback(String),
     Unknown,
@@ -281,16 +294,21 @@ impl Publisher {
 
     fn refresh_tokens(&self) {
         let now = Utc::now();
-        let reports = match accounts::refresh_due_tokens(&self.conn, self.key.as_ref(), &self.refresh, now) {
-            Ok(reports) => reports,
-            Err(e) => {
-                warn!("refreshing Instagram tokens: {e:#}");
-                return;
-            }
-        };
+        let reports =
+            match accounts::refresh_due_tokens(&self.conn, self.key.as_ref(), &self.refresh, now) {
+                Ok(reports) => reports,
+                Err(e) => {
+                    warn!("refreshing Instagram tokens: {e:#}");
+                    return;
+                }
+            };
         let mut out = Vec::new();
         for report in reports {
-            let name = report.account.username.clone().unwrap_or(report.account.display_name.clone());
+            let name = report
+                .account
+                .username
+                .clone()
+                .unwrap_or(report.account.display_name.clone());
             warn!("refreshing the token of @{name} failed: {}", report.error);
             for chat_id in &report.chat_ids {
                 out.push(telegram::send_message(
@@ -315,14 +333,16 @@ impl Publisher {
         if job.state != "queued" && job.state != "container" {
             return Ok(());
         }
-        let slot = queue::queue_item(&self.conn, queue_id)?.ok_or_else(|| anyhow!("queue row {queue_id} is gone"))?;
+        let slot = queue::queue_item(&self.conn, queue_id)?
+            .ok_or_else(|| anyhow!("queue row {queue_id} is gone"))?;
         let item = slot
             .media_item_id
             .map(|id| db::media::item_by_id(&self.conn, id))
             .transpose()?
             .flatten()
             .ok_or_else(|| anyhow!("queue row {queue_id} has no file"))?;
-        let row = db::chat(&self.conn, job.chat_id)?.unwrap_or_else(|| settings::ChatRow::new(job.chat_id));
+        let row = db::chat(&self.conn, job.chat_id)?
+            .unwrap_or_else(|| settings::ChatRow::new(job.chat_id));
         let s = settings::resolve(&row, &self.defaults);
         let username = account_name(&self.conn, job.account_id)?;
         let outcome = self.publish(&job, &item, &slot)?;
@@ -331,16 +351,35 @@ impl Publisher {
         let mut out = Vec::new();
         match outcome {
             Outcome::Stopped => return Ok(()),
-            Outcome::Published { media_id } => {
+            Outcome::Published { media_id, warnings } => {
                 set_job_state(&self.conn, queue_id, "published", None)?;
                 self.conn.execute(
                     "UPDATE publish_jobs SET media_id = ?2 WHERE queue_id = ?1",
                     params![queue_id, media_id],
                 )?;
-                let method = if job.dry_run { "dry_run" } else { "instagram_api" };
-                record_published(&self.conn, &job, &slot, &item, &s, method, media_id.as_deref(), now)?;
-                info!("chat {}: {} published as @{username} ({method})", job.chat_id, item.path);
-                let line = ui::published_line(&username, now, s.timezone, job.dry_run);
+                let method = if job.dry_run {
+                    "dry_run"
+                } else {
+                    "instagram_api"
+                };
+                record_published(
+                    &self.conn,
+                    &job,
+                    &slot,
+                    &item,
+                    &s,
+                    method,
+                    media_id.as_deref(),
+                    now,
+                )?;
+                info!(
+                    "chat {}: {} published as @{username} ({method})",
+                    job.chat_id, item.path
+                );
+                let mut line = ui::published_line(&username, now, s.timezone, job.dry_run);
+                for warning in &warnings {
+                    line.push_str(&format!("\n⚠️ {}", telegram::escape_html(warning)));
+                }
                 out.push(self.report(&job, &slot, &item, &s, &line, None));
                 if item.kind == "image" {
                     convert::remove_cached(&item.sha256, &self.cache_dir);
@@ -348,16 +387,35 @@ impl Publisher {
             }
             Outcome::Fallback(reason) => {
                 set_job_state(&self.conn, queue_id, "failed", Some(&reason))?;
-                info!("chat {}: {} not published: {reason}", job.chat_id, item.path);
+                info!(
+                    "chat {}: {} not published: {reason}",
+                    job.chat_id, item.path
+                );
                 // A press's story keeps its message and waits for people again;
                 // a scheduled one is sent now with the buttons (its hook marks it sent).
-                let status = if job.requested_by.is_some() && slot.telegram_message_id.is_some() { "sent" } else { "sending" };
+                let status = if job.requested_by.is_some() && slot.telegram_message_id.is_some() {
+                    "sent"
+                } else {
+                    "sending"
+                };
                 queue::set_slot_status(&self.conn, queue_id, status, None)?;
                 let note = ui::not_published_note(&reason);
-                out.push(self.report(&job, &slot, &item, &s, &note, Some(ui::story_buttons(queue_id, false))));
+                out.push(self.report(
+                    &job,
+                    &slot,
+                    &item,
+                    &s,
+                    &note,
+                    Some(ui::story_buttons(queue_id, false)),
+                ));
             }
             Outcome::Unknown => {
-                set_job_state(&self.conn, queue_id, "unknown", Some("no answer to media_publish"))?;
+                set_job_state(
+                    &self.conn,
+                    queue_id,
+                    "unknown",
+                    Some("no answer to media_publish"),
+                )?;
                 if let Some(message) = unknown_outcome_message(&self.conn, queue_id)? {
                     out.push(message);
                 }
@@ -384,14 +442,21 @@ impl Publisher {
             ui::story_caption(&item.category, &item.path, at, s.timezone, s.dry_run_mode)
         );
         match (job.requested_by, slot.telegram_message_id) {
-            (Some(_), Some(message_id)) if slot.status != "pending" => telegram::edit_caption(job.chat_id, message_id, &caption, keyboard.as_ref()),
+            (Some(_), Some(message_id)) if slot.status != "pending" => {
+                telegram::edit_caption(job.chat_id, message_id, &caption, keyboard.as_ref())
+            }
             _ => {
                 let path = self.media_dir.join(&item.path);
                 let source = match &item.telegram_file_id {
                     Some(id) => FileSource::FileId(id.clone()),
                     None => FileSource::Upload {
                         path: path.to_string_lossy().into_owned(),
-                        file_name: item.path.rsplit('/').next().unwrap_or(&item.path).to_string(),
+                        file_name: item
+                            .path
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(&item.path)
+                            .to_string(),
                     },
                 };
                 let hook = crate::outbox::Hook::Story {
@@ -415,13 +480,26 @@ impl Publisher {
     fn publish(&self, job: &Job, item: &MediaItem, slot: &QueueRow) -> Result<Outcome> {
         let _ = slot;
         let (Some(signer), Some(public_url)) = (&self.signer, &self.public_url) else {
-            return Ok(Outcome::Fallback("[web] public_url is not set, so Instagram cannot fetch the file".into()));
+            return Ok(Outcome::Fallback(
+                "[web] public_url is not set, so Instagram cannot fetch the file".into(),
+            ));
         };
-        let token = match accounts::usable_token(&self.conn, self.key.as_ref(), job.account_id, Utc::now())? {
+        let token = match accounts::usable_token(
+            &self.conn,
+            self.key.as_ref(),
+            job.account_id,
+            Utc::now(),
+        )? {
             TokenState::Valid { token, .. } => token,
-            TokenState::Expired => return Ok(Outcome::Fallback("the account's access token has expired; reconnect it".into())),
+            TokenState::Expired => {
+                return Ok(Outcome::Fallback(
+                    "the account's access token has expired; reconnect it".into(),
+                ))
+            }
             TokenState::ReconnectNeeded => {
-                return Ok(Outcome::Fallback("the account's access token cannot be read; reconnect it".into()))
+                return Ok(Outcome::Fallback(
+                    "the account's access token cannot be read; reconnect it".into(),
+                ))
             }
         };
         let account = db::accounts::account(&self.conn, job.account_id)?
@@ -435,7 +513,8 @@ impl Publisher {
         let checks = if is_video {
             convert::check_video(&path).map(|(checks, _)| checks)
         } else {
-            convert::prepare_image(&path, &item.sha256, &self.cache_dir).map(|prepared| convert::check_image(&prepared))
+            convert::prepare_image(&path, &item.sha256, &self.cache_dir)
+                .map(|prepared| convert::check_image(&prepared))
         };
         let checks = match checks {
             Ok(c) => c,
@@ -451,7 +530,10 @@ impl Publisher {
             info!("chat {}: {}: {warning}", job.chat_id, item.path);
         }
         if job.dry_run {
-            return Ok(Outcome::Published { media_id: None });
+            return Ok(Outcome::Published {
+                media_id: None,
+                warnings: warnings.clone(),
+            });
         }
 
         match self.graph.publishing_limit(&ig, &token) {
@@ -466,22 +548,39 @@ impl Publisher {
             Ok(_) => {}
             Err(e) if e.is_token_problem() => return Ok(Outcome::Fallback(e.plain_words())),
             // The quota is a courtesy check; the container call will say if it is wrong.
-            Err(e) => warn!("chat {}: reading the publishing limit: {}", job.chat_id, e.plain_words()),
+            Err(e) => warn!(
+                "chat {}: reading the publishing limit: {}",
+                job.chat_id,
+                e.plain_words()
+            ),
         }
 
         let expires = Utc::now().timestamp() + MEDIA_URL_LIFETIME_SECS;
-        let url = format!("{}{}", public_url.trim_end_matches('/'), signer.sign_path(item.id, expires));
-        let media = if is_video { StoryMedia::Video(url) } else { StoryMedia::Image(url) };
-        let container = match self.with_retries(|| self.graph.create_story_container(&ig, &token, &media)) {
-            Ok(id) => id,
-            Err(e) => return Ok(Outcome::Fallback(e.plain_words())),
+        let url = format!(
+            "{}{}",
+            public_url.trim_end_matches('/'),
+            signer.sign_path(item.id, expires)
+        );
+        let media = if is_video {
+            StoryMedia::Video(url)
+        } else {
+            StoryMedia::Image(url)
         };
+        let container =
+            match self.with_retries(|| self.graph.create_story_container(&ig, &token, &media)) {
+                Ok(id) => id,
+                Err(e) => return Ok(Outcome::Fallback(e.plain_words())),
+            };
         self.conn.execute(
             "UPDATE publish_jobs SET state = 'container', container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
             params![job.queue_id, container, db::timestamp(Utc::now())],
         )?;
 
-        let (polls, pause) = if is_video { self.video_polls } else { self.image_polls };
+        let (polls, pause) = if is_video {
+            self.video_polls
+        } else {
+            self.image_polls
+        };
         let mut finished = false;
         for _ in 0..polls {
             if self.shutdown.load(Ordering::Relaxed) {
@@ -494,11 +593,22 @@ impl Publisher {
                         break;
                     }
                     StatusCode::Error | StatusCode::Expired => {
-                        let what = if status.code == StatusCode::Error { "could not process" } else { "let the upload expire for" };
+                        let what = if status.code == StatusCode::Error {
+                            "could not process"
+                        } else {
+                            "let the upload expire for"
+                        };
                         let detail = status.detail.map(|d| format!(": {d}")).unwrap_or_default();
-                        return Ok(Outcome::Fallback(format!("Instagram {what} the story{detail}")));
+                        return Ok(Outcome::Fallback(format!(
+                            "Instagram {what} the story{detail}"
+                        )));
                     }
-                    StatusCode::Published => return Ok(Outcome::Published { media_id: None }),
+                    StatusCode::Published => {
+                        return Ok(Outcome::Published {
+                            media_id: None,
+                            warnings: warnings.clone(),
+                        })
+                    }
                     _ => {}
                 },
                 Err(e) if e.is_token_problem() => return Ok(Outcome::Fallback(e.plain_words())),
@@ -508,16 +618,25 @@ impl Publisher {
             sleep_unless(&self.shutdown, pause);
         }
         if !finished {
-            return Ok(Outcome::Fallback("Instagram took too long to process the story".into()));
+            return Ok(Outcome::Fallback(
+                "Instagram took too long to process the story".into(),
+            ));
         }
 
         // From here an interrupted call may have published: the state says so.
         set_job_state(&self.conn, job.queue_id, "publishing", None)?;
         for attempt in 0..6 {
             match self.graph.publish(&ig, &token, &container) {
-                Ok(media_id) => return Ok(Outcome::Published { media_id: Some(media_id) }),
+                Ok(media_id) => {
+                    return Ok(Outcome::Published {
+                        media_id: Some(media_id),
+                        warnings,
+                    })
+                }
                 Err(e) if e.is_not_ready() && attempt < 5 => sleep_unless(&self.shutdown, pause),
-                Err(GraphError::Timeout) | Err(GraphError::Network(_)) => return Ok(Outcome::Unknown),
+                Err(GraphError::Timeout) | Err(GraphError::Network(_)) => {
+                    return Ok(Outcome::Unknown)
+                }
                 Err(e) => {
                     set_job_state(&self.conn, job.queue_id, "container", None)?;
                     return Ok(Outcome::Fallback(e.plain_words()));
@@ -525,11 +644,16 @@ impl Publisher {
             }
         }
         set_job_state(&self.conn, job.queue_id, "container", None)?;
-        Ok(Outcome::Fallback("Instagram kept saying the story was not ready to publish".into()))
+        Ok(Outcome::Fallback(
+            "Instagram kept saying the story was not ready to publish".into(),
+        ))
     }
 
     /// A call retried twice on a passing failure (5xx, rate limit, network).
-    fn with_retries<T>(&self, call: impl Fn() -> std::result::Result<T, GraphError>) -> std::result::Result<T, GraphError> {
+    fn with_retries<T>(
+        &self,
+        call: impl Fn() -> std::result::Result<T, GraphError>,
+    ) -> std::result::Result<T, GraphError> {
         let mut delay = Duration::from_secs(2);
         let mut result = call();
         for _ in 0..2 {
@@ -564,7 +688,17 @@ pub fn record_published(
         "UPDATE posting_queue SET status = 'posted', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
         params![slot.id, now_text, by],
     )?;
-    queue::record_history(conn, job.chat_id, Some(slot.id), Some(item.id), &item.sha256, "posted", method, by, &now_text)?;
+    queue::record_history(
+        conn,
+        job.chat_id,
+        Some(slot.id),
+        Some(item.id),
+        &item.sha256,
+        "posted",
+        method,
+        by,
+        &now_text,
+    )?;
     if let Some(media_id) = media_id {
         conn.execute(
             "UPDATE posting_history SET instagram_media_id = ?2 WHERE id = (SELECT max(id) FROM posting_history WHERE queue_id = ?1)",
@@ -573,7 +707,15 @@ pub fn record_published(
     }
     let until = (s.posted_lock_days > 0)
         .then(|| db::timestamp(now + chrono::Duration::days(i64::from(s.posted_lock_days))));
-    queue::record_decision(conn, job.chat_id, &item.sha256, true, until.as_deref(), "posted", &now_text)
+    queue::record_decision(
+        conn,
+        job.chat_id,
+        &item.sha256,
+        true,
+        until.as_deref(),
+        "posted",
+        &now_text,
+    )
 }
 
 /// Queued jobs, for the core to hand to the publisher thread.

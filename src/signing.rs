@@ -274,7 +274,11 @@ mod tests {
         // Zero and negative ids are never served, even if signed.
         for id in [0, -1] {
             let path = s.sign_path(id, NOW + 60);
-            assert_eq!(s.verify(&path, NOW), Err(MediaUrlError::Malformed), "{path}");
+            assert_eq!(
+                s.verify(&path, NOW),
+                Err(MediaUrlError::Malformed),
+                "{path}"
+            );
         }
         let past = s.sign_path(1, 0);
         assert_eq!(s.verify(&past, NOW), Err(MediaUrlError::Expired));

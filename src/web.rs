@@ -199,11 +199,16 @@ fn route(request: &Request, worker: &mut Worker) -> Response {
     let path = request.path();
     match path {
         "/healthz" => only_get(request).unwrap_or_else(|| healthz(worker)),
-        _ if path == "/media" || path.starts_with("/media/") => {
-            only_get(request).unwrap_or_else(|| media(request, worker))
-        }
+        _ if is_media_path(path) => only_get(request).unwrap_or_else(|| media(request, worker)),
         _ => text(404, "not found"),
     }
+}
+
+/// "/media/<digits>": the shape of a media link, whose query is then checked.
+/// Any other path under /media is simply not found.
+fn is_media_path(path: &str) -> bool {
+    path.strip_prefix("/media/")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The answer to a method other than GET and HEAD, if it is one.
@@ -458,7 +463,12 @@ fn read_before(
         match stream.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(RequestError::TimedOut)
             }
             Err(e) => return Err(RequestError::Io(e)),
@@ -581,6 +591,22 @@ mod tests {
         Request {
             method: "GET".into(),
             target: target.into(),
+        }
+    }
+
+    #[test]
+    fn media_paths() {
+        for (path, want) in [
+            ("/media/1", true),
+            ("/media/0042", true), // the signature check refuses it
+            ("/media/", false),
+            ("/media", false),
+            ("/media/1/", false),
+            ("/media/../1", false),
+            ("/media/%31", false),
+            ("/mediax/1", false),
+        ] {
+            assert_eq!(is_media_path(path), want, "{path}");
         }
     }
 

@@ -236,7 +236,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
             now,
             row.posted_lock_days,
             row.skipped_lock_days,
-            row.auto_post.map(|auto| if auto { "auto" } else { "manual" })
+            row.auto_post
+                .map(|auto| if auto { "auto" } else { "manual" })
         ],
     )?;
     Ok(())

@@ -445,7 +445,9 @@ fn scan_reports_counts_after_adding_and_removing_files() {
     let env = Env::new();
     library(&env);
     let _daemon = env.start_polling();
-    wait_until("the start-up scan", WAIT, || env.log().contains("scan: ").then_some(()));
+    wait_until("the start-up scan", WAIT, || {
+        env.log().contains("scan: ").then_some(())
+    });
     put(&env, "quotes/wednesday.jpg", 2500);
     put(&env, "memes/cat.webp", 2600);
     fs::remove_file(env.media_dir().join("products/mug.png")).unwrap();

@@ -110,6 +110,9 @@ key_file = "secret.key"
 [media]
 dir = "media"
 
+[web]
+listen = "127.0.0.1:0"
+
 [log]
 level = "debug"
 "#,
