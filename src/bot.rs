@@ -44,6 +44,9 @@ pub struct Context<'a> {
     /// Set by /scan: the chat to tell when the scan (run by the scanner
     /// thread after this update commits) is done.
     pub scan_requested: std::cell::Cell<Option<i64>>,
+    /// Set when a user pasted the URL or code of a /connect login: (state, code),
+    /// exchanged by the daemon after this update commits (it is HTTP).
+    pub oauth_paste: std::cell::Cell<Option<(String, String)>>,
     /// The key file's bytes, for opening account tokens; None when unusable.
     pub key: Option<&'a [u8; 32]>,
 }
@@ -164,6 +167,37 @@ fn handle_message(
             &now,
         )?;
         return run_command(tx, ctx, chat_id, from.id, &name, args, out);
+    }
+    if let Some(state) = crate::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
+        if let Some((pasted_state, code)) = crate::oauth::parse_pasted(text) {
+            db::log_interaction(
+                tx,
+                update_id,
+                chat_id,
+                Some(from.id),
+                "message",
+                "oauth_paste",
+                &now,
+            )?;
+            let state = pasted_state.unwrap_or(state);
+            // A pasted URL must carry a state of this chat; anything else is refused.
+            if crate::oauth::live_state(tx, &state, ctx.now)?.is_some_and(|r| r.chat_id == chat_id)
+            {
+                ctx.oauth_paste.set(Some((state, code)));
+                out.push(telegram::send_message(
+                    chat_id,
+                    "⏳ Connecting Instagram…",
+                    None,
+                ));
+            } else {
+                out.push(telegram::send_message(
+                    chat_id,
+                    "That login link belongs to another /connect or has expired. Send /connect for a new one.",
+                    None,
+                ));
+            }
+            return Ok(());
+        }
     }
     if let Some(pending) = db::pending_input(tx, chat_id, from.id, &now)? {
         db::log_interaction(
@@ -287,6 +321,55 @@ fn settings_snapshot(
         );
     }
     Ok(snapshot.to_string())
+}
+
+/// The /connect answer: a one-time link to the web page, or which keys of
+/// storyline.toml are missing. The wizard's "Connect Instagram" sends it too.
+pub fn connect_message(
+    tx: &Transaction<'_>,
+    config: &Config,
+    chat_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Outgoing> {
+    Ok(match crate::oauth::app(config) {
+        Err(explanation) => {
+            telegram::send_message(chat_id, &telegram::escape_html(&explanation), None)
+        }
+        Ok(app) => {
+            let link = crate::oauth::new_link(tx, &app, chat_id, user_id, now)?;
+            let keyboard = vec![vec![telegram::Button::link("🔗 Connect Instagram", link)]];
+            telegram::send_message(
+                chat_id,
+                &ui::connect_text(crate::oauth::STATE_LIFETIME_MINUTES),
+                Some(&keyboard),
+            )
+        }
+    })
+}
+
+/// A settings version for changes made outside a Telegram update (the web
+/// page's /connect callback), with the full snapshot.
+pub fn record_change_version(
+    tx: &Transaction<'_>,
+    config: &Config,
+    now: DateTime<Utc>,
+    chat_id: i64,
+    user_id: i64,
+    changes: &[Change],
+    reason: &str,
+) -> Result<()> {
+    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
+    let resolved = settings::resolve(&row, &config.defaults);
+    db::record_settings_version(
+        tx,
+        chat_id,
+        &settings_snapshot(tx, chat_id, &resolved)?,
+        &serde_json::to_string(changes)?,
+        Some(user_id),
+        reason,
+        &db::timestamp(now),
+    )
 }
 
 /// Saves the row and, if anything changed, a new settings version.
@@ -495,6 +578,7 @@ fn run_command(
             ctx.scan_requested.set(Some(chat_id));
             reply(out, ui::scan_started_text());
         }
+        "connect" => out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?),
         "cancel" => {
             let text = if db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())? {
                 ui::cancelled_text()

@@ -153,6 +153,11 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         db_path: config.storage.database.clone(),
         started,
         last_poll_unix: last_poll,
+        oauth: Some(crate::web::OAuthPages {
+            config: Arc::new(config.clone()),
+            key,
+            wake_outbox: wake_tx.clone(),
+        }),
     };
     // Without the web page Telegram still works; publishing falls back to people.
     match crate::web::start(config.web.listen, web_state, shutdown.clone()) {
@@ -397,6 +402,35 @@ impl Core<'_> {
         self.dispatch_jobs();
     }
 
+    /// The /connect fallback: exchanges a pasted code on the core thread (a few
+    /// HTTP calls, each bounded by the client's timeout) after its update committed.
+    fn finish_pasted_login(&mut self, state: &str, code: &str) {
+        let graph = crate::instagram::Graph::new(
+            &self.config.instagram.graph_url,
+            &self.config.instagram.api_url,
+        );
+        let now = Utc::now();
+        let result = crate::oauth::finish(
+            self.conn,
+            self.config,
+            &graph,
+            self.key.as_ref(),
+            state,
+            code,
+            now,
+        )
+        .and_then(|finished| {
+            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
+                crate::oauth::log_failure(reason);
+            }
+            crate::oauth::tell_chat(self.conn, self.config, &finished, Utc::now())
+        });
+        if let Err(e) = result {
+            error!("finishing a pasted Instagram login: {e:#}");
+        }
+        let _ = self.wake.send(());
+    }
+
     /// Hands queued publish jobs to the publisher thread, each once.
     fn dispatch_jobs(&mut self) {
         match crate::publish::queued_jobs(self.conn) {
@@ -487,6 +521,7 @@ impl Core<'_> {
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
             scan_requested: std::cell::Cell::new(None),
+            oauth_paste: std::cell::Cell::new(None),
             key: self.key.as_ref(),
         };
         let now_text = db::timestamp(now);
@@ -503,10 +538,15 @@ impl Core<'_> {
                 enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
+                let pasted = ctx.oauth_paste.take();
                 if let Some(chat_id) = ctx.scan_requested.get() {
                     let _ = self.scans.send(ScanRequest {
                         requested_by: Some(chat_id),
                     });
+                }
+                drop(ctx);
+                if let Some((state, code)) = pasted {
+                    self.finish_pasted_login(&state, &code);
                 }
             }
             Err(e) => {

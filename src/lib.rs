@@ -17,6 +17,7 @@ pub mod keyfile;
 pub mod logging;
 pub mod media;
 pub mod memory;
+pub mod oauth;
 pub mod outbox;
 pub mod picker;
 pub mod poller;

@@ -18,6 +18,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("queue", "The next slots and their stories"),
     ("schedule", "The plan for the next days (/schedule 7)"),
     ("scan", "Look for new, changed and removed media"),
+    ("connect", "Connect an Instagram account"),
     ("status", "Mode, pause state and schedule at a glance"),
     ("accounts", "Instagram accounts and their tokens"),
     ("pause", "Pause posting in this chat"),
@@ -610,6 +611,14 @@ pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) 
             local(at, tz)
         )
     }
+}
+
+pub fn connect_text(minutes: i64) -> String {
+    format!(
+        "🔗 Tap the button to connect an Instagram professional account (the link works once, for \
+         {minutes} minutes). If the page after Instagram's login does not open, copy the whole \
+         address from the browser and paste it here."
+    )
 }
 
 pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> String {

@@ -51,6 +51,16 @@ pub struct WebState {
     pub db_path: PathBuf,
     pub started: Instant,
     pub last_poll_unix: Arc<AtomicI64>,
+    /// The Instagram connection pages; None serves them as not found.
+    pub oauth: Option<OAuthPages>,
+}
+
+/// What `/oauth/start` and `/oauth/callback` need: the configuration, the key
+/// that seals tokens, and a way to wake the outbox for the chat's message.
+pub struct OAuthPages {
+    pub config: Arc<crate::config::Config>,
+    pub key: Option<[u8; 32]>,
+    pub wake_outbox: std::sync::mpsc::Sender<()>,
 }
 
 /// Binds `listen` and serves until `shutdown` is set. Returns the bound address
@@ -84,7 +94,7 @@ pub fn start(
             .name("web-watch".into())
             .spawn(move || watch_for_shutdown(local, &shutdown))?,
     );
-    info!("web server listening on {local}");
+    debug!("web: listening on {local} with {WORKERS} workers");
     Ok((local, threads))
 }
 
@@ -199,6 +209,8 @@ fn route(request: &Request, worker: &mut Worker) -> Response {
     let path = request.path();
     match path {
         "/healthz" => only_get(request).unwrap_or_else(|| healthz(worker)),
+        "/oauth/start" => only_get(request).unwrap_or_else(|| oauth_start(request, worker)),
+        "/oauth/callback" => only_get(request).unwrap_or_else(|| oauth_callback(request, worker)),
         _ if is_media_path(path) => only_get(request).unwrap_or_else(|| media(request, worker)),
         _ => text(404, "not found"),
     }
@@ -219,6 +231,108 @@ fn only_get(request: &Request) -> Option<Response> {
     let mut response = text(405, "method not allowed");
     response.headers.push(("Allow", "GET, HEAD".into()));
     Some(response)
+}
+
+fn html(status: u16, title: &str, message: &str) -> Response {
+    Response {
+        status,
+        content_type: "text/html; charset=utf-8",
+        headers: vec![
+            ("Content-Security-Policy", crate::oauth::PAGE_CSP.into()),
+            ("Referrer-Policy", "no-referrer".into()),
+        ],
+        body: Body::Bytes(crate::oauth::page(title, message).into_bytes()),
+    }
+}
+
+/// `/oauth/start?state=…`: a 302 to Instagram's authorize page for a live state.
+fn oauth_start(request: &Request, worker: &mut Worker) -> Response {
+    let state = worker.state.clone();
+    let Some(pages) = state.oauth.as_ref() else {
+        return text(404, "not found");
+    };
+    let Ok(app) = crate::oauth::app(&pages.config) else {
+        return html(
+            404,
+            "Not available",
+            "Connecting Instagram is not configured on this Storyline.",
+        );
+    };
+    let oauth_state = crate::oauth::query_param(&request.target, "state").unwrap_or_default();
+    let found = worker.db().and_then(|conn| {
+        crate::oauth::authorize_url(&pages.config, &app, conn, &oauth_state, Utc::now())
+    });
+    match found {
+        Ok(Some(location)) => Response {
+            status: 302,
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![("Location", location)],
+            body: Body::Bytes(b"redirecting to Instagram\n".to_vec()),
+        },
+        Ok(None) => html(
+            400,
+            "Link expired",
+            "This link was already used or has expired. Send /connect in Telegram for a new one.",
+        ),
+        Err(e) => {
+            warn!("web: /oauth/start: {e:#}");
+            html(
+                500,
+                "Something went wrong",
+                "Storyline could not read its database. Try again in a moment.",
+            )
+        }
+    }
+}
+
+/// `/oauth/callback?code=…&state=…`: finishes the connection and tells the chat.
+fn oauth_callback(request: &Request, worker: &mut Worker) -> Response {
+    let Some(pages) = worker.state.oauth.as_ref() else {
+        return text(404, "not found");
+    };
+    let state = crate::oauth::query_param(&request.target, "state").unwrap_or_default();
+    let code = crate::oauth::query_param(&request.target, "code");
+    let denied = crate::oauth::query_param(&request.target, "error_description")
+        .or_else(|| crate::oauth::query_param(&request.target, "error"));
+    let outcome = (|| -> Result<crate::oauth::Finished> {
+        let mut conn = db::open_without_migrating(&worker.state.db_path)?;
+        let graph = crate::instagram::Graph::new(
+            &pages.config.instagram.graph_url,
+            &pages.config.instagram.api_url,
+        );
+        match (code, denied) {
+            (Some(code), _) => crate::oauth::finish(
+                &mut conn,
+                &pages.config,
+                &graph,
+                pages.key.as_ref(),
+                &state,
+                &code,
+                Utc::now(),
+            ),
+            (None, denied) => crate::oauth::cancel(&conn, &state, denied.as_deref(), Utc::now()),
+        }
+        .and_then(|finished| {
+            crate::oauth::tell_chat(&mut conn, &pages.config, &finished, Utc::now())?;
+            Ok(finished)
+        })
+    })();
+    let _ = pages.wake_outbox.send(());
+    match outcome {
+        Ok(crate::oauth::Finished::Connected { username, .. }) => html(
+            200,
+            "Instagram connected",
+            &format!("@{username} is connected to Storyline. You can close this tab and go back to Telegram."),
+        ),
+        Ok(crate::oauth::Finished::Failed { reason, .. }) => {
+            crate::oauth::log_failure(&reason);
+            html(400, "Not connected", &reason)
+        }
+        Err(e) => {
+            warn!("web: /oauth/callback: {e:#}");
+            html(500, "Something went wrong", "Storyline could not finish the connection. Send /connect in Telegram to try again.")
+        }
+    }
 }
 
 fn healthz(worker: &mut Worker) -> Response {

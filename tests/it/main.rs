@@ -4,6 +4,7 @@
 mod accounts;
 mod cli;
 mod commands;
+mod connect;
 mod fake_selftest;
 mod helpers;
 mod instagram_fake_selftest;

@@ -42,6 +42,7 @@ impl Site {
             db_path,
             started: Instant::now(),
             last_poll_unix: last_poll.clone(),
+            oauth: None,
         };
         let (addr, threads) =
             web::start("127.0.0.1:0".parse().unwrap(), state, shutdown.clone()).unwrap();
@@ -387,6 +388,7 @@ fn healthz_says_when_the_database_cannot_be_read() {
         db_path: dir.path().join("missing.db"),
         started: Instant::now(),
         last_poll_unix: Arc::new(AtomicI64::new(0)),
+        oauth: None,
     };
     let (addr, threads) =
         web::start("127.0.0.1:0".parse().unwrap(), state, shutdown.clone()).unwrap();
@@ -494,6 +496,7 @@ fn binding_a_taken_address_names_it() {
         db_path: site.dir.path().join("x.db"),
         started: Instant::now(),
         last_poll_unix: Arc::new(AtomicI64::new(0)),
+        oauth: None,
     };
     let error = web::start(site.addr, state, Arc::new(AtomicBool::new(true))).unwrap_err();
     assert!(

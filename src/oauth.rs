@@ -1,0 +1,485 @@
+//! Connecting an Instagram account from Telegram (Instagram Login OAuth through
+//! the Pi's own web page): the single-use state behind a /connect link, the
+//! redirect to Instagram's authorize page, and finishing the exchange — from the
+//! callback page or from a URL or code pasted into the chat — into a stored
+//! account with a sealed long-lived token. The code and the tokens never reach
+//! a log line or a page.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Duration, Utc};
+use log::{info, warn};
+use ring::rand::{SecureRandom, SystemRandom};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::accounts::{self, PickOutcome};
+use crate::config::{Config, Secret};
+use crate::db;
+use crate::instagram::Graph;
+use crate::telegram::escape_html;
+
+/// How long a /connect link works.
+pub const STATE_LIFETIME_MINUTES: i64 = 10;
+pub const SCOPE: &str = "instagram_business_basic,instagram_business_content_publish";
+
+/// What /connect needs from storyline.toml, or which keys are missing.
+pub struct OAuthApp {
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub public_url: String,
+}
+
+pub fn app(config: &Config) -> std::result::Result<OAuthApp, String> {
+    let mut missing = Vec::new();
+    if config.instagram.app_id.is_none() {
+        missing.push("app_id under [instagram]");
+    }
+    if config.instagram.app_secret.is_none() {
+        missing.push("app_secret under [instagram] (or STORYLINE_INSTAGRAM_APP_SECRET)");
+    }
+    if config.web.public_url.is_none() {
+        missing.push("public_url under [web]");
+    }
+    match (
+        &config.instagram.app_id,
+        &config.instagram.app_secret,
+        &config.web.public_url,
+    ) {
+        (Some(app_id), Some(app_secret), Some(public_url)) => Ok(OAuthApp {
+            app_id: app_id.clone(),
+            app_secret: app_secret.clone(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }),
+        _ => Err(format!(
+            "To connect Instagram from here, set {} in storyline.toml and restart Storyline. \
+             (Or add the account on the Pi with `storyline accounts add`.)",
+            missing.join(", ")
+        )),
+    }
+}
+
+pub fn redirect_uri(app: &OAuthApp) -> String {
+    format!("{}/oauth/callback", app.public_url)
+}
+
+/// A new single-use state for this chat and user; returns the /connect link.
+pub fn new_link(
+    conn: &Connection,
+    app: &OAuthApp,
+    chat_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let state: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute(
+        "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            state,
+            chat_id,
+            user_id,
+            db::timestamp(now),
+            db::timestamp(now + Duration::minutes(STATE_LIFETIME_MINUTES))
+        ],
+    )?;
+    Ok(format!("{}/oauth/start?state={state}", app.public_url))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRow {
+    pub chat_id: i64,
+    pub user_id: i64,
+}
+
+/// A state that is known, unused and unexpired at `now`.
+pub fn live_state(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT chat_id, user_id FROM oauth_states WHERE state = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![state, db::timestamp(now)],
+            |r| Ok(StateRow { chat_id: r.get(0)?, user_id: r.get(1)? }),
+        )
+        .optional()?)
+}
+
+/// The newest live state of a user in a chat, for a pasted bare code.
+pub fn live_state_of(
+    conn: &Connection,
+    chat_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
+               AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+            params![chat_id, user_id, db::timestamp(now)],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Marks a live state used; false when it was unknown, used or expired.
+fn consume(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
+    let row = live_state(conn, state, now)?;
+    if row.is_some() {
+        conn.execute(
+            "UPDATE oauth_states SET used_at = ?2 WHERE state = ?1",
+            params![state, db::timestamp(now)],
+        )?;
+    }
+    Ok(row)
+}
+
+/// Instagram's authorize URL for a live state, or None.
+pub fn authorize_url(
+    config: &Config,
+    app: &OAuthApp,
+    conn: &Connection,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    if live_state(conn, state, now)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{}/oauth/authorize?client_id={}&redirect_uri={}&response_type=code&scope={}&state={}",
+        config.instagram.api_url.trim_end_matches('/'),
+        encode(&app.app_id),
+        encode(&redirect_uri(app)),
+        encode(SCOPE),
+        encode(state)
+    )))
+}
+
+/// Percent-encoding for a query value.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes a query value; None for broken escapes or non-UTF-8.
+pub fn decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A query parameter of a URL or query string.
+pub fn query_param(url_or_query: &str, name: &str) -> Option<String> {
+    let query = url_or_query
+        .split_once('?')
+        .map_or(url_or_query, |(_, q)| q);
+    let query = query.split('#').next().unwrap_or(query);
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| decode(v))
+}
+
+/// What a person pasted after /connect: the redirected URL (state and code) or
+/// just the code. None when it does not look like either.
+pub fn parse_pasted(text: &str) -> Option<(Option<String>, String)> {
+    // Instagram ends the code with "#_", which would otherwise start a fragment.
+    let cleaned = text.trim().replace("#_", "");
+    let text = cleaned.as_str();
+    if text.contains("code=") {
+        let code = query_param(text, "code")?;
+        return Some((query_param(text, "state"), strip_code(&code)));
+    }
+    let looks_like_code = text.len() >= 20
+        && text.len() <= 2048
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.#".contains(&b));
+    looks_like_code.then(|| (None, strip_code(text)))
+}
+
+/// Instagram appends "#_" to the code in the redirect.
+fn strip_code(code: &str) -> String {
+    code.trim().trim_end_matches("#_").to_string()
+}
+
+/// How finishing a connection ended, in words for a page and the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Connected {
+        chat_id: i64,
+        username: String,
+        changed_choice: Option<(Option<i64>, i64)>,
+        user_id: i64,
+    },
+    Failed {
+        chat_id: Option<i64>,
+        reason: String,
+    },
+}
+
+/// Uses the state and exchanges the code: short-lived token → long-lived token →
+/// profile → account with sealed token, made the chat's account. The state is
+/// used up first, so the same link or code cannot be replayed.
+pub fn finish(
+    conn: &mut Connection,
+    config: &Config,
+    graph: &Graph,
+    key: Option<&[u8; 32]>,
+    state: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Finished> {
+    let Ok(app) = app(config) else {
+        return Ok(Finished::Failed {
+            chat_id: None,
+            reason: "Connecting Instagram is not configured on this Storyline.".into(),
+        });
+    };
+    let Some(row) = consume(conn, state, now)? else {
+        return Ok(Finished::Failed {
+            chat_id: None,
+            reason: "This link was already used or has expired. Send /connect in Telegram for a new one.".into(),
+        });
+    };
+    let fail = |reason: String| {
+        Ok(Finished::Failed {
+            chat_id: Some(row.chat_id),
+            reason,
+        })
+    };
+    let Some(key) = key else {
+        return fail("The key file that protects stored tokens is missing or damaged, so the account cannot be stored.".into());
+    };
+    let short = match graph.exchange_code(
+        &app.app_id,
+        &app.app_secret,
+        &redirect_uri(&app),
+        &strip_code(code),
+    ) {
+        Ok(short) => short,
+        Err(e) => {
+            return fail(format!(
+                "Instagram did not accept the login: {}",
+                e.plain_words()
+            ))
+        }
+    };
+    let (long, expires_in) = match graph.long_lived_token(&app.app_secret, &short.token) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return fail(format!(
+                "Instagram did not give a long-lived token: {}",
+                e.plain_words()
+            ))
+        }
+    };
+    let profile = match graph.profile(&long) {
+        Ok(profile) => profile,
+        Err(e) => {
+            return fail(format!(
+                "Instagram did not show the account's profile: {}",
+                e.plain_words()
+            ))
+        }
+    };
+    let expires_at = now + Duration::seconds(expires_in.max(0));
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (account, created) = accounts::add_or_update_account(
+        &tx,
+        key,
+        &profile.username,
+        &profile.user_id,
+        Some(&profile.username),
+        &long,
+        expires_at,
+        now,
+    )
+    .context("storing the connected account")?;
+    let changed_choice = match accounts::choose_account(&tx, row.chat_id, account.id, now)? {
+        PickOutcome::Changed { account, old } => Some((old, account.id)),
+        _ => None,
+    };
+    tx.commit()?;
+    info!(
+        "chat {}: Instagram account @{} {} through /connect",
+        row.chat_id,
+        profile.username,
+        if created { "connected" } else { "reconnected" }
+    );
+    Ok(Finished::Connected {
+        chat_id: row.chat_id,
+        username: profile.username,
+        changed_choice,
+        user_id: row.user_id,
+    })
+}
+
+/// The person declined on Instagram's page (or the callback came without a
+/// code): the state is used up and the chat is told.
+pub fn cancel(
+    conn: &Connection,
+    state: &str,
+    denied: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Finished> {
+    let row = consume(conn, state, now)?;
+    let reason = match denied {
+        Some(why) => format!(
+            "Instagram did not give access: {}",
+            why.chars().take(200).collect::<String>()
+        ),
+        None => "Instagram sent no authorization code back.".to_string(),
+    };
+    Ok(Finished::Failed {
+        chat_id: row.map(|r| r.chat_id),
+        reason,
+    })
+}
+
+/// Tells the chat how connecting ended, and records a changed account choice
+/// in settings_history; through the outbox.
+pub fn tell_chat(
+    conn: &mut Connection,
+    config: &Config,
+    finished: &Finished,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (chat_id, text) = match finished {
+        Finished::Connected { chat_id, username, .. } => (
+            *chat_id,
+            format!(
+                "✅ Instagram account @{} is connected and chosen for this chat. /settings shows it.",
+                escape_html(username)
+            ),
+        ),
+        Finished::Failed { chat_id: Some(chat_id), reason } => {
+            (*chat_id, format!("⚠️ Connecting Instagram failed: {} Send /connect to try again.", escape_html(reason)))
+        }
+        Finished::Failed { chat_id: None, .. } => return Ok(()),
+    };
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Finished::Connected {
+        changed_choice: Some((old, new)),
+        user_id,
+        ..
+    } = finished
+    {
+        let change = crate::settings::Change {
+            setting: "active_account_id",
+            old: (*old).into(),
+            new: (*new).into(),
+        };
+        crate::bot::record_change_version(
+            &tx,
+            config,
+            now,
+            chat_id,
+            *user_id,
+            &[change],
+            "/connect",
+        )?;
+    }
+    let message = crate::telegram::send_message(chat_id, &text, None);
+    crate::daemon::enqueue_all(&tx, &[message], &db::timestamp(now))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A small HTML page: escaped, no scripts (the server sends a strict CSP).
+pub fn page(title: &str, message: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · Storyline</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
+         margin:3rem auto;padding:0 1rem;line-height:1.5}}h1{{font-size:1.4rem}}</style></head>\
+         <body><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape_html(title),
+        m = escape_html(message)
+    )
+}
+
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Logs a failure without the code or a token (they are not in `reason`).
+pub fn log_failure(reason: &str) {
+    warn!("Instagram connection failed: {reason}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasted_urls_and_codes() {
+        let url = "https://pi.example/oauth/callback?code=AQBx-y_z123#_&state=abc123";
+        assert_eq!(
+            parse_pasted(url),
+            Some((Some("abc123".into()), "AQBx-y_z123".into()))
+        );
+        let url = "https://pi.example/oauth/callback?state=s1&code=AQD%2Bq#_";
+        assert_eq!(parse_pasted(url), Some((Some("s1".into()), "AQD+q".into())));
+        assert_eq!(
+            parse_pasted("  AQDxxxxxxxxxxxxxxxxxxxxxxxx#_ "),
+            Some((None, "AQDxxxxxxxxxxxxxxxxxxxxxxxx".into()))
+        );
+        assert_eq!(parse_pasted("hello there"), None);
+        assert_eq!(parse_pasted("short"), None);
+        assert_eq!(parse_pasted("code=%zz"), None);
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        for s in ["a b&c=d/é", "", "~-_."] {
+            assert_eq!(decode(&encode(s)).as_deref(), Some(s));
+        }
+        assert_eq!(decode("%4"), None);
+    }
+
+    #[test]
+    fn pages_escape_and_parsers_never_panic() {
+        assert!(page("<x>", "a&b").contains("&lt;x&gt;"));
+        let mut seed: u64 = 7;
+        for _ in 0..5000 {
+            let mut s = String::new();
+            for _ in 0..(seed % 30) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(
+                    [
+                        '%', '=', '&', '?', 'c', 'o', 'd', 'e', '#', '_', 'A', '4', 'é',
+                    ][(seed % 13) as usize],
+                );
+            }
+            let _ = parse_pasted(&s);
+            let _ = query_param(&s, "code");
+        }
+    }
+}
