@@ -21,6 +21,8 @@ use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
 use crate::ui;
 
+mod setup;
+
 /// Settings whose change moves the chat's slots.
 const SCHEDULE_SETTINGS: &[&str] = &[
     "posts_per_day",
@@ -147,7 +149,16 @@ fn handle_message(
                 &ui::welcome_text(true),
                 None,
             ));
-        } else {
+        } else if !(ctx.is_admin(from.id)
+            && setup::admin_message_in_unserved_chat(
+                tx,
+                ctx,
+                update_id,
+                message,
+                command.as_ref(),
+                out,
+            )?)
+        {
             refuse(tx, ctx, chat_id, out)?;
         }
         return Ok(());
@@ -496,7 +507,11 @@ fn run_command(
         out.push(telegram::send_message(chat_id, &text, None))
     };
     match name {
+        "start" if setup::start_runs_wizard(tx, chat_id)? => {
+            setup::run_init(tx, ctx, chat_id, user_id, out)?
+        }
         "start" => reply(out, ui::welcome_text(false)),
+        "init" => setup::run_init(tx, ctx, chat_id, user_id, out)?,
         "help" => reply(out, ui::help_text()),
         "settings" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
@@ -626,7 +641,9 @@ fn handle_callback(
         return Ok(());
     };
     let chat_id = message.chat.id;
-    if !is_served(tx, ctx.config, chat_id)? {
+    if !is_served(tx, ctx.config, chat_id)?
+        && !setup::admin_press_in_unserved_chat(tx, ctx, chat_id, query)?
+    {
         alert(out, "This chat is not set up for Storyline.");
         return Ok(());
     }
@@ -828,6 +845,9 @@ fn handle_callback(
                 None,
             ));
         }
+        Callback::Wizard(press) => {
+            setup::handle_press(tx, ctx, query, chat_id, message_id, press, out)?;
+        }
     }
     Ok(())
 }
@@ -953,6 +973,9 @@ fn answer_prompt(
                     return Ok(());
                 }
             }
+        }
+        field if setup::is_wizard_field(field) => {
+            return setup::answer_prompt(tx, ctx, chat_id, user_id, pending, text, out);
         }
         _ => {
             db::clear_pending_input(tx, chat_id, user_id, &now)?;

@@ -88,6 +88,8 @@ pub enum Callback {
     Account(i64),
     /// The selector's Back: the settings menu again.
     BackToSettings,
+    /// A button of the /init set-up wizard (`wizard` encodes and parses it).
+    Wizard(crate::wizard::Press),
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -120,6 +122,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::AccountMenu => format!("{VERSION}:acct"),
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
+        Callback::Wizard(press) => format!("{VERSION}:wz:{}", crate::wizard::encode_press(press)),
     }
 }
 
@@ -161,6 +164,7 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct"] => Callback::AccountMenu,
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
+        [VERSION, "wz", rest @ ..] => Callback::Wizard(crate::wizard::parse_press(rest)?),
         _ => return None,
     };
     Some(callback)

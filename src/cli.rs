@@ -25,6 +25,9 @@ Commands:
                        Show or set a chat's category mix
   accounts add|list|deactivate
                        Manage Instagram accounts and their tokens
+  backup PATH [--force]
+                       Copy the live database to PATH and check the copy
+  doctor               Check config, database, key file, media, Telegram, ...
 
 Options:
   -c, --config PATH  Configuration file (default: ./storyline.toml, then
@@ -86,6 +89,25 @@ Shows or sets a chat's category mix: relative weights per category folder
 every category alike. --chat is needed when more than one chat is served.
 ";
 
+const BACKUP_HELP: &str = "\
+Usage: storyline [--config PATH] backup PATH [--force]
+
+Copies the database with SQLite's online backup (safe while the bot runs), runs
+integrity_check on the copy and keeps it, mode 0600, as PATH (or in PATH, named
+storyline-DATE-TIME.db, when PATH is a folder). An existing file is only
+replaced with --force. Back up the key file (storage.key_file) with it.
+";
+
+const DOCTOR_HELP: &str = "\
+Usage: storyline [--config PATH] doctor
+
+Checks the configuration, the database (opens, migrations current), the key file
+(32 bytes, mode 0600), the media folder, Telegram (getMe with the token), the
+public URL and the Instagram app settings; prints one line for each with what to
+do. Reads secrets from the `env` file beside the configuration too, as the
+systemd unit does. Exit code 0 when nothing failed, 1 otherwise.
+";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run,
@@ -96,6 +118,8 @@ pub enum Command {
     Plan { days: u32, chat: Option<i64> },
     CategoriesShow { chat: Option<i64> },
     CategoriesSet { chat: Option<i64>, mix: String },
+    Backup { path: PathBuf, force: bool },
+    Doctor,
     Accounts(crate::accounts::AccountsCommand),
 }
 
@@ -122,6 +146,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
     let mut chat: Option<i64> = None;
     let mut days: Option<u32> = None;
     let mut words: Vec<String> = Vec::new();
+    let mut backup_path: Option<PathBuf> = None;
+    let mut force = false;
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
             Short('c') | Long("config") => {
@@ -136,6 +162,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                     Some("queue") => QUEUE_HELP,
                     Some("plan") => PLAN_HELP,
                     Some("categories") => CATEGORIES_HELP,
+                    Some("backup") => BACKUP_HELP,
+                    Some("doctor") => DOCTOR_HELP,
                     _ => USAGE,
                 };
                 return Ok(Parsed::Print(text.to_string()));
@@ -171,6 +199,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             Value(word) if command.is_none() && word == "accounts" => {
                 return crate::accounts::parse_args(&mut parser, config);
             }
+            Long("force") if command.as_deref() == Some("backup") => force = true,
+            Value(path) if command.as_deref() == Some("backup") && backup_path.is_none() => {
+                backup_path = Some(PathBuf::from(path));
+            }
             Value(word) if command.is_none() => {
                 let word = word.to_string_lossy().into_owned();
                 if ![
@@ -181,11 +213,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                     "queue",
                     "plan",
                     "categories",
+                    "backup",
+                    "doctor",
                 ]
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories or accounts)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup or doctor)"
                     )));
                 }
                 command = Some(word);
@@ -202,6 +236,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
         Some("migrate") => Command::Migrate,
         Some("scan") => Command::Scan,
         Some("queue") => Command::Queue { chat },
+        Some("backup") => Command::Backup {
+            path: backup_path.ok_or_else(|| {
+                UsageError("backup needs a PATH to write the copy to".to_string())
+            })?,
+            force,
+        },
+        Some("doctor") => Command::Doctor,
         Some("plan") => Command::Plan {
             days: days.unwrap_or(3),
             chat,
@@ -452,6 +493,23 @@ mod tests {
             }
         );
         assert!(parse(&["categories", "set"]).is_err());
+        assert_eq!(
+            parse(&["backup", "/mnt/usb/s.db", "--force"]).unwrap(),
+            Parsed::Command {
+                config: None,
+                command: Command::Backup {
+                    path: "/mnt/usb/s.db".into(),
+                    force: true
+                }
+            }
+        );
+        assert!(parse(&["backup"]).is_err());
+        assert!(parse(&["backup", "a", "b"]).is_err());
+        assert!(parse(&["doctor", "--force"]).is_err());
+        assert_eq!(
+            parse(&["doctor", "--help"]).unwrap(),
+            Parsed::Print(DOCTOR_HELP.into())
+        );
         assert!(parse(&["categories", "frob"]).is_err());
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

@@ -47,7 +47,7 @@ pub struct ScanRequest {
     pub requested_by: Option<i64>,
 }
 
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// The scheduler plans and looks for due slots at least this often, and
 /// otherwise wakes exactly at the next slot.
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
@@ -197,9 +197,9 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     {
         let events = events_tx.clone();
         let media_dir = config.media.dir.clone();
-        let scan_conn = db::open_without_migrating(&config.storage.database)?;
+        let db_path = config.storage.database.clone();
         threads.push(spawn("scanner", move || {
-            run_scanner(scan_conn, &media_dir, &scan_rx, &events)
+            run_scanner(&db_path, &media_dir, &scan_rx, &events)
         })?);
     }
     drop(events_tx);
@@ -219,6 +219,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
     info!("stopping ({reason})");
+    tell_systemd(sd_notify::NotifyState::Stopping);
 
     shutdown.store(true, Ordering::Relaxed);
     signals_handle.close();
@@ -227,6 +228,13 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     join_all(threads);
     info!("stopped");
     Ok(())
+}
+
+/// Tells systemd (Type=notify) about a state change; a no-op outside systemd.
+fn tell_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        debug!("could not notify systemd: {e}");
+    }
 }
 
 /// A key nobody knows, so that no media URL validates when the key file is unusable.
@@ -269,19 +277,21 @@ fn join_all(threads: Vec<JoinHandle<()>>) {
 /// The scanner thread: scans when asked, on its own connection, so a long cold
 /// scan never holds up Telegram updates; then updates every chat's view.
 fn run_scanner(
-    mut conn: Connection,
+    db_path: &std::path::Path,
     media_dir: &std::path::Path,
     requests: &mpsc::Receiver<ScanRequest>,
     events: &Sender<Event>,
 ) {
     let mut scanner = crate::media::Scanner::new();
     while let Ok(request) = requests.recv() {
-        let outcome = scanner
-            .scan(&mut conn, media_dir, Utc::now(), &mut |_| {})
-            .and_then(|report| {
-                db::queue::sync_content(&conn, &report.touched_content)?;
-                Ok(report)
-            });
+        // A connection per scan: scans are minutes apart, and an idle Pi should
+        // not keep a page cache for them.
+        let outcome = db::open_without_migrating(db_path).and_then(|mut conn| {
+            let report = scanner.scan(&mut conn, media_dir, Utc::now(), &mut |_| {})?;
+            db::queue::sync_content(&conn, &report.touched_content)?;
+            Ok(report)
+        });
+        memory::release_free_memory();
         let outcome = match outcome {
             Ok(report) => {
                 info!(
@@ -324,8 +334,19 @@ impl Core<'_> {
         let mut next_housekeeping = Instant::now();
         let mut next_scan = Instant::now();
         let mut next_tick = Instant::now();
+        // Under systemd with WatchdogSec, pings come from this loop and nowhere else,
+        // so a loop that hangs is restarted; twice per period leaves room for a slow turn.
+        let watchdog_every = sd_notify::watchdog_enabled().map(|timeout| timeout / 2);
+        let mut next_watchdog = Instant::now();
+        tell_systemd(sd_notify::NotifyState::Ready);
         loop {
             let now = Instant::now();
+            if let Some(every) = watchdog_every {
+                if now >= next_watchdog {
+                    tell_systemd(sd_notify::NotifyState::Watchdog);
+                    next_watchdog = now + every;
+                }
+            }
             if now >= next_housekeeping {
                 self.housekeeping();
                 next_housekeeping = now + HOUSEKEEPING_EVERY;
@@ -338,7 +359,10 @@ impl Core<'_> {
                 self.scheduler_tick();
                 next_tick = self.next_tick_after(Instant::now());
             }
-            let wake_at = next_housekeeping.min(next_scan).min(next_tick);
+            let mut wake_at = next_housekeeping.min(next_scan).min(next_tick);
+            if watchdog_every.is_some() {
+                wake_at = wake_at.min(next_watchdog);
+            }
             match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
                 Ok(Event::Updates(updates)) => {
                     let last = self.handle_batch(updates);
@@ -572,6 +596,7 @@ impl Core<'_> {
 
     fn housekeeping(&mut self) {
         memory::release_free_memory();
+        memory::page_out_code();
         match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use storyline::cli::{self, Command, Parsed};
-use storyline::{accounts, daemon, logging, memory};
+use storyline::{accounts, daemon, logging, memory, ops};
 
 fn main() -> ExitCode {
     memory::use_one_arena();
@@ -22,6 +22,16 @@ fn main() -> ExitCode {
         }
         Parsed::Command { config, command } => (config, command),
     };
+    if command == Command::Doctor {
+        // Doctor loads the configuration itself: a broken one is a line of its report.
+        let report = ops::doctor(config_path.as_deref());
+        print!("{}", report.render());
+        return if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let config = match cli::load_config(config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -51,6 +61,9 @@ fn main() -> ExitCode {
         Command::Plan { days, chat } => print(cli::plan(&config, days, chat)),
         Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
         Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
+        Command::Backup { path, force } => print(ops::backup(&config, &path, force)),
+        // Handled before the configuration is loaded.
+        Command::Doctor => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {
             Err(e) if e.is::<accounts::BadInput>() => {
                 eprintln!("storyline: {e}");

@@ -26,6 +26,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("dryrun", "Turn dry run on or off (/dryrun on|off)"),
     ("cancel", "Abandon a value the bot asked for"),
     ("help", "What Storyline does and its commands"),
+    ("init", "Set up this chat step by step"),
     ("start", "Welcome, and set up a chat (admins)"),
 ];
 
@@ -48,8 +49,8 @@ pub fn welcome_text(chat_just_enabled: bool) -> String {
         "👋 <b>Welcome to Storyline.</b>\n\n"
     };
     format!(
-        "{first}Open /settings to choose dry run, posts per day and posting hours. \
-         /help lists every command."
+        "{first}Send /init to be walked through the set-up, or open /settings to choose dry run, \
+         posts per day and posting hours. /help lists every command."
     )
 }
 
@@ -57,7 +58,8 @@ pub fn refusal_text(chat_id: i64) -> String {
     format!(
         "Sorry, this bot is not set up for this chat.\n\n\
          If you run this Storyline, add this chat's id <code>{chat_id}</code> to \
-         <code>allowed_chat_ids</code> in storyline.toml, or have an admin send /start here."
+         <code>allowed_chat_ids</code> in storyline.toml, or have an admin send /start here \
+         (or /init, to be walked through the set-up)."
     )
 }
 

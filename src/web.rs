@@ -31,7 +31,7 @@ use crate::db;
 use crate::signing::UrlSigner;
 
 /// Enough for a slow client to be only slow; the others wait for it at most this.
-const WORKERS: usize = 4;
+const WORKERS: usize = 3;
 /// The whole request head must arrive within this, however it trickles in.
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// One socket write may stall this long before the client is dropped.

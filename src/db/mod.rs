@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod media;
 pub mod queue;
+pub mod wizard;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
