@@ -778,6 +778,10 @@ fn handle_callback(
                 tx, ctx.config, ctx.key, query, chat_id, message_id, action, queue_id, ctx.now, out,
             )?;
         }
+        Callback::AddAccount => {
+            toast(out, "Connect Instagram");
+            out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?);
+        }
         Callback::AccountMenu => {
             toast(out, "Instagram accounts");
             let (text, keyboard) = account_selector(tx, chat_id)?;

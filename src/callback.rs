@@ -84,6 +84,8 @@ pub enum Callback {
     },
     /// The menu's account button: opens the account selector.
     AccountMenu,
+    /// "➕ Add account" in the selector: the same as /connect.
+    AddAccount,
     /// The selector's button for one Instagram account (its id).
     Account(i64),
     /// The selector's Back: the settings menu again.
@@ -120,6 +122,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::Refresh => format!("{VERSION}:refresh"),
         Callback::Close => format!("{VERSION}:close"),
         Callback::AccountMenu => format!("{VERSION}:acct"),
+        Callback::AddAccount => format!("{VERSION}:acct:add"),
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
         Callback::Wizard(press) => format!("{VERSION}:wz:{}", crate::wizard::encode_press(press)),
@@ -162,6 +165,7 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "refresh"] => Callback::Refresh,
         [VERSION, "close"] => Callback::Close,
         [VERSION, "acct"] => Callback::AccountMenu,
+        [VERSION, "acct", "add"] => Callback::AddAccount,
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
         [VERSION, "wz", rest @ ..] => Callback::Wizard(crate::wizard::parse_press(rest)?),
@@ -228,6 +232,7 @@ mod tests {
             Callback::Refresh,
             Callback::Close,
             Callback::AccountMenu,
+            Callback::AddAccount,
             Callback::Account(1),
             Callback::Account(i64::MAX),
             Callback::BackToSettings,

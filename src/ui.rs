@@ -271,10 +271,10 @@ pub fn account_selector(accounts: &[Account], current: Option<i64>) -> (String, 
             )]
         })
         .collect();
-    keyboard.push(vec![Button::callback(
-        "← Back",
-        callback::encode(Callback::BackToSettings),
-    )]);
+    keyboard.push(vec![
+        Button::callback("➕ Add account", callback::encode(Callback::AddAccount)),
+        Button::callback("← Back", callback::encode(Callback::BackToSettings)),
+    ]);
     (text, keyboard)
 }
 

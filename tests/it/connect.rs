@@ -259,3 +259,28 @@ fn connect_without_the_app_keys_says_which_to_set() {
     }
     assert!(reply.reply_markup.is_none(), "no dead link");
 }
+
+#[test]
+fn add_account_in_the_selector_sends_the_connect_link() {
+    let s = setup();
+    let _daemon = s.env.start_polling();
+    let menu = say(&s.env, CHAT, ADMIN, "/settings");
+    let (_, selector) = press(&s.env, CHAT, &menu, "📸");
+    let before = s.env.tg.messages(CHAT).len();
+    press_data(
+        &s.env,
+        CHAT,
+        ADMIN,
+        selector.message_id,
+        &button_data(&selector, "➕ Add account"),
+    );
+    let link = next_reply(&s.env, CHAT, before, "the connect link");
+    let url = link.reply_markup.expect("a button")["inline_keyboard"][0][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with(&format!("{}/oauth/start?state=", s.public)),
+        "{url}"
+    );
+}
