@@ -171,6 +171,9 @@ def main():
     command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the storyline command after --")
+    if os.sep in command[0]:
+        # The daemon runs in --dir; a relative path would be looked up there.
+        command[0] = os.path.abspath(command[0])
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -20,6 +20,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{self, Config};
+use crate::db::accounts::TokenRow;
 use crate::keyfile::KEY_LEN;
 use crate::telegram::{ApiError, Client};
 
@@ -309,17 +310,22 @@ pub fn doctor(explicit_config: Option<&Path>) -> Report {
         let _ = write!(text, " (secrets also read from {})", env_file.display());
     }
     findings.push(finding(Verdict::Ok, "config", text));
-    findings.push(check_database(&config));
-    findings.push(check_key_file(
-        &config.storage.key_file,
-        config.storage.database.exists(),
-    ));
+    let (database, copy) = check_database(&config);
+    findings.push(database);
+    // Tokens of active accounts, read from the checked copy; none without a database.
+    let tokens = copy
+        .as_ref()
+        .and_then(|c| crate::db::accounts::active_account_tokens(c).ok())
+        .unwrap_or_default();
+    findings.push(check_key_file(&config.storage.key_file, &tokens));
     findings.push(check_media(&config.media.dir));
     findings.push(check_telegram(&config, &path));
     findings.push(check_public_url(config.web.public_url.as_deref()));
     findings.push(check_instagram(
         config.instagram.app_id.as_deref(),
         config.instagram.app_secret.is_some(),
+        &tokens,
+        chrono::Utc::now(),
     ));
     Report { findings }
 }
@@ -352,42 +358,46 @@ fn permission_hint(e: &io::Error) -> &'static str {
     }
 }
 
-fn check_database(config: &Config) -> Finding {
+/// The database line, and a migrated copy of the database in memory for the
+/// checks that read it (none when there is no usable database).
+fn check_database(config: &Config) -> (Finding, Option<Connection>) {
     const TOPIC: &str = "database";
     let path = &config.storage.database;
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return finding(
-                Verdict::Note,
-                TOPIC,
-                format!(
-                    "{} does not exist yet; `storyline migrate` or the first start creates it",
-                    path.display()
-                ),
-            )
+            let text = format!(
+                "{} does not exist yet; `storyline migrate` or the first start creates it",
+                path.display()
+            );
+            return (finding(Verdict::Note, TOPIC, text), None);
         }
         Err(e) => {
-            return finding(
-                Verdict::Fail,
-                TOPIC,
-                format!("{}: {e}{}", path.display(), permission_hint(&e)),
-            )
+            let text = format!("{}: {e}{}", path.display(), permission_hint(&e));
+            return (finding(Verdict::Fail, TOPIC, text), None);
         }
     };
-    if meta.permissions().mode() & 0o077 != 0 {
-        return finding(
+    let mode = meta.permissions().mode() & 0o7777;
+    let (pending, copy) = match database_state(path) {
+        Ok(state) => state,
+        Err(e) => {
+            let text = format!(
+                "{e:#}\nrestore the last backup if the file is damaged (README, \"Operating a Pi\")"
+            );
+            return (finding(Verdict::Fail, TOPIC, text), None);
+        }
+    };
+    let line = if mode & 0o077 != 0 {
+        finding(
             Verdict::Fail,
             TOPIC,
             format!(
-                "{} is mode {:04o}, readable by others; run: chmod 600 {0}",
-                path.display(),
-                meta.permissions().mode() & 0o7777
+                "{} is mode {mode:04o}, readable by others; run: chmod 600 {0}",
+                path.display()
             ),
-        );
-    }
-    match database_state(path) {
-        Ok(pending) if pending.is_empty() => finding(
+        )
+    } else if pending.is_empty() {
+        finding(
             Verdict::Ok,
             TOPIC,
             format!(
@@ -395,8 +405,9 @@ fn check_database(config: &Config) -> Finding {
                 path.display(),
                 human_size(meta.len())
             ),
-        ),
-        Ok(pending) => finding(
+        )
+    } else {
+        finding(
             Verdict::Fail,
             TOPIC,
             format!(
@@ -404,20 +415,14 @@ fn check_database(config: &Config) -> Finding {
                 path.display(),
                 pending.join(", ")
             ),
-        ),
-        Err(e) => finding(
-            Verdict::Fail,
-            TOPIC,
-            format!(
-                "{e:#}\nrestore the last backup if the file is damaged (README, \"Operating a Pi\")"
-            ),
-        ),
-    }
+        )
+    };
+    (line, Some(copy))
 }
 
 /// Checks the live database and returns the migrations it still needs, found by
-/// migrating a copy in memory: the live file is never written.
-fn database_state(path: &Path) -> Result<Vec<String>> {
+/// migrating a copy in memory (the live file is never written), and that copy.
+fn database_state(path: &Path) -> Result<(Vec<String>, Connection)> {
     let live = open_read_only(path)?;
     let quick: String = live
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -428,27 +433,28 @@ fn database_state(path: &Path) -> Result<Vec<String>> {
     let mut copy = Connection::open_in_memory()?;
     copy_all_pages(&live, &mut copy)
         .with_context(|| format!("{}: reading the database", path.display()))?;
-    crate::db::migrate(&mut copy).with_context(|| {
+    let pending = crate::db::migrate(&mut copy).with_context(|| {
         format!(
             "{}: its migrations do not match this storyline {} (was a newer version run on it?)",
             path.display(),
             env!("CARGO_PKG_VERSION")
         )
-    })
+    })?;
+    Ok((pending, copy))
 }
 
-/// The key file: present, 32 bytes, owner-only. Missing is only a failure when a
-/// database exists, because then tokens sealed with the old key are unreadable.
-fn check_key_file(path: &Path, database_exists: bool) -> Finding {
+/// The key file: present, 32 bytes, owner-only, and the key the stored tokens
+/// were sealed with. Missing is only a failure when there are such tokens.
+fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
     const TOPIC: &str = "key file";
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !database_exists => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && tokens.is_empty() => {
             return finding(
                 Verdict::Note,
                 TOPIC,
                 format!(
-                    "{} does not exist yet; the first start creates it",
+                    "{} does not exist yet; the next start creates it",
                     path.display()
                 ),
             )
@@ -458,10 +464,11 @@ fn check_key_file(path: &Path, database_exists: bool) -> Finding {
                 Verdict::Fail,
                 TOPIC,
                 format!(
-                    "{} is missing but the database exists: restore it from your backup; \
-                     otherwise the next start makes a new key and Instagram accounts must be \
-                     connected again",
-                    path.display()
+                    "{} is missing, and {} Instagram token(s) were sealed with it: restore it \
+                     from your backup; otherwise the next start makes a new key and the \
+                     accounts must be connected again",
+                    path.display(),
+                    tokens.len()
                 ),
             )
         }
@@ -474,7 +481,49 @@ fn check_key_file(path: &Path, database_exists: bool) -> Finding {
         }
     };
     let mode = meta.permissions().mode() & 0o7777;
-    key_file_verdict(path, meta.is_file(), meta.len(), mode)
+    let verdict = key_file_verdict(path, meta.is_file(), meta.len(), mode);
+    if verdict.verdict != Verdict::Ok || tokens.is_empty() {
+        return verdict;
+    }
+    let key = match crate::keyfile::read(path) {
+        Some(key) => key,
+        None => {
+            return finding(
+                Verdict::Fail,
+                TOPIC,
+                format!(
+                    "{}: cannot read it{}",
+                    path.display(),
+                    permission_hint(&io::Error::from(io::ErrorKind::PermissionDenied),)
+                ),
+            )
+        }
+    };
+    let unopened = tokens
+        .iter()
+        .filter(|t| crate::crypto::open(&key, &t.sealed_value).is_err())
+        .count();
+    if unopened > 0 {
+        return finding(
+            Verdict::Fail,
+            TOPIC,
+            format!(
+                "{} does not open {unopened} of {} sealed Instagram token(s): it is not the key \
+                 they were sealed with; restore the right one from your backup, or add the \
+                 tokens again (storyline accounts add, or /connect)",
+                path.display(),
+                tokens.len()
+            ),
+        );
+    }
+    Finding {
+        text: format!(
+            "{}, opens the {} sealed token(s)",
+            verdict.text,
+            tokens.len()
+        ),
+        ..verdict
+    }
 }
 
 /// The pure part of the key file check.
@@ -726,7 +775,45 @@ fn check_public_url(public_url: Option<&str>) -> Finding {
     }
 }
 
-fn check_instagram(app_id: Option<&str>, has_secret: bool) -> Finding {
+/// The app settings, then the accounts' tokens: an expired one fails.
+fn check_instagram(
+    app_id: Option<&str>,
+    has_secret: bool,
+    tokens: &[TokenRow],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Finding {
+    let app = check_instagram_app(app_id, has_secret);
+    if tokens.is_empty() || app.verdict == Verdict::Fail {
+        return app;
+    }
+    let expires: Vec<_> = tokens
+        .iter()
+        .filter_map(|t| t.expires_at.as_deref().and_then(crate::db::parse_timestamp))
+        .collect();
+    let expired = expires.iter().filter(|t| **t <= now).count();
+    let mut text = format!(
+        "{}; {} active account(s)",
+        app.text.split(':').next().unwrap_or_default(),
+        tokens.len()
+    );
+    if let Some(soonest) = expires.iter().filter(|t| **t > now).min() {
+        let _ = write!(
+            text,
+            ", next token expiry in {} days",
+            (*soonest - now).num_days()
+        );
+    }
+    if expired > 0 {
+        let _ = write!(
+            text,
+            "; {expired} token(s) expired: connect those accounts again (/connect in Telegram)"
+        );
+        return finding(Verdict::Fail, "instagram", text);
+    }
+    finding(app.verdict, "instagram", text)
+}
+
+fn check_instagram_app(app_id: Option<&str>, has_secret: bool) -> Finding {
     const TOPIC: &str = "instagram";
     match (app_id, has_secret) {
         (Some(id), true) => finding(Verdict::Ok, TOPIC, format!("app id {id}, app secret set")),
@@ -793,10 +880,26 @@ mod tests {
 
     #[test]
     fn instagram_and_public_url_verdicts() {
-        assert_eq!(check_instagram(Some("1"), true).verdict, Verdict::Ok);
-        assert_eq!(check_instagram(None, false).verdict, Verdict::Note);
-        assert_eq!(check_instagram(Some("1"), false).verdict, Verdict::Fail);
-        assert_eq!(check_instagram(None, true).verdict, Verdict::Fail);
+        let now = chrono::Utc::now();
+        let check = |id, secret, tokens: &[TokenRow]| check_instagram(id, secret, tokens, now);
+        assert_eq!(check(Some("1"), true, &[]).verdict, Verdict::Ok);
+        assert_eq!(check(None, false, &[]).verdict, Verdict::Note);
+        assert_eq!(check(Some("1"), false, &[]).verdict, Verdict::Fail);
+        assert_eq!(check(None, true, &[]).verdict, Verdict::Fail);
+        let token = |days: i64| TokenRow {
+            account_id: 1,
+            sealed_value: String::new(),
+            issued_at: String::new(),
+            expires_at: Some(crate::db::timestamp(now + chrono::TimeDelta::days(days))),
+            last_refresh_error: None,
+            refresh_reported_on: None,
+        };
+        let fine = check(Some("1"), true, &[token(30), token(12)]);
+        expect!["app id 1, app secret set; 2 active account(s), next token expiry in 11 days"]
+            .assert_eq(&fine.text);
+        assert_eq!(fine.verdict, Verdict::Ok);
+        let expired = check(Some("1"), true, &[token(-1), token(12)]);
+        assert_eq!(expired.verdict, Verdict::Fail, "{}", expired.text);
         assert_eq!(check_public_url(None).verdict, Verdict::Note);
         assert_eq!(
             check_public_url(Some("http://pi.local")).verdict,

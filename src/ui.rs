@@ -913,7 +913,7 @@ mod tests {
         expect![[r#"
             [✅ Main Brand (@brand) | 1:acct:3]
             [<Promo> | 1:acct:12]
-            [← Back | 1:back]"#]]
+            [➕ Add account | 1:acct:add] [← Back | 1:back]"#]]
         .assert_eq(&render(&keyboard));
         let (text, keyboard) = account_selector(&[], None);
         expect![[r#"
@@ -922,7 +922,7 @@ mod tests {
             No Instagram account has been added yet. Add one on the Pi with
             <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
         .assert_eq(&text);
-        expect!["[← Back | 1:back]"].assert_eq(&render(&keyboard));
+        expect!["[➕ Add account | 1:acct:add] [← Back | 1:back]"].assert_eq(&render(&keyboard));
     }
 
     #[test]

@@ -179,7 +179,46 @@ fn doctor_passes_a_healthy_installation() {
 fn doctor_fails_on_a_wrong_token_and_a_missing_key_file() {
     let env = Env::new();
     run_once(&env);
-    std::fs::remove_file(env.path().join("secret.key")).unwrap();
+    let added = env.run(&[
+        "accounts",
+        "add",
+        "--name",
+        "Main",
+        "--instagram-id",
+        "17841400000000001",
+        "--username",
+        "brand",
+        "--token",
+        "IGQ-sealed-token",
+    ]);
+    assert!(added.status.success(), "{}", describe_output(&added));
+    let key_path = env.path().join("secret.key");
+
+    // Another key of the right size and mode: the sealed token does not open.
+    let good_key = std::fs::read(&key_path).unwrap();
+    std::fs::write(&key_path, [7u8; 32]).unwrap();
+    let output = env.run(&["doctor"]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&output)
+    );
+    let key = doctor_line(&text, "key file");
+    assert!(
+        key.starts_with("FAIL") && key.contains("does not open 1 of 1"),
+        "{text}"
+    );
+    std::fs::write(&key_path, good_key).unwrap();
+    let output = env.run(&["doctor"]);
+    let text = stdout(&output);
+    assert!(
+        doctor_line(&text, "key file").contains("opens the 1 sealed token(s)"),
+        "{text}"
+    );
+
+    std::fs::remove_file(&key_path).unwrap();
     let config = env
         .base_config()
         .replace("TEST-token-SECRET-value", "TEST-token-SECRET-wrong");
