@@ -413,6 +413,7 @@ fn settings_uses_the_only_account_and_lets_the_chat_choose_among_several() {
         [
             ("Main Brand (@brand)".to_string(), "1:acct:1".to_string()),
             ("Promo (@promo)".to_string(), "1:acct:2".to_string()),
+            ("➕ Add account".to_string(), "1:acct:add".to_string()),
             ("← Back".to_string(), "1:back".to_string()),
         ]
     );
