@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced; its variables are for the caller
 # Shared by scripts/cross-build, scripts/qemu-run and scripts/arm-smoke (sourced,
 # not run): what each Raspberry Pi target needs on this Debian x86_64 machine.
 #
