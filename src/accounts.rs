@@ -485,6 +485,7 @@ Usage: storyline [--config PATH] accounts add --name NAME --instagram-id ID --us
                                           --token TOKEN [--expires-in-days N]
        storyline [--config PATH] accounts list
        storyline [--config PATH] accounts deactivate ID
+       storyline [--config PATH] accounts forget-tokens --yes
 
 Manages the Instagram accounts chats can post to.
 
@@ -502,6 +503,10 @@ Manages the Instagram accounts chats can post to.
                file). Never prints a token.
   deactivate   Soft delete: chats can no longer choose the account; it stays in
                the history. `add` with its Instagram id brings it back.
+  forget-tokens
+               For a key file that is lost for good: removes every sealed token
+               so that the next start can make a new key. The accounts stay;
+               connect them again with /connect (or `add`). Needs --yes.
 ";
 
 /// `storyline accounts …`, parsed.
@@ -510,6 +515,7 @@ pub enum AccountsCommand {
     Add(NewAccount),
     List,
     Deactivate { id: i64 },
+    ForgetTokens,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -555,6 +561,7 @@ pub fn parse_args(
     let mut username = None;
     let mut token = None;
     let mut days = None;
+    let mut confirmed = false;
     while let Some(arg) = parser.next().map_err(usage)? {
         let adding = verb.as_deref() == Some("add");
         match arg {
@@ -578,11 +585,12 @@ pub fn parse_args(
                     return Err(UsageError(format!("--{option} is given twice")));
                 }
             }
+            Long("yes") if verb.as_deref() == Some("forget-tokens") => confirmed = true,
             Value(word) if verb.is_none() => {
                 let word = word.to_string_lossy().into_owned();
-                if !["add", "list", "deactivate"].contains(&word.as_str()) {
+                if !["add", "list", "deactivate", "forget-tokens"].contains(&word.as_str()) {
                     return Err(UsageError(format!(
-                        "unknown accounts command {word:?} (expected add, list or deactivate)"
+                        "unknown accounts command {word:?} (expected add, list, deactivate or forget-tokens)"
                     )));
                 }
                 verb = Some(word);
@@ -600,6 +608,14 @@ pub fn parse_args(
     }
     let command = match verb.as_deref() {
         Some("list") => AccountsCommand::List,
+        Some("forget-tokens") if confirmed => AccountsCommand::ForgetTokens,
+        Some("forget-tokens") => {
+            return Err(UsageError(
+                "accounts forget-tokens removes every sealed Instagram token for good; \
+                 add --yes to do it"
+                    .to_string(),
+            ))
+        }
         Some("deactivate") => AccountsCommand::Deactivate {
             id: id.ok_or_else(|| UsageError("accounts deactivate needs an account id".into()))?,
         },
@@ -747,7 +763,18 @@ pub fn run_command(config: &Config, command: &AccountsCommand) -> Result<String>
         }
         AccountsCommand::List => list_command(config, now),
         AccountsCommand::Deactivate { id } => deactivate_command(config, *id, now),
+        AccountsCommand::ForgetTokens => forget_tokens_command(config),
     }
+}
+
+fn forget_tokens_command(config: &Config) -> Result<String> {
+    let conn = db::open(&config.storage.database)?;
+    let removed = db::accounts::forget_tokens(&conn)?;
+    Ok(format!(
+        "Removed {removed} sealed Instagram token(s). The next start makes a new key if {} \
+         is missing; connect the accounts again with /connect in their chats.",
+        config.storage.key_file.display()
+    ))
 }
 
 fn add_command(
@@ -756,17 +783,11 @@ fn add_command(
     token: &Secret,
     now: DateTime<Utc>,
 ) -> Result<String> {
-    let key_file = &config.storage.key_file;
-    keyfile::ensure(key_file)?;
-    let key = keyfile::read(key_file).ok_or_else(|| {
-        anyhow!(
-            "{}: the key file is not {KEY_LEN} bytes, so the token cannot be sealed. \
-             Move it away and run this again to create a new key (accounts added with \
-             the old key will need their tokens added again).",
-            key_file.display()
-        )
-    })?;
     let mut conn = db::open(&config.storage.database)?;
+    let key = keyfile::load(
+        &config.storage.key_file,
+        &db::accounts::sealed_values(&conn)?,
+    )?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let expires_at = now + chrono::TimeDelta::days(i64::from(new.expires_in_days));
     let (account, created) = add_or_update_account(

@@ -97,7 +97,7 @@ fn push_hex(text: &mut String, bytes: &[u8]) {
 /// Lowercase hex only, exactly as `push_hex` writes it.
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let value = |d: u8| match d {

@@ -23,13 +23,18 @@ use crate::keyfile;
 use crate::memory;
 use crate::outbox::Outbox;
 use crate::poller::Poller;
+use crate::runlock;
 use crate::telegram::{self, Client, Update};
 use crate::ui;
 
 /// Everything the core loop reacts to.
 pub enum Event {
-    /// A batch from getUpdates; the poller waits for the commit answer.
-    Updates(Vec<Update>),
+    /// A batch from getUpdates asked for with `offset`; the poller waits for
+    /// the commit answer.
+    Updates {
+        updates: Vec<Update>,
+        offset: i64,
+    },
     /// getMe answered: the bot's own @username.
     BotIdentity {
         username: Option<String>,
@@ -77,10 +82,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
-    keyfile::ensure(&config.storage.key_file)?;
+    // Before anything polls, sends or schedules: a second daemon on the same
+    // database would answer every update twice.
+    let _run_lock = runlock::acquire(&config.storage.database, Utc::now())?;
     let mut conn = db::open(&config.storage.database)?;
+    let key = keyfile::load(
+        &config.storage.key_file,
+        &db::accounts::sealed_values(&conn)?,
+    )?;
     bot::add_allowed_chats(&mut conn, &config, Utc::now())?;
-    let offset = db::last_update_id(&conn)?.map_or(0, |id| id + 1);
+    let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
         "setMyCommands",
@@ -97,7 +108,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let (events_tx, events_rx) = mpsc::channel::<Event>();
-    let (committed_tx, committed_rx) = mpsc::channel::<i64>();
+    let (committed_tx, committed_rx) = mpsc::channel::<Option<i64>>();
     let (wake_tx, wake_rx) = mpsc::channel::<()>();
 
     let mut signals = signal_hook::iterator::Signals::new([
@@ -139,15 +150,10 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         shutdown: shutdown.clone(),
     };
     threads.push(spawn("outbox", move || outbox.run())?);
-    let key = keyfile::read(&config.storage.key_file);
-    if key.is_none() {
-        warn!(
-            "{}: the key file is unusable; Instagram accounts need reconnecting",
-            config.storage.key_file.display()
-        );
-    }
+    let signer = crate::signing::UrlSigner::new(&key);
+    let key = Some(key);
     let web_state = crate::web::WebState {
-        signer: crate::signing::UrlSigner::new(&key.unwrap_or_else(throwaway_key)),
+        signer,
         media_dir: config.media.dir.clone(),
         cache_dir: cache_dir(&config),
         db_path: config.storage.database.clone(),
@@ -237,14 +243,6 @@ fn tell_systemd(state: sd_notify::NotifyState<'_>) {
     }
 }
 
-/// A key nobody knows, so that no media URL validates when the key file is unusable.
-fn throwaway_key() -> [u8; 32] {
-    use ring::rand::SecureRandom;
-    let mut key = [0u8; 32];
-    let _ = ring::rand::SystemRandom::new().fill(&mut key);
-    key
-}
-
 /// Where converted images wait until their story is decided: beside the database.
 fn cache_dir(config: &Config) -> std::path::PathBuf {
     config
@@ -330,7 +328,11 @@ struct Core<'a> {
 }
 
 impl Core<'_> {
-    fn run(&mut self, events: &mpsc::Receiver<Event>, committed: &Sender<i64>) -> &'static str {
+    fn run(
+        &mut self,
+        events: &mpsc::Receiver<Event>,
+        committed: &Sender<Option<i64>>,
+    ) -> &'static str {
         let mut next_housekeeping = Instant::now();
         let mut next_scan = Instant::now();
         let mut next_tick = Instant::now();
@@ -364,8 +366,8 @@ impl Core<'_> {
                 wake_at = wake_at.min(next_watchdog);
             }
             match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
-                Ok(Event::Updates(updates)) => {
-                    let last = self.handle_batch(updates);
+                Ok(Event::Updates { updates, offset }) => {
+                    let last = self.handle_batch(updates, offset);
                     if committed.send(last).is_err() {
                         return "the poller stopped";
                     }
@@ -512,13 +514,13 @@ impl Core<'_> {
         }
     }
 
-    /// Handles a batch in order; returns the id of the last committed update.
-    fn handle_batch(&mut self, updates: Vec<Update>) -> i64 {
-        let before_batch = db::last_update_id(self.conn).ok().flatten().unwrap_or(-1);
-        let mut last = before_batch;
+    /// Handles a batch in order; returns the id of the last update of the batch
+    /// that is now stored (handled now or before), None when nothing of it is.
+    fn handle_batch(&mut self, updates: Vec<Update>, offset: i64) -> Option<i64> {
+        let mut last = None;
         for update in &updates {
-            match self.handle_update(update) {
-                Ok(()) => last = last.max(update.update_id),
+            match self.handle_update(update, offset) {
+                Ok(()) => last = Some(update.update_id),
                 Err(e) => {
                     error!("could not commit update {}: {e:#}", update.update_id);
                     break;
@@ -529,7 +531,7 @@ impl Core<'_> {
         // must survive a power cut, not just a crash, before the ack.
         if let Err(e) = db::sync_wal(self.conn, &db::timestamp(Utc::now())) {
             error!("syncing the database: {e:#}");
-            last = before_batch;
+            last = None;
         }
         let _ = self.wake.send(());
         self.dispatch_jobs();
@@ -537,7 +539,8 @@ impl Core<'_> {
     }
 
     /// One update, one transaction: its effects, its replies and the offset.
-    fn handle_update(&mut self, update: &Update) -> Result<()> {
+    /// `offset` is the one the batch was asked for with.
+    fn handle_update(&mut self, update: &Update, offset: i64) -> Result<()> {
         let now = Utc::now();
         let ctx = bot::Context {
             config: self.config,
@@ -552,9 +555,17 @@ impl Core<'_> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if db::last_update_id(&tx)?.is_some_and(|last| update.update_id <= last) {
+        let last = db::last_update_id(&tx)?;
+        if !update_is_new(update.update_id, last, offset) {
             debug!("update {} was already handled", update.update_id);
             return Ok(());
+        }
+        if update.update_id < offset {
+            info!(
+                "Telegram restarted its update ids (update {} below offset {offset}); \
+                 serving the new sequence",
+                update.update_id
+            );
         }
         let mut out = Vec::new();
         match bot::handle_update(&tx, &ctx, update, &mut out) {
@@ -596,7 +607,6 @@ impl Core<'_> {
 
     fn housekeeping(&mut self) {
         memory::release_free_memory();
-        memory::page_out_code();
         match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),
@@ -608,6 +618,19 @@ impl Core<'_> {
             }
         }
     }
+}
+
+/// Whether an update fetched with `offset` still needs handling, given the id
+/// of the last one stored. Telegram sends only ids at or above the offset, so
+/// one below it means Telegram restarted its ids (it does after a week without
+/// updates): that is a new update, unless the stored id already moved into the
+/// new sequence (below offset − 1), which happens when a batch is fetched again
+/// because its commit could not be confirmed.
+fn update_is_new(update_id: i64, last: Option<i64>, offset: i64) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    update_id > last || (update_id < offset && last >= offset.saturating_sub(1))
 }
 
 /// Stores the core's decided calls in the outbox, in order.
@@ -638,4 +661,38 @@ fn failure_reply(update: &Update) -> Option<telegram::Outgoing> {
     let text = message.text.as_deref()?;
     text.starts_with('/')
         .then(|| telegram::send_message(message.chat.id, &ui::error_text(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_are_handled_once_across_restarted_ids() {
+        // (update id, stored last id, offset asked for) → new?
+        let cases = [
+            (10, None, 0, true),
+            (10, Some(9), 10, true),
+            // Fetched again after a failed sync: already handled.
+            (10, Some(11), 10, false),
+            (11, Some(11), 10, false),
+            (12, Some(11), 10, true),
+            // Telegram restarted its ids below the offset: new.
+            (5, Some(9), 10, true),
+            // ... and fetched again before the offset moved: handled already.
+            (5, Some(5), 10, false),
+            (4, Some(5), 10, false),
+            (6, Some(5), 10, true),
+            // The largest id is handled once, without overflow.
+            (i64::MAX, Some(i64::MAX - 1), i64::MAX, true),
+            (i64::MAX, Some(i64::MAX), i64::MAX, false),
+        ];
+        for (id, last, offset, new) in cases {
+            assert_eq!(
+                update_is_new(id, last, offset),
+                new,
+                "update {id}, last {last:?}, offset {offset}"
+            );
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub mod picker;
 pub mod poller;
 pub mod posting;
 pub mod publish;
+pub mod runlock;
 pub mod schedule;
 pub mod settings;
 pub mod signing;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use storyline::cli::{self, Command, Parsed};
-use storyline::{accounts, daemon, logging, memory, ops};
+use storyline::{accounts, daemon, keyfile, logging, memory, ops, runlock};
 
 fn main() -> ExitCode {
     memory::use_one_arena();
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         // Handled before the configuration is loaded.
         Command::Doctor => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {
-            Err(e) if e.is::<accounts::BadInput>() => {
+            Err(e) if e.is::<accounts::BadInput>() || e.is::<keyfile::KeyRefused>() => {
                 eprintln!("storyline: {e}");
                 ExitCode::from(2)
             }
@@ -109,6 +109,11 @@ fn main() -> ExitCode {
             logging::init(config.log.level);
             match daemon::run(config, token) {
                 Ok(()) => ExitCode::SUCCESS,
+                // Refusals to start are the operator's to fix, like a bad config.
+                Err(e) if e.is::<runlock::AlreadyRunning>() || e.is::<keyfile::KeyRefused>() => {
+                    log::error!("{e:#}");
+                    ExitCode::from(2)
+                }
                 Err(e) => {
                     log::error!("{e:#}");
                     ExitCode::FAILURE

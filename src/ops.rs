@@ -465,8 +465,8 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
                 TOPIC,
                 format!(
                     "{} is missing, and {} Instagram token(s) were sealed with it: restore it \
-                     from your backup; otherwise the next start makes a new key and the \
-                     accounts must be connected again",
+                     from your backup. Storyline will not start without it (if it is lost for \
+                     good, `storyline accounts forget-tokens --yes`, then /connect again)",
                     path.display(),
                     tokens.len()
                 ),

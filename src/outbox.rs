@@ -81,28 +81,18 @@ impl Outbox {
                     if let Err(e) = db::outbox_attempted(&self.conn, row.id) {
                         error!("recording an outbox attempt: {e:#}");
                     }
-                    let delay = match e.retry_after() {
-                        Some(d) => {
-                            warn!(
-                                "Telegram rate limit on {}: waiting {}s",
-                                row.method,
-                                d.as_secs()
-                            );
-                            d
-                        }
-                        None => {
-                            let d = backoff.next_delay();
-                            if backoff.failures() == 1 {
-                                warn!(
-                                    "cannot deliver {} ({e}); holding replies and retrying",
-                                    row.method
-                                );
-                            } else {
-                                debug!("{} still failing ({e}); next try in {d:?}", row.method);
-                            }
-                            d
-                        }
-                    };
+                    // One line per outage; its retries go to DEBUG.
+                    let backoff_delay = backoff.next_delay();
+                    let delay = e.retry_after().unwrap_or(backoff_delay);
+                    if backoff.failures() == 1 {
+                        warn!(
+                            "cannot deliver {} ({e}); holding replies and retrying in {}s",
+                            row.method,
+                            delay.as_secs_f32().ceil()
+                        );
+                    } else {
+                        debug!("{} still failing ({e}); next try in {delay:?}", row.method);
+                    }
                     sleep_unless(&self.shutdown, delay);
                 }
                 Err(e) => {

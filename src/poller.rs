@@ -20,8 +20,9 @@ pub struct Poller {
     /// The first update id not yet committed.
     pub offset: i64,
     pub events: Sender<Event>,
-    /// The core answers each batch with the id of the last update it committed.
-    pub committed: Receiver<i64>,
+    /// The core answers each batch with the id of the last of its updates that
+    /// is stored, or None when nothing of it could be committed.
+    pub committed: Receiver<Option<i64>>,
     pub shutdown: Arc<AtomicBool>,
     /// Unix time of the last successful getUpdates, for /healthz.
     pub last_poll: Arc<std::sync::atomic::AtomicI64>,
@@ -69,12 +70,23 @@ impl Poller {
                         .max()
                         .unwrap_or(self.offset);
                     debug!("received {} update(s) up to {last}", updates.len());
-                    if self.events.send(Event::Updates(updates)).is_err() {
+                    let batch = Event::Updates {
+                        updates,
+                        offset: self.offset,
+                    };
+                    if self.events.send(batch).is_err() {
                         return;
                     }
                     match self.wait_for_commit() {
-                        Some(committed) if committed >= self.offset => self.offset = committed + 1,
-                        Some(_) => {
+                        // Below the old offset too, when Telegram restarted its ids.
+                        Some(Some(committed)) => match committed.checked_add(1) {
+                            Some(next) => self.offset = next,
+                            None => {
+                                debug!("update id {committed} is the largest there is; waiting for Telegram to restart its ids");
+                                sleep_unless(&self.shutdown, Duration::from_secs(1));
+                            }
+                        },
+                        Some(None) => {
                             // The core could not commit (it logged why); retry the same
                             // updates after a pause instead of spinning.
                             sleep_unless(&self.shutdown, Duration::from_secs(1));
@@ -87,7 +99,7 @@ impl Poller {
         }
     }
 
-    fn wait_for_commit(&self) -> Option<i64> {
+    fn wait_for_commit(&self) -> Option<Option<i64>> {
         loop {
             match self.committed.recv_timeout(Duration::from_millis(200)) {
                 Ok(id) => return Some(id),
@@ -99,31 +111,28 @@ impl Poller {
         }
     }
 
+    /// Waits before the next try: what a 429 asks for, otherwise the back-off.
+    /// One line per outage at WARN/ERROR; the retries of the same outage go to DEBUG.
     fn wait_after(&self, e: &ApiError, backoff: &mut Backoff) {
-        let delay = match e.retry_after() {
-            Some(retry_after) => {
-                warn!(
-                    "Telegram asks us to slow down: waiting {}s",
-                    retry_after.as_secs()
-                );
-                retry_after
-            }
-            None => {
-                let delay = backoff.next_delay();
-                if backoff.failures() == 1 {
-                    log_outage(e);
-                } else {
-                    debug!("Telegram still unavailable ({e}); next try in {delay:?}");
-                }
-                delay
-            }
-        };
+        let backoff_delay = backoff.next_delay();
+        let delay = e.retry_after().unwrap_or(backoff_delay);
+        if backoff.failures() == 1 {
+            log_outage(e, delay);
+        } else {
+            debug!("Telegram still unavailable ({e}); next try in {delay:?}");
+        }
         sleep_unless(&self.shutdown, delay);
     }
 }
 
-fn log_outage(e: &ApiError) {
+fn log_outage(e: &ApiError, delay: Duration) {
     match e {
+        ApiError::Api { code: 429, .. } => {
+            warn!(
+                "Telegram asks us to slow down (429): waiting {}s, and as long as it asks",
+                delay.as_secs()
+            )
+        }
         ApiError::Api { code: 401, .. } => {
             error!("Telegram refused the bot token (401 Unauthorized); check telegram.bot_token. Retrying with back-off")
         }

@@ -320,13 +320,20 @@ pub enum ApiError {
     File(String),
 }
 
+/// A 429 waits at least this, whatever `retry_after` says: `retry_after: 0`
+/// must not turn into retries at full speed.
+const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// ... and at most this, so a garbled value cannot silence the bot for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 impl ApiError {
+    /// How long Telegram asks us to wait, within [1 s, 1 h].
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::Api {
                 retry_after: Some(s),
                 ..
-            } => Some(Duration::from_secs(*s)),
+            } => Some(Duration::from_secs(*s).clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)),
             _ => None,
         }
     }
@@ -602,6 +609,21 @@ pub fn parse_response(status: u16, body: &str) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_kept_between_a_second_and_an_hour() {
+        let wait = |secs| {
+            ApiError::Api {
+                code: 429,
+                description: "Too Many Requests".into(),
+                retry_after: Some(secs),
+            }
+            .retry_after()
+        };
+        assert_eq!(wait(0), Some(Duration::from_secs(1)));
+        assert_eq!(wait(7), Some(Duration::from_secs(7)));
+        assert_eq!(wait(u64::MAX), Some(Duration::from_secs(3600)));
+    }
 
     #[test]
     fn responses() {

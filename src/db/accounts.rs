@@ -171,6 +171,19 @@ pub fn token(conn: &Connection, account_id: i64) -> Result<Option<TokenRow>> {
         .optional()?)
 }
 
+/// Every sealed value in the database, to check that the key file opens them.
+pub fn sealed_values(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT sealed_value FROM api_tokens ORDER BY id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes every sealed token (the key that opens them is lost); the accounts
+/// stay, and need connecting again. Returns how many were removed.
+pub fn forget_tokens(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM api_tokens", [])?)
+}
+
 /// The access tokens of active accounts, by account.
 pub fn active_account_tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
     let sql = format!(

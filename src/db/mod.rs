@@ -8,7 +8,7 @@ pub mod queue;
 pub mod wizard;
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,17 +56,10 @@ pub fn open_without_migrating(path: &Path) -> Result<Connection> {
                 .with_context(|| format!("{}: creating the database folder", dir.display()))?;
         }
     }
+    create_private(path)?;
     // synchronous = NORMAL: a commit survives a crash of the process but may be
     // undone by a power cut until the WAL is next synced. Whatever must survive a
     // power cut (the Telegram offset before it is confirmed) calls `sync_wal`.
-    // Create the file ourselves so it never exists with looser permissions; SQLite
-    // gives its -wal and -shm files the same mode.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}: opening the database", path.display()))?;
     let conn = Connection::open(path)
         .with_context(|| format!("{}: opening the database", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -79,6 +72,50 @@ pub fn open_without_migrating(path: &Path) -> Result<Connection> {
     )
     .with_context(|| format!("{}: configuring the database", path.display()))?;
     Ok(conn)
+}
+
+/// Makes sure the database file exists with mode 0600 before SQLite opens it
+/// (SQLite gives its -wal and -shm files the same mode).
+///
+/// Nothing here may open a descriptor on a database that exists: on Linux,
+/// closing any descriptor of a file drops every POSIX lock this process holds on
+/// it, so the daemon's connections would silently lose their locks and another
+/// process (the `sqlite3` shell, `storyline backup`) could checkpoint and delete
+/// the live WAL under them. A file that does not exist yet has no locks to lose;
+/// an existing one only ever gets `chmod`, which works on the path.
+fn create_private(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_file() && mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                    .with_context(|| {
+                        format!("{}: making the database private (0600)", path.display())
+                    })?;
+                log::warn!(
+                    "{}: the database was readable by others (mode {mode:o}); made it private",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                // Another thread or process created it meanwhile: it is theirs now.
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => {
+                    Err(e).with_context(|| format!("{}: creating the database", path.display()))
+                }
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("{}: reading the database", path.display())),
+    }
 }
 
 /// Makes every commit so far durable against power loss: a small write

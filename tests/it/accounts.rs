@@ -319,7 +319,7 @@ fn bad_input_exits_2_with_a_message_and_adds_nothing() {
 }
 
 #[test]
-fn another_key_means_reconnect_needed_never_a_crash() {
+fn another_key_is_listed_as_reconnect_needed_and_stops_the_daemon() {
     let env = Env::new();
     add(&env, "Main Brand", "178", "brand", TOKEN_A);
     let key_file = env.path().join("secret.key");
@@ -327,17 +327,20 @@ fn another_key_means_reconnect_needed_never_a_crash() {
     let listed = accounts_ok(&env, &["list"]);
     assert!(listed.contains("reconnect needed"), "{listed}");
 
-    let daemon = env.start_polling();
-    let menu = say(&env, CHAT, ADMIN, "/settings");
-    assert!(
-        menu.text
-            .contains("Instagram account: <b>@brand</b> (reconnect needed)"),
+    // The daemon would run every chat without its account: it refuses instead
+    // (before this, it ran and showed "reconnect needed"; see tests/it/trust.rs).
+    let refused = env.run(&["run"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
         "{}",
-        menu.text
+        describe_output(&refused)
     );
-    let listed = say(&env, CHAT, ADMIN, "/accounts");
-    assert!(listed.text.contains("reconnect needed"), "{}", listed.text);
-    drop(daemon);
+    assert!(
+        stderr(&refused).contains("does not open 1 of 1 sealed"),
+        "{}",
+        describe_output(&refused)
+    );
 
     // A key file of the wrong size reads as no key at all.
     std::fs::write(&key_file, b"short").unwrap();
@@ -353,12 +356,12 @@ fn another_key_means_reconnect_needed_never_a_crash() {
     ]);
     assert_eq!(
         refused.status.code(),
-        Some(1),
+        Some(2),
         "{}",
         describe_output(&refused)
     );
     assert!(
-        stderr(&refused).contains("not 32 bytes"),
+        stderr(&refused).contains("is 5 bytes, not 32"),
         "{}",
         describe_output(&refused)
     );

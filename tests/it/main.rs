@@ -14,5 +14,6 @@ mod publishing;
 mod resilience;
 mod settings_menu;
 mod support;
+mod trust;
 mod web;
 mod wizard;

@@ -1,7 +1,7 @@
 //! A running `storyline run` process: signals, waits with deadlines, and a SIGKILL on
 //! Drop so a failing test never leaves a daemon behind.
 
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// How long `terminate` waits for a clean exit after SIGTERM.
@@ -23,7 +23,9 @@ impl Daemon {
     /// Sends a signal by name ("TERM", "INT", "HUP", ...).
     pub fn signal(&self, name: &str) {
         let pid = self.pid();
-        assert!(send_signal(pid, name), "kill -{name} {pid} failed");
+        if let Err(e) = send_signal(pid, name) {
+            panic!("sending SIG{name} to storyline (pid {pid}): {e}");
+        }
     }
 
     /// SIGKILL, as a power cut would; waits for the process to be gone.
@@ -79,12 +81,25 @@ impl Drop for Daemon {
     }
 }
 
-/// Signals a process with kill(1), since the tests have no libc; false when kill
-/// failed (the process is already gone, for one).
-pub fn send_signal(pid: u32, name: &str) -> bool {
-    Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|status| status.success())
+/// Signals a process with kill(2), so the tests need no `kill` program (a
+/// minimal Debian has none); the error says why it failed (the process is
+/// already gone, for one).
+pub fn send_signal(pid: u32, name: &str) -> Result<(), String> {
+    let signal = match name {
+        "TERM" => libc::SIGTERM,
+        "INT" => libc::SIGINT,
+        "HUP" => libc::SIGHUP,
+        "KILL" => libc::SIGKILL,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "USR1" => libc::SIGUSR1,
+        other => return Err(format!("unknown signal name {other:?}")),
+    };
+    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} is out of range"))?;
+    // SAFETY: kill(2) only sends a signal; it touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
 }

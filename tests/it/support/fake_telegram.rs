@@ -313,6 +313,15 @@ impl FakeTelegram {
         update_id
     }
 
+    /// A week without updates passes: Telegram has dropped what was pending (it
+    /// keeps updates 24 hours) and picks the next id at random, possibly below
+    /// the bot's offset; here it is `next`.
+    pub fn restart_update_ids(&self, next: i64) {
+        let mut state = self.shared.lock();
+        state.updates.clear();
+        state.next_update_id = next;
+    }
+
     /// Queues any update; its `update_id` is overwritten with the next one, returned.
     pub fn push_raw_update(&self, update: Value) -> i64 {
         assert!(update.is_object(), "an update is a JSON object: {update}");
@@ -523,7 +532,7 @@ impl State {
 
     fn push_update(&mut self, mut update: Value) -> i64 {
         let update_id = self.next_update_id;
-        self.next_update_id += 1;
+        self.next_update_id = self.next_update_id.saturating_add(1);
         update["update_id"] = json!(update_id);
         self.updates.push_back(update);
         update_id
@@ -604,7 +613,12 @@ impl State {
 
     /// Forgets the updates an offset confirms; a negative offset keeps only that many
     /// of the newest updates, as in the real API.
+    /// An offset above every id issued so far (after `restart_update_ids`)
+    /// belongs to the old sequence and confirms nothing pending.
     fn confirm(&mut self, offset: i64) {
+        if offset > self.next_update_id {
+            return;
+        }
         if offset > 0 {
             self.updates
                 .retain(|update| update["update_id"].as_i64().unwrap_or(0) >= offset);

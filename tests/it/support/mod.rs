@@ -214,7 +214,9 @@ level = "debug"
         match receiver.recv_timeout(RUN_DEADLINE) {
             Ok(output) => output.expect("wait for storyline"),
             Err(_) => {
-                daemon::send_signal(pid, "KILL");
+                if let Err(e) = daemon::send_signal(pid, "KILL") {
+                    eprintln!("could not kill storyline (pid {pid}): {e}");
+                }
                 let output = receiver.recv().ok().and_then(Result::ok);
                 panic!(
                     "storyline {args:?} did not finish within {RUN_DEADLINE:?}; output: {}",
