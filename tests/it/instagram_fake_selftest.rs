@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use storyline::config::Secret;
 use storyline::instagram::{
-    ContainerStatus, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
+    Call, ContainerStatus, ErrorAction, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
 };
 
 use crate::support::{FakeInstagram, IgFault};
@@ -262,7 +262,8 @@ fn containers_end_in_error_or_expired_with_the_reason() {
         let error = graph
             .publish(IG_USER, &token(), &container_id)
             .expect_err("a failed container cannot be published");
-        assert!(!error.is_not_ready() && !error.is_transient(), "{error}");
+        assert!(!error.is_not_ready(), "{error}");
+        assert_eq!(error.action(Call::Publish), ErrorAction::GiveUp, "{error}");
         assert!(error
             .plain_words()
             .starts_with("Instagram refused the request"));
@@ -333,7 +334,8 @@ fn the_quota_is_reported_and_enforced() {
         .publish(IG_USER, &token(), &container_id)
         .expect_err("at the limit");
     assert_eq!(api_code(&error), (400, Some(9), Some(2_207_042)));
-    assert!(!error.is_transient() && !error.is_rate_limited());
+    assert!(!error.is_rate_limited());
+    assert_eq!(error.action(Call::Publish), ErrorAction::GiveUp);
     assert!(
         error.plain_words().contains("limit of posts"),
         "{}",
@@ -358,7 +360,8 @@ fn token_problems_are_error_190() {
         .publishing_limit(IG_USER, &wrong)
         .expect_err("unknown token");
     assert_eq!(api_code(&error), (400, Some(190), None));
-    assert!(error.is_token_problem() && !error.is_transient());
+    assert!(error.is_token_problem());
+    assert_eq!(error.action(Call::Other), ErrorAction::GiveUp);
     assert_eq!(
         error.plain_words(),
         "Instagram says the access token is no longer valid; reconnect the account."
@@ -398,7 +401,7 @@ fn outages_are_transient() {
     ig.fail_next("content_publishing_limit", 1, IgFault::Status(502));
     let error = graph.publishing_limit(IG_USER, &token()).unwrap_err();
     assert_eq!(api_code(&error), (502, None, None));
-    assert!(error.is_transient(), "{error}");
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry, "{error}");
     assert_eq!(
         error.plain_words(),
         "Instagram had a problem on its side (HTTP 502); try again later."
@@ -407,7 +410,7 @@ fn outages_are_transient() {
     ig.fail_next("*", 1, IgFault::Garbage);
     let error = graph.profile(&token()).unwrap_err();
     assert!(matches!(error, GraphError::Garbage(_)), "{error:?}");
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
 
     ig.fail_next(
         "media_publish",
@@ -420,7 +423,8 @@ fn outages_are_transient() {
         },
     );
     let error = graph.publish(IG_USER, &token(), "1").unwrap_err();
-    assert!(error.is_rate_limited() && error.is_transient(), "{error}");
+    assert!(error.is_rate_limited(), "{error}");
+    assert_eq!(error.action(Call::Publish), ErrorAction::Retry, "{error}");
 
     let impatient = Graph::with_timeout(&ig.url(), &ig.url(), Duration::from_millis(300));
     ig.fail_next("/me", 1, IgFault::Slow(Duration::from_secs(5)));
@@ -432,7 +436,7 @@ fn outages_are_transient() {
         "{:?}",
         started.elapsed()
     );
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
     assert_eq!(
         error.plain_words(),
         "Instagram could not be reached (timed out)."
@@ -442,7 +446,7 @@ fn outages_are_transient() {
     let unreachable = Graph::new(&dead, &dead);
     let error = unreachable.profile(&token()).unwrap_err();
     assert!(matches!(error, GraphError::Network(_)), "{error:?}");
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
     assert!(error
         .plain_words()
         .starts_with("Instagram could not be reached ("));
