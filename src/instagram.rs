@@ -366,10 +366,6 @@ impl GraphError {
                     "Instagram is limiting requests right now; try again later.".to_string()
                 } else if self.is_not_ready() {
                     "Instagram has not finished processing the media yet.".to_string()
-                } else if *subcode == Some(SUBCODE_DAILY_LIMIT) {
-                    "Instagram says the account has reached its limit of posts for the last \
-                     24 hours."
-                        .to_string()
                 } else if *http_status >= 500 {
                     format!("Instagram had a problem on its side (HTTP {http_status}); try again later.")
                 } else {
@@ -383,6 +379,10 @@ impl GraphError {
     /// Storyline's sentence for the errors whose own words do not say what helps.
     fn explanation(&self) -> Option<&'static str> {
         let text = match (self.code(), self.subcode()) {
+            (_, Some(SUBCODE_DAILY_LIMIT)) => {
+                "Instagram says the account has reached its limit of posts for the last 24 \
+                 hours."
+            }
             (_, Some(2_207_051)) => {
                 "Instagram blocked the post: it restricts activity it takes for spam. \
                  Storyline does not try again, so as not to deepen the block; post this \
@@ -1374,7 +1374,8 @@ mod tests {
                     "Application request limit reached",
                 ),
                 [false, false, false, false],
-                "Instagram says the account has reached its limit of posts for the last 24 hours.",
+                "Instagram says the account has reached its limit of posts for the last 24 hours. \
+                 Instagram said: “Application request limit reached”",
             ),
             (
                 api(400, Some(100), None, "The aspect ratio is not supported."),

@@ -16,7 +16,7 @@ use storyline::instagram::{
     Call, ContainerStatus, ErrorAction, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
 };
 
-use crate::support::{FakeInstagram, IgFault};
+use crate::support::{FakeInstagram, IgFault, MetaError};
 
 const IG_TOKEN: &str = "IGAA-test-SECRET-long-lived";
 const IG_USER: &str = "17841400000000042";
@@ -177,7 +177,7 @@ fn a_story_is_published_after_the_fake_downloads_it() {
     // What went over the wire: the token in a POST's body, never in its URL.
     let create = &ig.calls_to("/media")[0];
     assert_eq!(create.method, "POST");
-    assert_eq!(create.path, format!("/{IG_USER}/media"));
+    assert_eq!(create.path, format!("/v26.0/{IG_USER}/media"));
     assert_eq!(create.params["media_type"], json!("STORIES"));
     assert_eq!(create.params["image_url"], json!(image_url));
     assert_eq!(create.params["access_token"], json!(IG_TOKEN));
@@ -462,6 +462,121 @@ fn outages_are_transient() {
 }
 
 #[test]
+fn every_meta_error_row_reaches_the_client_as_instagram_sends_it() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let story = StoryMedia::Image(media.url("/story.jpg"));
+    for row in MetaError::all() {
+        ig.fail_next("/media", 1, IgFault::Meta(*row));
+        let error = graph
+            .create_story_container(IG_USER, &token(), &story)
+            .expect_err("a scripted error row");
+        let GraphError::Api {
+            http_status,
+            code,
+            subcode,
+            transient,
+            user_message,
+            ..
+        } = &error
+        else {
+            panic!("expected an API error, got {error:?}");
+        };
+        assert_eq!(
+            (*http_status, *code, *subcode),
+            (400, Some(row.code), Some(row.subcode))
+        );
+        assert_eq!(*transient, Some(row.transient), "{error}");
+        assert_eq!(user_message.as_deref(), Some(row.user_message), "{error}");
+        // A story given up on goes to people with Instagram's own sentence.
+        if error.action(Call::CreateContainer) == ErrorAction::GiveUp {
+            let words = error.plain_words();
+            assert!(words.contains(row.user_message), "{error}: {words}");
+        }
+    }
+    assert!(
+        ig.fetched_media().is_empty(),
+        "a scripted error answers before any download"
+    );
+
+    // The raw answer, field by field, as the reference's sample shows it.
+    ig.fail_next("/media", 1, IgFault::Meta(MetaError::row(4, 2_207_051)));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{}/v26.0/{IG_USER}/media", ig.url()))
+        .send_form([("media_type", "STORIES"), ("access_token", IG_TOKEN)])
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.body_mut().read_json().expect("JSON");
+    let error = &body["error"];
+    let mut keys: Vec<&str> = error
+        .as_object()
+        .expect("an error object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "code",
+            "error_subcode",
+            "error_user_msg",
+            "error_user_title",
+            "fbtrace_id",
+            "is_transient",
+            "message",
+            "type"
+        ]
+    );
+    assert_eq!(
+        (&error["type"], &error["code"], &error["error_subcode"]),
+        (&json!("OAuthException"), &json!(4), &json!(2_207_051))
+    );
+}
+
+#[test]
+fn node_calls_carry_the_pinned_version_and_token_calls_none() {
+    let (ig, graph) = fake();
+    let app_secret = Secret::new(APP_SECRET);
+    graph.profile(&token()).expect("profile");
+    graph
+        .publishing_limit(IG_USER, &token())
+        .expect("publishing limit");
+    graph.refresh_token(&token()).expect("refresh");
+    ig.expect_code("AQB-code-2");
+    let short = graph
+        .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-code-2")
+        .expect("code exchange");
+    graph
+        .long_lived_token(&app_secret, &short.token)
+        .expect("long-lived token");
+    // The hourly refresh of the daemon, configured as storyline.toml's graph_url is.
+    let refresh = storyline::accounts::GraphRefresh::new(&format!(
+        "{}/{}",
+        ig.url(),
+        storyline::instagram::GRAPH_API_VERSION
+    ));
+    refresh.refresh(&token()).expect("daemon refresh");
+
+    let paths: Vec<String> = ig.calls().into_iter().map(|call| call.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v26.0/me".to_string(),
+            format!("/v26.0/{IG_USER}/content_publishing_limit"),
+            "/refresh_access_token".to_string(),
+            "/oauth/access_token".to_string(),
+            "/access_token".to_string(),
+            "/refresh_access_token".to_string(),
+        ]
+    );
+}
+
+#[test]
 fn refresh_gives_a_new_token_and_keeps_the_old_one() {
     let (ig, graph) = fake();
     let (fresh, expires_in) = graph.refresh_token(&token()).expect("refresh");
@@ -667,7 +782,7 @@ fn wait_for_lists_the_calls_when_it_times_out() {
     let (ig, graph) = fake();
     graph.profile(&token()).expect("profile");
     let (index, call) = ig.wait_for(0, Duration::from_secs(5), |call| {
-        call.path == "/me" && call.status == Some(200)
+        call.path == "/v26.0/me" && call.status == Some(200)
     });
     assert_eq!((index, call.method.as_str()), (0, "GET"));
 
@@ -678,5 +793,5 @@ fn wait_for_lists_the_calls_when_it_times_out() {
     }));
     let panic = outcome.expect_err("nothing was published");
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(message.contains("#0 GET /me (200)"), "{message}");
+    assert!(message.contains("#0 GET /v26.0/me (200)"), "{message}");
 }
