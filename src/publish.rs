@@ -23,8 +23,7 @@ use log::{info, warn};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::accounts::{self, AccountChoice, TokenState};
-use crate::config::Config;
-use crate::config::Secret;
+use crate::config::{Config, Secret};
 use crate::convert::{self, Check};
 use crate::daemon::sleep_unless;
 use crate::db::queue::{self, QueueRow};
