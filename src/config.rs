@@ -109,7 +109,7 @@ pub struct InstagramConfig {
     pub app_secret: Option<Secret>,
     /// Without a trailing slash.
     pub api_url: String,
-    /// Without a trailing slash.
+    /// With the Graph API version (`…/v26.0`) and without a trailing slash.
     pub graph_url: String,
 }
 
@@ -397,11 +397,13 @@ impl Checker<'_> {
                     instagram.api_url,
                     "https://api.instagram.com",
                 ),
-                graph_url: self.url(
+                // Without a version, the pinned one is added: the API version never
+                // floats with whatever Instagram serves to unversioned calls.
+                graph_url: crate::instagram::versioned_graph_url(&self.url(
                     "instagram.graph_url",
                     instagram.graph_url,
-                    "https://graph.instagram.com",
-                ),
+                    crate::instagram::DEFAULT_GRAPH_URL,
+                )),
             },
             defaults: Defaults {
                 dry_run_mode: defaults.dry_run_mode.unwrap_or(true),
@@ -1053,7 +1055,7 @@ level = "DEBUG"
                 "app_id = \"\"  # not set",
                 "app_secret = \"\"  # not set (file or STORYLINE_INSTAGRAM_APP_SECRET)",
                 "api_url = \"https://api.instagram.com\"",
-                "graph_url = \"https://graph.instagram.com\"",
+                "graph_url = \"https://graph.instagram.com/v26.0\"",
                 "dry_run_mode = true",
                 "enable_instagram_api = false",
                 "posts_per_day = 3",
@@ -1199,6 +1201,18 @@ level = "DEBUG"
             text: "[instagram]\ngraph_url = \"https://\"\n",
             env: &[],
             want: Want::Error("storyline.toml:2: instagram.graph_url = \"https://\" has no host after the scheme"),
+        },
+        Case {
+            name: "graph url keeps its own api version, or gets the pinned one",
+            text: "[instagram]\ngraph_url = \"https://graph.instagram.com/v25.0/\"\napi_url = \"http://127.0.0.1:9/\"\n",
+            env: &[],
+            want: Want::Renders(&["graph_url = \"https://graph.instagram.com/v25.0\"", "api_url = \"http://127.0.0.1:9\""]),
+        },
+        Case {
+            name: "graph url without a version gets the pinned one",
+            text: "[instagram]\ngraph_url = \"http://127.0.0.1:9/\"\n",
+            env: &[],
+            want: Want::Renders(&["graph_url = \"http://127.0.0.1:9/v26.0\""]),
         },
         Case {
             name: "bad public url",
@@ -1374,7 +1388,7 @@ level = "DEBUG"
             app_id = "987654"
             app_secret = "********"
             api_url = "https://api.instagram.com"
-            graph_url = "https://graph.instagram.com"
+            graph_url = "https://graph.instagram.com/v26.0"
 
             [defaults]
             dry_run_mode = false

@@ -6,6 +6,15 @@
 //! `api.instagram.com` for the one OAuth call that turns an authorization code into a
 //! short-lived token. Both are configurable so the tests can point them at a fake.
 //!
+//! The Graph API version is pinned (`GRAPH_API_VERSION`, checked against Meta's Graph
+//! API changelog and the Instagram `/me` reference, which show v26.0): every node and
+//! edge call goes to `graph.instagram.com/v26.0/…`. The two token calls the reference
+//! shows without a version — `GET /access_token` and `GET /refresh_access_token` — go
+//! to the bare host, and the code exchange to `api.instagram.com/oauth/access_token`.
+//!
+//! What to do about a failed call (try again, make a new container, ask the chat, or
+//! give up) is decided in one place, `error_action`, from Meta's error tables.
+//!
 //! Tokens travel in the `access_token` form field of a POST and in the query string of
 //! a GET, so they are part of some URLs. Every error text is therefore built here, and
 //! every secret of the call (token, app secret, authorization code) is removed from
@@ -29,16 +38,24 @@ const DEFAULT_QUOTA_TOTAL: u32 = 25;
 const LONG_LIVED_TOKEN_SECS: i64 = 60 * 24 * 3600;
 /// Longest error message kept from Instagram, so a chat message stays readable.
 const MAX_MESSAGE_CHARS: usize = 300;
+/// The message of an error answer that carried none.
+const NO_MESSAGE: &str = "no message";
 
-/// Instagram's error codes and subcodes that callers branch on.
+/// The Graph API version this client was checked against: the latest in Meta's Graph
+/// API changelog (v26.0, introduced 29 July 2026) and the one the Instagram Platform
+/// `/me` reference uses in its request syntax.
+pub const GRAPH_API_VERSION: &str = "v26.0";
+/// `[instagram] graph_url` when storyline.toml leaves it out.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.instagram.com/v26.0";
+
+/// Instagram's error codes and subcodes that the texts for people branch on; what to
+/// do about each is `error_action`'s job.
 const CODE_TOKEN: i64 = 190;
 const CODE_NOT_READY: i64 = 9007;
 const SUBCODE_NOT_READY: i64 = 2_207_027;
 const SUBCODE_TOKEN_EXPIRED: i64 = 463;
 const SUBCODE_DAILY_LIMIT: i64 = 2_207_042;
-const CODES_RATE_LIMIT: &[i64] = &[4, 17, 32, 613];
-/// "Unknown error" and "service temporarily unavailable": documented as retryable.
-const CODES_TEMPORARY: &[i64] = &[1, 2];
+const CODES_RATE_LIMIT: &[i64] = &[4, 17, 32, 341, 613, 80_002];
 
 // ---- what we read and send -------------------------------------------------------
 
@@ -133,6 +150,10 @@ pub enum GraphError {
         code: Option<i64>,
         subcode: Option<i64>,
         message: String,
+        /// `is_transient`, when Instagram said whether trying again may help.
+        transient: Option<bool>,
+        /// `error_user_msg`: Instagram's own sentence for a person, when it sent one.
+        user_message: Option<String>,
     },
     /// No answer: refused, reset, DNS, TLS.
     Network(String),
@@ -141,15 +162,160 @@ pub enum GraphError {
     Garbage(String),
 }
 
+/// What to do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorAction {
+    /// Make the same call again after a delay, with the same container.
+    Retry,
+    /// Start over with a new container: Instagram cannot use this one.
+    Recreate,
+    /// The story may be live already: the chat decides (a publish without an answer).
+    Ask,
+    /// Stop: a person posts the story, shown Instagram's own reason.
+    GiveUp,
+}
+
+/// The call that failed, for the one case where it changes the action: a publish that
+/// got no answer may have published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    CreateContainer,
+    ContainerStatus,
+    Publish,
+    /// Quota, profile and token calls.
+    Other,
+}
+
+/// What to do about an error answer, from its `code`, `error_subcode` and
+/// `is_transient`: the one place that knows Meta's error tables. Pure.
+///
+/// Where each row comes from (read in the stored copies of Meta's documentation):
+/// - [IG] "Error Codes", Instagram Platform reference,
+///   developers.facebook.com/documentation/instagram-platform/instagram-graph-api/reference/error-codes
+///   (updated 2 June 2026), the content-publishing table. Read there with code, subcode,
+///   message and recommended solution: -2/2207003, -2/2207020, -1/2207001, -1/2207032,
+///   -1/2207053, 1/2207057, 4/2207051, 9/2207042, and 36000/2207004 (its sample answer).
+/// - [IG text] the next four rows of that table, whose recommended solutions were legible
+///   in the stored copy (developers.secure.facebook.com/docs/instagram-api/reference/error-codes)
+///   but whose code and subcode were not; those come from copies of the table quoted in
+///   public code: 24/2207006, 24/2207008, 25/2207050, 100/2207023.
+/// - [copy] rows not legible in the stored reference at all, known only from those
+///   copies: 100/2207028, 100/2207035–2207037, 100/2207040, 352/2207026, 9004/2207052,
+///   9007/2207027, 36001/2207005, 36003/2207009, 36004/2207010.
+/// - [Graph] "Handling Errors", Graph API guide,
+///   developers.facebook.com/docs/graph-api/guides/error-handling: codes 1, 2, 3, 4, 10,
+///   17, 102, 190, 200–299, 341, 368, 506.
+/// - [none] not found in the stored reference, our own call: rate-limit codes 32, 613 and
+///   80002, code 100 without a listed subcode, and what to do with rows not listed.
+pub fn error_action(
+    code: Option<i64>,
+    subcode: Option<i64>,
+    is_transient: Option<bool>,
+) -> ErrorAction {
+    use ErrorAction::{GiveUp, Recreate, Retry};
+    // A subcode names its row whatever code comes with it: code 4 alone is a rate
+    // limit, but 4/2207051 is an anti-spam block.
+    let by_subcode = match subcode {
+        // [IG] -2 "It takes too long to download the media." → "Try again."
+        Some(2_207_003) => Some(Retry),
+        // [IG] -2 "The media you are trying to access has expired." → a new container.
+        Some(2_207_020) => Some(Recreate),
+        // [IG] -1 "Instagram server error. Try again."
+        Some(2_207_001) => Some(Retry),
+        // [IG] -1 "Create media fail, please try to re-create media".
+        Some(2_207_032) => Some(Recreate),
+        // [IG] -1 "unknown upload error" → "Generate a new container".
+        Some(2_207_053) => Some(Recreate),
+        // [IG] 1 thumbnail offset out of bounds: Storyline sends none; a retry repeats it.
+        Some(2_207_057) => Some(GiveUp),
+        // [IG] 4 "We restrict certain activity to protect our community": suspected spam.
+        // Never retried, since pushing against an anti-spam block only deepens it.
+        Some(2_207_051) => Some(GiveUp),
+        // [IG] 9 the daily publishing limit → "try again the following day".
+        Some(2_207_042) => Some(GiveUp),
+        // [IG text] 24 media not found: "possible permission error due to missing
+        // permission or expired token. Generate a new container".
+        Some(2_207_006) => Some(Recreate),
+        // [IG text] 24 media builder expired: "Try again 1–2 times in the next 30 seconds
+        // to 2 minutes. If unsuccessful, generate a new container ID": retried, and the
+        // publisher makes a new container when its retries run out.
+        Some(2_207_008) => Some(Retry),
+        // [IG text] 25 the account is inactive, checkpointed or restricted: only its
+        // owner can fix that, in the Instagram app.
+        Some(2_207_050) => Some(GiveUp),
+        // [IG text] 100 unknown media type; [copy] 100 carousel size, product tags and
+        // @-tags: requests Storyline never makes, so nothing a retry could change.
+        Some(2_207_023 | 2_207_028 | 2_207_035 | 2_207_036 | 2_207_037 | 2_207_040) => Some(GiveUp),
+        // [copy] 352 video format not supported (MOV or MP4).
+        Some(2_207_026) => Some(GiveUp),
+        // [copy] 9004 "media could not be fetched from this URI": Instagram could not
+        // reach Storyline's web page. One new container covers a passing outage of the
+        // Pi's connection; a wrong public_url fails again and is then reported.
+        Some(2_207_052) => Some(Recreate),
+        // [copy] 9007 media not ready for publishing: publish again a little later.
+        Some(2_207_027) => Some(Retry),
+        // [IG] 36000 image too large; [copy] 36001 image format, 36003 aspect ratio,
+        // 36004 caption too long: the file itself has to change.
+        Some(2_207_004 | 2_207_005 | 2_207_009 | 2_207_010) => Some(GiveUp),
+        _ => None,
+    };
+    if let Some(action) = by_subcode {
+        return action;
+    }
+    match code {
+        // [Graph] 1 "API Unknown" and 2 "API Service": a temporary issue, wait and retry.
+        Some(1 | 2) => Retry,
+        // [Graph] 4, 17 and 341: throttling, wait and retry. [none] 32, 613 and 80002 are
+        // rate limits too.
+        Some(4 | 17 | 32 | 341 | 613 | 80_002) => Retry,
+        // [copy] 9007 without its subcode: not ready yet. 9004: the fetch failed.
+        Some(9007) => Retry,
+        Some(9004) => Recreate,
+        // [Graph] 3 capability, 10 and 200–299 permission, 102 session, 190 token: the
+        // account must be reconnected (or the app fixed); repeating changes nothing.
+        Some(3 | 10 | 102 | 190 | 200..=299) => GiveUp,
+        // [Graph] 368 "temporarily blocked for policies violations" says to wait and
+        // retry; within one story's minutes that only repeats the blocked action, so a
+        // person decides.
+        Some(368) => GiveUp,
+        // [Graph] 506 duplicate post. [none] 100 invalid parameter: the request is wrong.
+        Some(100 | 506) => GiveUp,
+        // [none] Any other answer: Instagram's own `is_transient` decides; without it,
+        // give up rather than repeat blindly.
+        _ if is_transient == Some(true) => Retry,
+        _ => GiveUp,
+    }
+}
+
 impl GraphError {
+    /// What to do about this error at `call`: `error_action` for Instagram's error
+    /// answers; for no answer, or a bare gateway error, try again — except after a
+    /// publish, which may have gone through, so the chat is asked.
+    pub fn action(&self, call: Call) -> ErrorAction {
+        let no_answer = if call == Call::Publish {
+            ErrorAction::Ask
+        } else {
+            ErrorAction::Retry
+        };
+        match self {
+            GraphError::Api {
+                code,
+                subcode,
+                transient,
+                ..
+            } if code.is_some() || subcode.is_some() => error_action(*code, *subcode, *transient),
+            GraphError::Api {
+                http_status: 429, ..
+            } => ErrorAction::Retry,
+            GraphError::Api { http_status, .. } if *http_status >= 500 => no_answer,
+            GraphError::Api { transient, .. } => error_action(None, None, *transient),
+            GraphError::Network(_) | GraphError::Timeout | GraphError::Garbage(_) => no_answer,
+        }
+    }
+
     /// The token expired or was revoked: only reconnecting the account helps.
     pub fn is_token_problem(&self) -> bool {
         self.code() == Some(CODE_TOKEN)
-    }
-
-    /// The container is not ready to publish yet; publishing again later may work.
-    pub fn is_not_ready(&self) -> bool {
-        self.code() == Some(CODE_NOT_READY) || self.subcode() == Some(SUBCODE_NOT_READY)
     }
 
     pub fn is_rate_limited(&self) -> bool {
@@ -161,23 +327,8 @@ impl GraphError {
         }
     }
 
-    /// Worth trying again later: an outage or a rate limit rather than a refusal. A
-    /// timeout or network error at `publish` leaves the outcome unknown, though: the
-    /// caller must not simply repeat a publish.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            GraphError::Api {
-                http_status, code, ..
-            } => {
-                *http_status >= 500
-                    || self.is_rate_limited()
-                    || code.is_some_and(|c| CODES_TEMPORARY.contains(&c))
-            }
-            GraphError::Network(_) | GraphError::Timeout | GraphError::Garbage(_) => true,
-        }
-    }
-
-    /// A sentence for a person in the chat, saying what happened and what helps.
+    /// A sentence for a person in the chat, saying what happened and what helps; where
+    /// Storyline explains an error, Instagram's own words follow.
     pub fn plain_words(&self) -> String {
         match self {
             GraphError::Timeout => "Instagram could not be reached (timed out).".to_string(),
@@ -206,24 +357,91 @@ impl GraphError {
                         "Instagram says the access token is no longer valid; reconnect the account."
                             .to_string()
                     }
+                } else if let Some(explained) = self.explanation() {
+                    match self.instagram_words() {
+                        Some(words) => format!("{explained} Instagram said: “{words}”"),
+                        None => explained.to_string(),
+                    }
                 } else if self.is_rate_limited() {
                     "Instagram is limiting requests right now; try again later.".to_string()
                 } else if self.is_not_ready() {
                     "Instagram has not finished processing the media yet.".to_string()
-                } else if *subcode == Some(SUBCODE_DAILY_LIMIT) {
-                    "Instagram says the account has reached its limit of posts for the last \
-                     24 hours."
-                        .to_string()
                 } else if *http_status >= 500 {
                     format!("Instagram had a problem on its side (HTTP {http_status}); try again later.")
                 } else {
-                    format!(
-                        "Instagram refused the request: {}.",
-                        without_period(message)
-                    )
+                    let words = self.instagram_words().unwrap_or(message);
+                    format!("Instagram refused the request: {}.", without_period(words))
                 }
             }
         }
+    }
+
+    /// Storyline's sentence for the errors whose own words do not say what helps.
+    fn explanation(&self) -> Option<&'static str> {
+        let text = match (self.code(), self.subcode()) {
+            (_, Some(SUBCODE_DAILY_LIMIT)) => {
+                "Instagram says the account has reached its limit of posts for the last 24 \
+                 hours."
+            }
+            (_, Some(2_207_051)) => {
+                "Instagram blocked the post: it restricts activity it takes for spam. \
+                 Storyline does not try again, so as not to deepen the block; post this \
+                 story by hand, and if it is not spam, tell Instagram in its app."
+            }
+            (_, Some(2_207_050)) => {
+                "Instagram says the account is inactive, checkpointed or restricted; sign in \
+                 to the Instagram app and do what it asks."
+            }
+            (_, Some(2_207_001)) => "Instagram kept failing with a server error.",
+            (_, Some(2_207_003)) => {
+                "Instagram took too long to download the media from Storyline's web page."
+            }
+            (_, Some(2_207_052)) | (Some(9004), None) => {
+                "Instagram could not download the media from Storyline's web page; check \
+                 that [web] public_url is reachable from the internet."
+            }
+            (_, Some(2_207_006 | 2_207_008 | 2_207_020 | 2_207_032 | 2_207_053)) => {
+                "Instagram could not use the uploaded media, not even after a new upload."
+            }
+            (_, Some(2_207_026)) => "Instagram does not take this video format (MP4 or MOV).",
+            (_, Some(2_207_004)) => "The image is too large for Instagram (8 MiB at most).",
+            (_, Some(2_207_005)) => "Instagram does not take this image format.",
+            (_, Some(2_207_009)) => "Instagram does not take this aspect ratio.",
+            (Some(10 | 200..=299), _) => {
+                "Instagram says the app lacks a permission for this; reconnect the account \
+                 and allow content publishing."
+            }
+            (Some(368), _) => {
+                "Instagram has blocked this activity for a while for a policy reason; \
+                 Storyline does not push it."
+            }
+            _ => return None,
+        };
+        Some(text)
+    }
+
+    /// Instagram's own sentence: its message for people if it sent one, else its message;
+    /// `None` when the error carried no words of Instagram's.
+    fn instagram_words(&self) -> Option<&str> {
+        match self {
+            GraphError::Api {
+                http_status,
+                message,
+                user_message,
+                ..
+            } => user_message
+                .as_deref()
+                .or(Some(message.as_str()))
+                .filter(|words| {
+                    *words != NO_MESSAGE && *words != format!("HTTP {http_status}").as_str()
+                }),
+            _ => None,
+        }
+    }
+
+    /// The container is not ready to publish yet.
+    pub fn is_not_ready(&self) -> bool {
+        self.code() == Some(CODE_NOT_READY) || self.subcode() == Some(SUBCODE_NOT_READY)
     }
 
     fn code(&self) -> Option<i64> {
@@ -248,17 +466,44 @@ impl GraphError {
                 code,
                 subcode,
                 message,
+                transient,
+                user_message,
             } => GraphError::Api {
                 http_status,
                 code,
                 subcode,
                 message: redact(&message, secrets),
+                transient,
+                user_message: user_message.map(|words| redact(&words, secrets)),
             },
             GraphError::Network(detail) => GraphError::Network(redact(&detail, secrets)),
             GraphError::Garbage(detail) => GraphError::Garbage(redact(&detail, secrets)),
             GraphError::Timeout => GraphError::Timeout,
         }
     }
+}
+
+impl ContainerStatus {
+    /// What to do about a container that ended in ERROR or EXPIRED. The `status` text
+    /// may name the error's subcode, which `error_action` then reads; a container that
+    /// failed is used up, so trying again means a new one.
+    pub fn failure_action(&self) -> ErrorAction {
+        if self.code == StatusCode::Expired {
+            return ErrorAction::Recreate;
+        }
+        let subcode = self.detail.as_deref().and_then(subcode_in_text);
+        match error_action(None, subcode, None) {
+            ErrorAction::Retry => ErrorAction::Recreate,
+            action => action,
+        }
+    }
+}
+
+/// The first content-publishing subcode (2207xxx) in a text.
+fn subcode_in_text(text: &str) -> Option<i64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|digits| digits.len() == 7 && digits.starts_with("2207"))
+        .and_then(|digits| digits.parse().ok())
 }
 
 impl fmt::Display for GraphError {
@@ -269,6 +514,7 @@ impl fmt::Display for GraphError {
                 code,
                 subcode,
                 message,
+                ..
             } => {
                 write!(f, "Instagram error")?;
                 if let Some(code) = code {
@@ -294,7 +540,10 @@ impl std::error::Error for GraphError {}
 #[derive(Clone)]
 pub struct Graph {
     agent: ureq::Agent,
+    /// With the API version, for node and edge calls.
     graph_url: String,
+    /// Without it, for the token calls the reference shows unversioned.
+    graph_root: String,
     api_url: String,
 }
 
@@ -307,9 +556,44 @@ impl fmt::Debug for Graph {
     }
 }
 
+/// `graph_url` with its API version: as it is when it ends in one (`…/v25.0`), else with
+/// `GRAPH_API_VERSION` added, so the version is pinned whatever storyline.toml says.
+pub fn versioned_graph_url(graph_url: &str) -> String {
+    let graph_url = graph_url.trim_end_matches('/');
+    if unversioned_graph_url(graph_url) != graph_url {
+        graph_url.to_string()
+    } else {
+        format!("{graph_url}/{GRAPH_API_VERSION}")
+    }
+}
+
+/// `graph_url` without a trailing API version: the base of `/access_token` and
+/// `/refresh_access_token`, which the reference calls without one.
+pub fn unversioned_graph_url(graph_url: &str) -> &str {
+    let graph_url = graph_url.trim_end_matches('/');
+    match graph_url.rsplit_once('/') {
+        Some((root, last)) if is_api_version(last) && !root.ends_with('/') => root,
+        _ => graph_url,
+    }
+}
+
+/// "v26.0", "v3": a Graph API version path segment.
+fn is_api_version(segment: &str) -> bool {
+    let Some(number) = segment.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = number.split('.');
+    let major = parts.next().unwrap_or_default();
+    let minor = parts.next();
+    !major.is_empty()
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && minor.is_none_or(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_none()
+}
+
 impl Graph {
-    /// `graph_url` is `https://graph.instagram.com` (optionally with a version),
-    /// `api_url` is `https://api.instagram.com`.
+    /// `graph_url` is `https://graph.instagram.com/v26.0` (without a version, the pinned
+    /// one is added), `api_url` is `https://api.instagram.com`.
     pub fn new(graph_url: &str, api_url: &str) -> Graph {
         Graph::with_timeout(graph_url, api_url, CALL_TIMEOUT)
     }
@@ -325,7 +609,8 @@ impl Graph {
             .new_agent();
         Graph {
             agent,
-            graph_url: graph_url.trim_end_matches('/').to_string(),
+            graph_url: versioned_graph_url(graph_url),
+            graph_root: unversioned_graph_url(graph_url).to_string(),
             api_url: api_url.trim_end_matches('/').to_string(),
         }
     }
@@ -405,7 +690,7 @@ impl Graph {
     /// Trades a long-lived token (at least 24 hours old) for a fresh one; returns it
     /// with its lifetime in seconds.
     pub fn refresh_token(&self, token: &Secret) -> Result<(Secret, i64), GraphError> {
-        let url = self.graph_path(&["refresh_access_token"]);
+        let url = format!("{}/refresh_access_token", self.graph_root);
         let answer = self.get(
             &url,
             &[
@@ -449,7 +734,7 @@ impl Graph {
         app_secret: &Secret,
         short: &Secret,
     ) -> Result<(Secret, i64), GraphError> {
-        let url = self.graph_path(&["access_token"]);
+        let url = format!("{}/access_token", self.graph_root);
         let answer = self.get(
             &url,
             &[
@@ -563,6 +848,8 @@ fn parse_answer(status: u16, body: &str) -> Result<Value, GraphError> {
             code: None,
             subcode: None,
             message: format!("HTTP {status}"),
+            transient: None,
+            user_message: None,
         });
     }
     match parsed {
@@ -575,21 +862,30 @@ fn parse_answer(status: u16, body: &str) -> Result<Value, GraphError> {
 }
 
 fn error_in(status: u16, value: &Value) -> Option<GraphError> {
-    let api_error = |code: Option<i64>, subcode: Option<i64>, message: Option<&str>| {
-        let message = message.map(str::trim).filter(|m| !m.is_empty());
-        GraphError::Api {
+    let words = |text: Option<&str>| {
+        text.map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(|text| truncate(text, MAX_MESSAGE_CHARS))
+    };
+    let api_error =
+        |code: Option<i64>, subcode: Option<i64>, message: Option<&str>| GraphError::Api {
             http_status: status,
             code,
             subcode,
-            message: truncate(message.unwrap_or("no message"), MAX_MESSAGE_CHARS),
-        }
-    };
+            message: words(message).unwrap_or_else(|| NO_MESSAGE.to_string()),
+            transient: None,
+            user_message: None,
+        };
     match value.get("error") {
-        Some(error @ Value::Object(_)) => Some(api_error(
-            int_field(error, "code"),
-            int_field(error, "error_subcode"),
-            error.get("message").and_then(Value::as_str),
-        )),
+        Some(error @ Value::Object(_)) => Some(GraphError::Api {
+            http_status: status,
+            code: int_field(error, "code"),
+            subcode: int_field(error, "error_subcode"),
+            message: words(error.get("message").and_then(Value::as_str))
+                .unwrap_or_else(|| NO_MESSAGE.to_string()),
+            transient: error.get("is_transient").and_then(Value::as_bool),
+            user_message: words(error.get("error_user_msg").and_then(Value::as_str)),
+        }),
         Some(Value::String(kind)) => Some(api_error(
             int_field(value, "code"),
             None,
@@ -795,6 +1091,21 @@ mod tests {
             code,
             subcode,
             message: message.to_string(),
+            transient: None,
+            user_message: None,
+        }
+    }
+
+    /// An error as Instagram sends one for the content-publishing rows: with its
+    /// message for people.
+    fn api_said(code: i64, subcode: i64, message: &str, user_message: &str) -> GraphError {
+        GraphError::Api {
+            http_status: 400,
+            code: Some(code),
+            subcode: Some(subcode),
+            message: message.to_string(),
+            transient: Some(false),
+            user_message: Some(user_message.to_string()),
         }
     }
 
@@ -820,6 +1131,16 @@ mod tests {
                     Some(9007),
                     Some(2_207_027),
                     "Media ID is not available",
+                )),
+            ),
+            (
+                400,
+                r#"{"error":{"message":"The image size is too large.","type":"OAuthException","code":36000,"error_subcode":2207004,"is_transient":false,"error_user_title":"Image size too large","error_user_msg":"The image is too large to download. It should be less than 8 MiB.","fbtrace_id":"A6LJylpZRKw2xKLFsAP-cJh"}}"#,
+                Err(api_said(
+                    36000,
+                    2_207_004,
+                    "The image size is too large.",
+                    "The image is too large to download. It should be less than 8 MiB.",
                 )),
             ),
             (
@@ -1003,7 +1324,7 @@ mod tests {
 
     #[test]
     fn classification_and_plain_words() {
-        // (error, token problem, not ready, rate limited, transient, plain words)
+        // (error, [token problem, not ready, rate limited, retried], plain words)
         let cases: Vec<(GraphError, [bool; 4], &str)> = vec![
             (
                 api(
@@ -1027,7 +1348,7 @@ mod tests {
                     Some(2_207_027),
                     "Media ID is not available",
                 ),
-                [false, true, false, false],
+                [false, true, false, true],
                 "Instagram has not finished processing the media yet.",
             ),
             (
@@ -1053,7 +1374,8 @@ mod tests {
                     "Application request limit reached",
                 ),
                 [false, false, false, false],
-                "Instagram says the account has reached its limit of posts for the last 24 hours.",
+                "Instagram says the account has reached its limit of posts for the last 24 hours. \
+                 Instagram said: “Application request limit reached”",
             ),
             (
                 api(400, Some(100), None, "The aspect ratio is not supported."),
@@ -1082,13 +1404,278 @@ mod tests {
                     error.is_token_problem(),
                     error.is_not_ready(),
                     error.is_rate_limited(),
-                    error.is_transient()
+                    error.action(Call::CreateContainer) == ErrorAction::Retry
                 ],
                 [token, not_ready, rate_limited, transient],
                 "{error}"
             );
             assert_eq!(error.plain_words(), words);
         }
+    }
+
+    /// Every row of Meta's tables, as data: (code, subcode, is_transient, action). Where
+    /// each row comes from is written at `error_action`.
+    #[test]
+    fn every_error_row_has_its_action() {
+        use ErrorAction::{GiveUp, Recreate, Retry};
+        type Row = (Option<i64>, Option<i64>, Option<bool>, ErrorAction);
+        let rows: &[Row] = &[
+            // Instagram Platform › Error Codes (content publishing).
+            (Some(-2), Some(2_207_003), None, Retry),
+            (Some(-2), Some(2_207_020), None, Recreate),
+            (Some(-1), Some(2_207_001), None, Retry),
+            (Some(-1), Some(2_207_001), Some(false), Retry),
+            (Some(-1), Some(2_207_032), None, Recreate),
+            (Some(-1), Some(2_207_053), None, Recreate),
+            (Some(1), Some(2_207_057), None, GiveUp),
+            (Some(4), Some(2_207_051), None, GiveUp),
+            (Some(4), Some(2_207_051), Some(true), GiveUp),
+            (Some(9), Some(2_207_042), None, GiveUp),
+            (Some(24), Some(2_207_006), None, Recreate),
+            (Some(24), Some(2_207_008), None, Retry),
+            (Some(25), Some(2_207_050), None, GiveUp),
+            (Some(100), Some(2_207_023), None, GiveUp),
+            (Some(100), Some(2_207_028), None, GiveUp),
+            (Some(100), Some(2_207_035), None, GiveUp),
+            (Some(100), Some(2_207_036), None, GiveUp),
+            (Some(100), Some(2_207_037), None, GiveUp),
+            (Some(100), Some(2_207_040), None, GiveUp),
+            (Some(352), Some(2_207_026), None, GiveUp),
+            (Some(9004), Some(2_207_052), None, Recreate),
+            (Some(9007), Some(2_207_027), None, Retry),
+            (Some(36000), Some(2_207_004), Some(false), GiveUp),
+            (Some(36001), Some(2_207_005), None, GiveUp),
+            (Some(36003), Some(2_207_009), None, GiveUp),
+            (Some(36004), Some(2_207_010), None, GiveUp),
+            // Graph API › Handling Errors.
+            (Some(1), None, None, Retry),
+            (Some(2), None, None, Retry),
+            (Some(3), None, None, GiveUp),
+            (Some(4), None, None, Retry),
+            (Some(17), None, None, Retry),
+            (Some(341), None, None, Retry),
+            (Some(10), None, None, GiveUp),
+            (Some(102), None, None, GiveUp),
+            (Some(190), None, None, GiveUp),
+            (Some(190), Some(463), None, GiveUp),
+            (Some(200), None, None, GiveUp),
+            (Some(299), None, None, GiveUp),
+            (Some(368), None, None, GiveUp),
+            (Some(506), None, None, GiveUp),
+            // Not in the stored reference.
+            (Some(32), None, None, Retry),
+            (Some(613), None, None, Retry),
+            (Some(80_002), None, None, Retry),
+            (Some(100), None, None, GiveUp),
+            (Some(100), Some(33), Some(true), GiveUp),
+            (Some(9007), None, None, Retry),
+            (Some(9004), None, None, Recreate),
+            // Rows nobody listed: Instagram's own is_transient decides.
+            (Some(12_345), None, Some(true), Retry),
+            (Some(12_345), None, Some(false), GiveUp),
+            (Some(12_345), None, None, GiveUp),
+            (Some(-1), Some(2_207_999), Some(true), Retry),
+            (None, None, None, GiveUp),
+        ];
+        for &(code, subcode, transient, action) in rows {
+            assert_eq!(
+                error_action(code, subcode, transient),
+                action,
+                "{code:?}/{subcode:?} is_transient {transient:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_without_an_answer_is_retried_except_a_publish() {
+        use Call::{ContainerStatus, CreateContainer, Other, Publish};
+        use ErrorAction::{Ask, GiveUp, Retry};
+        let cases: Vec<(GraphError, Call, ErrorAction)> = vec![
+            (GraphError::Timeout, CreateContainer, Retry),
+            (GraphError::Timeout, Publish, Ask),
+            (GraphError::Network("reset".into()), ContainerStatus, Retry),
+            (GraphError::Network("reset".into()), Publish, Ask),
+            (GraphError::Garbage("<html>".into()), Other, Retry),
+            (GraphError::Garbage("<html>".into()), Publish, Ask),
+            (api(502, None, None, "HTTP 502"), CreateContainer, Retry),
+            (api(502, None, None, "HTTP 502"), Publish, Ask),
+            // An answer from Instagram itself says the publish did not happen.
+            (api(429, None, None, "HTTP 429"), Publish, Retry),
+            (
+                api(500, Some(2), None, "Service unavailable"),
+                Publish,
+                Retry,
+            ),
+            (
+                api(400, Some(-1), Some(2_207_001), "Server error"),
+                Publish,
+                Retry,
+            ),
+            (
+                api(400, Some(4), Some(2_207_051), "Restricted"),
+                Publish,
+                GiveUp,
+            ),
+            (api(404, None, None, "HTTP 404"), CreateContainer, GiveUp),
+        ];
+        for (error, call, action) in cases {
+            assert_eq!(error.action(call), action, "{error} at {call:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_container_is_made_again_only_when_that_can_help() {
+        use ErrorAction::{GiveUp, Recreate};
+        let failed = |code: StatusCode, detail: Option<&str>| ContainerStatus {
+            code,
+            detail: detail.map(str::to_string),
+        };
+        let cases = [
+            (failed(StatusCode::Expired, None), Recreate),
+            (
+                failed(
+                    StatusCode::Error,
+                    Some("Error: Media upload has failed with error code 2207003"),
+                ),
+                Recreate,
+            ),
+            (failed(StatusCode::Error, Some("Error: 2207052")), Recreate),
+            (failed(StatusCode::Error, Some("Error: 2207026")), GiveUp),
+            (failed(StatusCode::Error, Some("Error: 22070261")), GiveUp),
+            (failed(StatusCode::Error, Some("Error: unknown")), GiveUp),
+            (failed(StatusCode::Error, None), GiveUp),
+        ];
+        for (status, action) in cases {
+            assert_eq!(status.failure_action(), action, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn plain_words_explain_and_quote_instagram() {
+        let spam = api_said(
+            4,
+            2_207_051,
+            "Application request limit reached",
+            "We restrict certain activity to protect our community. Tell us if you think we \
+             made a mistake.",
+        );
+        assert_eq!(
+            spam.plain_words(),
+            "Instagram blocked the post: it restricts activity it takes for spam. Storyline \
+             does not try again, so as not to deepen the block; post this story by hand, and \
+             if it is not spam, tell Instagram in its app. Instagram said: “We restrict \
+             certain activity to protect our community. Tell us if you think we made a \
+             mistake.”"
+        );
+        let restricted = api_said(
+            25,
+            2_207_050,
+            "The user is restricted",
+            "Account restricted",
+        );
+        assert_eq!(
+            restricted.plain_words(),
+            "Instagram says the account is inactive, checkpointed or restricted; sign in to \
+             the Instagram app and do what it asks. Instagram said: “Account restricted”"
+        );
+        let fetch = api(
+            400,
+            Some(9004),
+            Some(2_207_052),
+            "Media download has failed.",
+        );
+        assert!(fetch.plain_words().contains("[web] public_url"));
+        assert!(fetch
+            .plain_words()
+            .ends_with("Instagram said: “Media download has failed.”"));
+        // Instagram's sentence for people wins over its message for developers.
+        let refused = api_said(
+            100,
+            2_207_023,
+            "Invalid media_type",
+            "The media type is unknown.",
+        );
+        assert_eq!(
+            refused.plain_words(),
+            "Instagram refused the request: The media type is unknown."
+        );
+        // An error that carried no words of Instagram's quotes none.
+        let bare = api(400, Some(10), None, NO_MESSAGE);
+        assert_eq!(
+            bare.plain_words(),
+            "Instagram says the app lacks a permission for this; reconnect the account and \
+             allow content publishing."
+        );
+    }
+
+    /// The content-publishing reference ("Content Publishing", Instagram Platform,
+    /// developers.facebook.com/docs/instagram-platform/content-publishing) creates
+    /// containers at `POST /<INSTAGRAM_PROFESSIONAL_ACCOUNT_ID>/media` (`<IG_ID>`), and
+    /// "Get Started" for the Instagram API with Instagram Login gets "your app user's
+    /// Instagram professional account user ID" from `GET /me?fields=user_id,username`.
+    /// The IG User reference calls `id` the app-scoped user ID, which is not that one.
+    #[test]
+    fn the_profile_keeps_user_id_which_publishing_takes() {
+        let me =
+            json!({"user_id": "17841400000000001", "username": "shop", "id": "27000000000000001"});
+        assert_eq!(
+            parse_profile(&me).map(|profile| profile.user_id),
+            Ok("17841400000000001".to_string())
+        );
+        let only_app_scoped = json!({"id": "27000000000000001", "username": "shop"});
+        assert!(
+            parse_profile(&only_app_scoped).is_err(),
+            "the app-scoped id is no stand-in for user_id"
+        );
+    }
+
+    #[test]
+    fn the_api_version_is_pinned_and_token_calls_go_without_it() {
+        // (graph_url as configured, node and edge base, token base)
+        let cases = [
+            (
+                "https://graph.instagram.com",
+                "https://graph.instagram.com/v26.0",
+                "https://graph.instagram.com",
+            ),
+            (
+                "https://graph.instagram.com/v26.0/",
+                "https://graph.instagram.com/v26.0",
+                "https://graph.instagram.com",
+            ),
+            (
+                "https://graph.instagram.com/v21.0",
+                "https://graph.instagram.com/v21.0",
+                "https://graph.instagram.com",
+            ),
+            (
+                "http://127.0.0.1:9000/",
+                "http://127.0.0.1:9000/v26.0",
+                "http://127.0.0.1:9000",
+            ),
+            (
+                "https://proxy.example/instagram",
+                "https://proxy.example/instagram/v26.0",
+                "https://proxy.example/instagram",
+            ),
+            (
+                "https://graph.instagram.com/v2x",
+                "https://graph.instagram.com/v2x/v26.0",
+                "https://graph.instagram.com/v2x",
+            ),
+            ("https://v26.0", "https://v26.0/v26.0", "https://v26.0"),
+        ];
+        for (given, versioned, root) in cases {
+            assert_eq!(versioned_graph_url(given), versioned, "{given}");
+            assert_eq!(unversioned_graph_url(given), root, "{given}");
+            let graph = Graph::new(given, "https://api.instagram.com");
+            assert_eq!(graph.graph_path(&["me"]), format!("{versioned}/me"));
+            assert_eq!(graph.graph_root, root);
+        }
+        assert_eq!(
+            DEFAULT_GRAPH_URL,
+            format!("https://graph.instagram.com/{GRAPH_API_VERSION}")
+        );
     }
 
     #[test]
@@ -1173,7 +1760,11 @@ mod tests {
                 let _ = parse_profile(&value);
             }
             if let Err(error) = parse_answer(status, &body) {
-                let _ = (error.plain_words(), error.to_string(), error.is_transient());
+                let _ = (
+                    error.plain_words(),
+                    error.to_string(),
+                    error.action(Call::Publish),
+                );
             }
         }
         // Random bodies are rarely JSON objects, so also build well-formed trees out of

@@ -5,6 +5,9 @@
 //! polling never hold up the core loop. Everything it tells a chat goes through
 //! the outbox.
 //!
+//! A failed call is tried again, or the story gets a new container, or it goes to
+//! people with Instagram's reason, as `instagram::error_action` says; retries are
+//! bounded (`RETRIES`, `MAX_CONTAINERS`), logged, and told to the chat on a fallback.
 //! A publish whose answer never came is not retried blindly: its job stays in
 //! 'publishing' (a crash) or becomes 'unknown' (a timeout), and the chat is asked.
 
@@ -20,12 +23,14 @@ use log::{info, warn};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::accounts::{self, AccountChoice, TokenState};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::convert::{self, Check};
 use crate::daemon::sleep_unless;
 use crate::db::queue::{self, QueueRow};
 use crate::db::{self, media::MediaItem};
-use crate::instagram::{Graph, GraphError, StatusCode, StoryMedia};
+use crate::instagram::{
+    Call, ContainerStatus, ErrorAction, Graph, GraphError, StatusCode, StoryMedia,
+};
 use crate::settings::{self, ChatSettings};
 use crate::signing::UrlSigner;
 use crate::telegram::{self, FileSource, Outgoing};
@@ -566,107 +571,278 @@ impl Publisher {
         } else {
             StoryMedia::Image(url)
         };
-        let container =
-            match self.with_retries(|| self.graph.create_story_container(&ig, &token, &media)) {
-                Ok(id) => id,
-                Err(e) => return Ok(Outcome::Fallback(e.plain_words())),
-            };
-        self.conn.execute(
-            "UPDATE publish_jobs SET state = 'container', container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
-            params![job.queue_id, container, db::timestamp(Utc::now())],
-        )?;
 
+        // Each pass makes a container, waits for it and publishes it; a pass ends early
+        // when Instagram cannot use the container, and then the next one starts over.
+        let mut tries = Tries::default();
+        let mut reason = String::new();
+        while tries.containers < MAX_CONTAINERS {
+            if tries.containers > 0 {
+                info!(
+                    "chat {}: {}: making a new container: {reason}",
+                    job.chat_id, item.path
+                );
+            }
+            tries.containers += 1;
+            let created = self.call_with_retries(job, &mut tries, Call::CreateContainer, || {
+                self.graph.create_story_container(&ig, &token, &media)
+            });
+            let container = match created {
+                Attempt::Done(id) => id,
+                Attempt::Stopped => return Ok(Outcome::Stopped),
+                Attempt::Failed(e, ErrorAction::Recreate) => {
+                    reason = e.plain_words();
+                    continue;
+                }
+                Attempt::Failed(e, _) => return Ok(not_published(e.plain_words(), &tries)),
+            };
+            self.conn.execute(
+                "UPDATE publish_jobs SET state = 'container', container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
+                params![job.queue_id, container, db::timestamp(Utc::now())],
+            )?;
+
+            match self.wait_for_container(&container, &token, is_video) {
+                Polled::Finished => {}
+                Polled::Published => {
+                    return Ok(Outcome::Published {
+                        media_id: None,
+                        warnings,
+                    })
+                }
+                Polled::Stopped => return Ok(Outcome::Stopped),
+                Polled::Failed(why, ErrorAction::Recreate) => {
+                    reason = why;
+                    continue;
+                }
+                Polled::Failed(why, _) => return Ok(not_published(why, &tries)),
+            }
+
+            // From here an interrupted call may have published: the state says so.
+            set_job_state(&self.conn, job.queue_id, "publishing", None)?;
+            let published = self.call_with_retries(job, &mut tries, Call::Publish, || {
+                self.graph.publish(&ig, &token, &container)
+            });
+            match published {
+                Attempt::Done(media_id) => {
+                    if tries.retries > 0 || tries.containers > 1 {
+                        info!(
+                            "chat {}: {}: published{}",
+                            job.chat_id,
+                            item.path,
+                            tries.note()
+                        );
+                    }
+                    return Ok(Outcome::Published {
+                        media_id: Some(media_id),
+                        warnings,
+                    });
+                }
+                Attempt::Failed(_, ErrorAction::Ask) => return Ok(Outcome::Unknown),
+                // Instagram answered every publish with an error: nothing went live, so
+                // the job may start over.
+                Attempt::Stopped => {
+                    set_job_state(&self.conn, job.queue_id, "container", None)?;
+                    return Ok(Outcome::Stopped);
+                }
+                Attempt::Failed(e, action) => {
+                    set_job_state(&self.conn, job.queue_id, "container", None)?;
+                    reason = e.plain_words();
+                    if action == ErrorAction::GiveUp {
+                        return Ok(not_published(reason, &tries));
+                    }
+                    // Retried as often as allowed, or Instagram wants a new container:
+                    // Meta's advice for a container that keeps failing is a new one.
+                }
+            }
+        }
+        Ok(not_published(reason, &tries))
+    }
+
+    /// Polls a container until it is FINISHED, at most `image_polls`/`video_polls`.
+    fn wait_for_container(&self, container: &str, token: &Secret, is_video: bool) -> Polled {
         let (polls, pause) = if is_video {
             self.video_polls
         } else {
             self.image_polls
         };
-        let mut finished = false;
         for _ in 0..polls {
             if self.shutdown.load(Ordering::Relaxed) {
-                return Ok(Outcome::Stopped);
+                return Polled::Stopped;
             }
-            match self.graph.container_status(&container, &token) {
+            match self.graph.container_status(container, token) {
                 Ok(status) => match status.code {
-                    StatusCode::Finished => {
-                        finished = true;
-                        break;
-                    }
+                    StatusCode::Finished => return Polled::Finished,
+                    StatusCode::Published => return Polled::Published,
                     StatusCode::Error | StatusCode::Expired => {
-                        let what = if status.code == StatusCode::Error {
-                            "could not process"
-                        } else {
-                            "let the upload expire for"
-                        };
-                        let detail = status.detail.map(|d| format!(": {d}")).unwrap_or_default();
-                        return Ok(Outcome::Fallback(format!(
-                            "Instagram {what} the story{detail}"
-                        )));
-                    }
-                    StatusCode::Published => {
-                        return Ok(Outcome::Published {
-                            media_id: None,
-                            warnings: warnings.clone(),
-                        })
+                        return Polled::Failed(container_failure(&status), status.failure_action())
                     }
                     _ => {}
                 },
-                Err(e) if e.is_token_problem() => return Ok(Outcome::Fallback(e.plain_words())),
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Ok(Outcome::Fallback(e.plain_words())),
+                Err(e) => match e.action(Call::ContainerStatus) {
+                    // The next poll is the retry.
+                    ErrorAction::Retry => {}
+                    action => return Polled::Failed(e.plain_words(), action),
+                },
             }
             sleep_unless(&self.shutdown, pause);
         }
-        if !finished {
-            return Ok(Outcome::Fallback(
-                "Instagram took too long to process the story".into(),
-            ));
-        }
-
-        // From here an interrupted call may have published: the state says so.
-        set_job_state(&self.conn, job.queue_id, "publishing", None)?;
-        for attempt in 0..6 {
-            match self.graph.publish(&ig, &token, &container) {
-                Ok(media_id) => {
-                    return Ok(Outcome::Published {
-                        media_id: Some(media_id),
-                        warnings,
-                    })
-                }
-                Err(e) if e.is_not_ready() && attempt < 5 => sleep_unless(&self.shutdown, pause),
-                Err(GraphError::Timeout) | Err(GraphError::Network(_)) => {
-                    return Ok(Outcome::Unknown)
-                }
-                Err(e) => {
-                    set_job_state(&self.conn, job.queue_id, "container", None)?;
-                    return Ok(Outcome::Fallback(e.plain_words()));
-                }
-            }
-        }
-        set_job_state(&self.conn, job.queue_id, "container", None)?;
-        Ok(Outcome::Fallback(
-            "Instagram kept saying the story was not ready to publish".into(),
-        ))
+        Polled::Failed(
+            "Instagram took too long to process the story".into(),
+            ErrorAction::GiveUp,
+        )
     }
 
-    /// A call retried twice on a passing failure (5xx, rate limit, network).
-    fn with_retries<T>(
+    /// Makes `call`, and makes it again after a delay while its error says to retry and
+    /// `RETRIES` allows; each retry is logged and counted in `tries`.
+    fn call_with_retries<T>(
         &self,
-        call: impl Fn() -> std::result::Result<T, GraphError>,
-    ) -> std::result::Result<T, GraphError> {
-        let mut delay = Duration::from_secs(2);
-        let mut result = call();
-        for _ in 0..2 {
-            match &result {
-                Err(e) if e.is_transient() && !self.shutdown.load(Ordering::Relaxed) => {
-                    sleep_unless(&self.shutdown, delay);
-                    delay *= 2;
-                    result = call();
-                }
-                _ => break,
+        job: &Job,
+        tries: &mut Tries,
+        call: Call,
+        make_call: impl Fn() -> std::result::Result<T, GraphError>,
+    ) -> Attempt<T> {
+        let mut attempt = 1;
+        loop {
+            let error = match make_call() {
+                Ok(value) => return Attempt::Done(value),
+                Err(error) => error,
+            };
+            let action = error.action(call);
+            if action != ErrorAction::Retry {
+                return Attempt::Failed(error, action);
             }
+            let Some(delay) = retry_delay(&RETRIES, attempt, tries.waited) else {
+                warn!(
+                    "chat {}: queue item {}: {error} at {call:?}; no more retries after {attempt} \
+                     attempts ({} s waited for this story)",
+                    job.chat_id,
+                    job.queue_id,
+                    tries.waited.as_secs()
+                );
+                return Attempt::Failed(error, action);
+            };
+            info!(
+                "chat {}: queue item {}: {error} at {call:?}; trying again in {} s (attempt {} of {})",
+                job.chat_id,
+                job.queue_id,
+                delay.as_secs(),
+                attempt + 1,
+                RETRIES.attempts
+            );
+            sleep_unless(&self.shutdown, delay);
+            if self.shutdown.load(Ordering::Relaxed) {
+                return Attempt::Stopped;
+            }
+            tries.retries += 1;
+            tries.waited += delay;
+            attempt += 1;
         }
-        result
+    }
+}
+
+/// Bounds on trying a failed Graph call again, for one story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries of one call, the first included.
+    pub attempts: u32,
+    /// The wait before the second try; it doubles before each further one …
+    pub first_delay: Duration,
+    /// … up to this.
+    pub max_delay: Duration,
+    /// All the waits for one story together stay within this.
+    pub max_waiting: Duration,
+}
+
+/// Meta's error table advises "try again 1–2 times in the next 30 seconds to 2 minutes"
+/// for a temporary container error (24/2207008). Storyline tries a call at most 4 times,
+/// 2, 4 and 8 s apart, waits at most 2 minutes per story in all, and makes at most
+/// `MAX_CONTAINERS` containers for it; status polls have their own bounds.
+pub const RETRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: Duration::from_secs(2),
+    max_delay: Duration::from_secs(30),
+    max_waiting: Duration::from_secs(120),
+};
+/// The first container and one made again (Meta's advice when one keeps failing).
+pub const MAX_CONTAINERS: u32 = 2;
+
+/// The wait before trying again a call that has failed `attempt` times, or `None` when
+/// `policy` allows no more; `waited` is what the story has waited already.
+pub fn retry_delay(policy: &RetryPolicy, attempt: u32, waited: Duration) -> Option<Duration> {
+    let attempt = attempt.max(1);
+    if attempt >= policy.attempts {
+        return None;
+    }
+    let delay = policy
+        .first_delay
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(policy.max_delay);
+    (waited + delay <= policy.max_waiting).then_some(delay)
+}
+
+/// How a call went, with its retries.
+enum Attempt<T> {
+    Done(T),
+    /// The last error and what it calls for (`Retry` when the retries ran out).
+    Failed(GraphError, ErrorAction),
+    Stopped,
+}
+
+/// How waiting for a container went.
+enum Polled {
+    Finished,
+    Published,
+    /// What to tell the chat, and what to do.
+    Failed(String, ErrorAction),
+    Stopped,
+}
+
+/// What one story's publishing took beyond a single try of each call.
+#[derive(Debug, Default)]
+struct Tries {
+    retries: u32,
+    waited: Duration,
+    containers: u32,
+}
+
+impl Tries {
+    /// " Storyline tried 3 more times over 14 s, with 2 containers.", or "" for none.
+    fn note(&self) -> String {
+        let containers = if self.containers > 1 {
+            format!(", with {} containers", self.containers)
+        } else {
+            String::new()
+        };
+        match self.retries {
+            0 if containers.is_empty() => String::new(),
+            0 => format!(" Storyline tried again{containers}."),
+            1 => format!(
+                " Storyline tried once more after {} s{containers}.",
+                self.waited.as_secs()
+            ),
+            n => format!(
+                " Storyline tried {n} more times over {} s{containers}.",
+                self.waited.as_secs()
+            ),
+        }
+    }
+}
+
+/// Not published: the reason for the chat, with what was tried (recorded with the job).
+fn not_published(reason: String, tries: &Tries) -> Outcome {
+    Outcome::Fallback(format!("{reason}{}", tries.note()))
+}
+
+/// Why a container ended in ERROR or EXPIRED, in Instagram's own words (its `status`).
+fn container_failure(status: &ContainerStatus) -> String {
+    let what = if status.code == StatusCode::Error {
+        "could not process"
+    } else {
+        "let the upload expire for"
+    };
+    match &status.detail {
+        Some(detail) => format!("Instagram {what} the story. Instagram said: “{detail}”"),
+        None => format!("Instagram {what} the story and gave no reason."),
     }
 }
 
@@ -723,4 +899,91 @@ pub fn queued_jobs(conn: &Connection) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state = 'queued'")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_bounded_in_attempts_and_in_time() {
+        let secs = Duration::from_secs;
+        // (attempts made so far, waited so far, wait before the next try)
+        let cases = [
+            (1, secs(0), Some(secs(2))),
+            (2, secs(2), Some(secs(4))),
+            (3, secs(6), Some(secs(8))),
+            (4, secs(14), None),
+            (0, secs(0), Some(secs(2))),
+            (1, secs(118), Some(secs(2))),
+            (1, secs(119), None),
+            (3, secs(113), None),
+        ];
+        for (attempt, waited, delay) in cases {
+            assert_eq!(
+                retry_delay(&RETRIES, attempt, waited),
+                delay,
+                "attempt {attempt}, waited {waited:?}"
+            );
+        }
+        let slow = RetryPolicy {
+            attempts: 10,
+            first_delay: secs(10),
+            max_delay: secs(30),
+            max_waiting: secs(1000),
+        };
+        assert_eq!(retry_delay(&slow, 3, secs(0)), Some(secs(30)), "capped");
+        assert_eq!(retry_delay(&slow, 9, secs(0)), Some(secs(30)));
+        // The whole schedule of one call fits Meta's "30 seconds to 2 minutes".
+        let mut waited = Duration::ZERO;
+        let mut attempt = 1;
+        while let Some(delay) = retry_delay(&RETRIES, attempt, waited) {
+            waited += delay;
+            attempt += 1;
+        }
+        assert_eq!((attempt, waited), (RETRIES.attempts, secs(14)));
+    }
+
+    #[test]
+    fn what_was_tried_is_told() {
+        let tries = |retries: u32, waited: u64, containers: u32| Tries {
+            retries,
+            waited: Duration::from_secs(waited),
+            containers,
+        };
+        let cases = [
+            (tries(0, 0, 0), ""),
+            (tries(0, 0, 1), ""),
+            (tries(1, 2, 1), " Storyline tried once more after 2 s."),
+            (tries(3, 14, 1), " Storyline tried 3 more times over 14 s."),
+            (tries(0, 0, 2), " Storyline tried again, with 2 containers."),
+            (
+                tries(4, 16, 2),
+                " Storyline tried 4 more times over 16 s, with 2 containers.",
+            ),
+        ];
+        for (tries, note) in cases {
+            assert_eq!(tries.note(), note, "{tries:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_container_is_told_in_instagrams_words() {
+        let status = |code: StatusCode, detail: Option<&str>| ContainerStatus {
+            code,
+            detail: detail.map(str::to_string),
+        };
+        assert_eq!(
+            container_failure(&status(
+                StatusCode::Error,
+                Some("Error: Media upload has failed with error code 2207026")
+            )),
+            "Instagram could not process the story. Instagram said: “Error: Media upload has \
+             failed with error code 2207026”"
+        );
+        assert_eq!(
+            container_failure(&status(StatusCode::Expired, None)),
+            "Instagram let the upload expire for the story and gave no reason."
+        );
+    }
 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use storyline::config::Secret;
 use storyline::instagram::{
-    ContainerStatus, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
+    Call, ContainerStatus, ErrorAction, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
 };
 
-use crate::support::{FakeInstagram, IgFault};
+use crate::support::{FakeInstagram, IgFault, MetaError};
 
 const IG_TOKEN: &str = "IGAA-test-SECRET-long-lived";
 const IG_USER: &str = "17841400000000042";
@@ -177,7 +177,7 @@ fn a_story_is_published_after_the_fake_downloads_it() {
     // What went over the wire: the token in a POST's body, never in its URL.
     let create = &ig.calls_to("/media")[0];
     assert_eq!(create.method, "POST");
-    assert_eq!(create.path, format!("/{IG_USER}/media"));
+    assert_eq!(create.path, format!("/v26.0/{IG_USER}/media"));
     assert_eq!(create.params["media_type"], json!("STORIES"));
     assert_eq!(create.params["image_url"], json!(image_url));
     assert_eq!(create.params["access_token"], json!(IG_TOKEN));
@@ -262,7 +262,8 @@ fn containers_end_in_error_or_expired_with_the_reason() {
         let error = graph
             .publish(IG_USER, &token(), &container_id)
             .expect_err("a failed container cannot be published");
-        assert!(!error.is_not_ready() && !error.is_transient(), "{error}");
+        assert!(!error.is_not_ready(), "{error}");
+        assert_eq!(error.action(Call::Publish), ErrorAction::GiveUp, "{error}");
         assert!(error
             .plain_words()
             .starts_with("Instagram refused the request"));
@@ -333,7 +334,8 @@ fn the_quota_is_reported_and_enforced() {
         .publish(IG_USER, &token(), &container_id)
         .expect_err("at the limit");
     assert_eq!(api_code(&error), (400, Some(9), Some(2_207_042)));
-    assert!(!error.is_transient() && !error.is_rate_limited());
+    assert!(!error.is_rate_limited());
+    assert_eq!(error.action(Call::Publish), ErrorAction::GiveUp);
     assert!(
         error.plain_words().contains("limit of posts"),
         "{}",
@@ -358,7 +360,8 @@ fn token_problems_are_error_190() {
         .publishing_limit(IG_USER, &wrong)
         .expect_err("unknown token");
     assert_eq!(api_code(&error), (400, Some(190), None));
-    assert!(error.is_token_problem() && !error.is_transient());
+    assert!(error.is_token_problem());
+    assert_eq!(error.action(Call::Other), ErrorAction::GiveUp);
     assert_eq!(
         error.plain_words(),
         "Instagram says the access token is no longer valid; reconnect the account."
@@ -398,7 +401,7 @@ fn outages_are_transient() {
     ig.fail_next("content_publishing_limit", 1, IgFault::Status(502));
     let error = graph.publishing_limit(IG_USER, &token()).unwrap_err();
     assert_eq!(api_code(&error), (502, None, None));
-    assert!(error.is_transient(), "{error}");
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry, "{error}");
     assert_eq!(
         error.plain_words(),
         "Instagram had a problem on its side (HTTP 502); try again later."
@@ -407,7 +410,7 @@ fn outages_are_transient() {
     ig.fail_next("*", 1, IgFault::Garbage);
     let error = graph.profile(&token()).unwrap_err();
     assert!(matches!(error, GraphError::Garbage(_)), "{error:?}");
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
 
     ig.fail_next(
         "media_publish",
@@ -420,7 +423,8 @@ fn outages_are_transient() {
         },
     );
     let error = graph.publish(IG_USER, &token(), "1").unwrap_err();
-    assert!(error.is_rate_limited() && error.is_transient(), "{error}");
+    assert!(error.is_rate_limited(), "{error}");
+    assert_eq!(error.action(Call::Publish), ErrorAction::Retry, "{error}");
 
     let impatient = Graph::with_timeout(&ig.url(), &ig.url(), Duration::from_millis(300));
     ig.fail_next("/me", 1, IgFault::Slow(Duration::from_secs(5)));
@@ -432,7 +436,7 @@ fn outages_are_transient() {
         "{:?}",
         started.elapsed()
     );
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
     assert_eq!(
         error.plain_words(),
         "Instagram could not be reached (timed out)."
@@ -442,7 +446,7 @@ fn outages_are_transient() {
     let unreachable = Graph::new(&dead, &dead);
     let error = unreachable.profile(&token()).unwrap_err();
     assert!(matches!(error, GraphError::Network(_)), "{error:?}");
-    assert!(error.is_transient());
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry);
     assert!(error
         .plain_words()
         .starts_with("Instagram could not be reached ("));
@@ -454,6 +458,121 @@ fn outages_are_transient() {
             user_id: IG_USER.into(),
             username: USERNAME.into()
         }
+    );
+}
+
+#[test]
+fn every_meta_error_row_reaches_the_client_as_instagram_sends_it() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let story = StoryMedia::Image(media.url("/story.jpg"));
+    for row in MetaError::all() {
+        ig.fail_next("/media", 1, IgFault::Meta(*row));
+        let error = graph
+            .create_story_container(IG_USER, &token(), &story)
+            .expect_err("a scripted error row");
+        let GraphError::Api {
+            http_status,
+            code,
+            subcode,
+            transient,
+            user_message,
+            ..
+        } = &error
+        else {
+            panic!("expected an API error, got {error:?}");
+        };
+        assert_eq!(
+            (*http_status, *code, *subcode),
+            (400, Some(row.code), Some(row.subcode))
+        );
+        assert_eq!(*transient, Some(row.transient), "{error}");
+        assert_eq!(user_message.as_deref(), Some(row.user_message), "{error}");
+        // A story given up on goes to people with Instagram's own sentence.
+        if error.action(Call::CreateContainer) == ErrorAction::GiveUp {
+            let words = error.plain_words();
+            assert!(words.contains(row.user_message), "{error}: {words}");
+        }
+    }
+    assert!(
+        ig.fetched_media().is_empty(),
+        "a scripted error answers before any download"
+    );
+
+    // The raw answer, field by field, as the reference's sample shows it.
+    ig.fail_next("/media", 1, IgFault::Meta(MetaError::row(4, 2_207_051)));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{}/v26.0/{IG_USER}/media", ig.url()))
+        .send_form([("media_type", "STORIES"), ("access_token", IG_TOKEN)])
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.body_mut().read_json().expect("JSON");
+    let error = &body["error"];
+    let mut keys: Vec<&str> = error
+        .as_object()
+        .expect("an error object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "code",
+            "error_subcode",
+            "error_user_msg",
+            "error_user_title",
+            "fbtrace_id",
+            "is_transient",
+            "message",
+            "type"
+        ]
+    );
+    assert_eq!(
+        (&error["type"], &error["code"], &error["error_subcode"]),
+        (&json!("OAuthException"), &json!(4), &json!(2_207_051))
+    );
+}
+
+#[test]
+fn node_calls_carry_the_pinned_version_and_token_calls_none() {
+    let (ig, graph) = fake();
+    let app_secret = Secret::new(APP_SECRET);
+    graph.profile(&token()).expect("profile");
+    graph
+        .publishing_limit(IG_USER, &token())
+        .expect("publishing limit");
+    graph.refresh_token(&token()).expect("refresh");
+    ig.expect_code("AQB-code-2");
+    let short = graph
+        .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-code-2")
+        .expect("code exchange");
+    graph
+        .long_lived_token(&app_secret, &short.token)
+        .expect("long-lived token");
+    // The hourly refresh of the daemon, configured as storyline.toml's graph_url is.
+    let refresh = storyline::accounts::GraphRefresh::new(&format!(
+        "{}/{}",
+        ig.url(),
+        storyline::instagram::GRAPH_API_VERSION
+    ));
+    refresh.refresh(&token()).expect("daemon refresh");
+
+    let paths: Vec<String> = ig.calls().into_iter().map(|call| call.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v26.0/me".to_string(),
+            format!("/v26.0/{IG_USER}/content_publishing_limit"),
+            "/refresh_access_token".to_string(),
+            "/oauth/access_token".to_string(),
+            "/access_token".to_string(),
+            "/refresh_access_token".to_string(),
+        ]
     );
 }
 
@@ -663,7 +782,7 @@ fn wait_for_lists_the_calls_when_it_times_out() {
     let (ig, graph) = fake();
     graph.profile(&token()).expect("profile");
     let (index, call) = ig.wait_for(0, Duration::from_secs(5), |call| {
-        call.path == "/me" && call.status == Some(200)
+        call.path == "/v26.0/me" && call.status == Some(200)
     });
     assert_eq!((index, call.method.as_str()), (0, "GET"));
 
@@ -674,5 +793,5 @@ fn wait_for_lists_the_calls_when_it_times_out() {
     }));
     let panic = outcome.expect_err("nothing was published");
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-    assert!(message.contains("#0 GET /me (200)"), "{message}");
+    assert!(message.contains("#0 GET /v26.0/me (200)"), "{message}");
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::helpers::*;
-use crate::support::{describe_output, wait_until, Env, FakeInstagram, SentMessage, ADMIN, CHAT};
+use crate::support::{
+    describe_output, wait_until, Env, FakeInstagram, IgFault, MetaError, SentMessage, ADMIN, CHAT,
+};
 
 const IG_TOKEN: &str = "IGAA-long-lived-SECRET-token";
 const IG_USER: &str = "17841400000000001";
@@ -265,6 +267,20 @@ fn a_container_error_falls_back_to_the_manual_buttons_with_the_reason() {
     let _daemon = s.env.start_polling();
     let story = story_with(&s.env, "Not published automatically");
     assert!(story.text.contains("could not process"), "{}", story.text);
+    // Instagram's own reason, the container's `status` text, reaches the chat.
+    assert!(
+        story.text.contains(
+            "Instagram said: “Error: the media could not be processed (reason: scripted by \
+             the test)”"
+        ),
+        "{}",
+        story.text
+    );
+    assert_eq!(
+        s.ig.calls_to("/media").len(),
+        1,
+        "an error without a reason a new container could fix makes no second one"
+    );
     let labels: Vec<String> = buttons(&story).into_iter().map(|(t, _)| t).collect();
     assert!(labels.contains(&"✅ Posted".to_string()), "{labels:?}");
     assert!(s.ig.published().is_empty());
@@ -278,6 +294,88 @@ fn a_container_error_falls_back_to_the_manual_buttons_with_the_reason() {
         &button_data(&story, "✅ Posted"),
     );
     assert!(!is_alert(&answer), "{answer:?}");
+}
+
+#[test]
+fn a_server_error_2207001_is_retried_and_the_story_published_once() {
+    let s = setup(&[("quotes/morning.jpg", jpeg(720, 1280))], true, false);
+    s.ig.fail_next(
+        "media_publish",
+        1,
+        IgFault::Meta(MetaError::row(-1, 2_207_001)),
+    );
+    slot_in(&s.env, 3);
+    let _daemon = s.env.start_polling();
+    let report = story_with(&s.env, "Published to Instagram as @brand");
+    assert!(report.reply_markup.is_none(), "{}", report.text);
+
+    let publishes = s.ig.calls_to("media_publish");
+    let statuses: Vec<Option<u16>> = publishes.iter().map(|call| call.status).collect();
+    assert_eq!(statuses, [Some(400), Some(200)]);
+    assert_eq!(
+        publishes[0].params["creation_id"], publishes[1].params["creation_id"],
+        "tried again with the same container"
+    );
+    assert!(
+        publishes[1].at - publishes[0].at >= Duration::from_secs(2),
+        "tried again after a pause, not at once"
+    );
+    assert_eq!(s.ig.calls_to("/media").len(), 1, "one container");
+    let published = s.ig.published();
+    assert_eq!(published.len(), 1, "published once");
+    assert_eq!(
+        history(&s.env),
+        vec![(
+            "posted".into(),
+            "instagram_api".into(),
+            Some(published[0].clone())
+        )]
+    );
+    let log = s.env.log();
+    assert!(
+        log.contains("-1/2207001") && log.contains("trying again in 2 s (attempt 2 of 4)"),
+        "the retry is recorded:\n{log}"
+    );
+}
+
+#[test]
+fn an_anti_spam_block_is_not_retried_and_the_chat_is_told_why() {
+    let s = setup(&[("quotes/morning.jpg", jpeg(720, 1280))], true, false);
+    let block = MetaError::row(4, 2_207_051);
+    s.ig.fail_next("media_publish", 1, IgFault::Meta(block));
+    let slot = slot_in(&s.env, 3);
+    let _daemon = s.env.start_polling();
+    let story = story_with(&s.env, "Not published automatically");
+    for words in [
+        "Instagram blocked the post: it restricts activity it takes for spam.",
+        "Storyline does not try again",
+        "post this story by hand",
+        block.user_message,
+    ] {
+        assert!(story.text.contains(words), "{words:?} in {}", story.text);
+    }
+    let labels: Vec<String> = buttons(&story).into_iter().map(|(t, _)| t).collect();
+    assert!(labels.contains(&"✅ Posted".to_string()), "{labels:?}");
+
+    // The story message comes after the job ended, so these counts are final.
+    assert_eq!(s.ig.calls_to("media_publish").len(), 1, "not retried");
+    assert_eq!(s.ig.calls_to("/media").len(), 1, "no new container either");
+    assert!(s.ig.published().is_empty());
+    assert!(history(&s.env).is_empty());
+    let (state, error): (String, Option<String>) = s
+        .env
+        .db()
+        .query_row(
+            "SELECT state, error FROM publish_jobs WHERE queue_id = ?1",
+            [slot],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "failed");
+    assert!(
+        error.is_some_and(|error| error.contains("spam")),
+        "the reason is kept with the job"
+    );
 }
 
 #[test]

@@ -7,7 +7,12 @@
 //! links are really fetched), containers report IN_PROGRESS for a scripted number of
 //! polls, publishing too early is error 9007, the quota counts what was published, and
 //! a token it did not issue is error 190. Errors copy the real shapes and codes, because
-//! the client branches on them. It records every call and can inject failures.
+//! the client branches on them; `MetaError` holds every row of Meta's content-publishing
+//! error table, answered as Instagram answers it. It records every call and can inject
+//! failures.
+//!
+//! Paths may carry a Graph API version (`/v26.0/me`), as on the real hosts; `calls()`
+//! keeps the path as requested, so tests can check which calls carry one.
 //!
 //! State lives behind one mutex with a condvar notified on every change, so `wait_for`
 //! wakes as soon as a call arrives instead of sleeping.
@@ -65,7 +70,112 @@ pub enum IgFault {
         subcode: Option<i64>,
         message: String,
     },
+    /// A row of Meta's content-publishing error table (`MetaError::row`).
+    Meta(MetaError),
 }
+
+/// A row of Meta's content-publishing error table ("Error Codes", Instagram Platform
+/// reference), answered as Instagram does: HTTP 400 with `{"error": {"message", "type":
+/// "OAuthException", "code", "error_subcode", "is_transient", "error_user_title",
+/// "error_user_msg", "fbtrace_id"}}`. The user messages follow the table (for the rows
+/// the stored reference did not show legibly, as copies of the table quote them); the
+/// developer messages, titles and `is_transient` values are the fake's own guesses, since
+/// the table does not list them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaError {
+    pub code: i64,
+    pub subcode: i64,
+    pub message: &'static str,
+    pub user_title: &'static str,
+    pub user_message: &'static str,
+    pub transient: bool,
+}
+
+impl MetaError {
+    /// Every row the fake knows.
+    pub fn all() -> &'static [MetaError] {
+        META_ERRORS
+    }
+
+    /// The row `code`/`subcode`; a row the fake does not know is a mistake in the test.
+    pub fn row(code: i64, subcode: i64) -> MetaError {
+        *META_ERRORS
+            .iter()
+            .find(|row| row.code == code && row.subcode == subcode)
+            .unwrap_or_else(|| panic!("the fake knows no error row {code}/{subcode}"))
+    }
+}
+
+const fn meta(
+    code: i64,
+    subcode: i64,
+    message: &'static str,
+    user_title: &'static str,
+    user_message: &'static str,
+    transient: bool,
+) -> MetaError {
+    MetaError {
+        code,
+        subcode,
+        message,
+        user_title,
+        user_message,
+        transient,
+    }
+}
+
+#[rustfmt::skip]
+const META_ERRORS: &[MetaError] = &[
+    meta(-2, 2_207_003, "Timeout", "Media download timed out",
+        "It takes too long to download the media.", true),
+    meta(-2, 2_207_020, "Media expired", "Media expired",
+        "The media you are trying to access has expired. Please try to upload again.", false),
+    meta(-1, 2_207_001, "An unexpected error has occurred. Please retry your request later.",
+        "Server error", "Instagram server error. Try again.", true),
+    meta(-1, 2_207_032, "Create media fail", "Media creation failed",
+        "Create media fail, please try to re-create media", true),
+    meta(-1, 2_207_053, "Unknown upload error", "Upload failed", "unknown upload error", false),
+    meta(1, 2_207_057, "Invalid parameter", "Thumbnail offset out of bounds",
+        "Thumbnail offset must be greater than or equal to 0 and less than video duration, i.e. {video-length}", false),
+    // Code 4 is the rate-limit code, and its developer message reads like one: only the
+    // subcode says this is an anti-spam block.
+    meta(4, 2_207_051, "Application request limit reached", "Action is blocked",
+        "We restrict certain activity to protect our community. Tell us if you think we made a mistake.", false),
+    meta(9, 2_207_042, "Application request limit reached", "Publishing limit reached",
+        "You reached maximum number of posts that is allowed to be published by Content Publishing API.", false),
+    meta(24, 2_207_006, "Media not found", "Media not found",
+        "The media with {media-id} cannot be found.", false),
+    meta(24, 2_207_008, "Media builder expired", "Media builder expired",
+        "The media builder with creation id = {creation-id} does not exist or has been expired.", true),
+    meta(25, 2_207_050, "The user is restricted", "Account restricted",
+        "The Instagram account is restricted.", false),
+    meta(100, 2_207_023, "Invalid parameter", "Unknown media type",
+        "The media type {media-type} is unknown.", false),
+    meta(100, 2_207_028, "Invalid parameter", "Carousel size",
+        "Your post won't be published because of the number of photos or videos. Carousels need at least 2 photos or videos and no more than 10 photos or videos.", false),
+    meta(100, 2_207_035, "Invalid parameter", "Product tag positions",
+        "Product tag positions should not be specified for video media.", false),
+    meta(100, 2_207_036, "Invalid parameter", "Product tag positions",
+        "Product tag positions are required for photo media.", false),
+    meta(100, 2_207_037, "Invalid parameter", "Product tags",
+        "We couldn't add all of your product tags. The product ID may be incorrect, the product may be deleted, or you may not have permission to tag the product.", false),
+    meta(100, 2_207_040, "Invalid parameter", "Too many tags",
+        "Cannot use more than {max-tag-count} tags per created media.", false),
+    meta(352, 2_207_026, "Unsupported video format", "Unsupported video format",
+        "The video format is not supported. Please check spec for supported {video} format", false),
+    meta(9004, 2_207_052, "Only photo or video can be accepted as media type.",
+        "Media download has failed.", "The media could not be fetched from this uri: {uri}", false),
+    meta(9007, 2_207_027, "Media ID is not available", "Media not ready",
+        "The media is not ready for publishing, please wait for a moment", false),
+    meta(36000, 2_207_004, "The image size is too large.", "Image size too large",
+        "The image is too large to download. It should be less than 8 MiB.", false),
+    meta(36001, 2_207_005, "The image format is not supported.", "Image format not supported",
+        "The image format is not supported. Supported formats are: JPEG", false),
+    meta(36003, 2_207_009, "The aspect ratio is not supported.", "Invalid aspect ratio",
+        "The submitted image with aspect ratio ('{submitted-ratio}') cannot be published. Please submit an image with a valid aspect ratio.", false),
+    meta(36004, 2_207_010, "The caption is too long.", "Caption too long",
+        "The caption was too long.", false),
+];
 
 /// A media download the fake made for a container, as Instagram would.
 #[derive(Clone, Debug)]
@@ -416,6 +526,10 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request) {
             let answer = graph_error(http_status, code, subcode, &message);
             return respond_json(shared, state, index, request, answer);
         }
+        Some(IgFault::Meta(row)) => {
+            let answer = meta_error(&row);
+            return respond_json(shared, state, index, request, answer);
+        }
         Some(IgFault::Slow(duration)) => state = shared.pause(state, duration),
     }
 
@@ -641,7 +755,7 @@ impl State {
             return graph_error(400, 100, None, &message);
         }
         if quota_reached {
-            return graph_error(400, 9, Some(2_207_042), "Application request limit reached");
+            return meta_error(&MetaError::row(9, 2_207_042));
         }
         container.published = true;
         let media_id = self.mint_id(1791);
@@ -841,6 +955,20 @@ fn graph_error(http_status: u16, code: i64, subcode: Option<i64>, message: &str)
         error["error_subcode"] = json!(subcode);
     }
     (http_status, json!({ "error": error }))
+}
+
+fn meta_error(row: &MetaError) -> Answer {
+    let error = json!({
+        "message": row.message,
+        "type": "OAuthException",
+        "code": row.code,
+        "error_subcode": row.subcode,
+        "is_transient": row.transient,
+        "error_user_title": row.user_title,
+        "error_user_msg": row.user_message,
+        "fbtrace_id": "FakeTraceId",
+    });
+    (400, json!({ "error": error }))
 }
 
 fn invalid_token() -> Answer {
