@@ -101,9 +101,9 @@ impl Pool {
     /// relative weight; an empty map means every category alike, and a category missing
     /// from a non-empty map has weight 0. Only categories that still have items take
     /// part in the draw, so when one runs dry its share goes to the others in the mix
-    /// (not to categories the chat weighted 0); once every weighted category is dry, any
-    /// category is drawn alike, because posting something beats posting nothing.
-    /// `None` when the pool is empty.
+    /// (not to categories the chat weighted 0). Nothing outside the mix is ever
+    /// picked: once every weighted category is dry, or the pool is empty, `None`
+    /// (the chat left those categories out on purpose).
     pub fn pick(&mut self, weights: &BTreeMap<String, u32>, rng: &mut Rng) -> Option<Candidate> {
         let category = self.draw_category(weights, rng)?;
         let list = self.by_category.get_mut(&category)?;
@@ -128,7 +128,7 @@ impl Pool {
             .filter(|(category, weight)| **weight > 0 && self.by_category.contains_key(*category))
             .map(|(category, weight)| (category, u64::from(*weight)))
             .collect();
-        if entries.is_empty() {
+        if weights.is_empty() {
             entries = self
                 .by_category
                 .keys()
@@ -391,7 +391,14 @@ mod tests {
             }
         }
         picked.push("-".to_string());
-        assert!(pool.is_empty(), "case {:?}", case.name);
+        // What is left is outside the mix.
+        for (category, _) in pool.categories() {
+            assert!(
+                !weights.is_empty() && weights.get(&category).copied().unwrap_or(0) == 0,
+                "case {:?}: {category} is in the mix but was left",
+                case.name
+            );
+        }
         assert_eq!(pool.pick(&weights, &mut rng), None, "case {:?}", case.name);
         assert_eq!(picked.join(" "), case.picks, "case {:?}", case.name);
     }
@@ -434,7 +441,7 @@ mod tests {
             PickCase {
                 name: "the same content in two categories appears once",
                 candidates: vec![item("same", "quotes"), item("same", "products")],
-                weights: &[("products", 1)],
+                weights: &[("products", 1), ("quotes", 1)],
                 picks: "same -",
             },
             PickCase {
@@ -451,13 +458,19 @@ mod tests {
                 name: "a dry weighted category gives way to the other weighted one",
                 candidates: vec![item("p1", "products"), item("p2", "products"), item("m1", "memes")],
                 weights: &[("quotes", 90), ("products", 10)],
-                picks: "p1 p2 m1 -",
+                picks: "p1 p2 -",
             },
             PickCase {
-                name: "all weights zero except an empty category: any category",
+                name: "the only weighted category is empty: nothing outside the mix",
                 candidates: vec![item("p1", "products"), item("m1", "memes")],
                 weights: &[("products", 0), ("memes", 0), ("quotes", 100)],
-                picks: "m1 p1 -",
+                picks: "-",
+            },
+            PickCase {
+                name: "every weighted category dry: nothing outside the mix",
+                candidates: vec![item("q1", "quotes"), item("m1", "memes")],
+                weights: &[("quotes", 100), ("memes", 0)],
+                picks: "q1 -",
             },
         ];
         for case in cases {
@@ -530,12 +543,6 @@ mod tests {
                 shares: &[("a", 75.0), ("b", 25.0), ("c", 0.0)],
             },
             MixCase {
-                name: "every weighted category dry: the rest alike",
-                sizes: &[("a", BIG), ("b", BIG)],
-                weights: &[("dry", 100), ("a", 0)],
-                shares: &[("a", 50.0), ("b", 50.0)],
-            },
-            MixCase {
                 name: "a category running dry midway",
                 sizes: &[("a", BIG), ("small", 1000)],
                 weights: &[("a", 50), ("small", 50)],
@@ -566,7 +573,11 @@ mod tests {
         pool.remove("unknown");
         assert_eq!(pool.categories(), [("quotes".to_string(), 1)]);
         assert_eq!(pool.len(), 1);
+        // Only products is in the mix, and it is empty: quotes is never used instead.
         let picked = pool.pick(&mix(&[("products", 1)]), &mut Rng::new(1));
+        assert_eq!(picked.map(|c| c.sha256), None);
+        assert_eq!(pool.len(), 1);
+        let picked = pool.pick(&mix(&[("quotes", 1)]), &mut Rng::new(1));
         assert_eq!(picked.map(|c| c.sha256), Some("q2".to_string()));
         assert!(pool.is_empty());
     }

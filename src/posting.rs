@@ -249,23 +249,27 @@ pub fn send_slot(
     for _ in 0..64 {
         let content = match sha.take() {
             Some(c) => c,
-            None => match load_pool_now(conn, chat_id, now)?.pick(&weights, &mut rng) {
-                Some(c) => c.sha256,
-                None => {
-                    queue::set_slot_status(
-                        conn,
-                        slot.id,
-                        "failed",
-                        Some("nothing eligible to post"),
-                    )?;
-                    out.push(telegram::send_message(
-                        chat_id,
-                        &ui::nothing_to_post_text(),
-                        None,
-                    ));
-                    return Ok(());
+            None => {
+                let mut pool = load_pool_now(conn, chat_id, now)?;
+                match pool.pick(&weights, &mut rng) {
+                    Some(c) => c.sha256,
+                    None => {
+                        // Other categories may still have items: the mix left them
+                        // out on purpose, so the slot is skipped rather than filled.
+                        let (reason, text) = if pool.is_empty() {
+                            ("nothing eligible to post", ui::nothing_to_post_text())
+                        } else {
+                            (
+                                "the categories of the mix ran dry",
+                                ui::mix_ran_dry_text(weights.keys().map(String::as_str)),
+                            )
+                        };
+                        queue::set_slot_status(conn, slot.id, "failed", Some(reason))?;
+                        out.push(telegram::send_message(chat_id, &text, None));
+                        return Ok(());
+                    }
                 }
-            },
+            }
         };
         let Some(item) = db::media::active_item_for_content(conn, &content)? else {
             queue::sync_content(conn, std::slice::from_ref(&content))?;

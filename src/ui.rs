@@ -743,6 +743,20 @@ pub fn nothing_to_post_text() -> String {
         .to_string()
 }
 
+/// The chat's chosen categories have nothing left, though others do.
+pub fn mix_ran_dry_text<'a>(categories: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = categories
+        .into_iter()
+        .map(|c| format!("<b>{}</b>", escape_html(c)))
+        .collect();
+    format!(
+        "📭 This slot was skipped: the categories in your mix ({}) have nothing left to post, \
+         and the others are left out of the mix. Add files to those folders and /scan, or \
+         change the mix in /settings → Categories.",
+        names.join(", ")
+    )
+}
+
 pub fn too_large_text(path: &str, size: u64, limit: u64, is_video: bool) -> String {
     format!(
         "⚠️ {} is {:.1} MB; Telegram lets bots send {} up to {} MB, so it was not sent and will not be picked again. \

@@ -578,3 +578,38 @@ fn timezone_and_category_prompts_validate() {
     let out = env.run(&["categories", "show"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("products 30% · quotes 70%"));
 }
+
+#[test]
+fn categories_left_out_of_the_mix_are_never_posted_when_the_mix_runs_dry() {
+    let env = Env::new();
+    library(&env);
+    let out = env.run(&["categories", "set", "quotes=100"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::support::describe_output(&out)
+    );
+    let _daemon = env.start_polling();
+    for _ in 0..2 {
+        let story = next_story(&env);
+        assert!(story.text.starts_with("📸 <b>quotes</b>"), "{}", story.text);
+        press_story(&env, &story, "🚫 Reject");
+    }
+    let before = env.tg.messages(CHAT).len();
+    env.tg.push_message(CHAT, ADMIN, "ada", "/next");
+    let reply = next_reply(&env, CHAT, before, "the skipped slot's notice");
+    assert!(
+        reply.text.contains("This slot was skipped")
+            && reply.text.contains("<b>quotes</b>")
+            && reply.text.contains("Categories"),
+        "{}",
+        reply.text
+    );
+    assert!(
+        env.tg
+            .messages(CHAT)
+            .iter()
+            .all(|m| m.kind == "text" || m.text.contains("<b>quotes</b>")),
+        "a story outside the mix was sent"
+    );
+}
