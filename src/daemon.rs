@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use chrono::Utc;
 use log::{debug, error, info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -77,15 +76,24 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
+    if let Some(clock) = crate::clock::install_from_env()? {
+        warn!(
+            "TEST CLOCK: {} is set, so time starts at {} and runs {}x the wall clock; \
+             this is for tests only, never for a real deployment",
+            crate::clock::ENV_VAR,
+            clock.virtual_start.to_rfc3339(),
+            clock.speed
+        );
+    }
     keyfile::ensure(&config.storage.key_file)?;
     let mut conn = db::open(&config.storage.database)?;
-    bot::add_allowed_chats(&mut conn, &config, Utc::now())?;
+    bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id + 1);
     db::enqueue(
         &conn,
         "setMyCommands",
         &telegram::set_my_commands(ui::COMMANDS).params.to_string(),
-        &db::timestamp(Utc::now()),
+        &db::timestamp(crate::clock::now()),
     )?;
     info!(
         "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
@@ -287,7 +295,7 @@ fn run_scanner(
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.
         let outcome = db::open_without_migrating(db_path).and_then(|mut conn| {
-            let report = scanner.scan(&mut conn, media_dir, Utc::now(), &mut |_| {})?;
+            let report = scanner.scan(&mut conn, media_dir, crate::clock::now(), &mut |_| {})?;
             db::queue::sync_content(&conn, &report.touched_content)?;
             Ok(report)
         });
@@ -389,12 +397,13 @@ impl Core<'_> {
 
     /// When to look at the queue next: the next pending slot, or a minute.
     fn next_tick_after(&self, now: Instant) -> Instant {
-        let regular = now + SCHEDULER_EVERY;
+        let regular = now + crate::clock::real_duration(SCHEDULER_EVERY);
         let next_slot = db::queue::next_pending_time(self.conn)
             .ok()
             .flatten()
             .and_then(|t| db::parse_timestamp(&t))
-            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            .map(|t| (t - crate::clock::now()).to_std().unwrap_or(Duration::ZERO))
+            .map(crate::clock::real_duration);
         match next_slot {
             Some(wait) => regular.min(now + wait),
             None => regular,
@@ -410,7 +419,7 @@ impl Core<'_> {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
             crate::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
-            enqueue_all(&tx, &out, &db::timestamp(Utc::now()))?;
+            enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
             tx.commit()?;
             for queue_id in crate::publish::restartable_jobs(self.conn)? {
                 self.conn.execute(
@@ -433,7 +442,7 @@ impl Core<'_> {
             &self.config.instagram.graph_url,
             &self.config.instagram.api_url,
         );
-        let now = Utc::now();
+        let now = crate::clock::now();
         let result = crate::oauth::finish(
             self.conn,
             self.config,
@@ -447,7 +456,7 @@ impl Core<'_> {
             if let crate::oauth::Finished::Failed { reason, .. } = &finished {
                 crate::oauth::log_failure(reason);
             }
-            crate::oauth::tell_chat(self.conn, self.config, &finished, Utc::now())
+            crate::oauth::tell_chat(self.conn, self.config, &finished, crate::clock::now())
         });
         if let Err(e) = result {
             error!("finishing a pasted Instagram login: {e:#}");
@@ -472,7 +481,7 @@ impl Core<'_> {
     /// Plans, fires due slots and reports missed ones, in one transaction.
     fn scheduler_tick(&mut self) {
         let result = (|| -> Result<()> {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -504,7 +513,7 @@ impl Core<'_> {
             Err(e) => ui::scan_failed_text(e),
         };
         let call = telegram::send_message(chat_id, &text, None);
-        match enqueue_all(self.conn, &[call], &db::timestamp(Utc::now())) {
+        match enqueue_all(self.conn, &[call], &db::timestamp(crate::clock::now())) {
             Ok(()) => {
                 let _ = self.wake.send(());
             }
@@ -527,7 +536,7 @@ impl Core<'_> {
         }
         // Telegram forgets these updates once the poller confirms them, so they
         // must survive a power cut, not just a crash, before the ack.
-        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(Utc::now())) {
+        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(crate::clock::now())) {
             error!("syncing the database: {e:#}");
             last = before_batch;
         }
@@ -538,7 +547,7 @@ impl Core<'_> {
 
     /// One update, one transaction: its effects, its replies and the offset.
     fn handle_update(&mut self, update: &Update) -> Result<()> {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let ctx = bot::Context {
             config: self.config,
             now,
@@ -597,7 +606,7 @@ impl Core<'_> {
     fn housekeeping(&mut self) {
         memory::release_free_memory();
         memory::page_out_code();
-        match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
+        match db::delete_expired_inputs(self.conn, &db::timestamp(crate::clock::now())) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),
             Err(e) => warn!("housekeeping: {e:#}"),
