@@ -47,6 +47,11 @@ pub struct ScanRequest {
 }
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+/// How soon a scheduler pass that could not commit (a full or read-only disk) is tried again.
+const SCHEDULER_RETRY: Duration = Duration::from_secs(5);
+const STORING_UPDATES: &str =
+    "storing Telegram updates (Telegram keeps them until they are stored; retrying)";
+const SCHEDULING: &str = "scheduler (due stories wait; retrying)";
 /// The scheduler plans and looks for due slots at least this often, and
 /// otherwise wakes exactly at the next slot.
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
@@ -223,6 +228,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         key,
         publish_jobs: jobs_tx,
         dispatched: Default::default(),
+        trouble: Default::default(),
     };
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
@@ -335,6 +341,7 @@ struct Core<'a> {
     publish_jobs: Sender<i64>,
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
+    trouble: crate::logging::Trouble,
 }
 
 impl Core<'_> {
@@ -364,8 +371,11 @@ impl Core<'_> {
                 next_scan = now + self.rescan_every;
             }
             if now >= next_tick {
-                self.scheduler_tick();
-                next_tick = self.next_tick_after(Instant::now());
+                next_tick = if self.scheduler_tick() {
+                    self.next_tick_after(Instant::now())
+                } else {
+                    Instant::now() + SCHEDULER_RETRY
+                };
             }
             let mut wake_at = next_housekeeping.min(next_scan).min(next_tick);
             if watchdog_every.is_some() {
@@ -468,6 +478,9 @@ impl Core<'_> {
     fn dispatch_jobs(&mut self) {
         match crate::publish::queued_jobs(self.conn) {
             Ok(ids) => {
+                // A job that left 'queued' is forgotten, so that a press queueing it
+                // again (🔁 Publish again) hands it over again.
+                self.dispatched.retain(|id| ids.contains(id));
                 for id in ids {
                     if self.dispatched.insert(id) {
                         let _ = self.publish_jobs.send(id);
@@ -478,8 +491,9 @@ impl Core<'_> {
         }
     }
 
-    /// Plans, fires due slots and reports missed ones, in one transaction.
-    fn scheduler_tick(&mut self) {
+    /// Plans, fires due slots and reports missed ones, in one transaction; false
+    /// when it could not.
+    fn scheduler_tick(&mut self) -> bool {
         let result = (|| -> Result<()> {
             let now = crate::clock::now();
             let tx = self
@@ -494,10 +508,13 @@ impl Core<'_> {
             }
             Ok(())
         })();
-        if let Err(e) = result {
-            error!("scheduler: {e:#}");
+        let done = result.is_ok();
+        match result {
+            Ok(()) => self.trouble.ended(SCHEDULING),
+            Err(e) => self.trouble.failed(SCHEDULING, &e),
         }
         self.dispatch_jobs();
+        done
     }
 
     fn scan_finished(
@@ -525,11 +542,12 @@ impl Core<'_> {
     fn handle_batch(&mut self, updates: Vec<Update>) -> i64 {
         let before_batch = db::last_update_id(self.conn).ok().flatten().unwrap_or(-1);
         let mut last = before_batch;
+        let mut failure = None;
         for update in &updates {
             match self.handle_update(update) {
                 Ok(()) => last = last.max(update.update_id),
                 Err(e) => {
-                    error!("could not commit update {}: {e:#}", update.update_id);
+                    failure = Some(e.context(format!("update {}", update.update_id)));
                     break;
                 }
             }
@@ -537,8 +555,12 @@ impl Core<'_> {
         // Telegram forgets these updates once the poller confirms them, so they
         // must survive a power cut, not just a crash, before the ack.
         if let Err(e) = db::sync_wal(self.conn, &db::timestamp(crate::clock::now())) {
-            error!("syncing the database: {e:#}");
+            failure.get_or_insert(e.context("syncing the database"));
             last = before_batch;
+        }
+        match failure {
+            Some(e) => self.trouble.failed(STORING_UPDATES, &e),
+            None => self.trouble.ended(STORING_UPDATES),
         }
         let _ = self.wake.send(());
         self.dispatch_jobs();
@@ -567,6 +589,9 @@ impl Core<'_> {
         }
         let mut out = Vec::new();
         match bot::handle_update(&tx, &ctx, update, &mut out) {
+            // The storage failing is not the update's fault: it is kept for a retry
+            // (the poller does not confirm it), never skipped with an apology.
+            Err(e) if db::is_storage_error(&e) => return Err(e),
             Ok(()) => {
                 enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
@@ -647,4 +672,64 @@ fn failure_reply(update: &Update) -> Option<telegram::Outgoing> {
     let text = message.text.as_deref()?;
     text.starts_with('/')
         .then(|| telegram::send_message(message.chat.id, &ui::error_text(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_queued_again_is_handed_to_the_publisher_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(&dir.path().join("s.db")).unwrap();
+        let t = "2026-01-01T00:00:00Z";
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, 7, None, None, t).unwrap();
+        tx.commit().unwrap();
+        let (account, _) = db::accounts::upsert_account(&conn, "Brand", "178", None, t).unwrap();
+        let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
+        crate::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
+        let config = crate::config::parse(
+            "[telegram]\nbot_token = \"1:x\"\n",
+            std::path::Path::new("storyline.toml"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        let (wake, _wake_rx) = mpsc::channel();
+        let (scans, _scans_rx) = mpsc::channel();
+        let (publish_jobs, jobs) = mpsc::channel();
+        let mut core = Core {
+            config: &config,
+            conn: &mut conn,
+            started: Instant::now(),
+            bot_username: None,
+            wake,
+            scans,
+            rescan_every: Duration::from_secs(60),
+            key: None,
+            publish_jobs,
+            dispatched: Default::default(),
+            trouble: Default::default(),
+        };
+        core.dispatch_jobs();
+        core.dispatch_jobs();
+        assert_eq!(
+            jobs.try_iter().collect::<Vec<_>>(),
+            [slot],
+            "handed over once"
+        );
+        // The publisher ends it (the outcome is unknown); a press queues it again.
+        core.conn
+            .execute("UPDATE publish_jobs SET state = 'unknown'", [])
+            .unwrap();
+        core.dispatch_jobs();
+        crate::publish::create_job(core.conn, slot, 7, account, Some(42), false, t).unwrap();
+        core.dispatch_jobs();
+        assert_eq!(
+            jobs.try_iter().collect::<Vec<_>>(),
+            [slot],
+            "handed over again"
+        );
+    }
 }

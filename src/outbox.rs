@@ -44,6 +44,10 @@ pub struct Outbox {
     pub shutdown: Arc<AtomicBool>,
 }
 
+const RECORDING: &str =
+    "outbox: recording a delivered call (it is not sent again; later replies wait; retrying)";
+const READING: &str = "outbox: reading the outbox (replies wait; retrying)";
+
 /// What Telegram did with a call, for recording it.
 enum Delivered {
     Taken(serde_json::Value),
@@ -59,13 +63,13 @@ impl Outbox {
         // A call Telegram took whose result could not be written (a full or read-only
         // disk): it is recorded before anything else goes out, and never sent again.
         let mut unrecorded: Option<(db::OutboxRow, Delivered)> = None;
-        let mut storage = StorageTrouble::default();
+        let mut trouble = crate::logging::Trouble::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             if let Some((row, delivered)) = unrecorded.take() {
                 match self.record(&row, &delivered) {
-                    Ok(()) => storage.ended(),
+                    Ok(()) => trouble.ended(RECORDING),
                     Err(e) => {
-                        storage.failed(&format!("recording a delivered {}", row.method), &e);
+                        trouble.failed(RECORDING, &e);
                         unrecorded = Some((row, delivered));
                         sleep_unless(&self.shutdown, Duration::from_secs(1));
                         continue;
@@ -75,12 +79,12 @@ impl Outbox {
             let next = match db::outbox_next(&self.conn) {
                 Ok(next) => next,
                 Err(e) => {
-                    storage.failed("reading the outbox", &e);
+                    trouble.failed(READING, &e);
                     sleep_unless(&self.shutdown, Duration::from_secs(1));
                     continue;
                 }
             };
-            storage.ended();
+            trouble.ended(READING);
             let Some(row) = next else {
                 match self.wake.recv_timeout(Duration::from_secs(5)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
@@ -204,33 +208,6 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
                 &message.params.to_string(),
                 &db::timestamp(crate::clock::now()),
             )
-        }
-    }
-}
-
-/// Database trouble on the outbox thread, logged once when it starts and once
-/// when it ends, not once per retry.
-#[derive(Default)]
-struct StorageTrouble {
-    since: Option<std::time::Instant>,
-}
-
-impl StorageTrouble {
-    fn failed(&mut self, what: &str, e: &anyhow::Error) {
-        if self.since.is_none() {
-            error!("outbox: {what}: {e:#}; holding replies until the database works again");
-            self.since = Some(std::time::Instant::now());
-        } else {
-            debug!("outbox: {what}: still failing: {e:#}");
-        }
-    }
-
-    fn ended(&mut self) {
-        if let Some(since) = self.since.take() {
-            info!(
-                "outbox: the database works again after {}s; delivering replies",
-                since.elapsed().as_secs()
-            );
         }
     }
 }

@@ -257,6 +257,8 @@ pub struct Publisher {
 }
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+const STORAGE_RETRY: Duration = Duration::from_secs(5);
+const STORING_JOBS: &str = "publisher: storing a publish job (it waits; retrying)";
 
 /// How a job ended, for what the chat is told.
 enum Outcome {
@@ -274,20 +276,38 @@ enum Outcome {
 impl Publisher {
     pub fn run(self) {
         let mut next_refresh = std::time::Instant::now();
+        // Jobs the database could not take (a full or read-only disk), tried again
+        // after a pause rather than given up.
+        let mut waiting: Vec<(i64, std::time::Instant)> = Vec::new();
+        let mut trouble = crate::logging::Trouble::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             if std::time::Instant::now() >= next_refresh {
                 self.refresh_tokens();
                 next_refresh = std::time::Instant::now() + REFRESH_EVERY;
             }
-            let queue_id = match self.jobs.recv_timeout(Duration::from_millis(500)) {
-                Ok(id) => id,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let due = waiting
+                .iter()
+                .position(|(_, at)| *at <= std::time::Instant::now());
+            let queue_id = match due {
+                Some(index) => waiting.remove(index).0,
+                None => match self.jobs.recv_timeout(Duration::from_millis(500)) {
+                    Ok(id) => id,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
             };
-            if let Err(e) = self.handle(queue_id) {
+            let result = self.handle(queue_id).or_else(|e| {
+                if db::is_storage_error(&e) {
+                    return Err(e);
+                }
                 warn!("publishing queue item {queue_id}: {e:#}");
-                if let Err(e) = self.give_up(queue_id, &format!("{e:#}")) {
-                    warn!("recording the failure of queue item {queue_id}: {e:#}");
+                self.give_up(queue_id, &format!("{e:#}"))
+            });
+            match result {
+                Ok(()) => trouble.ended(STORING_JOBS),
+                Err(e) => {
+                    trouble.failed(STORING_JOBS, &e);
+                    waiting.push((queue_id, std::time::Instant::now() + STORAGE_RETRY));
                 }
             }
             let _ = self.wake_outbox.send(());
@@ -332,6 +352,14 @@ impl Publisher {
 
     fn handle(&self, queue_id: i64) -> Result<()> {
         let job = job(&self.conn, queue_id)?.ok_or_else(|| anyhow!("no publish job {queue_id}"))?;
+        if job.state == "publishing" {
+            // Only a retry gets here: media_publish was called, and recording its
+            // outcome failed. The chat is asked, as after a crash.
+            return self.give_up(
+                queue_id,
+                "the outcome of media_publish could not be recorded",
+            );
+        }
         if job.state != "queued" && job.state != "container" {
             return Ok(());
         }
@@ -897,6 +925,16 @@ mod tests {
         assert!(question.contains("could not tell whether"), "{question}");
         // Jobs that ended are left alone.
         p.give_up(slot, "again").unwrap();
+        p.handle(slot).unwrap();
+        assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
+    }
+
+    #[test]
+    fn a_retry_after_the_disk_refused_an_outcome_asks_instead_of_publishing_again() {
+        let (_dir, p, slot) = setup();
+        // media_publish was called; the commit of its outcome failed.
+        set_job_state(&p.conn, slot, "publishing", None).unwrap();
+        p.handle(slot).unwrap();
         assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
     }
 }

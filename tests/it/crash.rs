@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 use crate::support::{
-    describe_output, Call, Daemon, Env, FakeInstagram, Fault, IgFault, ADMIN, CHAT,
+    describe_output, wait_until, Call, Daemon, Env, FakeInstagram, Fault, IgFault, ADMIN, CHAT,
 };
 
 /// One virtual day per real minute: a slot every 29 virtual minutes per chat is one
@@ -922,4 +922,329 @@ fn kill_9_across_two_hundred_auto_slots_never_publishes_twice() {
     for index in 0..CHATS.len() {
         assert!(!log.contains(&format!("IGAA-crash-{index}-SECRET")));
     }
+}
+
+// ---- full and read-only disks ----------------------------------------------------------
+
+/// A file system mounted for one test, unmounted on Drop (lazily, in case a daemon
+/// still holds it).
+struct Mounted {
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Runs a command for the set-up; the reason it failed, if it did.
+fn sh(program: &str, args: &[&str]) -> Result<(), String> {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("{program}: {e}")),
+    }
+}
+
+/// Mounting needs root (CI runs the tests as root); elsewhere these tests say why
+/// they did nothing.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// An Env whose database lives in `state/`, where `mount` puts a file system.
+fn env_on_mount(
+    mount: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Option<(Env, Mounted)> {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a file system for the database needs root");
+        return None;
+    }
+    let env = Env::new();
+    let dir = env.path().join("state");
+    fs::create_dir(&dir).unwrap();
+    if let Err(why) = mount(&dir) {
+        eprintln!("SKIPPED: cannot mount a file system for the database: {why}");
+        return None;
+    }
+    let mounted = Mounted { dir };
+    let config = env.base_config().replace(
+        "database = \"storyline.db\"",
+        "database = \"state/storyline.db\"",
+    );
+    env.write_config_raw(&config);
+    Some((env, mounted))
+}
+
+fn state_db(env: &Env) -> Connection {
+    let db = Connection::open(env.path().join("state/storyline.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db
+}
+
+/// What the users did while the disk was in trouble, and what it must come to.
+#[derive(Default)]
+struct Toggles {
+    updates: Vec<i64>,
+    presses: Vec<i64>,
+    /// Dry run as the updates so far leave it, and the settings versions they add.
+    dry_run: bool,
+    changes: i64,
+    commands: i64,
+}
+
+impl Toggles {
+    /// /dryrun, or a press that sets dry run to a value (a no-op when it is already so).
+    fn push(&mut self, env: &Env, menu: i64, rng: &mut Rng) {
+        if rng.below(2) == 0 {
+            self.updates
+                .push(env.tg.push_message(CHAT, ADMIN, "ada", "/dryrun"));
+            self.dry_run = !self.dry_run;
+            self.changes += 1;
+            self.commands += 1;
+        } else {
+            let value = rng.below(2) == 1;
+            let update = env.tg.push_callback(
+                CHAT,
+                ADMIN,
+                "ada",
+                menu,
+                &format!("1:set:dry:{}", u8::from(value)),
+            );
+            self.updates.push(update);
+            self.presses.push(update);
+            if value != self.dry_run {
+                self.dry_run = value;
+                self.changes += 1;
+            }
+        }
+    }
+}
+
+/// Telegram has not been told to forget an update the database does not hold.
+fn assert_nothing_confirmed_unstored(env: &Env) {
+    let confirmed = env.tg.confirmed_offset();
+    let stored: Option<i64> = state_db(env)
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'telegram.last_update_id'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    assert!(
+        confirmed <= stored.map_or(0, |id| id + 1),
+        "Telegram was told to forget updates below {confirmed}; the database holds up to {stored:?}"
+    );
+}
+
+fn error_lines(env: &Env) -> usize {
+    env.log().lines().filter(|l| l.contains("[ERROR]")).count()
+}
+
+/// Users toggle dry run while the disk is in trouble (`in_trouble` becomes true once
+/// the daemon said so); checks that nothing unstored is confirmed, that the log says
+/// it once rather than every second, and that, after `recover`, every held update is
+/// handled exactly once.
+fn toggle_through_trouble(
+    env: &Env,
+    rng: &mut Rng,
+    start_trouble: impl FnOnce(),
+    recover: impl FnOnce() -> Option<Daemon>,
+) {
+    let menu = say(env, CHAT, ADMIN, "/settings");
+    let mut toggles = Toggles {
+        dry_run: true,
+        ..Toggles::default()
+    };
+    let errors_before = error_lines(env);
+    start_trouble();
+    // Users go on until the daemon hits the trouble (a write no longer fits), then
+    // for five more seconds. Pushes are paced, not synchronised on.
+    let hit = Instant::now() + Duration::from_secs(30);
+    while error_lines(env) == errors_before {
+        assert!(Instant::now() < hit, "the daemon never noticed the trouble");
+        toggles.push(env, menu.message_id, rng);
+        assert_nothing_confirmed_unstored(env);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(5) {
+        toggles.push(env, menu.message_id, rng);
+        assert_nothing_confirmed_unstored(env);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        env.tg.pending_updates() > 0,
+        "updates pushed in the trouble were confirmed"
+    );
+    let errors = error_lines(env) - errors_before;
+    assert!(
+        (1..=4).contains(&errors),
+        "{errors} ERROR lines in 5 s of trouble: once per state change, not per retry\n{}",
+        env.log()
+    );
+    let _daemon = recover();
+    wait_until("every held update confirmed", CATCH_UP, || {
+        (env.tg.pending_updates() == 0).then_some(())
+    });
+    wait_until("the outbox to drain", CATCH_UP, || {
+        (count(&state_db(env), "SELECT count(*) FROM outbox", []) == 0).then_some(())
+    });
+    assert_nothing_confirmed_unstored(env);
+    let db = state_db(env);
+    for update in &toggles.updates {
+        let handled = count(
+            &db,
+            "SELECT count(*) FROM interactions WHERE update_id = ?1",
+            [update],
+        );
+        assert_eq!(handled, 1, "update {update} handled once");
+    }
+    for press in &toggles.presses {
+        env.tg.wait_for_callback_answer(*press, WAIT);
+    }
+    let replies = delivered(env, "sendMessage")
+        .iter()
+        .filter(|c| text_of(c).contains("Dry run is"))
+        .count() as i64;
+    assert_eq!(
+        replies, toggles.commands,
+        "one reply per /dryrun, none twice"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT dry_run_mode FROM chats WHERE chat_id = ?1",
+            [CHAT]
+        ),
+        i64::from(toggles.dry_run)
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM settings_history WHERE chat_id = ?1",
+            [CHAT]
+        ),
+        1 + toggles.changes
+    );
+    let result: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(result, "ok");
+    assert!(!env.log().contains("nothing of it was kept"));
+    println!(
+        "{} updates held through the trouble ({} /dryrun, {} presses), {} ERROR line(s)",
+        toggles.updates.len(),
+        toggles.commands,
+        toggles.presses.len(),
+        error_lines(env) - errors_before
+    );
+}
+
+#[test]
+fn a_full_disk_holds_updates_and_the_daemon_recovers_when_space_returns() {
+    let mut rng = Rng::from_env_or_time("full disk");
+    let Some((env, mounted)) = env_on_mount(|dir| {
+        let dir = dir.to_str().unwrap();
+        sh(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", dir],
+        )
+    }) else {
+        return;
+    };
+    let _daemon = env.start_polling();
+    let filler = mounted.dir.join("filler");
+    toggle_through_trouble(
+        &env,
+        &mut rng,
+        || {
+            use std::io::Write as _;
+            let mut file = fs::File::create(&filler).unwrap();
+            for chunk in [64 * 1024, 512] {
+                while file.write_all(&vec![0; chunk]).is_ok() {}
+            }
+            let _ = file.sync_all();
+        },
+        || {
+            fs::remove_file(&filler).unwrap();
+            None
+        },
+    );
+    assert!(env.log().contains("works again"), "{}", env.log());
+}
+
+/// A read-only database, the way it happens to a Pi: ext4 with errors=remount-ro
+/// turns itself read-only under the running daemon (triggered here through ext4's
+/// own test hook). Linux refuses `mount -o remount,ro` while a file is open for
+/// writing, and an ext4 that remounted itself read-only stays so until it is
+/// unmounted and checked, so recovery is what an operator does: stop the daemon,
+/// fsck, mount, start it again. The held updates are then handled exactly once.
+#[test]
+fn a_database_gone_read_only_holds_updates_until_the_disk_is_repaired() {
+    let mut rng = Rng::from_env_or_time("read-only disk");
+    let image = std::env::temp_dir().join(format!("storyline-ro-{}.img", std::process::id()));
+    let image_text = image.to_str().unwrap().to_string();
+    let Some((env, mounted)) = env_on_mount(|dir| {
+        let dir = dir.to_str().unwrap();
+        sh("truncate", &["-s", "16M", &image_text])?;
+        sh("mkfs.ext4", &["-q", "-F", &image_text])?;
+        sh("mount", &["-o", "loop,errors=remount-ro", &image_text, dir])
+    }) else {
+        let _ = fs::remove_file(&image);
+        return;
+    };
+    let dir = mounted.dir.to_str().unwrap().to_string();
+    let daemon = env.start_polling();
+    toggle_through_trouble(
+        &env,
+        &mut rng,
+        || {
+            let out = std::process::Command::new("findmnt")
+                .args(["-n", "-o", "SOURCE", &dir])
+                .output()
+                .unwrap();
+            let source = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let device = source.rsplit('/').next().unwrap_or_default().to_string();
+            fs::write(format!("/sys/fs/ext4/{device}/trigger_fs_error"), "1")
+                .unwrap_or_else(|e| panic!("turning {source} read-only: {e}"));
+            assert!(
+                fs::write(mounted.dir.join("probe"), "x").is_err(),
+                "{dir} is still writable"
+            );
+        },
+        || {
+            let (status, _) = daemon.terminate();
+            assert!(status.success(), "stopping on a read-only disk: {status}");
+            sh("umount", &[&dir]).unwrap();
+            let fsck = std::process::Command::new("e2fsck")
+                .args(["-f", "-y", &image_text])
+                .output()
+                .unwrap();
+            assert!(
+                matches!(fsck.status.code(), Some(0 | 1)),
+                "e2fsck: {}",
+                describe_output(&fsck)
+            );
+            sh(
+                "mount",
+                &["-o", "loop,errors=remount-ro", &image_text, &dir],
+            )
+            .unwrap();
+            Some(env.start_polling())
+        },
+    );
+    drop(mounted);
+    let _ = fs::remove_file(&image);
 }
