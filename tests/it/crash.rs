@@ -1194,17 +1194,21 @@ fn a_full_disk_holds_updates_and_the_daemon_recovers_when_space_returns() {
 #[test]
 fn a_database_gone_read_only_holds_updates_until_the_disk_is_repaired() {
     let mut rng = Rng::from_env_or_time("read-only disk");
-    let image = std::env::temp_dir().join(format!("storyline-ro-{}.img", std::process::id()));
-    let image_text = image.to_str().unwrap().to_string();
+    // The disk image sits beside the mount point, in the test's temp dir.
+    let image_of = |dir: &std::path::Path| dir.with_file_name("disk.img");
     let Some((env, mounted)) = env_on_mount(|dir| {
-        let dir = dir.to_str().unwrap();
-        sh("truncate", &["-s", "16M", &image_text])?;
-        sh("mkfs.ext4", &["-q", "-F", &image_text])?;
-        sh("mount", &["-o", "loop,errors=remount-ro", &image_text, dir])
+        let image = image_of(dir);
+        let image = image.to_str().unwrap();
+        sh("truncate", &["-s", "16M", image])?;
+        sh("mkfs.ext4", &["-q", "-F", image])?;
+        sh(
+            "mount",
+            &["-o", "loop,errors=remount-ro", image, dir.to_str().unwrap()],
+        )
     }) else {
-        let _ = fs::remove_file(&image);
         return;
     };
+    let image_text = image_of(&mounted.dir).to_str().unwrap().to_string();
     let dir = mounted.dir.to_str().unwrap().to_string();
     let daemon = env.start_polling();
     toggle_through_trouble(
@@ -1246,5 +1250,4 @@ fn a_database_gone_read_only_holds_updates_until_the_disk_is_repaired() {
         },
     );
     drop(mounted);
-    let _ = fs::remove_file(&image);
 }
