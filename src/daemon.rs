@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use chrono::Utc;
 use log::{debug, error, info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -53,6 +52,11 @@ pub struct ScanRequest {
 }
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+/// How soon a scheduler pass that could not commit (a full or read-only disk) is tried again.
+const SCHEDULER_RETRY: Duration = Duration::from_secs(5);
+const STORING_UPDATES: &str =
+    "storing Telegram updates (Telegram keeps them until they are stored; retrying)";
+const SCHEDULING: &str = "scheduler (due stories wait; retrying)";
 /// The scheduler plans and looks for due slots at least this often, and
 /// otherwise wakes exactly at the next slot.
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
@@ -82,21 +86,30 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
+    if let Some(clock) = crate::clock::install_from_env()? {
+        warn!(
+            "TEST CLOCK: {} is set, so time starts at {} and runs {}x the wall clock; \
+             this is for tests only, never for a real deployment",
+            crate::clock::ENV_VAR,
+            clock.virtual_start.to_rfc3339(),
+            clock.speed
+        );
+    }
     // Before anything polls, sends or schedules: a second daemon on the same
     // database would answer every update twice.
-    let _run_lock = runlock::acquire(&config.storage.database, Utc::now())?;
+    let _run_lock = runlock::acquire(&config.storage.database, chrono::Utc::now())?;
     let mut conn = db::open(&config.storage.database)?;
     let key = keyfile::load(
         &config.storage.key_file,
         &db::accounts::sealed_values(&conn)?,
     )?;
-    bot::add_allowed_chats(&mut conn, &config, Utc::now())?;
+    bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
         "setMyCommands",
         &telegram::set_my_commands(ui::COMMANDS).params.to_string(),
-        &db::timestamp(Utc::now()),
+        &db::timestamp(crate::clock::now()),
     )?;
     info!(
         "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
@@ -221,6 +234,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         key,
         publish_jobs: jobs_tx,
         dispatched: Default::default(),
+        trouble: Default::default(),
     };
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
@@ -285,7 +299,7 @@ fn run_scanner(
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.
         let outcome = db::open_without_migrating(db_path).and_then(|mut conn| {
-            let report = scanner.scan(&mut conn, media_dir, Utc::now(), &mut |_| {})?;
+            let report = scanner.scan(&mut conn, media_dir, crate::clock::now(), &mut |_| {})?;
             db::queue::sync_content(&conn, &report.touched_content)?;
             Ok(report)
         });
@@ -325,6 +339,7 @@ struct Core<'a> {
     publish_jobs: Sender<i64>,
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
+    trouble: crate::logging::Trouble,
 }
 
 impl Core<'_> {
@@ -358,8 +373,11 @@ impl Core<'_> {
                 next_scan = now + self.rescan_every;
             }
             if now >= next_tick {
-                self.scheduler_tick();
-                next_tick = self.next_tick_after(Instant::now());
+                next_tick = if self.scheduler_tick() {
+                    self.next_tick_after(Instant::now())
+                } else {
+                    Instant::now() + SCHEDULER_RETRY
+                };
             }
             let mut wake_at = next_housekeeping.min(next_scan).min(next_tick);
             if watchdog_every.is_some() {
@@ -391,12 +409,13 @@ impl Core<'_> {
 
     /// When to look at the queue next: the next pending slot, or a minute.
     fn next_tick_after(&self, now: Instant) -> Instant {
-        let regular = now + SCHEDULER_EVERY;
+        let regular = now + crate::clock::real_duration(SCHEDULER_EVERY);
         let next_slot = db::queue::next_pending_time(self.conn)
             .ok()
             .flatten()
             .and_then(|t| db::parse_timestamp(&t))
-            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            .map(|t| (t - crate::clock::now()).to_std().unwrap_or(Duration::ZERO))
+            .map(crate::clock::real_duration);
         match next_slot {
             Some(wait) => regular.min(now + wait),
             None => regular,
@@ -412,7 +431,7 @@ impl Core<'_> {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
             crate::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
-            enqueue_all(&tx, &out, &db::timestamp(Utc::now()))?;
+            enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
             tx.commit()?;
             for queue_id in crate::publish::restartable_jobs(self.conn)? {
                 self.conn.execute(
@@ -435,7 +454,7 @@ impl Core<'_> {
             &self.config.instagram.graph_url,
             &self.config.instagram.api_url,
         );
-        let now = Utc::now();
+        let now = crate::clock::now();
         let result = crate::oauth::finish(
             self.conn,
             self.config,
@@ -449,7 +468,7 @@ impl Core<'_> {
             if let crate::oauth::Finished::Failed { reason, .. } = &finished {
                 crate::oauth::log_failure(reason);
             }
-            crate::oauth::tell_chat(self.conn, self.config, &finished, Utc::now())
+            crate::oauth::tell_chat(self.conn, self.config, &finished, crate::clock::now())
         });
         if let Err(e) = result {
             error!("finishing a pasted Instagram login: {e:#}");
@@ -461,6 +480,9 @@ impl Core<'_> {
     fn dispatch_jobs(&mut self) {
         match crate::publish::queued_jobs(self.conn) {
             Ok(ids) => {
+                // A job that left 'queued' is forgotten, so that a press queueing it
+                // again (🔁 Publish again) hands it over again.
+                self.dispatched.retain(|id| ids.contains(id));
                 for id in ids {
                     if self.dispatched.insert(id) {
                         let _ = self.publish_jobs.send(id);
@@ -471,10 +493,11 @@ impl Core<'_> {
         }
     }
 
-    /// Plans, fires due slots and reports missed ones, in one transaction.
-    fn scheduler_tick(&mut self) {
+    /// Plans, fires due slots and reports missed ones, in one transaction; false
+    /// when it could not.
+    fn scheduler_tick(&mut self) -> bool {
         let result = (|| -> Result<()> {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -487,10 +510,13 @@ impl Core<'_> {
             }
             Ok(())
         })();
-        if let Err(e) = result {
-            error!("scheduler: {e:#}");
+        let done = result.is_ok();
+        match result {
+            Ok(()) => self.trouble.ended(SCHEDULING),
+            Err(e) => self.trouble.failed(SCHEDULING, &e),
         }
         self.dispatch_jobs();
+        done
     }
 
     fn scan_finished(
@@ -506,7 +532,7 @@ impl Core<'_> {
             Err(e) => ui::scan_failed_text(e),
         };
         let call = telegram::send_message(chat_id, &text, None);
-        match enqueue_all(self.conn, &[call], &db::timestamp(Utc::now())) {
+        match enqueue_all(self.conn, &[call], &db::timestamp(crate::clock::now())) {
             Ok(()) => {
                 let _ = self.wake.send(());
             }
@@ -518,20 +544,25 @@ impl Core<'_> {
     /// that is now stored (handled now or before), None when nothing of it is.
     fn handle_batch(&mut self, updates: Vec<Update>, offset: i64) -> Option<i64> {
         let mut last = None;
+        let mut failure = None;
         for update in &updates {
             match self.handle_update(update, offset) {
                 Ok(()) => last = Some(update.update_id),
                 Err(e) => {
-                    error!("could not commit update {}: {e:#}", update.update_id);
+                    failure = Some(e.context(format!("update {}", update.update_id)));
                     break;
                 }
             }
         }
         // Telegram forgets these updates once the poller confirms them, so they
         // must survive a power cut, not just a crash, before the ack.
-        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(Utc::now())) {
-            error!("syncing the database: {e:#}");
+        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(crate::clock::now())) {
+            failure.get_or_insert(e.context("syncing the database"));
             last = None;
+        }
+        match failure {
+            Some(e) => self.trouble.failed(STORING_UPDATES, &e),
+            None => self.trouble.ended(STORING_UPDATES),
         }
         let _ = self.wake.send(());
         self.dispatch_jobs();
@@ -541,7 +572,7 @@ impl Core<'_> {
     /// One update, one transaction: its effects, its replies and the offset.
     /// `offset` is the one the batch was asked for with.
     fn handle_update(&mut self, update: &Update, offset: i64) -> Result<()> {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let ctx = bot::Context {
             config: self.config,
             now,
@@ -569,6 +600,9 @@ impl Core<'_> {
         }
         let mut out = Vec::new();
         match bot::handle_update(&tx, &ctx, update, &mut out) {
+            // The storage failing is not the update's fault: it is kept for a retry
+            // (the poller does not confirm it), never skipped with an apology.
+            Err(e) if db::is_storage_error(&e) => return Err(e),
             Ok(()) => {
                 enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
@@ -607,7 +641,7 @@ impl Core<'_> {
 
     fn housekeeping(&mut self) {
         memory::release_free_memory();
-        match db::delete_expired_inputs(self.conn, &db::timestamp(Utc::now())) {
+        match db::delete_expired_inputs(self.conn, &db::timestamp(crate::clock::now())) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),
             Err(e) => warn!("housekeeping: {e:#}"),
@@ -694,5 +728,60 @@ mod tests {
                 "update {id}, last {last:?}, offset {offset}"
             );
         }
+    }
+
+    #[test]
+    fn a_job_queued_again_is_handed_to_the_publisher_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(&dir.path().join("s.db")).unwrap();
+        let t = "2026-01-01T00:00:00Z";
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, 7, None, None, t).unwrap();
+        tx.commit().unwrap();
+        let (account, _) = db::accounts::upsert_account(&conn, "Brand", "178", None, t).unwrap();
+        let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
+        crate::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
+        let config = crate::config::parse(
+            "[telegram]\nbot_token = \"1:x\"\n",
+            std::path::Path::new("storyline.toml"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        let (wake, _wake_rx) = mpsc::channel();
+        let (scans, _scans_rx) = mpsc::channel();
+        let (publish_jobs, jobs) = mpsc::channel();
+        let mut core = Core {
+            config: &config,
+            conn: &mut conn,
+            started: Instant::now(),
+            bot_username: None,
+            wake,
+            scans,
+            rescan_every: Duration::from_secs(60),
+            key: None,
+            publish_jobs,
+            dispatched: Default::default(),
+            trouble: Default::default(),
+        };
+        core.dispatch_jobs();
+        core.dispatch_jobs();
+        assert_eq!(
+            jobs.try_iter().collect::<Vec<_>>(),
+            [slot],
+            "handed over once"
+        );
+        // The publisher ends it (the outcome is unknown); a press queues it again.
+        core.conn
+            .execute("UPDATE publish_jobs SET state = 'unknown'", [])
+            .unwrap();
+        core.dispatch_jobs();
+        crate::publish::create_job(core.conn, slot, 7, account, Some(42), false, t).unwrap();
+        core.dispatch_jobs();
+        assert_eq!(
+            jobs.try_iter().collect::<Vec<_>>(),
+            [slot],
+            "handed over again"
+        );
     }
 }

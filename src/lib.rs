@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod bot;
 pub mod callback;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod crypto;

@@ -4,8 +4,11 @@
 //! that call for good (a 4xx such as "message to edit not found").
 //!
 //! The core commits a reply in the same transaction as its update, so a crash
-//! never loses one; a crash between Telegram's answer and the delete can repeat
-//! at most that one call.
+//! never loses one. A delivered call's result (a story's message id) and its
+//! delete are one commit, so a crash between Telegram's answer and that commit
+//! repeats at most that one call. When the database cannot take the commit (a
+//! full or read-only disk), the call is held in memory and recorded before
+//! anything else goes out: it is not sent again while the process lives.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
 use crate::daemon::sleep_unless;
@@ -41,18 +44,47 @@ pub struct Outbox {
     pub shutdown: Arc<AtomicBool>,
 }
 
+const RECORDING: &str =
+    "outbox: recording a delivered call (it is not sent again; later replies wait; retrying)";
+const READING: &str = "outbox: reading the outbox (replies wait; retrying)";
+
+/// What Telegram did with a call, for recording it.
+enum Delivered {
+    Taken(serde_json::Value),
+    /// "message is not modified": taken, with nothing to record.
+    NotModified,
+    /// Refused for good (a 4xx); the reason.
+    Refused(String),
+}
+
 impl Outbox {
     pub fn run(self) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        // A call Telegram took whose result could not be written (a full or read-only
+        // disk): it is recorded before anything else goes out, and never sent again.
+        let mut unrecorded: Option<(db::OutboxRow, Delivered)> = None;
+        let mut trouble = crate::logging::Trouble::default();
         while !self.shutdown.load(Ordering::Relaxed) {
+            if let Some((row, delivered)) = unrecorded.take() {
+                match self.record(&row, &delivered) {
+                    Ok(()) => trouble.ended(RECORDING),
+                    Err(e) => {
+                        trouble.failed(RECORDING, &e);
+                        unrecorded = Some((row, delivered));
+                        sleep_unless(&self.shutdown, Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
             let next = match db::outbox_next(&self.conn) {
                 Ok(next) => next,
                 Err(e) => {
-                    error!("reading the outbox: {e:#}");
+                    trouble.failed(READING, &e);
                     sleep_unless(&self.shutdown, Duration::from_secs(1));
                     continue;
                 }
             };
+            trouble.ended(READING);
             let Some(row) = next else {
                 match self.wake.recv_timeout(Duration::from_secs(5)) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
@@ -63,23 +95,22 @@ impl Outbox {
                 Ok(p) => p,
                 Err(e) => {
                     error!("dropping unreadable outbox entry {}: {e}", row.id);
-                    self.finish(row.id);
+                    unrecorded = Some((row, Delivered::NotModified));
                     continue;
                 }
             };
             match self.client.deliver(&row.method, &params) {
                 Ok(result) => {
                     ended_outage(&mut backoff);
-                    self.apply_hook(&row, Ok(&result));
-                    self.finish(row.id);
+                    unrecorded = Some((row, Delivered::Taken(result)));
                 }
                 Err(e) if e.is_not_modified() => {
                     ended_outage(&mut backoff);
-                    self.finish(row.id);
+                    unrecorded = Some((row, Delivered::NotModified));
                 }
                 Err(e) if e.is_transient() => {
                     if let Err(e) = db::outbox_attempted(&self.conn, row.id) {
-                        error!("recording an outbox attempt: {e:#}");
+                        debug!("recording an outbox attempt: {e:#}");
                     }
                     // One line per outage; its retries go to DEBUG.
                     let backoff_delay = backoff.next_delay();
@@ -98,76 +129,75 @@ impl Outbox {
                 Err(e) => {
                     ended_outage(&mut backoff);
                     log_refusal(&row.method, &e);
-                    self.apply_hook(&row, Err(&e));
-                    self.finish(row.id);
+                    unrecorded = Some((row, Delivered::Refused(e.to_string())));
                 }
             }
         }
     }
 
-    /// Records what a delivered (or refused) call means for the rest of the
-    /// program: a story's message id and file_id, or its failure.
-    fn apply_hook(&self, row: &db::OutboxRow, outcome: Result<&serde_json::Value, &ApiError>) {
-        let Some(hook) = row.on_result.as_deref() else {
-            return;
-        };
-        let hook: Hook = match serde_json::from_str(hook) {
-            Ok(h) => h,
-            Err(e) => {
-                error!("outbox entry {}: unreadable hook: {e}", row.id);
-                return;
-            }
-        };
-        let applied = match (hook, outcome) {
-            (
-                Hook::Story {
-                    queue_id,
-                    media_item_id,
-                    ..
-                },
-                Ok(result),
-            ) => {
-                let (message_id, file_id) = telegram::sent_message_info(result);
-                db::queue::story_delivered(
-                    &self.conn,
-                    queue_id,
-                    message_id.unwrap_or(0),
-                    media_item_id,
-                    file_id.as_deref(),
-                )
-            }
-            (
-                Hook::Story {
-                    queue_id,
-                    media_item_id,
-                    chat_id,
-                    name,
-                },
-                Err(e),
-            ) => {
-                let reason = e.to_string();
-                db::queue::story_failed(&self.conn, queue_id, media_item_id, &reason).and_then(
-                    |()| {
-                        let text = crate::ui::story_refused_text(&name, &reason);
-                        let message = telegram::send_message(chat_id, &text, None);
-                        db::enqueue(
-                            &self.conn,
-                            message.method,
-                            &message.params.to_string(),
-                            &db::timestamp(chrono::Utc::now()),
-                        )
-                    },
-                )
-            }
-        };
-        if let Err(e) = applied {
-            error!("outbox entry {}: recording the result: {e:#}", row.id);
-        }
+    /// Records a delivered (or refused) call in one transaction: what it means for
+    /// the rest of the program (a story's message id and file_id, or its failure)
+    /// and its removal from the outbox. A crash before the commit sends it again:
+    /// the one repeat per crash the outbox allows.
+    fn record(&self, row: &db::OutboxRow, delivered: &Delivered) -> anyhow::Result<()> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        apply_hook(&tx, row, delivered)?;
+        db::outbox_done(&tx, row.id)?;
+        tx.commit()?;
+        Ok(())
     }
+}
 
-    fn finish(&self, id: i64) {
-        if let Err(e) = db::outbox_done(&self.conn, id) {
-            error!("removing delivered outbox entry {id}: {e:#}");
+/// What a delivered or refused call means for the rest of the program. An
+/// unreadable hook is logged and skipped; a database error is returned.
+fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> anyhow::Result<()> {
+    let Some(hook) = row.on_result.as_deref() else {
+        return Ok(());
+    };
+    let hook: Hook = match serde_json::from_str(hook) {
+        Ok(h) => h,
+        Err(e) => {
+            error!("outbox entry {}: unreadable hook: {e}", row.id);
+            return Ok(());
+        }
+    };
+    match (hook, delivered) {
+        (_, Delivered::NotModified) => Ok(()),
+        (
+            Hook::Story {
+                queue_id,
+                media_item_id,
+                ..
+            },
+            Delivered::Taken(result),
+        ) => {
+            let (message_id, file_id) = telegram::sent_message_info(result);
+            db::queue::story_delivered(
+                conn,
+                queue_id,
+                message_id.unwrap_or(0),
+                media_item_id,
+                file_id.as_deref(),
+            )
+        }
+        (
+            Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id,
+                name,
+            },
+            Delivered::Refused(reason),
+        ) => {
+            db::queue::story_failed(conn, queue_id, media_item_id, reason)?;
+            let text = crate::ui::story_refused_text(&name, reason);
+            let message = telegram::send_message(chat_id, &text, None);
+            db::enqueue(
+                conn,
+                message.method,
+                &message.params.to_string(),
+                &db::timestamp(crate::clock::now()),
+            )
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 use log::{info, warn};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::accounts::{self, AccountChoice, TokenState};
 use crate::config::{Config, Secret};
@@ -179,7 +179,7 @@ pub fn job(conn: &Connection, queue_id: i64) -> Result<Option<Job>> {
 fn set_job_state(conn: &Connection, queue_id: i64, state: &str, error: Option<&str>) -> Result<()> {
     conn.execute(
         "UPDATE publish_jobs SET state = ?2, error = coalesce(?3, error), updated_at = ?4 WHERE queue_id = ?1",
-        params![queue_id, state, error, db::timestamp(Utc::now())],
+        params![queue_id, state, error, db::timestamp(crate::clock::now())],
     )?;
     Ok(())
 }
@@ -262,6 +262,8 @@ pub struct Publisher {
 }
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+const STORAGE_RETRY: Duration = Duration::from_secs(5);
+const STORING_JOBS: &str = "publisher: storing a publish job (it waits; retrying)";
 
 /// How a job ended, for what the chat is told.
 enum Outcome {
@@ -279,26 +281,46 @@ enum Outcome {
 impl Publisher {
     pub fn run(self) {
         let mut next_refresh = std::time::Instant::now();
+        // Jobs the database could not take (a full or read-only disk), tried again
+        // after a pause rather than given up.
+        let mut waiting: Vec<(i64, std::time::Instant)> = Vec::new();
+        let mut trouble = crate::logging::Trouble::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             if std::time::Instant::now() >= next_refresh {
                 self.refresh_tokens();
                 next_refresh = std::time::Instant::now() + REFRESH_EVERY;
             }
-            let queue_id = match self.jobs.recv_timeout(Duration::from_millis(500)) {
-                Ok(id) => id,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let due = waiting
+                .iter()
+                .position(|(_, at)| *at <= std::time::Instant::now());
+            let queue_id = match due {
+                Some(index) => waiting.remove(index).0,
+                None => match self.jobs.recv_timeout(Duration::from_millis(500)) {
+                    Ok(id) => id,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
             };
-            if let Err(e) = self.handle(queue_id) {
+            let result = self.handle(queue_id).or_else(|e| {
+                if db::is_storage_error(&e) {
+                    return Err(e);
+                }
                 warn!("publishing queue item {queue_id}: {e:#}");
-                let _ = set_job_state(&self.conn, queue_id, "failed", Some(&format!("{e:#}")));
+                self.give_up(queue_id, &format!("{e:#}"))
+            });
+            match result {
+                Ok(()) => trouble.ended(STORING_JOBS),
+                Err(e) => {
+                    trouble.failed(STORING_JOBS, &e);
+                    waiting.push((queue_id, std::time::Instant::now() + STORAGE_RETRY));
+                }
             }
             let _ = self.wake_outbox.send(());
         }
     }
 
     fn refresh_tokens(&self) {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let reports =
             match accounts::refresh_due_tokens(&self.conn, self.key.as_ref(), &self.refresh, now) {
                 Ok(reports) => reports,
@@ -335,6 +357,14 @@ impl Publisher {
 
     fn handle(&self, queue_id: i64) -> Result<()> {
         let job = job(&self.conn, queue_id)?.ok_or_else(|| anyhow!("no publish job {queue_id}"))?;
+        if job.state == "publishing" {
+            // Only a retry gets here: media_publish was called, and recording its
+            // outcome failed. The chat is asked, as after a crash.
+            return self.give_up(
+                queue_id,
+                "the outcome of media_publish could not be recorded",
+            );
+        }
         if job.state != "queued" && job.state != "container" {
             return Ok(());
         }
@@ -351,14 +381,23 @@ impl Publisher {
         let s = settings::resolve(&row, &self.defaults);
         let username = account_name(&self.conn, job.account_id)?;
         let outcome = self.publish(&job, &item, &slot)?;
-        let now = Utc::now();
+        if matches!(outcome, Outcome::Stopped) {
+            return Ok(());
+        }
+        let now = crate::clock::now();
         let now_text = db::timestamp(now);
         let mut out = Vec::new();
+        // The outcome, the slot, the history and the chat's message are one commit: a
+        // crash or a full disk in between leaves the job where it was ('publishing'
+        // after media_publish), so the chat is asked rather than left with a slot
+        // that never ends.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut published_image = false;
         match outcome {
-            Outcome::Stopped => return Ok(()),
+            Outcome::Stopped => {}
             Outcome::Published { media_id, warnings } => {
-                set_job_state(&self.conn, queue_id, "published", None)?;
-                self.conn.execute(
+                set_job_state(&tx, queue_id, "published", None)?;
+                tx.execute(
                     "UPDATE publish_jobs SET media_id = ?2 WHERE queue_id = ?1",
                     params![queue_id, media_id],
                 )?;
@@ -368,7 +407,7 @@ impl Publisher {
                     "instagram_api"
                 };
                 record_published(
-                    &self.conn,
+                    &tx,
                     &job,
                     &slot,
                     &item,
@@ -386,12 +425,10 @@ impl Publisher {
                     line.push_str(&format!("\n⚠️ {}", telegram::escape_html(warning)));
                 }
                 out.push(self.report(&job, &slot, &item, &s, &line, None));
-                if item.kind == "image" {
-                    convert::remove_cached(&item.sha256, &self.cache_dir);
-                }
+                published_image = item.kind == "image";
             }
             Outcome::Fallback(reason) => {
-                set_job_state(&self.conn, queue_id, "failed", Some(&reason))?;
+                set_job_state(&tx, queue_id, "failed", Some(&reason))?;
                 info!(
                     "chat {}: {} not published: {reason}",
                     job.chat_id, item.path
@@ -403,7 +440,7 @@ impl Publisher {
                 } else {
                     "sending"
                 };
-                queue::set_slot_status(&self.conn, queue_id, status, None)?;
+                queue::set_slot_status(&tx, queue_id, status, None)?;
                 let note = ui::not_published_note(&reason);
                 out.push(self.report(
                     &job,
@@ -415,18 +452,43 @@ impl Publisher {
                 ));
             }
             Outcome::Unknown => {
-                set_job_state(
-                    &self.conn,
-                    queue_id,
-                    "unknown",
-                    Some("no answer to media_publish"),
-                )?;
-                if let Some(message) = unknown_outcome_message(&self.conn, queue_id)? {
+                set_job_state(&tx, queue_id, "unknown", Some("no answer to media_publish"))?;
+                if let Some(message) = unknown_outcome_message(&tx, queue_id)? {
                     out.push(message);
                 }
             }
         }
-        crate::daemon::enqueue_all(&self.conn, &out, &now_text)?;
+        crate::daemon::enqueue_all(&tx, &out, &now_text)?;
+        tx.commit()?;
+        if published_image {
+            convert::remove_cached(&item.sha256, &self.cache_dir);
+        }
+        Ok(())
+    }
+
+    /// After an error in `handle`: a job that may have reached media_publish is an
+    /// unknown outcome (the chat is asked, as after a crash); any other job failed,
+    /// and so did its slot, so that it does not wait for ever.
+    fn give_up(&self, queue_id: i64, error: &str) -> Result<()> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut out = Vec::new();
+        match job(&tx, queue_id)?.map(|j| j.state) {
+            Some(state) if state == "publishing" => {
+                set_job_state(&tx, queue_id, "unknown", Some(error))?;
+                out.extend(unknown_outcome_message(&tx, queue_id)?);
+            }
+            Some(state) if state == "queued" || state == "container" => {
+                set_job_state(&tx, queue_id, "failed", Some(error))?;
+                tx.execute(
+                    "UPDATE posting_queue SET status = 'failed', last_error = ?2
+                     WHERE id = ?1 AND status = 'sending'",
+                    params![queue_id, error],
+                )?;
+            }
+            _ => {}
+        }
+        crate::daemon::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -493,7 +555,7 @@ impl Publisher {
             &self.conn,
             self.key.as_ref(),
             job.account_id,
-            Utc::now(),
+            crate::clock::now(),
         )? {
             TokenState::Valid { token, .. } => token,
             TokenState::Expired => {
@@ -560,7 +622,7 @@ impl Publisher {
             ),
         }
 
-        let expires = Utc::now().timestamp() + MEDIA_URL_LIFETIME_SECS;
+        let expires = crate::clock::now().timestamp() + MEDIA_URL_LIFETIME_SECS;
         let url = format!(
             "{}{}",
             public_url.trim_end_matches('/'),
@@ -598,7 +660,7 @@ impl Publisher {
             };
             self.conn.execute(
                 "UPDATE publish_jobs SET state = 'container', container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
-                params![job.queue_id, container, db::timestamp(Utc::now())],
+                params![job.queue_id, container, db::timestamp(crate::clock::now())],
             )?;
 
             match self.wait_for_container(&container, &token, is_video) {
@@ -985,5 +1047,152 @@ mod tests {
             container_failure(&status(StatusCode::Expired, None)),
             "Instagram let the upload expire for the story and gave no reason."
         );
+    }
+
+    const CHAT: i64 = -1_007;
+    const KEY: [u8; 32] = [7; 32];
+    const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    /// A database with one chat, one image, one account with a valid token and a
+    /// slot at 'sending' whose dry-run publish job is queued; and its publisher.
+    fn setup() -> (tempfile::TempDir, Publisher, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("s.db");
+        let media_dir = dir.path().join("media");
+        std::fs::create_dir_all(&media_dir).unwrap();
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(36, 64))
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        std::fs::write(media_dir.join("a.jpg"), &jpeg).unwrap();
+        let now = crate::clock::now();
+        let t = db::timestamp(now);
+        let mut conn = db::open(&db_path).unwrap();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+        tx.commit().unwrap();
+        let item = db::media::insert_file(
+            &conn,
+            &db::media::NewFile {
+                path: "a.jpg",
+                category: "uncategorized",
+                kind: "image",
+                size: jpeg.len() as i64,
+                mtime_ns: 0,
+                sha256: SHA,
+            },
+            &t,
+        )
+        .unwrap();
+        let (account, _) = accounts::add_or_update_account(
+            &conn,
+            &KEY,
+            "Brand",
+            "178",
+            Some("brand"),
+            &crate::config::Secret::new("IGAA-token"),
+            now + chrono::Duration::days(60),
+            now,
+        )
+        .unwrap();
+        let slot = queue::insert_slot(&conn, CHAT, &t, "2026-01-01", Some(SHA), &t).unwrap();
+        queue::set_slot_content(&conn, slot, Some(SHA), Some(item)).unwrap();
+        queue::set_slot_status(&conn, slot, "sending", None).unwrap();
+        create_job(&conn, slot, CHAT, account.id, None, true, &t).unwrap();
+        let config = crate::config::parse(
+            "[telegram]\nbot_token = \"1:x\"\n",
+            std::path::Path::new("storyline.toml"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        let (_jobs_tx, jobs) = std::sync::mpsc::channel();
+        let (wake_outbox, _wake) = std::sync::mpsc::channel();
+        let publisher = Publisher {
+            conn: db::open_without_migrating(&db_path).unwrap(),
+            graph: Graph::new("http://127.0.0.1:9", "http://127.0.0.1:9"),
+            signer: Some(UrlSigner::new(&KEY)),
+            key: Some(KEY),
+            public_url: Some("http://127.0.0.1:9".into()),
+            media_dir,
+            cache_dir: dir.path().join("cache"),
+            defaults: config.defaults,
+            jobs,
+            wake_outbox,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            image_polls: (1, Duration::ZERO),
+            video_polls: (1, Duration::ZERO),
+            refresh: accounts::GraphRefresh::new("http://127.0.0.1:9"),
+        };
+        (dir, publisher, slot)
+    }
+
+    fn states(p: &Publisher, slot: i64) -> (String, String, i64, i64) {
+        let job = job(&p.conn, slot).unwrap().unwrap().state;
+        let status = queue::queue_item(&p.conn, slot).unwrap().unwrap().status;
+        let count = |sql: &str| p.conn.query_row(sql, [], |r| r.get(0)).unwrap();
+        (
+            job,
+            status,
+            count("SELECT count(*) FROM posting_history"),
+            count("SELECT count(*) FROM outbox"),
+        )
+    }
+
+    #[test]
+    fn a_publish_is_recorded_in_one_commit_with_its_report() {
+        let (_dir, p, slot) = setup();
+        p.handle(slot).unwrap();
+        assert_eq!(
+            states(&p, slot),
+            ("published".into(), "posted".into(), 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_failure_while_recording_a_publish_leaves_no_half_record_and_no_waiting_slot() {
+        let (_dir, p, slot) = setup();
+        // The history insert fails, as a full disk would make it.
+        p.conn
+            .execute_batch(
+                "CREATE TRIGGER full BEFORE INSERT ON posting_history
+                 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+            )
+            .unwrap();
+        let error = p.handle(slot).unwrap_err();
+        assert!(format!("{error:#}").contains("disk is full"), "{error:#}");
+        // Nothing of the outcome was kept: not 'published' without its history.
+        assert_eq!(states(&p, slot), ("queued".into(), "sending".into(), 0, 0));
+        p.give_up(slot, &format!("{error:#}")).unwrap();
+        assert_eq!(states(&p, slot), ("failed".into(), "failed".into(), 0, 0));
+    }
+
+    #[test]
+    fn giving_up_after_media_publish_asks_the_chat_instead_of_failing() {
+        let (_dir, p, slot) = setup();
+        set_job_state(&p.conn, slot, "publishing", None).unwrap();
+        p.give_up(slot, "database or disk is full").unwrap();
+        assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
+        let question: String = p
+            .conn
+            .query_row("SELECT params FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert!(question.contains("could not tell whether"), "{question}");
+        // Jobs that ended are left alone.
+        p.give_up(slot, "again").unwrap();
+        p.handle(slot).unwrap();
+        assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
+    }
+
+    #[test]
+    fn a_retry_after_the_disk_refused_an_outcome_asks_instead_of_publishing_again() {
+        let (_dir, p, slot) = setup();
+        // media_publish was called; the commit of its outcome failed.
+        set_job_state(&p.conn, slot, "publishing", None).unwrap();
+        p.handle(slot).unwrap();
+        assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
     }
 }

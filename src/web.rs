@@ -260,7 +260,7 @@ fn oauth_start(request: &Request, worker: &mut Worker) -> Response {
     };
     let oauth_state = crate::oauth::query_param(&request.target, "state").unwrap_or_default();
     let found = worker.db().and_then(|conn| {
-        crate::oauth::authorize_url(&pages.config, &app, conn, &oauth_state, Utc::now())
+        crate::oauth::authorize_url(&pages.config, &app, conn, &oauth_state, crate::clock::now())
     });
     match found {
         Ok(Some(location)) => Response {
@@ -308,12 +308,14 @@ fn oauth_callback(request: &Request, worker: &mut Worker) -> Response {
                 pages.key.as_ref(),
                 &state,
                 &code,
-                Utc::now(),
+                crate::clock::now(),
             ),
-            (None, denied) => crate::oauth::cancel(&conn, &state, denied.as_deref(), Utc::now()),
+            (None, denied) => {
+                crate::oauth::cancel(&conn, &state, denied.as_deref(), crate::clock::now())
+            }
         }
         .and_then(|finished| {
-            crate::oauth::tell_chat(&mut conn, &pages.config, &finished, Utc::now())?;
+            crate::oauth::tell_chat(&mut conn, &pages.config, &finished, crate::clock::now())?;
             Ok(finished)
         })
     })();
@@ -367,7 +369,7 @@ fn media(request: &Request, worker: &mut Worker) -> Response {
     let item_id = match worker
         .state
         .signer
-        .verify(&request.target, Utc::now().timestamp())
+        .verify(&request.target, crate::clock::now().timestamp())
     {
         Ok(id) => id,
         Err(e) => {

@@ -22,6 +22,23 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// Whether an error is the database's storage failing (a full or read-only disk,
+/// an I/O error, a lock held too long) rather than something about the input:
+/// work that hits it is retried later, never skipped.
+pub fn is_storage_error(e: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(failure, _)) if matches!(
+                failure.code,
+                DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy
+                    | DatabaseLocked | OutOfMemory
+            )
+        )
+    })
+}
+
 /// Timestamps are stored as RFC 3339 UTC text so they sort as text.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -562,6 +579,24 @@ pub fn outbox_len(conn: &Connection) -> Result<i64> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn storage_errors_are_told_from_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open(&path).unwrap();
+        let bad_input = conn
+            .execute("INSERT INTO kv (key, value) VALUES ('k', NULL)", [])
+            .unwrap_err();
+        assert!(!is_storage_error(&anyhow::Error::from(bad_input)));
+        let read_only =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let refused = read_only
+            .execute("INSERT INTO kv (key, value) VALUES ('a', 'b')", [])
+            .unwrap_err();
+        let wrapped = anyhow::Error::from(refused).context("handling update 7");
+        assert!(is_storage_error(&wrapped), "{wrapped:#}");
+    }
 
     #[test]
     fn creates_private_file_and_migrates_idempotently() {

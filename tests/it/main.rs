@@ -5,6 +5,7 @@ mod accounts;
 mod cli;
 mod commands;
 mod connect;
+mod crash;
 mod fake_selftest;
 mod helpers;
 mod instagram_fake_selftest;

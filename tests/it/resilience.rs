@@ -120,6 +120,15 @@ fn kill_9_between_updates_loses_and_repeats_nothing() {
             "round {round}: {}",
             reply.text
         );
+        // "Between updates": the reply is delivered and its outbox row gone; a
+        // kill inside that window may repeat one reply (the kill test below).
+        wait_until("the outbox to be empty", WAIT, || {
+            let waiting: i64 = env
+                .db()
+                .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+                .unwrap_or(1);
+            (waiting == 0).then_some(())
+        });
         daemon.kill9();
         daemon = env.start_polling();
     }

@@ -177,6 +177,17 @@ const META_ERRORS: &[MetaError] = &[
         "The caption was too long.", false),
 ];
 
+/// A story container as the fake holds it: whose, of which media URL, and the media
+/// id once it was published.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub container_id: String,
+    pub ig_user_id: String,
+    /// The image_url or video_url the container was created with.
+    pub media_url: String,
+    pub media_id: Option<String>,
+}
+
 /// A media download the fake made for a container, as Instagram would.
 #[derive(Clone, Debug)]
 pub struct Fetched {
@@ -231,6 +242,8 @@ struct Account {
 
 struct Container {
     ig_user_id: String,
+    media_url: String,
+    media_id: Option<String>,
     polls_left: u32,
     /// FINISHED, ERROR or EXPIRED, once the IN_PROGRESS polls are over.
     end: &'static str,
@@ -391,6 +404,23 @@ impl FakeInstagram {
     /// The media downloads made for containers, in order.
     pub fn fetched_media(&self) -> Vec<Fetched> {
         self.shared.lock().fetched.clone()
+    }
+
+    /// Every container created, in id order, with the media id of the published ones.
+    pub fn containers(&self) -> Vec<ContainerInfo> {
+        let state = self.shared.lock();
+        let mut containers: Vec<ContainerInfo> = state
+            .containers
+            .iter()
+            .map(|(id, container)| ContainerInfo {
+                container_id: id.clone(),
+                ig_user_id: container.ig_user_id.clone(),
+                media_url: container.media_url.clone(),
+                media_id: container.media_id.clone(),
+            })
+            .collect();
+        containers.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        containers
     }
 
     /// The media ids of published stories, in order.
@@ -647,6 +677,8 @@ fn create_container<'a>(
     let container_id = state.mint_id(1790);
     let container = Container {
         ig_user_id: ig_user_id.to_string(),
+        media_url: url,
+        media_id: None,
         polls_left: state.in_progress_polls,
         end,
         detail,
@@ -758,7 +790,9 @@ impl State {
             return meta_error(&MetaError::row(9, 2_207_042));
         }
         container.published = true;
-        let media_id = self.mint_id(1791);
+        self.next_id += 1;
+        let media_id = format!("1791{:013}", self.next_id);
+        container.media_id = Some(media_id.clone());
         self.published.push(media_id.clone());
         self.quota_used += 1;
         (200, json!({ "id": media_id }))

@@ -173,6 +173,11 @@ level = "debug"
     /// Starts `storyline --config <path> run`, its stdout and stderr appended to
     /// storyline.log.
     pub fn start(&self) -> Daemon {
+        self.start_with_env(&[])
+    }
+
+    /// `start`, with extra environment variables (the test clock, for one).
+    pub fn start_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -181,6 +186,7 @@ level = "debug"
         let stderr_log = log.try_clone().expect("clone the log handle");
         let child = self
             .command(&["run"])
+            .envs(vars.iter().copied())
             .stdout(log)
             .stderr(stderr_log)
             .spawn()
