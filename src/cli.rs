@@ -133,7 +133,42 @@ pub enum Parsed {
     Print(String),
 }
 
-/// A usage error; main prints it with the usage hint and exits 2.
+/// The help of a command by name; the overview for none or an unknown one.
+fn help_text(command: Option<&str>) -> &'static str {
+    match command {
+        Some("run") => RUN_HELP,
+        Some("check") => CHECK_HELP,
+        Some("migrate") => MIGRATE_HELP,
+        Some("scan") => SCAN_HELP,
+        Some("queue") => QUEUE_HELP,
+        Some("plan") => PLAN_HELP,
+        Some("categories") => CATEGORIES_HELP,
+        Some("backup") => BACKUP_HELP,
+        Some("doctor") => DOCTOR_HELP,
+        Some("accounts") => crate::accounts::ACCOUNTS_HELP,
+        _ => USAGE,
+    }
+}
+
+/// The help to show after a usage error in `args`: the command's own when the
+/// arguments name one (`accounts add` with a bad option shows the accounts help,
+/// not the overview of every command).
+pub fn help_after_error(args: &[OsString]) -> &'static str {
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.to_str() {
+            Some("-c" | "--config") => {
+                words.next();
+            }
+            Some(option) if option.starts_with('-') => {}
+            Some(command) => return help_text(Some(command)),
+            None => break,
+        }
+    }
+    USAGE
+}
+
+/// A usage error; main prints it with the command's help and exits 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
@@ -154,19 +189,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 config = Some(PathBuf::from(parser.value().map_err(usage)?));
             }
             Short('h') | Long("help") => {
-                let text = match command.as_deref() {
-                    Some("run") => RUN_HELP,
-                    Some("check") => CHECK_HELP,
-                    Some("migrate") => MIGRATE_HELP,
-                    Some("scan") => SCAN_HELP,
-                    Some("queue") => QUEUE_HELP,
-                    Some("plan") => PLAN_HELP,
-                    Some("categories") => CATEGORIES_HELP,
-                    Some("backup") => BACKUP_HELP,
-                    Some("doctor") => DOCTOR_HELP,
-                    _ => USAGE,
-                };
-                return Ok(Parsed::Print(text.to_string()));
+                return Ok(Parsed::Print(help_text(command.as_deref()).to_string()));
             }
             Short('V') | Long("version") => {
                 return Ok(Parsed::Print(format!(
@@ -198,6 +221,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             }
             Value(word) if command.is_none() && word == "accounts" => {
                 return crate::accounts::parse_args(&mut parser, config);
+            }
+            // `storyline help [COMMAND]`, as people type it.
+            Value(word) if command.is_none() && word == "help" => {
+                let topic = parser.values().ok().and_then(|mut v| v.next());
+                let topic = topic.as_ref().and_then(|t| t.to_str());
+                return Ok(Parsed::Print(help_text(topic).to_string()));
             }
             Long("force") if command.as_deref() == Some("backup") => force = true,
             Value(path) if command.as_deref() == Some("backup") && backup_path.is_none() => {

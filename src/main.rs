@@ -8,10 +8,11 @@ use storyline::{accounts, daemon, keyfile, logging, memory, ops, runlock};
 
 fn main() -> ExitCode {
     memory::use_one_arena();
-    let parsed = match cli::parse_args(std::env::args_os().skip(1)) {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let parsed = match cli::parse_args(args.iter().cloned()) {
         Ok(p) => p,
         Err(cli::UsageError(e)) => {
-            eprintln!("storyline: {e}\n\n{}", cli::USAGE);
+            eprintln!("storyline: {e}\n\n{}", cli::help_after_error(&args));
             return ExitCode::from(2);
         }
     };

@@ -199,3 +199,35 @@ fn help_and_version() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn help_is_a_command_and_usage_errors_show_their_own_command_s_help() {
+    let env = Env::new();
+    let out = env.run(&["help"]);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Usage: storyline [--config PATH] [COMMAND]")
+    );
+    let out = env.run(&["help", "accounts"]);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("accounts forget-tokens --yes"));
+    for args in [
+        &["accounts"][..],
+        &["accounts", "add", "--name", "Brand"][..],
+        &["accounts", "deactivate", "x"][..],
+    ] {
+        let out = env.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            describe_output(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("accounts add --name NAME")
+                && !stderr.contains("Usage: storyline [--config PATH] [COMMAND]"),
+            "{args:?}: the accounts help, not the overview:\n{stderr}"
+        );
+    }
+}
