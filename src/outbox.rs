@@ -6,16 +6,22 @@
 //! The core commits a reply in the same transaction as its update, so a crash
 //! never loses one; a crash between Telegram's answer and the delete can repeat
 //! at most that one call.
+//!
+//! Two refusals are about the chat rather than the call: a group that became a
+//! supergroup (the chat moves to its new id and the call is sent there), and a
+//! chat Telegram no longer delivers to (it becomes inactive; see `chats`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Result;
 use log::{debug, error, info, warn};
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
+use crate::chats;
 use crate::daemon::sleep_unless;
 use crate::db;
 use crate::telegram::{self, ApiError, Client};
@@ -33,12 +39,58 @@ pub enum Hook {
     },
 }
 
+impl Hook {
+    /// The same hook for a call readdressed from chat `from` to chat `to`.
+    fn readdressed(self, from: i64, to: i64) -> Hook {
+        match self {
+            Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id,
+                name,
+            } => Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id: if chat_id == from { to } else { chat_id },
+                name,
+            },
+        }
+    }
+}
+
+/// Readdresses every call waiting for chat `from` (and its hook) to chat `to`;
+/// returns how many. Part of moving a chat, in the caller's transaction.
+pub fn readdress_calls(conn: &Connection, from: i64, to: i64) -> Result<usize> {
+    let mut readdressed = 0;
+    for row in db::chats::outbox_calls(conn)? {
+        let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&row.params) else {
+            continue;
+        };
+        if telegram::call_chat_id(&params) != Some(from) {
+            continue;
+        }
+        telegram::set_call_chat_id(&mut params, to);
+        let hook = match row.on_result.as_deref() {
+            Some(text) => match serde_json::from_str::<Hook>(text) {
+                Ok(hook) => Some(serde_json::to_string(&hook.readdressed(from, to))?),
+                Err(_) => Some(text.to_string()),
+            },
+            None => None,
+        };
+        db::chats::rewrite_outbox_call(conn, row.id, &params.to_string(), hook.as_deref())?;
+        readdressed += 1;
+    }
+    Ok(readdressed)
+}
+
 pub struct Outbox {
     pub client: Client,
     pub conn: Connection,
     /// A message here means "there is something new in the outbox".
     pub wake: Receiver<()>,
     pub shutdown: Arc<AtomicBool>,
+    /// Told in private when a chat stops receiving the bot's messages.
+    pub admin_user_ids: Vec<i64>,
 }
 
 impl Outbox {
@@ -95,6 +147,17 @@ impl Outbox {
                     }
                     sleep_unless(&self.shutdown, delay);
                 }
+                Err(e) if e.migrate_to_chat_id().is_some() => {
+                    ended_outage(&mut backoff);
+                    self.follow_migration(&row, &params, &e);
+                }
+                Err(e) if e.chat_unreachable().is_some() => {
+                    ended_outage(&mut backoff);
+                    log_refusal(&row.method, &e);
+                    self.chat_unreachable(&params, &e);
+                    self.apply_hook(&row, Err(&e));
+                    self.finish(row.id);
+                }
                 Err(e) => {
                     ended_outage(&mut backoff);
                     log_refusal(&row.method, &e);
@@ -103,6 +166,58 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// The call went to a group that became a supergroup: the chat moves to
+    /// its new id, with this call and every other one waiting for it, which
+    /// the loop then sends again. A move Telegram does not make is refused.
+    fn follow_migration(&self, row: &db::OutboxRow, params: &serde_json::Value, e: &ApiError) {
+        let moved = match (telegram::call_chat_id(params), e.migrate_to_chat_id()) {
+            (Some(from), Some(to)) if chats::is_supergroup_upgrade(from, to) => {
+                self.in_transaction(|tx, now| chats::migrate(tx, from, to, now))
+            }
+            _ => Err(anyhow::anyhow!("not a group becoming a supergroup")),
+        };
+        if let Err(moving) = moved {
+            warn!(
+                "Telegram refused {}, dropping it: {e} (cannot follow: {moving:#})",
+                row.method
+            );
+            self.apply_hook(row, Err(e));
+            self.finish(row.id);
+        }
+    }
+
+    /// Telegram will deliver nothing more to the call's chat: it becomes
+    /// inactive, and the admins hear of it once.
+    fn chat_unreachable(&self, params: &serde_json::Value, e: &ApiError) {
+        let (Some(chat_id), Some(gone)) = (telegram::call_chat_id(params), e.chat_unreachable())
+        else {
+            return;
+        };
+        let marked = self.in_transaction(|tx, now| {
+            chats::mark_unreachable(tx, chat_id, gone, &self.admin_user_ids, now)
+        });
+        if let Err(e) = marked {
+            error!("chat {chat_id}: marking it inactive: {e:#}");
+        }
+    }
+
+    /// Runs `change` and stores the calls it returns, in one transaction on
+    /// the outbox's connection.
+    fn in_transaction(
+        &self,
+        change: impl FnOnce(
+            &Transaction<'_>,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<telegram::Outgoing>>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now();
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let calls = change(&tx, now)?;
+        crate::daemon::enqueue_all(&tx, &calls, &db::timestamp(now))?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records what a delivered (or refused) call means for the rest of the
@@ -146,8 +261,13 @@ impl Outbox {
                 Err(e),
             ) => {
                 let reason = e.to_string();
+                let chat_gone = e.chat_unreachable().is_some();
                 db::queue::story_failed(&self.conn, queue_id, media_item_id, &reason).and_then(
                     |()| {
+                        if chat_gone {
+                            // Nobody there would read why.
+                            return Ok(());
+                        }
                         let text = crate::ui::story_refused_text(&name, &reason);
                         let message = telegram::send_message(chat_id, &text, None);
                         db::enqueue(
