@@ -80,6 +80,19 @@ pub fn handle_update(
         (None, None) => None,
     };
     if let Some(chat_id) = from_chat {
+        if let Some(new_id) = db::chats::migrated_to(tx, chat_id)? {
+            // Sent before the group became a supergroup, handled after its data
+            // moved: handling it would bring back a chat under the old id.
+            info!("chat {chat_id}: ignoring an update from before it became supergroup {new_id}");
+            if let Some(query) = &update.callback_query {
+                out.push(telegram::answer_callback(
+                    &query.id,
+                    &ui::chat_moved_alert(),
+                    true,
+                ));
+            }
+            return Ok(());
+        }
         chats::came_back(tx, chat_id)?;
     }
     if let Some(query) = &update.callback_query {

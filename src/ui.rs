@@ -843,6 +843,11 @@ pub fn chat_migrated_text() -> String {
     "This group became a supergroup; Storyline moved its settings and queue along.".to_string()
 }
 
+/// A press on a message of a group that has since become a supergroup.
+pub fn chat_moved_alert() -> String {
+    "This group became a supergroup; send /settings there for fresh buttons.".to_string()
+}
+
 /// Told once to each admin, in private, when Telegram stops delivering to a chat.
 pub fn chat_inactive_text(chat_id: i64, title: Option<&str>, gone: ChatGone) -> String {
     let chat = match title {
