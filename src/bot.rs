@@ -13,6 +13,7 @@ use rusqlite::Transaction;
 
 use crate::accounts::{self, PickOutcome};
 use crate::callback::{self, Ask, Callback};
+use crate::chats;
 use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::picker;
@@ -73,6 +74,27 @@ pub fn handle_update(
     update: &Update,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
+    let from_chat = match (&update.message, &update.callback_query) {
+        (Some(message), _) => Some(message.chat.id),
+        (None, Some(query)) => query.message.as_ref().map(|m| m.chat.id),
+        (None, None) => None,
+    };
+    if let Some(chat_id) = from_chat {
+        if let Some(new_id) = db::chats::migrated_to(tx, chat_id)? {
+            // Sent before the group became a supergroup, handled after its data
+            // moved: handling it would bring back a chat under the old id.
+            info!("chat {chat_id}: ignoring an update from before it became supergroup {new_id}");
+            if let Some(query) = &update.callback_query {
+                out.push(telegram::answer_callback(
+                    &query.id,
+                    &ui::chat_moved_alert(),
+                    true,
+                ));
+            }
+            return Ok(());
+        }
+        chats::came_back(tx, chat_id)?;
+    }
     if let Some(query) = &update.callback_query {
         handle_callback(tx, ctx, update.update_id, query, out)
     } else if let Some(message) = &update.message {
@@ -82,9 +104,10 @@ pub fn handle_update(
     }
 }
 
-/// Whether the bot serves this chat: listed in the config, or enabled by an admin.
+/// Whether the bot serves this chat: listed in the config, enabled by an admin,
+/// or a supergroup made of such a chat.
 pub fn is_served(tx: &Transaction<'_>, config: &Config, chat_id: i64) -> Result<bool> {
-    Ok(config.access.allowed_chat_ids.contains(&chat_id) || db::chat_is_authorized(tx, chat_id)?)
+    chats::is_served(tx, config, chat_id)
 }
 
 /// A command's name (lowercase, without the slash and @bot) and its arguments;
@@ -117,6 +140,16 @@ fn handle_message(
     message: &Message,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
+    // Telegram's service messages of a group becoming a supergroup, one in
+    // each chat; the first to arrive moves the chat (unless a refused call did).
+    if let Some(to) = message.migrate_to_chat_id {
+        out.extend(chats::migrate(tx, message.chat.id, to, ctx.now)?);
+        return Ok(());
+    }
+    if let Some(from) = message.migrate_from_chat_id {
+        out.extend(chats::migrate(tx, from, message.chat.id, ctx.now)?);
+        return Ok(());
+    }
     let Some(from) = &message.from else {
         return Ok(());
     };
@@ -288,6 +321,14 @@ pub fn add_allowed_chats(
 ) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for chat_id in &config.access.allowed_chat_ids {
+        // A group that became a supergroup lives on under its new id.
+        if let Some(new_id) = db::chats::migrated_to(&tx, *chat_id)? {
+            info!(
+                "chat {chat_id} in allowed_chat_ids became supergroup {new_id}, served as such; \
+                 storyline.toml may list {new_id} instead"
+            );
+            continue;
+        }
         if db::insert_chat(&tx, *chat_id, None, None, &db::timestamp(now))? {
             record_initial_version(&tx, config, now, *chat_id, None)?;
         }

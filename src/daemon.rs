@@ -161,6 +161,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         conn: db::open_without_migrating(&config.storage.database)?,
         wake: wake_rx,
         shutdown: shutdown.clone(),
+        admin_user_ids: config.access.admin_user_ids.clone(),
     };
     threads.push(spawn("outbox", move || outbox.run())?);
     let signer = crate::signing::UrlSigner::new(&key);

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod backoff;
 pub mod bot;
 pub mod callback;
+pub mod chats;
 pub mod cli;
 pub mod clock;
 pub mod config;

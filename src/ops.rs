@@ -920,6 +920,7 @@ mod tests {
                 code: 401,
                 description: "Unauthorized".into(),
                 retry_after: None,
+                migrate_to_chat_id: None,
             }),
         );
         expect!["getMe: the token was refused (Telegram error 401: Unauthorized); copy it again from @BotFather (/mybots, API Token)"]

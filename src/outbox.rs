@@ -9,16 +9,22 @@
 //! repeats at most that one call. When the database cannot take the commit (a
 //! full or read-only disk), the call is held in memory and recorded before
 //! anything else goes out: it is not sent again while the process lives.
+//!
+//! Two refusals are about the chat rather than the call: a group that became a
+//! supergroup (the chat moves to its new id and the call is sent there), and a
+//! chat Telegram no longer delivers to (it becomes inactive; see `chats`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Result;
 use log::{debug, error, info, warn};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
+use crate::chats;
 use crate::daemon::sleep_unless;
 use crate::db;
 use crate::telegram::{self, ApiError, Client};
@@ -36,12 +42,58 @@ pub enum Hook {
     },
 }
 
+impl Hook {
+    /// The same hook for a call readdressed from chat `from` to chat `to`.
+    fn readdressed(self, from: i64, to: i64) -> Hook {
+        match self {
+            Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id,
+                name,
+            } => Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id: if chat_id == from { to } else { chat_id },
+                name,
+            },
+        }
+    }
+}
+
+/// Readdresses every call waiting for chat `from` (and its hook) to chat `to`;
+/// returns how many. Part of moving a chat, in the caller's transaction.
+pub fn readdress_calls(conn: &Connection, from: i64, to: i64) -> Result<usize> {
+    let mut readdressed = 0;
+    for row in db::chats::outbox_calls(conn)? {
+        let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&row.params) else {
+            continue;
+        };
+        if telegram::call_chat_id(&params) != Some(from) {
+            continue;
+        }
+        telegram::set_call_chat_id(&mut params, to);
+        let hook = match row.on_result.as_deref() {
+            Some(text) => match serde_json::from_str::<Hook>(text) {
+                Ok(hook) => Some(serde_json::to_string(&hook.readdressed(from, to))?),
+                Err(_) => Some(text.to_string()),
+            },
+            None => None,
+        };
+        db::chats::rewrite_outbox_call(conn, row.id, &params.to_string(), hook.as_deref())?;
+        readdressed += 1;
+    }
+    Ok(readdressed)
+}
+
 pub struct Outbox {
     pub client: Client,
     pub conn: Connection,
     /// A message here means "there is something new in the outbox".
     pub wake: Receiver<()>,
     pub shutdown: Arc<AtomicBool>,
+    /// Told in private when a chat stops receiving the bot's messages.
+    pub admin_user_ids: Vec<i64>,
 }
 
 const RECORDING: &str =
@@ -53,8 +105,12 @@ enum Delivered {
     Taken(serde_json::Value),
     /// "message is not modified": taken, with nothing to record.
     NotModified,
-    /// Refused for good (a 4xx); the reason.
-    Refused(String),
+    /// Refused for good (a 4xx): the reason, and whether the chat itself is
+    /// gone for the bot (then nobody there would read why).
+    Refused {
+        reason: String,
+        chat_gone: bool,
+    },
 }
 
 impl Outbox {
@@ -126,13 +182,80 @@ impl Outbox {
                     }
                     sleep_unless(&self.shutdown, delay);
                 }
+                Err(e) if e.migrate_to_chat_id().is_some() => {
+                    ended_outage(&mut backoff);
+                    // Moved: the call waits under the new id and goes out next.
+                    if let Err(moving) = self.follow_migration(&params, &e) {
+                        warn!(
+                            "Telegram refused {}, dropping it: {e} (cannot follow: {moving:#})",
+                            row.method
+                        );
+                        let reason = e.to_string();
+                        unrecorded = Some((
+                            row,
+                            Delivered::Refused {
+                                reason,
+                                chat_gone: false,
+                            },
+                        ));
+                    }
+                }
                 Err(e) => {
                     ended_outage(&mut backoff);
                     log_refusal(&row.method, &e);
-                    unrecorded = Some((row, Delivered::Refused(e.to_string())));
+                    let chat_gone = e.chat_unreachable().is_some();
+                    if chat_gone {
+                        self.chat_unreachable(&params, &e);
+                    }
+                    let reason = e.to_string();
+                    unrecorded = Some((row, Delivered::Refused { reason, chat_gone }));
                 }
             }
         }
+    }
+
+    /// The call went to a group that became a supergroup: the chat moves to
+    /// its new id, with this call and every other one waiting for it, which
+    /// the loop then sends again. A move Telegram does not make is refused.
+    fn follow_migration(&self, params: &serde_json::Value, e: &ApiError) -> Result<()> {
+        match (telegram::call_chat_id(params), e.migrate_to_chat_id()) {
+            (Some(from), Some(to)) if chats::is_supergroup_upgrade(from, to) => {
+                self.in_transaction(|tx, now| chats::migrate(tx, from, to, now))
+            }
+            _ => Err(anyhow::anyhow!("not a group becoming a supergroup")),
+        }
+    }
+
+    /// Telegram will deliver nothing more to the call's chat: it becomes
+    /// inactive, and the admins hear of it once.
+    fn chat_unreachable(&self, params: &serde_json::Value, e: &ApiError) {
+        let (Some(chat_id), Some(gone)) = (telegram::call_chat_id(params), e.chat_unreachable())
+        else {
+            return;
+        };
+        let marked = self.in_transaction(|tx, now| {
+            chats::mark_unreachable(tx, chat_id, gone, &self.admin_user_ids, now)
+        });
+        if let Err(e) = marked {
+            error!("chat {chat_id}: marking it inactive: {e:#}");
+        }
+    }
+
+    /// Runs `change` and stores the calls it returns, in one transaction on
+    /// the outbox's connection.
+    fn in_transaction(
+        &self,
+        change: impl FnOnce(
+            &Transaction<'_>,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<telegram::Outgoing>>,
+    ) -> Result<()> {
+        let now = crate::clock::now();
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let calls = change(&tx, now)?;
+        crate::daemon::enqueue_all(&tx, &calls, &db::timestamp(now))?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records a delivered (or refused) call in one transaction: what it means for
@@ -187,9 +310,13 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
                 chat_id,
                 name,
             },
-            Delivered::Refused(reason),
+            Delivered::Refused { reason, chat_gone },
         ) => {
             db::queue::story_failed(conn, queue_id, media_item_id, reason)?;
+            if *chat_gone {
+                // Nobody there would read why.
+                return Ok(());
+            }
             let text = crate::ui::story_refused_text(&name, reason);
             let message = telegram::send_message(chat_id, &text, None);
             db::enqueue(

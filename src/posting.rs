@@ -47,9 +47,7 @@ pub fn seed_for(chat_id: i64, window_date: &str) -> u64 {
 pub fn served_chats(conn: &Connection, config: &Config) -> Result<Vec<(i64, ChatSettings)>> {
     let mut out = Vec::new();
     for row in db::chats(conn)? {
-        if config.access.allowed_chat_ids.contains(&row.chat_id)
-            || db::chat_is_authorized(conn, row.chat_id)?
-        {
+        if crate::chats::is_served(conn, config, row.chat_id)? {
             out.push((row.chat_id, settings::resolve(&row, &config.defaults)));
         }
     }
@@ -157,7 +155,9 @@ pub fn tick(
     let missed_before = db::timestamp(now - MISSED_AFTER);
     let missed = queue::mark_missed(conn, &missed_before)?;
     let chats = served_chats(conn, config)?;
-    for (chat_id, s) in &chats {
+    // Telegram delivers nothing to these: no plan, no notices, no stories.
+    let inactive = crate::chats::inactive_chats(conn)?;
+    for (chat_id, s) in chats.iter().filter(|(id, _)| !inactive.contains(id)) {
         plan_chat(conn, *chat_id, s, now)?;
         let missed_here: Vec<&QueueRow> = missed.iter().filter(|m| m.chat_id == *chat_id).collect();
         if !missed_here.is_empty() && !s.is_paused {
@@ -187,6 +187,15 @@ pub fn tick(
         };
         if s.is_paused {
             queue::set_slot_status(conn, slot.id, "skipped", Some("paused"))?;
+            continue;
+        }
+        if inactive.contains(&slot.chat_id) {
+            queue::set_slot_status(
+                conn,
+                slot.id,
+                "skipped",
+                Some("the chat is inactive: Telegram no longer delivers to it"),
+            )?;
             continue;
         }
         send_slot(conn, config, key, s, slot, now, out)?;

@@ -33,6 +33,12 @@ pub struct Message {
     pub chat: Chat,
     #[serde(default)]
     pub text: Option<String>,
+    /// A service message in a group that became a supergroup: the new chat's id.
+    #[serde(default)]
+    pub migrate_to_chat_id: Option<i64>,
+    /// The first message of a supergroup made from a group: the group's id.
+    #[serde(default)]
+    pub migrate_from_chat_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +238,22 @@ pub fn sent_message_info(result: &Value) -> (Option<i64>, Option<String>) {
     (message_id, file_id)
 }
 
+/// The chat a stored call is addressed to, if it names one.
+pub fn call_chat_id(params: &Value) -> Option<i64> {
+    match params.get("chat_id")? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Readdresses a stored call to another chat (a group that became a supergroup).
+pub fn set_call_chat_id(params: &mut Value, chat_id: i64) {
+    if let Some(fields) = params.as_object_mut() {
+        fields.insert("chat_id".to_string(), json!(chat_id));
+    }
+}
+
 fn markup(keyboard: &Keyboard) -> Value {
     json!({ "inline_keyboard": keyboard })
 }
@@ -311,6 +333,8 @@ pub enum ApiError {
         code: i64,
         description: String,
         retry_after: Option<u64>,
+        /// The group became a supergroup with this id (`parameters.migrate_to_chat_id`).
+        migrate_to_chat_id: Option<i64>,
     },
     /// No answer: refused, reset, timed out, DNS.
     Network(String),
@@ -350,6 +374,81 @@ impl ApiError {
     /// An edit that changed nothing; Telegram calls it an error, we call it done.
     pub fn is_not_modified(&self) -> bool {
         matches!(self, ApiError::Api { code: 400, description, .. } if description.contains("message is not modified"))
+    }
+
+    /// The supergroup a group became, when the call went to the old group's id.
+    pub fn migrate_to_chat_id(&self) -> Option<i64> {
+        match self {
+            ApiError::Api {
+                migrate_to_chat_id, ..
+            } => *migrate_to_chat_id,
+            _ => None,
+        }
+    }
+
+    /// Why Telegram will deliver nothing more to the call's chat, when that is
+    /// what the error says (rather than a problem with this one call).
+    pub fn chat_unreachable(&self) -> Option<ChatGone> {
+        let ApiError::Api {
+            code: code @ (400 | 403),
+            description,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let description = description.to_ascii_lowercase();
+        let found = |words: &str| description.contains(words);
+        match code {
+            403 if found("bot was blocked by the user")
+                || found("bot can't initiate conversation") =>
+            {
+                Some(ChatGone::Blocked)
+            }
+            403 if found("bot was kicked from") || found("bot is not a member of") => {
+                Some(ChatGone::Kicked)
+            }
+            403 if found("user is deactivated") => Some(ChatGone::Deactivated),
+            403 if found("chat was deleted") => Some(ChatGone::NotFound),
+            400 if found("chat not found") => Some(ChatGone::NotFound),
+            _ => None,
+        }
+    }
+}
+
+/// Why a chat no longer gets the bot's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatGone {
+    /// A user blocked the bot (or never started it).
+    Blocked,
+    /// The bot was removed from the group.
+    Kicked,
+    /// The chat was deleted, or its id is unknown.
+    NotFound,
+    /// The user deleted their account.
+    Deactivated,
+}
+
+impl ChatGone {
+    /// The name stored in `chats.inactive_reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChatGone::Blocked => "blocked",
+            ChatGone::Kicked => "kicked",
+            ChatGone::NotFound => "not_found",
+            ChatGone::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ChatGone> {
+        [
+            ChatGone::Blocked,
+            ChatGone::Kicked,
+            ChatGone::NotFound,
+            ChatGone::Deactivated,
+        ]
+        .into_iter()
+        .find(|gone| gone.name() == name)
     }
 }
 
@@ -568,6 +667,7 @@ pub fn parse_response(status: u16, body: &str) -> Result<Value, ApiError> {
                 code: i64::from(status),
                 description: format!("HTTP {status}"),
                 retry_after: None,
+                migrate_to_chat_id: None,
             })
         }
         Err(e) => {
@@ -603,6 +703,9 @@ pub fn parse_response(status: u16, body: &str) -> Result<Value, ApiError> {
         retry_after: parsed
             .pointer("/parameters/retry_after")
             .and_then(Value::as_u64),
+        migrate_to_chat_id: parsed
+            .pointer("/parameters/migrate_to_chat_id")
+            .and_then(Value::as_i64),
     })
 }
 
@@ -617,6 +720,7 @@ mod tests {
                 code: 429,
                 description: "Too Many Requests".into(),
                 retry_after: Some(secs),
+                migrate_to_chat_id: None,
             }
             .retry_after()
         };
@@ -652,6 +756,110 @@ mod tests {
     }
 
     #[test]
+    fn a_group_upgraded_to_a_supergroup_names_its_new_id() {
+        let e = parse_response(400, r#"{"ok":false,"error_code":400,"description":"Bad Request: group chat was upgraded to a supergroup chat","parameters":{"migrate_to_chat_id":-1001234567890}}"#).unwrap_err();
+        assert_eq!(e.migrate_to_chat_id(), Some(-1_001_234_567_890));
+        assert!(!e.is_transient() && e.chat_unreachable().is_none());
+        let e = parse_response(
+            400,
+            r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.migrate_to_chat_id(), None);
+        assert_eq!(ApiError::Network("x".into()).migrate_to_chat_id(), None);
+    }
+
+    #[test]
+    fn refusals_that_mean_the_chat_is_gone() {
+        let gone = |code: i64, description: &str| {
+            ApiError::Api {
+                code,
+                description: description.to_string(),
+                retry_after: None,
+                migrate_to_chat_id: None,
+            }
+            .chat_unreachable()
+        };
+        let cases = [
+            (
+                403,
+                "Forbidden: bot was blocked by the user",
+                Some(ChatGone::Blocked),
+            ),
+            (
+                403,
+                "Forbidden: bot can't initiate conversation with a user",
+                Some(ChatGone::Blocked),
+            ),
+            (
+                403,
+                "Forbidden: bot was kicked from the group chat",
+                Some(ChatGone::Kicked),
+            ),
+            (
+                403,
+                "Forbidden: bot was kicked from the supergroup chat",
+                Some(ChatGone::Kicked),
+            ),
+            (
+                403,
+                "Forbidden: bot is not a member of the supergroup chat",
+                Some(ChatGone::Kicked),
+            ),
+            (
+                403,
+                "Forbidden: user is deactivated",
+                Some(ChatGone::Deactivated),
+            ),
+            (
+                403,
+                "Forbidden: the group chat was deleted",
+                Some(ChatGone::NotFound),
+            ),
+            (400, "Bad Request: chat not found", Some(ChatGone::NotFound)),
+            // About this one call, not the chat.
+            (400, "Bad Request: message to edit not found", None),
+            (
+                403,
+                "Forbidden: not enough rights to send photos to the chat",
+                None,
+            ),
+            (
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                None,
+            ),
+            // The same words with a status that does not mean a refusal.
+            (500, "chat not found", None),
+            (429, "bot was blocked by the user", None),
+        ];
+        for (code, description, expected) in cases {
+            assert_eq!(gone(code, description), expected, "{code} {description}");
+        }
+        for gone in [
+            ChatGone::Blocked,
+            ChatGone::Kicked,
+            ChatGone::NotFound,
+            ChatGone::Deactivated,
+        ] {
+            assert_eq!(ChatGone::from_name(gone.name()), Some(gone));
+        }
+        assert_eq!(ChatGone::from_name("gone"), None);
+    }
+
+    #[test]
+    fn a_stored_call_is_readdressed() {
+        let mut call = send_message(-5, "hi", None).params;
+        assert_eq!(call_chat_id(&call), Some(-5));
+        set_call_chat_id(&mut call, -1_000_000_000_005);
+        assert_eq!(call_chat_id(&call), Some(-1_000_000_000_005));
+        assert_eq!(call["text"], "hi");
+        assert_eq!(call_chat_id(&json!({"chat_id": " -7 "})), Some(-7));
+        assert_eq!(call_chat_id(&answer_callback("q", "t", false).params), None);
+        assert_eq!(call_chat_id(&json!({"chat_id": "@channel"})), None);
+    }
+
+    #[test]
     fn lenient_updates() {
         let u = parse_update(json!({"update_id": 5, "message": {"weird": true}})).unwrap();
         assert_eq!(u.update_id, 5);
@@ -659,6 +867,17 @@ mod tests {
         assert!(parse_update(json!({"message": {}})).is_none());
         let u = parse_update(json!({"update_id": 6, "callback_query": {"id": "q", "from": {"id": 1, "is_bot": false, "first_name": "A"}, "data": "x", "message": {"message_id": 3, "date": 0, "chat": {"id": -5, "type": "group"}}}})).unwrap();
         assert_eq!(u.callback_query.unwrap().message.unwrap().chat.id, -5);
+        let u = parse_update(json!({"update_id": 7, "message": {"message_id": 9, "date": 1, "chat": {"id": -5, "type": "group"}, "from": {"id": 1, "is_bot": false, "first_name": "A"}, "migrate_to_chat_id": -1_000_000_000_005_i64}})).unwrap();
+        assert_eq!(
+            u.message.unwrap().migrate_to_chat_id,
+            Some(-1_000_000_000_005)
+        );
+        let u = parse_update(json!({"update_id": 8, "message": {"message_id": 1, "date": 1, "chat": {"id": -1_000_000_000_005_i64, "type": "supergroup"}, "migrate_from_chat_id": -5}})).unwrap();
+        let message = u.message.unwrap();
+        assert_eq!(
+            (message.migrate_from_chat_id, message.from.is_none()),
+            (Some(-5), true)
+        );
     }
 
     #[test]

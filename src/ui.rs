@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use crate::accounts::{self, Account, ChatAccount, TokenHealth};
 use crate::callback::{self, Ask, Callback, StoryAction};
 use crate::settings::{format_window, ChatSettings, Toggle};
-use crate::telegram::{escape_html, Button, Keyboard};
+use crate::telegram::{escape_html, Button, ChatGone, Keyboard};
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -852,6 +852,34 @@ pub fn error_text() -> String {
     "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
 }
 
+/// Told once in a supergroup that Telegram made of a served group.
+pub fn chat_migrated_text() -> String {
+    "This group became a supergroup; Storyline moved its settings and queue along.".to_string()
+}
+
+/// A press on a message of a group that has since become a supergroup.
+pub fn chat_moved_alert() -> String {
+    "This group became a supergroup; send /settings there for fresh buttons.".to_string()
+}
+
+/// Told once to each admin, in private, when Telegram stops delivering to a chat.
+pub fn chat_inactive_text(chat_id: i64, title: Option<&str>, gone: ChatGone) -> String {
+    let chat = match title {
+        Some(title) => format!("<b>{}</b> (<code>{chat_id}</code>)", escape_html(title)),
+        None => format!("chat <code>{chat_id}</code>"),
+    };
+    let why = match gone {
+        ChatGone::Blocked => "the bot was blocked there",
+        ChatGone::Kicked => "the bot was removed from it",
+        ChatGone::NotFound => "Telegram no longer knows that chat (deleted?)",
+        ChatGone::Deactivated => "its user deleted their account",
+    };
+    format!(
+        "⚠️ Storyline stopped posting to {chat}: {why}. Its settings and queue are kept; \
+         posting resumes as soon as someone writes in that chat again."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1084,6 +1112,16 @@ mod tests {
             outcome_line("posted", "@ada", slot, chrono_tz::Europe::Berlin),
             "✅ <b>Posted by @ada at 14:32</b>"
         );
+    }
+
+    #[test]
+    fn chat_lifecycle_texts() {
+        expect!["This group became a supergroup; Storyline moved its settings and queue along."]
+            .assert_eq(&chat_migrated_text());
+        expect!["⚠️ Storyline stopped posting to <b>Team &lt;3</b> (<code>-5</code>): the bot was removed from it. Its settings and queue are kept; posting resumes as soon as someone writes in that chat again."]
+            .assert_eq(&chat_inactive_text(-5, Some("Team <3"), ChatGone::Kicked));
+        expect!["⚠️ Storyline stopped posting to chat <code>4242</code>: the bot was blocked there. Its settings and queue are kept; posting resumes as soon as someone writes in that chat again."]
+            .assert_eq(&chat_inactive_text(4242, None, ChatGone::Blocked));
     }
 
     #[test]

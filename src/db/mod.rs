@@ -3,6 +3,7 @@
 //! owns the one that writes chat data, in one transaction per Telegram update.
 
 pub mod accounts;
+pub mod chats;
 pub mod media;
 pub mod queue;
 pub mod wizard;

@@ -346,6 +346,110 @@ fn a_wrong_token_or_an_unknown_method_gets_the_real_errors() {
 }
 
 #[test]
+fn an_upgraded_group_refuses_with_its_new_id_and_announces_the_move() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let group = -5555;
+    tg.push_message(group, ADMIN, "admin", "hello");
+    api.ok("sendMessage", json!({"chat_id": group, "text": "before"}));
+    let supergroup = tg.upgrade_to_supergroup(group);
+    assert_eq!(supergroup, -1_000_000_005_555);
+
+    let (status, body) = api.call("sendMessage", json!({"chat_id": group, "text": "after"}));
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"ok": false, "error_code": 400,
+               "description": "Bad Request: group chat was upgraded to a supergroup chat",
+               "parameters": {"migrate_to_chat_id": supergroup}})
+    );
+    let (status, _) = api.call(
+        "editMessageText",
+        json!({"chat_id": group, "message_id": 2, "text": "x"}),
+    );
+    assert_eq!(status, 400);
+    let sent = api.ok(
+        "sendMessage",
+        json!({"chat_id": supergroup.to_string(), "text": "there"}),
+    );
+    assert_eq!(sent["chat"]["type"], json!("supergroup"));
+    assert_eq!(sent["chat"]["title"], json!("Test group -5555"));
+
+    let updates = api.ok("getUpdates", json!({"offset": 0, "timeout": 0}));
+    let messages: Vec<&Value> = updates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| &u["message"])
+        .collect();
+    assert_eq!(messages.len(), 3, "{updates}");
+    assert_eq!(messages[1]["chat"]["id"], json!(group));
+    assert_eq!(messages[1]["migrate_to_chat_id"], json!(supergroup));
+    assert_eq!(messages[1]["from"]["id"], json!(ADMIN));
+    assert_eq!(messages[2]["chat"]["id"], json!(supergroup));
+    assert_eq!(messages[2]["migrate_from_chat_id"], json!(group));
+    assert_eq!(messages[2]["from"]["is_bot"], json!(true));
+}
+
+#[test]
+fn a_blocked_or_deleted_chat_refuses_every_call_naming_it() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let (group, supergroup) = (-77, -1_000_000_000_077);
+    tg.block_bot(CHAT);
+    tg.block_bot(group);
+    tg.block_bot(supergroup);
+    tg.delete_chat(-88);
+    for (chat, code, description) in [
+        (CHAT, 403, "Forbidden: bot was blocked by the user"),
+        (group, 403, "Forbidden: bot was kicked from the group chat"),
+        (
+            supergroup,
+            403,
+            "Forbidden: bot was kicked from the supergroup chat",
+        ),
+        (-88, 400, "Bad Request: chat not found"),
+    ] {
+        for method in ["sendMessage", "sendPhoto", "editMessageText"] {
+            let (status, body) = api.call(
+                method,
+                json!({"chat_id": chat, "text": "x", "photo": "id", "message_id": 1}),
+            );
+            assert_eq!(status, code, "{method} to {chat}");
+            assert_eq!(
+                body,
+                json!({"ok": false, "error_code": code, "description": description})
+            );
+        }
+    }
+    // Other chats and calls naming no chat are answered as usual.
+    api.ok("sendMessage", json!({"chat_id": 99, "text": "x"}));
+    api.ok("getMe", json!({}));
+    tg.unblock_bot(CHAT);
+    api.ok("sendMessage", json!({"chat_id": CHAT, "text": "back"}));
+    assert_eq!(tg.messages(CHAT).len(), 1);
+}
+
+#[test]
+fn held_updates_wait_until_released() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    tg.hold_updates(true);
+    tg.push_message(CHAT, ADMIN, "admin", "/start");
+    let started = Instant::now();
+    let updates = api.ok("getUpdates", json!({"offset": 0, "timeout": 1}));
+    assert_eq!(updates, json!([]));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "a full long poll"
+    );
+    assert_eq!(tg.pending_updates(), 1);
+    tg.hold_updates(false);
+    let updates = api.ok("getUpdates", json!({"offset": 0, "timeout": 5}));
+    assert_eq!(updates[0]["message"]["text"], json!("/start"));
+}
+
+#[test]
 fn status_faults_are_used_in_order_then_calls_succeed() {
     let tg = FakeTelegram::start(TOKEN);
     let api = client(&tg);

@@ -2,6 +2,7 @@
 //! (or, in fake_selftest, the fakes it runs against), with helpers from `support`.
 
 mod accounts;
+mod chats;
 mod cli;
 mod commands;
 mod connect;

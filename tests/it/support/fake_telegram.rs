@@ -5,7 +5,9 @@
 //! and can be told to fail calls in the ways the real service does (429 with
 //! `retry_after`, 5xx, slow answers, dropped connections, garbage). Its errors copy
 //! the real descriptions, because the daemon is expected to branch on some of them
-//! ("message is not modified").
+//! ("message is not modified"). Chats change as real ones do: a group upgraded to a
+//! supergroup (400 with `migrate_to_chat_id`, and the two service messages), a chat
+//! that blocked or removed the bot (403), a chat that is gone (400 chat not found).
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -30,6 +32,9 @@ const NOT_MODIFIED: &str = "message is not modified: specified new message conte
 const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
 const CONFLICT: &str = "Conflict: terminated by other getUpdates request; \
      make sure that only one bot instance is running";
+const UPGRADED: &str = "group chat was upgraded to a supergroup chat";
+/// Supergroup ids are -100 followed by the rest of the id.
+const SUPERGROUP_IDS_BELOW: i64 = -1_000_000_000_000;
 
 /// Every Bot API method the fake answers; other names get the real 404.
 const METHODS: &[&str] = &[
@@ -158,6 +163,13 @@ struct State {
     fail_until: Vec<(String, Instant, Fault)>,
     commands: Value,
     stopping: bool,
+    /// While set, getUpdates answers as if nothing had happened (Telegram being
+    /// slow to deliver); pushed updates wait.
+    updates_held: bool,
+    /// Chats that refuse every call naming them, with the real error.
+    refusing: HashMap<i64, ApiError>,
+    /// Titles that differ from the default one (a supergroup keeps its group's).
+    titles: HashMap<i64, String>,
 }
 
 #[derive(Default)]
@@ -180,18 +192,28 @@ struct StoredMessage {
 }
 
 /// An API error: HTTP status and the description after the usual prefix.
+#[derive(Clone)]
 struct ApiError {
     code: u16,
     description: String,
+    /// `parameters.migrate_to_chat_id`, for a call to a group that became a supergroup.
+    migrate_to_chat_id: Option<i64>,
+}
+
+impl ApiError {
+    fn new(code: u16, description: &str) -> ApiError {
+        ApiError {
+            code,
+            description: description.to_string(),
+            migrate_to_chat_id: None,
+        }
+    }
 }
 
 type ApiResult = Result<Value, ApiError>;
 
 fn bad_request(description: &str) -> ApiError {
-    ApiError {
-        code: 400,
-        description: format!("Bad Request: {description}"),
-    }
+    ApiError::new(400, &format!("Bad Request: {description}"))
 }
 
 impl FakeTelegram {
@@ -320,6 +342,94 @@ impl FakeTelegram {
         let mut state = self.shared.lock();
         state.updates.clear();
         state.next_update_id = next;
+    }
+
+    /// Upgrades basic group `old_id` to a supergroup, as its owner can: the new chat
+    /// has a new id (returned) and the old title; calls naming the old id get the
+    /// real 400 with `parameters.migrate_to_chat_id`; and two service messages are
+    /// queued, `migrate_to_chat_id` in the old chat (from the last member who
+    /// wrote there) and `migrate_from_chat_id` in the new one (from the anonymous
+    /// group bot, as Telegram sends it).
+    pub fn upgrade_to_supergroup(&self, old_id: i64) -> i64 {
+        assert!(
+            old_id < 0 && old_id > SUPERGROUP_IDS_BELOW,
+            "only a basic group (a small negative id) becomes a supergroup, not {old_id}"
+        );
+        let new_id = SUPERGROUP_IDS_BELOW - old_id.abs();
+        let mut state = self.shared.lock();
+        let old_chat = state.chat_json(old_id);
+        if let Some(title) = old_chat["title"].as_str() {
+            state.titles.insert(new_id, title.to_string());
+        }
+        let owner = state
+            .chats
+            .get(&old_id)
+            .and_then(|chat| chat.messages.values().rev().find(|m| !m.by_bot))
+            .map_or_else(|| user_json(1, "owner"), |m| m.from.clone());
+        let message_id = state.chat(old_id).next_message_id();
+        state.push_update(json!({"message": {
+            "message_id": message_id,
+            "from": owner,
+            "chat": old_chat,
+            "date": unix_now(),
+            "migrate_to_chat_id": new_id,
+        }}));
+        let new_chat = state.chat_json(new_id);
+        let message_id = state.chat(new_id).next_message_id();
+        state.push_update(json!({"message": {
+            "message_id": message_id,
+            "from": {"id": 1_087_968_824_i64, "is_bot": true, "first_name": "Group",
+                     "username": "GroupAnonymousBot"},
+            "sender_chat": new_chat,
+            "chat": new_chat,
+            "date": unix_now(),
+            "migrate_from_chat_id": old_id,
+        }}));
+        state.refusing.insert(
+            old_id,
+            ApiError {
+                migrate_to_chat_id: Some(new_id),
+                ..bad_request(UPGRADED)
+            },
+        );
+        self.shared.changed.notify_all();
+        new_id
+    }
+
+    /// The user blocks the bot (a private chat) or removes it (a group): every call
+    /// naming the chat gets the real 403.
+    pub fn block_bot(&self, chat_id: i64) {
+        let description = if chat_id > 0 {
+            "Forbidden: bot was blocked by the user"
+        } else if chat_id <= SUPERGROUP_IDS_BELOW {
+            "Forbidden: bot was kicked from the supergroup chat"
+        } else {
+            "Forbidden: bot was kicked from the group chat"
+        };
+        self.shared
+            .lock()
+            .refusing
+            .insert(chat_id, ApiError::new(403, description));
+    }
+
+    /// Undoes `block_bot` (the user unblocked it, the group added it again).
+    pub fn unblock_bot(&self, chat_id: i64) {
+        self.shared.lock().refusing.remove(&chat_id);
+    }
+
+    /// The chat is deleted: every call naming it gets 400 "chat not found".
+    pub fn delete_chat(&self, chat_id: i64) {
+        self.shared
+            .lock()
+            .refusing
+            .insert(chat_id, bad_request("chat not found"));
+    }
+
+    /// While held, getUpdates returns no updates (Telegram being slow to deliver
+    /// them); those pushed meanwhile come once released.
+    pub fn hold_updates(&self, held: bool) {
+        self.shared.lock().updates_held = held;
+        self.shared.changed.notify_all();
     }
 
     /// Queues any update; its `update_id` is overwritten with the next one, returned.
@@ -527,6 +637,9 @@ impl State {
             fail_until: Vec::new(),
             commands: json!([]),
             stopping: false,
+            updates_held: false,
+            refusing: HashMap::new(),
+            titles: HashMap::new(),
         }
     }
 
@@ -564,10 +677,14 @@ impl State {
                 chat["username"] = json!(username);
             }
             chat
-        } else if chat_id <= -1_000_000_000_000 {
-            json!({"id": chat_id, "type": "supergroup", "title": format!("Test supergroup {chat_id}")})
+        } else if chat_id <= SUPERGROUP_IDS_BELOW {
+            let title = self.titles.get(&chat_id).cloned();
+            let title = title.unwrap_or_else(|| format!("Test supergroup {chat_id}"));
+            json!({"id": chat_id, "type": "supergroup", "title": title})
         } else {
-            json!({"id": chat_id, "type": "group", "title": format!("Test group {chat_id}")})
+            let title = self.titles.get(&chat_id).cloned();
+            let title = title.unwrap_or_else(|| format!("Test group {chat_id}"));
+            json!({"id": chat_id, "type": "group", "title": title})
         }
     }
 
@@ -643,6 +760,10 @@ impl State {
     }
 
     fn dispatch(&mut self, method: &str, params: &Value) -> ApiResult {
+        // A call naming a chat that no longer takes messages gets that chat's refusal.
+        if let Some(refusal) = int_param(params, "chat_id").and_then(|id| self.refusing.get(&id)) {
+            return Err(refusal.clone());
+        }
         match method {
             "getMe" => Ok(self.bot.clone()),
             "sendMessage" => self.send_message(params),
@@ -667,10 +788,7 @@ impl State {
                 "has_custom_certificate": false,
                 "pending_update_count": self.updates.len(),
             })),
-            _ => Err(ApiError {
-                code: 404,
-                description: "Not Found".to_string(),
-            }),
+            _ => Err(ApiError::new(404, "Not Found")),
         }
     }
 
@@ -929,14 +1047,8 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
 
     if !token_ok {
         let error = match route {
-            Some(_) => ApiError {
-                code: 401,
-                description: "Unauthorized".to_string(),
-            },
-            None => ApiError {
-                code: 404,
-                description: "Not Found".to_string(),
-            },
+            Some(_) => ApiError::new(401, "Unauthorized"),
+            None => ApiError::new(404, "Not Found"),
         };
         return respond(shared, state, index, request, error_response(&error, None));
     }
@@ -948,7 +1060,7 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
             retry_after,
             description,
         }) => {
-            let error = ApiError { code, description };
+            let error = ApiError::new(code, &description);
             return respond(
                 shared,
                 state,
@@ -1004,19 +1116,21 @@ fn get_updates<'a>(
     let deadline = Instant::now() + Duration::from_secs(timeout.unsigned_abs());
     loop {
         if state.poll_generation != generation {
-            let error = ApiError {
-                code: 409,
-                description: CONFLICT.to_string(),
-            };
+            let error = ApiError::new(409, CONFLICT);
             return (state, Err(error));
         }
         let now = Instant::now();
-        if !state.updates.is_empty() || state.stopping || now >= deadline {
+        let ready = !state.updates.is_empty() && !state.updates_held;
+        if ready || state.stopping || now >= deadline {
             break;
         }
         state = shared.wait(state, deadline - now);
     }
-    let limit = usize::try_from(limit).unwrap_or(100);
+    let limit = if state.updates_held {
+        0
+    } else {
+        usize::try_from(limit).unwrap_or(100)
+    };
     let result: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
     (state, Ok(Value::Array(result)))
 }
@@ -1029,6 +1143,9 @@ fn error_response(error: &ApiError, retry_after: Option<u64>) -> (u16, String) {
     });
     if let Some(retry_after) = retry_after {
         body["parameters"] = json!({ "retry_after": retry_after });
+    }
+    if let Some(migrate_to_chat_id) = error.migrate_to_chat_id {
+        body["parameters"] = json!({ "migrate_to_chat_id": migrate_to_chat_id });
     }
     (error.code, body.to_string())
 }

@@ -1,0 +1,252 @@
+//! A chat's life beyond its settings, for whichever thread learns of it first:
+//! which chats the bot serves; a group Telegram upgraded to a supergroup
+//! (everything moves to the new id, the calls waiting for the old id are
+//! readdressed, the chat is told once); and a chat Telegram no longer delivers
+//! to (inactive, the admins told once, until the chat writes again).
+//!
+//! The core loop calls these for the service messages and updates it handles,
+//! the outbox thread for Telegram's refusals, each inside its own transaction.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use log::{info, warn};
+use rusqlite::{Connection, Transaction};
+
+use crate::config::Config;
+use crate::db;
+use crate::telegram::{self, ChatGone, Outgoing};
+use crate::ui;
+
+/// Supergroup (and channel) ids are -100 followed by the rest of the id.
+const SUPERGROUP_IDS_BELOW: i64 = -1_000_000_000_000;
+
+/// Whether the bot serves this chat: listed in the config, enabled by an admin,
+/// or migrated from a chat listed in the config.
+pub fn is_served(conn: &Connection, config: &Config, chat_id: i64) -> Result<bool> {
+    let allowed = &config.access.allowed_chat_ids;
+    if allowed.contains(&chat_id) || db::chat_is_authorized(conn, chat_id)? {
+        return Ok(true);
+    }
+    Ok(db::chats::migrated_from(conn, chat_id)?.is_some_and(|old| allowed.contains(&old)))
+}
+
+/// Whether `from` → `to` is what Telegram does to a chat: a basic group
+/// becomes a supergroup, never the other way, so following it cannot loop.
+pub fn is_supergroup_upgrade(from: i64, to: i64) -> bool {
+    from < 0 && from > SUPERGROUP_IDS_BELOW && to <= SUPERGROUP_IDS_BELOW
+}
+
+/// Moves group `from` to supergroup `to` in `tx`: every row of the chat, and
+/// every call waiting in the outbox for it. Returns what to send: the notice
+/// to the chat, only from the move that found the chat (so it is sent once,
+/// whichever of the two service messages or a refused call comes first).
+pub fn migrate(
+    tx: &Transaction<'_>,
+    from: i64,
+    to: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Outgoing>> {
+    if !is_supergroup_upgrade(from, to) {
+        warn!("ignoring a move of chat {from} to {to}: not a group becoming a supergroup");
+        return Ok(Vec::new());
+    }
+    let reason = format!("group {from} became supergroup {to}");
+    let moved = db::chats::move_chat(tx, from, to, &reason, &db::timestamp(now))?;
+    let readdressed = crate::outbox::readdress_calls(tx, from, to)?;
+    if readdressed > 0 {
+        info!("chat {from}: {readdressed} waiting call(s) now go to supergroup {to}");
+    }
+    if !moved {
+        return Ok(Vec::new());
+    }
+    info!("chat {from}: became supergroup {to}; moved its settings, queue and history");
+    Ok(vec![telegram::send_message(
+        to,
+        &ui::chat_migrated_text(),
+        None,
+    )])
+}
+
+/// Telegram refused a call because it will deliver nothing more to `chat_id`:
+/// the chat becomes inactive, and the first time, each admin hears of it in
+/// private. Returns those messages.
+pub fn mark_unreachable(
+    conn: &Connection,
+    chat_id: i64,
+    gone: ChatGone,
+    admin_user_ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<Vec<Outgoing>> {
+    if !db::chats::mark_inactive(conn, chat_id, gone.name(), &db::timestamp(now))? {
+        return Ok(Vec::new());
+    }
+    warn!(
+        "chat {chat_id}: Telegram no longer delivers to it ({}); its slots wait until it writes again",
+        gone.name()
+    );
+    let title = db::chat(conn, chat_id)?.and_then(|row| row.title);
+    let text = ui::chat_inactive_text(chat_id, title.as_deref(), gone);
+    Ok(admin_user_ids
+        .iter()
+        .filter(|admin| **admin != chat_id)
+        .map(|admin| telegram::send_message(*admin, &text, None))
+        .collect())
+}
+
+/// Any update from a chat shows Telegram delivers there again.
+pub fn came_back(conn: &Connection, chat_id: i64) -> Result<()> {
+    if db::chats::clear_inactive(conn, chat_id)? {
+        info!("chat {chat_id}: wrote again; serving it again");
+    }
+    Ok(())
+}
+
+/// The chats marked inactive, whose slots are neither planned nor sent.
+pub fn inactive_chats(conn: &Connection) -> Result<Vec<i64>> {
+    db::chats::inactive_chat_ids(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: i64 = -5555;
+    const SUPERGROUP: i64 = -1_000_000_005_555;
+
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db::open(&dir.path().join("s.db")).unwrap();
+        (dir, conn)
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_move_readdresses_waiting_calls_and_tells_the_chat_once() {
+        let (_dir, mut conn) = database();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, GROUP, Some("Team"), Some(42), "2026-01-01T00:00:00Z").unwrap();
+        let story = crate::outbox::Hook::Story {
+            queue_id: 3,
+            media_item_id: 4,
+            chat_id: GROUP,
+            name: "a.jpg".into(),
+        };
+        let calls = [
+            telegram::send_message(GROUP, "to the group", None),
+            telegram::send_message(4242, "elsewhere", None),
+            Outgoing {
+                on_result: Some(serde_json::to_value(&story).unwrap()),
+                ..telegram::send_message(GROUP, "a story", None)
+            },
+        ];
+        crate::daemon::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
+        let told = migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
+        assert_eq!(told.len(), 1);
+        assert_eq!(telegram::call_chat_id(&told[0].params), Some(SUPERGROUP));
+        assert_eq!(told[0].params["text"], ui::chat_migrated_text());
+        // The other service message, or a refused call, finds nothing to move.
+        assert!(migrate(&tx, GROUP, SUPERGROUP, now()).unwrap().is_empty());
+        tx.commit().unwrap();
+
+        let rows = db::chats::outbox_calls(&conn).unwrap();
+        let chats: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| telegram::call_chat_id(&serde_json::from_str(&r.params).unwrap()))
+            .collect();
+        assert_eq!(chats, [Some(SUPERGROUP), Some(4242), Some(SUPERGROUP)]);
+        let hook: crate::outbox::Hook =
+            serde_json::from_str(rows[2].on_result.as_deref().unwrap()).unwrap();
+        assert!(
+            matches!(
+                hook,
+                crate::outbox::Hook::Story {
+                    chat_id: SUPERGROUP,
+                    queue_id: 3,
+                    ..
+                }
+            ),
+            "{hook:?}"
+        );
+        assert!(db::chat(&conn, GROUP).unwrap().is_none());
+        assert!(db::chat(&conn, SUPERGROUP).unwrap().is_some());
+    }
+
+    #[test]
+    fn served_by_the_config_through_the_id_it_was_migrated_from() {
+        let (_dir, mut conn) = database();
+        let text = format!("[access]\nadmin_user_ids = [42]\nallowed_chat_ids = [{GROUP}]\n");
+        let config = crate::config::parse(
+            &text,
+            std::path::Path::new("storyline.toml"),
+            std::path::Path::new("/srv"),
+            &|_| None,
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, GROUP, None, None, "2026-01-01T00:00:00Z").unwrap();
+        assert!(is_served(&tx, &config, GROUP).unwrap());
+        assert!(!is_served(&tx, &config, SUPERGROUP).unwrap());
+        migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
+        assert!(is_served(&tx, &config, SUPERGROUP).unwrap());
+        // Not just any chat that was once another.
+        db::insert_chat(&tx, -7, None, None, "2026-01-01T00:00:00Z").unwrap();
+        migrate(&tx, -7, -1_000_000_000_007, now()).unwrap();
+        assert!(!is_served(&tx, &config, -1_000_000_000_007).unwrap());
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn admins_hear_once_that_a_chat_is_gone_until_it_writes_again() {
+        let (_dir, mut conn) = database();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, 4242, Some("Ada"), None, "2026-01-01T00:00:00Z").unwrap();
+        tx.commit().unwrap();
+        let admins = [42, 4242, 43];
+        let told = mark_unreachable(&conn, 4242, ChatGone::Blocked, &admins, now()).unwrap();
+        let to: Vec<Option<i64>> = told
+            .iter()
+            .map(|c| telegram::call_chat_id(&c.params))
+            .collect();
+        assert_eq!(to, [Some(42), Some(43)], "not the gone chat itself");
+        assert!(
+            mark_unreachable(&conn, 4242, ChatGone::Blocked, &admins, now())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(inactive_chats(&conn).unwrap(), [4242]);
+        came_back(&conn, 4242).unwrap();
+        assert!(inactive_chats(&conn).unwrap().is_empty());
+        assert_eq!(
+            mark_unreachable(&conn, 4242, ChatGone::Kicked, &admins, now())
+                .unwrap()
+                .len(),
+            2,
+            "gone again after coming back: told again"
+        );
+        // A chat without a row (one the bot only refused) is nobody's concern.
+        assert!(
+            mark_unreachable(&conn, 77, ChatGone::NotFound, &admins, now())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn only_a_group_becoming_a_supergroup_is_followed() {
+        for (from, to, follow) in [
+            (-5555, -1_000_000_005_555, true),
+            (-999_999_999_999, -1_001_234_567_890, true),
+            // A supergroup never moves again; a private chat never moves.
+            (-1_000_000_005_555, -1_000_000_006_666, false),
+            (4242, -1_000_000_004_242, false),
+            (-5555, -6666, false),
+            (-5555, 4242, false),
+            (-5555, -5555, false),
+        ] {
+            assert_eq!(is_supergroup_upgrade(from, to), follow, "{from} → {to}");
+        }
+    }
+}
