@@ -8,6 +8,7 @@ mod connect;
 mod fake_selftest;
 mod helpers;
 mod instagram_fake_selftest;
+mod limits;
 mod ops;
 mod posting;
 mod publishing;

@@ -5,7 +5,10 @@
 //! and can be told to fail calls in the ways the real service does (429 with
 //! `retry_after`, 5xx, slow answers, dropped connections, garbage). Its errors copy
 //! the real descriptions, because the daemon is expected to branch on some of them
-//! ("message is not modified").
+//! ("message is not modified"). Like the real API it refuses texts over 4096 and
+//! captions over 1024 characters (counted in UTF-16 units after entities parsing),
+//! refuses getUpdates while a webhook is set, and can answer a video upload with a
+//! document, as Telegram does with videos it cannot take as videos.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -30,6 +33,8 @@ const NOT_MODIFIED: &str = "message is not modified: specified new message conte
 const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
 const CONFLICT: &str = "Conflict: terminated by other getUpdates request; \
      make sure that only one bot instance is running";
+const WEBHOOK_CONFLICT: &str = "Conflict: can't use getUpdates method while webhook is active; \
+     use deleteWebhook to delete the webhook first";
 
 /// Every Bot API method the fake answers; other names get the real 404.
 const METHODS: &[&str] = &[
@@ -50,6 +55,7 @@ const METHODS: &[&str] = &[
     "sendChatAction",
     "deleteWebhook",
     "getWebhookInfo",
+    "setWebhook",
 ];
 
 /// One HTTP request the fake received.
@@ -157,6 +163,10 @@ struct State {
     fail_next: VecDeque<(String, Fault)>,
     fail_until: Vec<(String, Instant, Fault)>,
     commands: Value,
+    /// The webhook set on the token; empty when none is.
+    webhook_url: String,
+    /// Video uploads come back as documents.
+    videos_as_documents: bool,
     stopping: bool,
 }
 
@@ -348,6 +358,25 @@ impl FakeTelegram {
         state.fail_until.push((method.to_string(), until, fault));
     }
 
+    /// Sets a webhook on the token, as another tool would with setWebhook: from now
+    /// on getUpdates answers 409 (a pending long poll too) until deleteWebhook.
+    pub fn set_webhook(&self, url: &str) {
+        let mut state = self.shared.lock();
+        state.webhook_url = url.to_string();
+        self.shared.changed.notify_all();
+    }
+
+    /// The webhook set on the token; empty when none is.
+    pub fn webhook_url(&self) -> String {
+        self.shared.lock().webhook_url.clone()
+    }
+
+    /// From now on a video upload is answered as Telegram answers a video it cannot
+    /// take as one (some .mov files): as a document, with a document file_id.
+    pub fn answer_videos_as_documents(&self) {
+        self.shared.lock().videos_as_documents = true;
+    }
+
     /// Every call, in arrival order, failed ones included.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -526,6 +555,8 @@ impl State {
             fail_next: VecDeque::new(),
             fail_until: Vec::new(),
             commands: json!([]),
+            webhook_url: String::new(),
+            videos_as_documents: false,
             stopping: false,
         }
     }
@@ -661,9 +692,19 @@ impl State {
             "sendVideo" => self.send_media(params, "video"),
             "sendDocument" => self.send_media(params, "document"),
             "sendChatAction" => chat_id_param(params).map(|_| json!(true)),
-            "deleteWebhook" => Ok(json!(true)),
+            "deleteWebhook" => {
+                if str_param(params, "drop_pending_updates").as_deref() == Some("true") {
+                    self.updates.clear();
+                }
+                self.webhook_url.clear();
+                Ok(json!(true))
+            }
+            "setWebhook" => {
+                self.webhook_url = str_param(params, "url").unwrap_or_default();
+                Ok(json!(true))
+            }
             "getWebhookInfo" => Ok(json!({
-                "url": "",
+                "url": self.webhook_url,
                 "has_custom_certificate": false,
                 "pending_update_count": self.updates.len(),
             })),
@@ -732,6 +773,21 @@ impl State {
             1024,
             "message caption is too long",
         )?;
+        // A file_id of one of ours names its type, which must be the method's.
+        if let Some(id) = &input {
+            let minted_kind = id
+                .strip_prefix("fake-")
+                .and_then(|rest| rest.split('-').next());
+            if minted_kind.is_some_and(|minted| minted != kind) {
+                return Err(bad_request("type of file mismatch"));
+            }
+        }
+        let uploaded = input.is_none();
+        let kind = if kind == "video" && uploaded && self.videos_as_documents {
+            "document"
+        } else {
+            kind
+        };
         // A file_id is sent back as it came; an upload or a URL becomes a new file.
         let file_id = match input {
             Some(id) if !id.starts_with("http") && !id.starts_with("attach://") => id,
@@ -750,7 +806,10 @@ impl State {
                 "height": 1920, "duration": 10, "mime_type": "video/mp4", "file_size": 1_234_567,
             }),
             _ => {
-                let file_name = params[kind]["file_name"].as_str().unwrap_or("file");
+                let file_name = ["document", "video"]
+                    .iter()
+                    .find_map(|field| params[*field]["file_name"].as_str())
+                    .unwrap_or("file");
                 json!({"file_id": file_id, "file_unique_id": unique_id, "file_name": file_name})
             }
         };
@@ -994,6 +1053,9 @@ fn get_updates<'a>(
     mut state: MutexGuard<'a, State>,
     params: &Value,
 ) -> (MutexGuard<'a, State>, ApiResult) {
+    if !state.webhook_url.is_empty() {
+        return (state, Err(webhook_conflict()));
+    }
     let offset = int_param(params, "offset").unwrap_or(0);
     let limit = int_param(params, "limit").unwrap_or(100).clamp(1, 100);
     let timeout = int_param(params, "timeout").unwrap_or(0).max(0);
@@ -1010,6 +1072,9 @@ fn get_updates<'a>(
             };
             return (state, Err(error));
         }
+        if !state.webhook_url.is_empty() {
+            return (state, Err(webhook_conflict()));
+        }
         let now = Instant::now();
         if !state.updates.is_empty() || state.stopping || now >= deadline {
             break;
@@ -1019,6 +1084,13 @@ fn get_updates<'a>(
     let limit = usize::try_from(limit).unwrap_or(100);
     let result: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
     (state, Ok(Value::Array(result)))
+}
+
+fn webhook_conflict() -> ApiError {
+    ApiError {
+        code: 409,
+        description: WEBHOOK_CONFLICT.to_string(),
+    }
 }
 
 fn error_response(error: &ApiError, retry_after: Option<u64>) -> (u16, String) {
@@ -1153,6 +1225,7 @@ fn str_param(params: &Value, name: &str) -> Option<String> {
     match params.get(name)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -1266,7 +1339,7 @@ fn check_formatted(
         check_html(text)
             .map_err(|problem| bad_request(&format!("can't parse entities: {problem}")))?
     } else {
-        text.chars().count()
+        text.encode_utf16().count()
     };
     if visible > limit {
         return Err(bad_request(too_long));
@@ -1274,7 +1347,8 @@ fn check_formatted(
     Ok(())
 }
 
-/// Validates Telegram's HTML subset and returns the visible length in characters.
+/// Validates Telegram's HTML subset and returns the visible length in UTF-16 code
+/// units, as Telegram counts it (an emoji outside the BMP is two).
 /// A `<` that does not open a supported tag is an error, as on the real service; a
 /// bare `&` or `>` is tolerated.
 fn check_html(text: &str) -> Result<usize, String> {
@@ -1340,20 +1414,23 @@ fn check_html(text: &str) -> Result<usize, String> {
                     .take(12)
                     .find(|(_, c)| *c == ';')
                     .map(|(index, _)| index);
-                visible += 1;
                 rest = match entity_end {
                     Some(end)
                         if rest[1..end]
                             .chars()
                             .all(|c| c.is_ascii_alphanumeric() || c == '#') =>
                     {
+                        visible += entity_units(&rest[1..end]);
                         &rest[end + 1..]
                     }
-                    _ => &rest[1..],
+                    _ => {
+                        visible += 1;
+                        &rest[1..]
+                    }
                 };
             }
             _ => {
-                visible += 1;
+                visible += ch.len_utf16();
                 rest = &rest[ch.len_utf8()..];
             }
         }
@@ -1364,6 +1441,15 @@ fn check_html(text: &str) -> Result<usize, String> {
         ));
     }
     Ok(visible)
+}
+
+/// The UTF-16 length of an entity's character: `&#128512;` is two, `&amp;` one.
+fn entity_units(name: &str) -> usize {
+    let code = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => name.strip_prefix('#').and_then(|dec| dec.parse().ok()),
+    };
+    code.and_then(char::from_u32).map_or(1, char::len_utf16)
 }
 
 /// Merges the query string and the body (JSON, form or multipart) into one object.
