@@ -27,7 +27,7 @@ Commands:
                        Manage Instagram accounts and their tokens
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
-  doctor               Check config, database, key file, media, Telegram, ...
+  doctor [--fix]       Check config, database, key file, media, Telegram, ...
 
 Options:
   -c, --config PATH  Configuration file (default: ./storyline.toml, then
@@ -99,13 +99,17 @@ replaced with --force. Back up the key file (storage.key_file) with it.
 ";
 
 const DOCTOR_HELP: &str = "\
-Usage: storyline [--config PATH] doctor
+Usage: storyline [--config PATH] doctor [--fix]
 
 Checks the configuration, the database (opens, migrations current), the key file
-(32 bytes, mode 0600), the media folder, Telegram (getMe with the token), the
-public URL and the Instagram app settings; prints one line for each with what to
-do. Reads secrets from the `env` file beside the configuration too, as the
-systemd unit does. Exit code 0 when nothing failed, 1 otherwise.
+(32 bytes, mode 0600), the media folder, Telegram (getMe with the token, and no
+webhook blocking polling), the public URL and the Instagram app settings; prints
+one line for each with what to do. Reads secrets from the `env` file beside the
+configuration too, as the systemd unit does. Exit code 0 when nothing failed, 1
+otherwise.
+
+  --fix   Remove a webhook set on the bot token (Telegram refuses polling while
+          one is set); the updates Telegram holds are kept.
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +123,7 @@ pub enum Command {
     CategoriesShow { chat: Option<i64> },
     CategoriesSet { chat: Option<i64>, mix: String },
     Backup { path: PathBuf, force: bool },
-    Doctor,
+    Doctor { fix: bool },
     Accounts(crate::accounts::AccountsCommand),
 }
 
@@ -183,6 +187,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
     let mut words: Vec<String> = Vec::new();
     let mut backup_path: Option<PathBuf> = None;
     let mut force = false;
+    let mut fix = false;
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
             Short('c') | Long("config") => {
@@ -229,6 +234,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 return Ok(Parsed::Print(help_text(topic).to_string()));
             }
             Long("force") if command.as_deref() == Some("backup") => force = true,
+            Long("fix") if command.as_deref() == Some("doctor") => fix = true,
             Value(path) if command.as_deref() == Some("backup") && backup_path.is_none() => {
                 backup_path = Some(PathBuf::from(path));
             }
@@ -271,7 +277,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             })?,
             force,
         },
-        Some("doctor") => Command::Doctor,
+        Some("doctor") => Command::Doctor { fix },
         Some("plan") => Command::Plan {
             days: days.unwrap_or(3),
             chat,
@@ -535,6 +541,14 @@ mod tests {
         assert!(parse(&["backup"]).is_err());
         assert!(parse(&["backup", "a", "b"]).is_err());
         assert!(parse(&["doctor", "--force"]).is_err());
+        assert_eq!(
+            parse(&["doctor", "--fix"]).unwrap(),
+            Parsed::Command {
+                config: None,
+                command: Command::Doctor { fix: true }
+            }
+        );
+        assert!(parse(&["backup", "x", "--fix"]).is_err());
         assert_eq!(
             parse(&["doctor", "--help"]).unwrap(),
             Parsed::Print(DOCTOR_HELP.into())

@@ -73,6 +73,9 @@ pub struct TelegramConfig {
     /// Without a trailing slash.
     pub api_url: String,
     pub poll_timeout_secs: u64,
+    /// Remove a webhook set on the token (which makes getUpdates fail with 409)
+    /// instead of only reporting it.
+    pub delete_webhook: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +276,7 @@ struct RawTelegram {
     bot_token: Option<String>,
     api_url: Option<Spanned<String>>,
     poll_timeout_secs: Option<Spanned<i64>>,
+    delete_webhook: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,6 +371,7 @@ impl Checker<'_> {
                     50,
                     1..=300,
                 ),
+                delete_webhook: telegram.delete_webhook.unwrap_or(false),
             },
             access: AccessConfig {
                 admin_user_ids: access.admin_user_ids.unwrap_or_default(),
@@ -840,6 +845,7 @@ impl Config {
             "poll_timeout_secs = {}",
             self.telegram.poll_timeout_secs
         ));
+        line(format!("delete_webhook = {}", self.telegram.delete_webhook));
         line(String::new());
         line("[access]".into());
         line(format!(
@@ -939,6 +945,7 @@ mod tests {
 bot_token = "123456:ABC-file-token"
 api_url = "http://127.0.0.1:9000/"
 poll_timeout_secs = 30
+delete_webhook = true
 
 [access]
 admin_user_ids = [11, 22]
@@ -1044,6 +1051,7 @@ level = "DEBUG"
                 "bot_token = \"\"  # not set (file or STORYLINE_TELEGRAM_BOT_TOKEN)",
                 "api_url = \"https://api.telegram.org\"",
                 "poll_timeout_secs = 50",
+                "delete_webhook = false",
                 "admin_user_ids = []",
                 "allowed_chat_ids = []",
                 "database = \"/srv/story/storyline.db\"",
@@ -1254,7 +1262,7 @@ level = "DEBUG"
             name: "unknown key in a section",
             text: "# comment\n[telegram]\nbot_tokn = \"x\"\n",
             env: &[],
-            want: Want::Error("storyline.toml:3: unknown key telegram.bot_tokn (expected one of `bot_token`, `api_url`, `poll_timeout_secs`)"),
+            want: Want::Error("storyline.toml:3: unknown key telegram.bot_tokn (expected one of `bot_token`, `api_url`, `poll_timeout_secs`, `delete_webhook`)"),
         },
         Case {
             name: "unknown dotted key",
@@ -1367,6 +1375,7 @@ level = "DEBUG"
             bot_token = "********"
             api_url = "http://127.0.0.1:9000"
             poll_timeout_secs = 30
+            delete_webhook = true
 
             [access]
             admin_user_ids = [11, 22]

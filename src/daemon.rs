@@ -154,6 +154,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         committed: committed_rx,
         shutdown: shutdown.clone(),
         last_poll: last_poll.clone(),
+        delete_webhook: config.telegram.delete_webhook,
     };
     threads.push(spawn("poller", move || poller.run())?);
     let outbox = Outbox {
@@ -668,9 +669,10 @@ fn update_is_new(update_id: i64, last: Option<i64>, offset: i64) -> bool {
     update_id > last || (update_id < offset && last >= offset.saturating_sub(1))
 }
 
-/// Stores the core's decided calls in the outbox, in order.
+/// Stores the core's decided calls in the outbox, in order, each within
+/// Telegram's length limits (a long message becomes several).
 pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
-    for call in calls {
+    for call in calls.iter().flat_map(telegram::fit_to_limits) {
         let hook = call.on_result.as_ref().map(|h| h.to_string());
         db::enqueue_with_hook(
             conn,

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod crypto;
 pub mod daemon;
 pub mod db;
+pub mod html_fit;
 pub mod instagram;
 pub mod keyfile;
 pub mod logging;

@@ -23,9 +23,9 @@ fn main() -> ExitCode {
         }
         Parsed::Command { config, command } => (config, command),
     };
-    if command == Command::Doctor {
+    if let Command::Doctor { fix } = command {
         // Doctor loads the configuration itself: a broken one is a line of its report.
-        let report = ops::doctor(config_path.as_deref());
+        let report = ops::doctor(config_path.as_deref(), fix);
         print!("{}", report.render());
         return if report.passed() {
             ExitCode::SUCCESS
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
         Command::Backup { path, force } => print(ops::backup(&config, &path, force)),
         // Handled before the configuration is loaded.
-        Command::Doctor => ExitCode::SUCCESS,
+        Command::Doctor { .. } => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {
             Err(e) if e.is::<accounts::BadInput>() || e.is::<keyfile::KeyRefused>() => {
                 eprintln!("storyline: {e}");

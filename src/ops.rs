@@ -5,7 +5,8 @@
 //! `PRAGMA integrity_check`, and only then gives it its final name. `doctor` looks at
 //! everything an operator can get wrong (configuration, database, key file, media
 //! folder, Telegram, web and Instagram settings) and prints one line for each, with
-//! a verdict and what to do. Neither changes the live database. The few statements
+//! a verdict and what to do; with `--fix` it removes a webhook that keeps the bot
+//! from polling. Neither changes the live database. The few statements
 //! here are pragmas on a connection of their own, kept beside the checks they serve.
 
 use std::fmt::Write as _;
@@ -268,7 +269,7 @@ impl Report {
 
 /// `storyline doctor`: finds and loads the configuration itself, so a broken one
 /// is a line of the report rather than the end of it.
-pub fn doctor(explicit_config: Option<&Path>) -> Report {
+pub fn doctor(explicit_config: Option<&Path>, fix: bool) -> Report {
     let mut findings = Vec::new();
     let path = match config::locate(explicit_config) {
         Ok(path) => path,
@@ -319,7 +320,7 @@ pub fn doctor(explicit_config: Option<&Path>) -> Report {
         .unwrap_or_default();
     findings.push(check_key_file(&config.storage.key_file, &tokens));
     findings.push(check_media(&config.media.dir));
-    findings.push(check_telegram(&config, &path));
+    findings.extend(check_telegram(&config, &path, fix));
     findings.push(check_public_url(config.web.public_url.as_deref()));
     findings.push(check_instagram(
         config.instagram.app_id.as_deref(),
@@ -698,14 +699,15 @@ fn media_verdict(dir: &Path, counts: &MediaCounts) -> Finding {
     finding(Verdict::Ok, TOPIC, text)
 }
 
-fn check_telegram(config: &Config, config_path: &Path) -> Finding {
+/// getMe, then (when the token works) whether a webhook blocks polling.
+fn check_telegram(config: &Config, config_path: &Path, fix: bool) -> Vec<Finding> {
     const TOPIC: &str = "telegram";
     let Some(token) = config.telegram.bot_token.clone() else {
         let env_file = config_path
             .parent()
             .map(|d| d.join(ENV_FILE_NAME))
             .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
-        return finding(
+        return vec![finding(
             Verdict::Note,
             TOPIC,
             format!(
@@ -714,11 +716,68 @@ fn check_telegram(config: &Config, config_path: &Path) -> Finding {
                 env_file.display(),
                 config_path.display()
             ),
-        );
+        )];
     };
     let api_url = &config.telegram.api_url;
-    let answer = Client::new(api_url, token).call("getMe", &serde_json::json!({}));
-    telegram_verdict(api_url, answer)
+    let client = Client::new(api_url, token);
+    let me = telegram_verdict(api_url, client.call("getMe", &serde_json::json!({})));
+    if me.verdict != Verdict::Ok {
+        return vec![me];
+    }
+    let webhook = client.webhook_host();
+    let removed = match (&webhook, fix) {
+        (Ok(Some(_)), true) => Some(client.delete_webhook()),
+        _ => None,
+    };
+    vec![
+        me,
+        webhook_verdict(webhook, removed, config.telegram.delete_webhook),
+    ]
+}
+
+/// The pure part of the webhook check: a webhook set on the token makes Telegram
+/// refuse getUpdates (409), so the daemon cannot poll until it is gone.
+fn webhook_verdict(
+    webhook: Result<Option<String>, ApiError>,
+    removed: Option<Result<(), ApiError>>,
+    daemon_removes: bool,
+) -> Finding {
+    const TOPIC: &str = "webhook";
+    match (webhook, removed) {
+        (Ok(None), _) => finding(Verdict::Ok, TOPIC, "none set, so polling works"),
+        (Ok(Some(host)), Some(Ok(()))) => finding(
+            Verdict::Ok,
+            TOPIC,
+            format!("a webhook to {host} blocked polling; removed it (pending updates kept)"),
+        ),
+        (Ok(Some(host)), Some(Err(e))) => finding(
+            Verdict::Fail,
+            TOPIC,
+            format!("a webhook to {host} blocks polling, and removing it failed: {e}"),
+        ),
+        (Ok(Some(host)), None) if daemon_removes => finding(
+            Verdict::Note,
+            TOPIC,
+            format!(
+                "a webhook to {host} is set; `storyline run` removes it, as \
+                 telegram.delete_webhook = true asks"
+            ),
+        ),
+        (Ok(Some(host)), None) => finding(
+            Verdict::Fail,
+            TOPIC,
+            format!(
+                "a webhook to {host} is set on this token, so Telegram refuses polling \
+                 (409 Conflict); run `storyline doctor --fix` to remove it (pending updates \
+                 are kept), or set telegram.delete_webhook = true"
+            ),
+        ),
+        (Err(e), _) => finding(
+            Verdict::Note,
+            TOPIC,
+            format!("getWebhookInfo: {e}; could not tell whether a webhook blocks polling"),
+        ),
+    }
 }
 
 /// The pure part of the Telegram check: getMe's answer to a line.
@@ -930,6 +989,57 @@ mod tests {
         assert!(down.text.contains("check the network"), "{}", down.text);
         let fine = telegram_verdict(api, Ok(serde_json::json!({"username": "pi_bot"})));
         expect!["getMe: @pi_bot answers at https://api.telegram.org"].assert_eq(&fine.text);
+    }
+
+    #[test]
+    fn webhook_verdicts_name_only_the_host_and_the_fix() {
+        let host = || Ok(Some("hooks.example.org".to_string()));
+        let refused = || ApiError::Api {
+            code: 401,
+            description: "Unauthorized".into(),
+            retry_after: None,
+            migrate_to_chat_id: None,
+        };
+        let cases: Vec<(Finding, Verdict, &str)> = vec![
+            (
+                webhook_verdict(Ok(None), None, false),
+                Verdict::Ok,
+                "none set, so polling works",
+            ),
+            (
+                webhook_verdict(host(), None, false),
+                Verdict::Fail,
+                "a webhook to hooks.example.org is set on this token, so Telegram refuses \
+                 polling (409 Conflict); run `storyline doctor --fix` to remove it (pending \
+                 updates are kept), or set telegram.delete_webhook = true",
+            ),
+            (
+                webhook_verdict(host(), None, true),
+                Verdict::Note,
+                "a webhook to hooks.example.org is set; `storyline run` removes it, as \
+                 telegram.delete_webhook = true asks",
+            ),
+            (
+                webhook_verdict(host(), Some(Ok(())), false),
+                Verdict::Ok,
+                "a webhook to hooks.example.org blocked polling; removed it (pending updates kept)",
+            ),
+            (
+                webhook_verdict(host(), Some(Err(refused())), false),
+                Verdict::Fail,
+                "a webhook to hooks.example.org blocks polling, and removing it failed: \
+                 Telegram error 401: Unauthorized",
+            ),
+            (
+                webhook_verdict(Err(refused()), None, false),
+                Verdict::Note,
+                "getWebhookInfo: Telegram error 401: Unauthorized; could not tell whether a \
+                 webhook blocks polling",
+            ),
+        ];
+        for (found, verdict, text) in cases {
+            assert_eq!((found.verdict, found.text.as_str()), (verdict, text));
+        }
     }
 
     #[test]

@@ -319,12 +319,9 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
             }
             let text = crate::ui::story_refused_text(&name, reason);
             let message = telegram::send_message(chat_id, &text, None);
-            db::enqueue(
-                conn,
-                message.method,
-                &message.params.to_string(),
-                &db::timestamp(crate::clock::now()),
-            )
+            // Through the same fitting as every reply: Instagram's or Telegram's
+            // reason can be long.
+            crate::daemon::enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
         }
     }
 }

@@ -2,6 +2,10 @@
 //! core loop, then waits until the core has committed it before asking for more.
 //! Telegram forgets an update only when a later getUpdates carries a higher
 //! offset, so an update the core has not committed is fetched again after a crash.
+//!
+//! A 409 Conflict has two causes: another program polling with the token, or a
+//! webhook set on it. getWebhookInfo tells them apart, so the log says which,
+//! and a webhook is removed when the configuration allows it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -26,12 +30,28 @@ pub struct Poller {
     pub shutdown: Arc<AtomicBool>,
     /// Unix time of the last successful getUpdates, for /healthz.
     pub last_poll: Arc<std::sync::atomic::AtomicI64>,
+    /// Remove a webhook that blocks polling (telegram.delete_webhook).
+    pub delete_webhook: bool,
+}
+
+/// Why Telegram answered getUpdates with 409.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Conflict {
+    /// A webhook is set on the token; only its host, never its path or query.
+    Webhook {
+        host: String,
+    },
+    OtherPoller,
+    /// getWebhookInfo failed too, so either may be true.
+    Unknown(String),
 }
 
 impl Poller {
     pub fn run(mut self) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         let mut identified = false;
+        // The 409 cause already logged in this outage.
+        let mut conflict_reported: Option<Conflict> = None;
         while !self.shutdown.load(Ordering::Relaxed) {
             if !identified {
                 match self.client.call("getMe", &serde_json::json!({})) {
@@ -59,6 +79,7 @@ impl Poller {
             match self.client.get_updates(self.offset, self.poll_timeout_secs) {
                 Ok(updates) => {
                     recovered(&mut backoff);
+                    conflict_reported = None;
                     self.last_poll
                         .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
                     if updates.is_empty() {
@@ -94,9 +115,60 @@ impl Poller {
                         None => return,
                     }
                 }
+                Err(e) if e.is_conflict() => {
+                    self.after_conflict(&e, &mut backoff, &mut conflict_reported)
+                }
                 Err(e) => self.wait_after(&e, &mut backoff),
             }
         }
+    }
+
+    /// A 409: finds out why, says so once per cause and outage, removes a webhook
+    /// when allowed (then polls again at once, the first time), else waits.
+    fn after_conflict(&self, e: &ApiError, backoff: &mut Backoff, reported: &mut Option<Conflict>) {
+        let cause = match self.client.webhook_host() {
+            Ok(Some(host)) => Conflict::Webhook { host },
+            Ok(None) => Conflict::OtherPoller,
+            Err(why) => Conflict::Unknown(why.to_string()),
+        };
+        // An outage is one cause; the text of a failing getWebhookInfo may vary.
+        let first_time = match (reported.as_ref(), &cause) {
+            (Some(Conflict::Unknown(_)), Conflict::Unknown(_)) => false,
+            (before, now) => before != Some(now),
+        };
+        let backoff_delay = backoff.next_delay();
+        let delay = e.retry_after().unwrap_or(backoff_delay);
+        if let (Conflict::Webhook { host }, true) = (&cause, self.delete_webhook) {
+            match self.client.delete_webhook() {
+                Ok(()) => {
+                    if first_time {
+                        warn!(
+                            "a webhook to {host} was set on this bot token and blocked polling \
+                             (409 Conflict); removed it as telegram.delete_webhook = true asks \
+                             (pending updates kept)"
+                        );
+                    } else {
+                        debug!("removed the webhook to {host} again");
+                    }
+                    *reported = Some(cause);
+                    // Something that keeps setting it again must not make this a busy loop.
+                    if backoff.failures() > 1 {
+                        sleep_unless(&self.shutdown, delay);
+                    }
+                    return;
+                }
+                Err(why) => {
+                    error!("removing the webhook to {host} failed ({why}); retrying with back-off")
+                }
+            }
+        }
+        if first_time {
+            log_conflict(&cause);
+            *reported = Some(cause);
+        } else {
+            debug!("getUpdates still refused (409, {cause:?}); next try in {delay:?}");
+        }
+        sleep_unless(&self.shutdown, delay);
     }
 
     fn wait_for_commit(&self) -> Option<Option<i64>> {
@@ -136,10 +208,25 @@ fn log_outage(e: &ApiError, delay: Duration) {
         ApiError::Api { code: 401, .. } => {
             error!("Telegram refused the bot token (401 Unauthorized); check telegram.bot_token. Retrying with back-off")
         }
-        ApiError::Api { code: 409, .. } => {
-            error!("another program is polling with this bot token (409 Conflict); retrying with back-off")
-        }
         _ => warn!("Telegram unreachable ({e}); retrying with back-off"),
+    }
+}
+
+fn log_conflict(cause: &Conflict) {
+    match cause {
+        Conflict::Webhook { host } => error!(
+            "Telegram refuses getUpdates (409 Conflict) because a webhook is set on this bot \
+             token, to {host}; Storyline polls instead. Remove the webhook with \
+             `storyline doctor --fix`, or set telegram.delete_webhook = true. Retrying with back-off"
+        ),
+        Conflict::OtherPoller => error!(
+            "another program is polling with this bot token (409 Conflict; no webhook is set): \
+             only one may poll, so stop the other one. Retrying with back-off"
+        ),
+        Conflict::Unknown(why) => error!(
+            "Telegram refuses getUpdates (409 Conflict): another program polls with this bot \
+             token or a webhook is set on it; asking which failed ({why}). Retrying with back-off"
+        ),
     }
 }
 

@@ -362,10 +362,8 @@ fn story_message(
             file_name: file_name(&item.path).to_string(),
         },
     };
-    let mut caption = story_caption(slot, item, s);
-    if let Some(note) = note {
-        caption.push_str(&format!("\n\n{}", ui::not_published_note(note)));
-    }
+    let lines = note.map(ui::not_published_note).unwrap_or_default();
+    let caption = story_caption(slot, item, s, &lines);
     let hook = Hook::Story {
         queue_id: slot.id,
         media_item_id: item.id,
@@ -386,9 +384,21 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn story_caption(slot: &QueueRow, item: &MediaItem, s: &ChatSettings) -> String {
+fn story_caption(
+    slot: &QueueRow,
+    item: &MediaItem,
+    s: &ChatSettings,
+    lines: &[crate::html_fit::Piece],
+) -> String {
     let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
-    ui::story_caption(&item.category, &item.path, at, s.timezone, s.dry_run_mode)
+    ui::story_caption(
+        &item.category,
+        &item.path,
+        at,
+        s.timezone,
+        s.dry_run_mode,
+        lines,
+    )
 }
 
 /// /next: the chat's next planned story goes out now (or a fresh pick, when
@@ -487,7 +497,7 @@ pub fn handle_story_press(
         alert(out, "This story's file is no longer known.");
         return Ok(());
     };
-    let caption = story_caption(&row, &item, &s);
+    let caption = |lines: &[crate::html_fit::Piece]| story_caption(&row, &item, &s, lines);
     match action {
         StoryAction::AutoPost => {
             match publish::publishable_account(conn, config, key, chat_id, &s, now)? {
@@ -507,7 +517,7 @@ pub fn handle_story_press(
                         "Publishing to Instagram…",
                         false,
                     ));
-                    let text = format!("{caption}\n\n🤖 Publishing to Instagram…");
+                    let text = caption(&ui::caption_line("🤖 Publishing to Instagram…"));
                     out.push(telegram::edit_caption(chat_id, message_id, &text, None));
                 }
                 Err(reason) => alert(out, &format!("Cannot publish: {reason}.")),
@@ -576,10 +586,9 @@ pub fn handle_story_press(
                 &ui::decision_toast(status),
                 false,
             ));
-            let text = format!(
-                "{caption}\n\n{}",
-                ui::outcome_line(status, &by, now, s.timezone)
-            );
+            let text = caption(&ui::caption_line(ui::outcome_line(
+                status, &by, now, s.timezone,
+            )));
             out.push(telegram::edit_caption(chat_id, message_id, &text, None));
         }
     }

@@ -420,11 +420,12 @@ impl Publisher {
                     "chat {}: {} published as @{username} ({method})",
                     job.chat_id, item.path
                 );
-                let mut line = ui::published_line(&username, now, s.timezone, job.dry_run);
+                let mut lines =
+                    ui::caption_line(ui::published_line(&username, now, s.timezone, job.dry_run));
                 for warning in &warnings {
-                    line.push_str(&format!("\n⚠️ {}", telegram::escape_html(warning)));
+                    lines.extend(ui::warning_line(warning));
                 }
-                out.push(self.report(&job, &slot, &item, &s, &line, None));
+                out.push(self.report(&job, &slot, &item, &s, &lines, None));
                 published_image = item.kind == "image";
             }
             Outcome::Fallback(reason) => {
@@ -500,13 +501,17 @@ impl Publisher {
         slot: &QueueRow,
         item: &MediaItem,
         s: &ChatSettings,
-        line: &str,
+        lines: &[crate::html_fit::Piece],
         keyboard: Option<telegram::Keyboard>,
     ) -> Outgoing {
         let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
-        let caption = format!(
-            "{}\n\n{line}",
-            ui::story_caption(&item.category, &item.path, at, s.timezone, s.dry_run_mode)
+        let caption = ui::story_caption(
+            &item.category,
+            &item.path,
+            at,
+            s.timezone,
+            s.dry_run_mode,
+            lines,
         );
         match (job.requested_by, slot.telegram_message_id) {
             (Some(_), Some(message_id)) if slot.status != "pending" => {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::Secret;
+use crate::html_fit;
 
 // ---- what we read ---------------------------------------------------------------
 
@@ -153,7 +154,20 @@ const UPLOAD_KEY: &str = "storyline_upload";
 
 /// Telegram's limits for files a bot uploads.
 pub const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;
-pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+/// Telegram's "50 MB" is decimal.
+pub const MAX_UPLOAD_BYTES: u64 = 50_000_000;
+
+/// Telegram's length limits, in UTF-16 code units of the visible text (after
+/// entities parsing): a message, a caption, a callback answer.
+pub const MAX_TEXT_UNITS: usize = 4096;
+pub const MAX_CAPTION_UNITS: usize = 1024;
+pub const MAX_ALERT_CHARS: usize = 200;
+
+/// How a stored file_id says Telegram kept the file as a document (a video it
+/// could not take as one, such as some .mov files): such a file is sent again
+/// with sendDocument, since sendVideo refuses a document's file_id. Telegram's
+/// file_ids never hold a colon, so a plain file_id never starts with this.
+const DOCUMENT_FILE_ID: &str = "document:";
 
 /// Where a story's file comes from: a path to upload, or a file_id from an earlier send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,10 +185,10 @@ pub fn send_media(
     keyboard: &Keyboard,
     on_result: Value,
 ) -> Outgoing {
-    let (method, field) = if is_video {
-        ("sendVideo", "video")
-    } else {
-        ("sendPhoto", "photo")
+    let (method, field) = match source {
+        FileSource::FileId(id) if id.starts_with(DOCUMENT_FILE_ID) => ("sendDocument", "document"),
+        _ if is_video => ("sendVideo", "video"),
+        _ => ("sendPhoto", "photo"),
     };
     let mut params = json!({
         "chat_id": chat_id,
@@ -183,12 +197,14 @@ pub fn send_media(
         "reply_markup": markup(keyboard),
     });
     match source {
-        FileSource::FileId(id) => params[field] = json!(id),
+        FileSource::FileId(id) => {
+            params[field] = json!(id.strip_prefix(DOCUMENT_FILE_ID).unwrap_or(id));
+        }
         FileSource::Upload { path, file_name } => {
             params[UPLOAD_KEY] = json!({ "field": field, "path": path, "file_name": file_name });
         }
     }
-    if is_video {
+    if method == "sendVideo" {
         params["supports_streaming"] = json!(true);
     }
     Outgoing {
@@ -224,18 +240,24 @@ pub fn edit_keyboard(chat_id: i64, message_id: i64, keyboard: &Keyboard) -> Outg
     )
 }
 
-/// The message id and, for a photo or video, the file_id in a send's result.
+/// The message id and, for a photo, video or document, the file_id to store in a
+/// send's result (a document's marked so `send_media` sends it back as one).
 pub fn sent_message_info(result: &Value) -> (Option<i64>, Option<String>) {
     let message_id = result.get("message_id").and_then(Value::as_i64);
-    let file_id = result
+    let file_id = |file: Option<&Value>| {
+        file.and_then(|f| f.get("file_id"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+    };
+    let media = result
         .get("photo")
         .and_then(Value::as_array)
         .and_then(|sizes| sizes.last())
-        .or_else(|| result.get("video"))
-        .and_then(|f| f.get("file_id"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    (message_id, file_id)
+        .or_else(|| result.get("video"));
+    let stored = file_id(media)
+        .or_else(|| file_id(result.get("document")).map(|id| format!("{DOCUMENT_FILE_ID}{id}")));
+    (message_id, stored)
 }
 
 /// The chat a stored call is addressed to, if it names one.
@@ -309,6 +331,63 @@ pub fn set_my_commands(commands: &[(&str, &str)]) -> Outgoing {
     Outgoing::new("setMyCommands", json!({ "commands": list }))
 }
 
+/// The call as Telegram will take it, within its length limits: a message too long
+/// becomes several, cut at line ends (the keyboard and the hook go with the last
+/// part, which is the one a press can come from); an edit, which cannot become
+/// two messages, and a caption are shortened with a visible "…".
+pub fn fit_to_limits(call: &Outgoing) -> Vec<Outgoing> {
+    let html = call.params.get("parse_mode").and_then(Value::as_str) == Some("HTML");
+    let text = |key: &str| call.params.get(key).and_then(Value::as_str);
+    let with = |key: &str, value: String| {
+        let mut fitted = call.clone();
+        fitted.params[key] = json!(value);
+        fitted
+    };
+    match call.method {
+        "sendMessage" if html => {
+            let Some(whole) = text("text") else {
+                return vec![call.clone()];
+            };
+            let parts = html_fit::split(whole, MAX_TEXT_UNITS);
+            let last = parts.len().saturating_sub(1);
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    let mut fitted = with("text", part);
+                    if i != last {
+                        if let Value::Object(params) = &mut fitted.params {
+                            params.remove("reply_markup");
+                        }
+                        fitted.on_result = None;
+                    }
+                    fitted
+                })
+                .collect()
+        }
+        "editMessageText" if html => match text("text") {
+            Some(whole) => vec![with("text", html_fit::truncate(whole, MAX_TEXT_UNITS))],
+            None => vec![call.clone()],
+        },
+        "editMessageCaption" | "sendPhoto" | "sendVideo" | "sendDocument" if html => {
+            match text("caption") {
+                Some(whole) => vec![with(
+                    "caption",
+                    html_fit::truncate(whole, MAX_CAPTION_UNITS),
+                )],
+                None => vec![call.clone()],
+            }
+        }
+        "answerCallbackQuery" => match text("text") {
+            Some(whole) if whole.chars().count() > MAX_ALERT_CHARS => {
+                vec![with("text", truncate(whole, MAX_ALERT_CHARS - 1))]
+            }
+            _ => vec![call.clone()],
+        },
+        _ => vec![call.clone()],
+    }
+}
+
 /// Escapes text for Telegram's HTML parse mode.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -369,6 +448,11 @@ impl ApiError {
             ApiError::Network(_) | ApiError::Garbage(_) => true,
             ApiError::File(_) => false,
         }
+    }
+
+    /// 409: another program polls with the token, or a webhook is set on it.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ApiError::Api { code: 409, .. })
     }
 
     /// An edit that changed nothing; Telegram calls it an error, we call it done.
@@ -538,6 +622,21 @@ impl Client {
         }
     }
 
+    /// The host of the webhook set on the token, if any: while one is set,
+    /// Telegram refuses getUpdates with 409. Only the host, because a webhook's
+    /// path often holds a secret.
+    pub fn webhook_host(&self) -> Result<Option<String>, ApiError> {
+        let info = self.call("getWebhookInfo", &json!({}))?;
+        let url = info.get("url").and_then(Value::as_str).unwrap_or_default();
+        Ok((!url.is_empty()).then(|| url_host(url)))
+    }
+
+    /// Removes the webhook; the updates Telegram holds for the bot are kept.
+    pub fn delete_webhook(&self) -> Result<(), ApiError> {
+        self.call("deleteWebhook", &json!({ "drop_pending_updates": false }))
+            .map(|_| ())
+    }
+
     /// Delivers a stored call: JSON, or a multipart upload when it names a file.
     pub fn deliver(&self, method: &str, params: &Value) -> Result<Value, ApiError> {
         match params.get(UPLOAD_KEY) {
@@ -564,7 +663,7 @@ impl Client {
             .metadata()
             .map_err(|e| ApiError::File(format!("{path}: {e}")))?
             .len();
-        let boundary = format!("storyline-{:016x}", file_len ^ 0x5DEE_CE66_D1CE_4E5B);
+        let boundary = multipart_boundary()?;
         let mut head = String::new();
         if let Value::Object(fields) = params {
             for (name, value) in fields {
@@ -643,12 +742,41 @@ impl Client {
     }
 }
 
+/// A boundary no file can hold by chance: 128 random bits. One derived from the
+/// file (its length, say) could appear inside a file and cut the upload short.
+fn multipart_boundary() -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::File("no randomness for the upload's boundary".into()))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("storyline-{hex}"))
+}
+
 /// Removes the bot token from text that may quote a URL.
 pub fn redact_token(text: &str, token: &str) -> String {
     if token.is_empty() {
         return text.to_string();
     }
     text.replace(token, "<token>")
+}
+
+/// The host of a URL, without scheme, user info, port, path or query: what may be
+/// logged of a webhook address.
+pub fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        "an unreadable address".to_string()
+    } else {
+        host.to_string()
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -887,6 +1015,119 @@ mod tests {
             redact_token("POST http://h/bot1:AB/getUpdates failed", "1:AB"),
             "POST http://h/bot<token>/getUpdates failed"
         );
+    }
+
+    #[test]
+    fn long_messages_become_several_and_only_the_last_has_the_keyboard() {
+        let line = "• 14:00 quotes/monday &amp; more.jpg\n";
+        let text = format!("<b>Schedule</b>\n{}", line.repeat(300));
+        let keyboard = vec![vec![Button::callback("Next", "1:x")]];
+        let mut call = send_message(7, &text, Some(&keyboard));
+        call.on_result = Some(json!({"hook": 1}));
+        let parts = fit_to_limits(&call);
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        let last = parts.len() - 1;
+        for (i, part) in parts.iter().enumerate() {
+            let text = part.params["text"].as_str().unwrap();
+            assert!(html_fit::visible_units(text) <= MAX_TEXT_UNITS);
+            assert_eq!(part.params.get("reply_markup").is_some(), i == last);
+            assert_eq!(part.on_result.is_some(), i == last);
+            assert_eq!(part.params["chat_id"], 7);
+        }
+        let lines: usize = parts
+            .iter()
+            .map(|p| p.params["text"].as_str().unwrap().matches("monday").count())
+            .sum();
+        assert_eq!(lines, 300);
+        // A message that fits is left alone.
+        let short = send_message(7, "<b>hi</b>", Some(&keyboard));
+        assert_eq!(fit_to_limits(&short), vec![short]);
+    }
+
+    #[test]
+    fn long_edits_captions_and_alerts_are_shortened() {
+        let long = format!("<b>{}</b>", "é".repeat(5000));
+        let edit = fit_to_limits(&edit_message(1, 2, &long, None));
+        assert_eq!(edit.len(), 1);
+        let text = edit[0].params["text"].as_str().unwrap();
+        assert_eq!(html_fit::visible_units(text), MAX_TEXT_UNITS);
+        assert!(text.ends_with("…</b>"), "{text}");
+
+        let caption = fit_to_limits(&edit_caption(1, 2, &long, None));
+        let text = caption[0].params["caption"].as_str().unwrap();
+        assert_eq!(html_fit::visible_units(text), MAX_CAPTION_UNITS);
+        let source = FileSource::FileId("AgAD".into());
+        let sent = fit_to_limits(&send_media(1, false, &source, &long, &vec![], json!(null)));
+        let text = sent[0].params["caption"].as_str().unwrap();
+        assert_eq!(html_fit::visible_units(text), MAX_CAPTION_UNITS);
+
+        let alert = fit_to_limits(&answer_callback("q", &"x".repeat(300), true));
+        assert_eq!(
+            alert[0].params["text"].as_str().unwrap().chars().count(),
+            MAX_ALERT_CHARS
+        );
+    }
+
+    #[test]
+    fn a_video_kept_as_a_document_is_stored_and_sent_again_as_one() {
+        let (id, file) = sent_message_info(&json!({
+            "message_id": 9,
+            "document": {"file_id": "BQACAgQ", "file_name": "clip.mov"},
+        }));
+        assert_eq!((id, file.as_deref()), (Some(9), Some("document:BQACAgQ")));
+        let again = send_media(
+            1,
+            true,
+            &FileSource::FileId(file.unwrap()),
+            "c",
+            &vec![],
+            json!(null),
+        );
+        assert_eq!(again.method, "sendDocument");
+        assert_eq!(again.params["document"], "BQACAgQ");
+        assert!(again.params.get("supports_streaming").is_none());
+        let (_, video) = sent_message_info(&json!({
+            "message_id": 9,
+            "video": {"file_id": "BAACAgQ"},
+        }));
+        assert_eq!(video.as_deref(), Some("BAACAgQ"));
+        let again = send_media(
+            1,
+            true,
+            &FileSource::FileId("BAACAgQ".into()),
+            "c",
+            &vec![],
+            json!(null),
+        );
+        assert_eq!(
+            (again.method, &again.params["video"]),
+            ("sendVideo", &json!("BAACAgQ"))
+        );
+    }
+
+    #[test]
+    fn boundaries_are_random() {
+        let a = multipart_boundary().unwrap();
+        let b = multipart_boundary().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "storyline-".len() + 32);
+    }
+
+    #[test]
+    fn only_the_host_of_a_webhook_is_shown() {
+        let cases = [
+            (
+                "https://hooks.example.org/bot123:SECRET/path?key=1",
+                "hooks.example.org",
+            ),
+            ("https://user:pass@example.org:8443/x", "example.org"),
+            ("https://[2001:db8::1]:88/hook", "2001:db8::1"),
+            ("example.org/abc", "example.org"),
+            ("https:///nohost", "an unreadable address"),
+        ];
+        for (url, host) in cases {
+            assert_eq!(url_host(url), host, "{url}");
+        }
     }
 
     #[test]

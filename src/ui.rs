@@ -8,8 +8,9 @@ use chrono_tz::Tz;
 
 use crate::accounts::{self, Account, ChatAccount, TokenHealth};
 use crate::callback::{self, Ask, Callback, StoryAction};
+use crate::html_fit::{self, Piece};
 use crate::settings::{format_window, ChatSettings, Toggle};
-use crate::telegram::{escape_html, Button, ChatGone, Keyboard};
+use crate::telegram::{self, escape_html, Button, ChatGone, Keyboard};
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -549,26 +550,57 @@ fn local_day(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
 }
 
-/// The caption of a story: category, file, slot time, and the dry-run mark.
+/// What gives way first when a story's caption would pass Telegram's limit:
+/// error texts and warnings, then the file name, then the category. The slot,
+/// the labels and the newest line (an outcome) stay whole.
+const SHRINK_DETAIL: u8 = 0;
+const SHRINK_FILE_NAME: u8 = 1;
+const SHRINK_CATEGORY: u8 = 2;
+
+/// The caption of a story: category, file, slot time and the dry-run mark, then
+/// `lines` (a note, an outcome) after a blank line; within Telegram's caption
+/// limit, shortened with "…" as `SHRINK_*` says.
 pub fn story_caption(
     category: &str,
     path: &str,
     slot: DateTime<Utc>,
     tz: Tz,
     dry_run: bool,
+    lines: &[Piece],
 ) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
-    let mut text = format!(
-        "📸 <b>{}</b> · {}\n🕑 Slot {} {}",
-        escape_html(category),
-        escape_html(name),
-        local_day(slot, tz),
-        escape_html(tz.name())
-    );
+    let mut pieces = vec![
+        Piece::fixed("📸 <b>"),
+        Piece::shrinkable(escape_html(category), SHRINK_CATEGORY, 12),
+        Piece::fixed("</b> · "),
+        Piece::shrinkable(escape_html(name), SHRINK_FILE_NAME, 24),
+        Piece::fixed(format!(
+            "\n🕑 Slot {} {}",
+            local_day(slot, tz),
+            escape_html(tz.name())
+        )),
+    ];
     if dry_run {
-        text.push_str("\n🧪 [dry run]");
+        pieces.push(Piece::fixed("\n🧪 [dry run]"));
     }
-    text
+    if !lines.is_empty() {
+        pieces.push(Piece::fixed("\n\n"));
+        pieces.extend_from_slice(lines);
+    }
+    html_fit::fit_pieces(&pieces, telegram::MAX_CAPTION_UNITS)
+}
+
+/// A line of a story caption that never gives way (an outcome, a label).
+pub fn caption_line(html: impl Into<String>) -> Vec<Piece> {
+    vec![Piece::fixed(html)]
+}
+
+/// A warning under a published story's line; its text may be shortened.
+pub fn warning_line(warning: &str) -> Vec<Piece> {
+    vec![
+        Piece::fixed("\n⚠️ "),
+        Piece::shrinkable(escape_html(warning), SHRINK_DETAIL, 20),
+    ]
 }
 
 pub const INSTAGRAM_URL: &str = "https://www.instagram.com/";
@@ -633,9 +665,13 @@ pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> Strin
     )
 }
 
-/// Why a story that was meant to be published came to the chat instead.
-pub fn not_published_note(reason: &str) -> String {
-    format!("⚠️ Not published automatically: {}", escape_html(reason))
+/// Why a story that was meant to be published came to the chat instead, for its
+/// caption: the reason (Instagram's error text, say) may be shortened.
+pub fn not_published_note(reason: &str) -> Vec<Piece> {
+    vec![
+        Piece::fixed("⚠️ Not published automatically: "),
+        Piece::shrinkable(escape_html(reason), SHRINK_DETAIL, 40),
+    ]
 }
 
 pub fn unknown_outcome_text(path: &str, username: &str) -> String {
@@ -757,14 +793,15 @@ pub fn mix_ran_dry_text<'a>(categories: impl IntoIterator<Item = &'a str>) -> St
     )
 }
 
+/// Sizes in decimal megabytes, as Telegram states its limits.
 pub fn too_large_text(path: &str, size: u64, limit: u64, is_video: bool) -> String {
     format!(
         "⚠️ {} is {:.1} MB; Telegram lets bots send {} up to {} MB, so it was not sent and will not be picked again. \
          Make it smaller to use it.",
         escape_html(path),
-        size as f64 / 1_048_576.0,
+        size as f64 / 1_000_000.0,
         if is_video { "videos" } else { "photos" },
-        limit / 1_048_576
+        limit / 1_000_000
     )
 }
 
@@ -1095,6 +1132,7 @@ mod tests {
             slot,
             chrono_tz::Europe::Berlin,
             true,
+            &[],
         );
         expect![[r#"
             📸 <b>quotes &amp; co</b> · &lt;monday&gt;.jpg
@@ -1122,6 +1160,72 @@ mod tests {
             .assert_eq(&chat_inactive_text(-5, Some("Team <3"), ChatGone::Kicked));
         expect!["⚠️ Storyline stopped posting to chat <code>4242</code>: the bot was blocked there. Its settings and queue are kept; posting resumes as soon as someone writes in that chat again."]
             .assert_eq(&chat_inactive_text(4242, None, ChatGone::Blocked));
+    }
+
+    #[test]
+    fn a_story_caption_gives_way_in_order_and_keeps_its_newest_line() {
+        let slot = chrono::DateTime::parse_from_rfc3339("2026-11-22T13:32:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let tz = chrono_tz::Europe::Berlin;
+        let units = html_fit::visible_units;
+        let name = format!("{}.jpg", "n".repeat(250));
+        let reason = format!("/srv/media/{}: could not be read & so on", "p".repeat(900));
+        let note = not_published_note(&reason);
+        let outcome = caption_line(outcome_line("posted", "@ada", slot, tz));
+        let long_category = "c".repeat(1000);
+        let long_name = format!("{}.jpg", "m".repeat(700));
+        // (category, file name, lines, what must stay, what must go)
+        type Case<'a> = (&'a str, &'a str, &'a [Piece], Vec<String>, Vec<String>);
+        let cases: Vec<Case> = vec![
+            // The error text gives way; category and file name stay whole.
+            (
+                "quotes",
+                &name,
+                &note,
+                vec![
+                    format!("📸 <b>quotes</b> · {name}\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin"),
+                    "\n\n⚠️ Not published automatically: /srv/media/ppp".into(),
+                ],
+                vec!["could not be read".into()],
+            ),
+            // Without an error text, the file name goes first, then the category;
+            // the outcome line stays whole.
+            (
+                &long_category,
+                &long_name,
+                &outcome,
+                vec![
+                    "✅ <b>Posted by @ada at 14:32</b>".into(),
+                    "🕑 Slot Sun 22 Nov 14:32 Europe/Berlin".into(),
+                    format!("📸 <b>{}", "c".repeat(900)),
+                    format!("…</b> · {}…\n", "m".repeat(23)),
+                ],
+                vec![".jpg".into(), "c".repeat(1000)],
+            ),
+        ];
+        for (category, path, lines, kept, gone) in cases {
+            let caption = story_caption(category, path, slot, tz, true, lines);
+            assert!(units(&caption) <= telegram::MAX_CAPTION_UNITS, "{caption}");
+            assert!(
+                units(&caption) >= telegram::MAX_CAPTION_UNITS - 1,
+                "{caption}"
+            );
+            assert!(caption.contains("…"), "{caption}");
+            assert!(caption.contains("🧪 [dry run]"), "{caption}");
+            for text in kept {
+                assert!(caption.contains(&text), "{text:?} missing from {caption}");
+            }
+            for text in gone {
+                assert!(!caption.contains(&text), "{text:?} still in {caption}");
+            }
+        }
+        // A caption that fits is left alone.
+        let short = story_caption("quotes", "a.jpg", slot, tz, false, &outcome);
+        assert_eq!(
+            short,
+            "📸 <b>quotes</b> · a.jpg\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin\n\n✅ <b>Posted by @ada at 14:32</b>"
+        );
     }
 
     #[test]

@@ -715,3 +715,139 @@ fn env_writes_a_config_for_the_fake_and_appends_extra_toml() {
     assert_eq!(one, 1);
     assert_eq!(env.log(), "");
 }
+
+#[test]
+fn texts_and_captions_are_limited_in_utf16_units_after_entities_parsing() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let send = |text: String| {
+        api.call(
+            "sendMessage",
+            json!({"chat_id": CHAT, "text": text, "parse_mode": "HTML"}),
+        )
+    };
+    // Tags are free and an entity is one character; an emoji is two UTF-16 units.
+    for fits in [
+        format!("<b>{}</b>", "a".repeat(4096)),
+        "&amp;".repeat(4096),
+        "😀".repeat(2048),
+    ] {
+        let (status, body) = send(fits);
+        assert_eq!(status, 200, "{body}");
+    }
+    for too_long in [
+        "a".repeat(4097),
+        "😀".repeat(2049),
+        "&#128512;".repeat(2049),
+    ] {
+        let (status, body) = send(too_long);
+        assert_eq!(
+            (status, &body["description"]),
+            (400, &json!("Bad Request: message is too long"))
+        );
+    }
+    let photo = |caption: String| {
+        api.call(
+            "sendPhoto",
+            json!({"chat_id": CHAT, "photo": "AgAD-x", "caption": caption, "parse_mode": "HTML"}),
+        )
+    };
+    let (status, body) = photo("😀".repeat(512));
+    assert_eq!(status, 200, "{body}");
+    let message_id = body["result"]["message_id"].clone();
+    let (status, body) = photo("😀".repeat(513));
+    assert_eq!(
+        (status, &body["description"]),
+        (400, &json!("Bad Request: message caption is too long"))
+    );
+    let (status, body) = api.call(
+        "editMessageCaption",
+        json!({"chat_id": CHAT, "message_id": message_id, "caption": "é".repeat(1025)}),
+    );
+    assert_eq!(
+        (status, &body["description"]),
+        (400, &json!("Bad Request: message caption is too long"))
+    );
+    assert_eq!(tg.messages(CHAT).len(), 4);
+}
+
+#[test]
+fn a_webhook_makes_get_updates_a_conflict_until_it_is_deleted() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let info = api.ok("getWebhookInfo", json!({}));
+    assert_eq!(info["url"], json!(""));
+    std::thread::scope(|scope| {
+        // A long poll that is waiting ends when a webhook is set.
+        let pending = scope.spawn(|| api.call("getUpdates", json!({"timeout": 5})));
+        tg.wait_for_method(0, "getUpdates", Duration::from_secs(5));
+        tg.set_webhook("https://hooks.example.org/secret-path");
+        let (status, body) = pending.join().unwrap();
+        assert_eq!(status, 409, "{body}");
+    });
+    tg.push_message(CHAT, ADMIN, "admin", "/status");
+    let (status, body) = api.call("getUpdates", json!({}));
+    assert_eq!(
+        (status, &body["description"]),
+        (
+            409,
+            &json!(
+                "Conflict: can't use getUpdates method while webhook is active; \
+                 use deleteWebhook to delete the webhook first"
+            )
+        )
+    );
+    let info = api.ok("getWebhookInfo", json!({}));
+    assert_eq!(info["url"], json!("https://hooks.example.org/secret-path"));
+    assert_eq!(
+        api.ok("deleteWebhook", json!({"drop_pending_updates": false})),
+        json!(true)
+    );
+    assert_eq!(tg.webhook_url(), "");
+    // Nothing pending was dropped.
+    let updates = api.ok("getUpdates", json!({}));
+    assert_eq!(updates.as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn a_video_upload_can_come_back_as_a_document_and_file_types_must_match() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    tg.answer_videos_as_documents();
+    let boundary = "b-1";
+    let chat = CHAT.to_string();
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n{chat}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"clip.mov\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(b"moov-bytes");
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut response = api
+        .agent
+        .post(format!("{}/bot{TOKEN}/sendVideo", tg.url()))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send(&body[..])
+        .unwrap();
+    let result: Value = response.body_mut().read_json().unwrap();
+    let document = &result["result"]["document"];
+    assert_eq!(document["file_name"], json!("clip.mov"), "{result}");
+    assert!(result["result"].get("video").is_none(), "{result}");
+    let file_id = document["file_id"].as_str().unwrap().to_string();
+    assert_eq!(tg.messages(CHAT)[0].kind, "document");
+
+    let (status, body) = api.call("sendVideo", json!({"chat_id": CHAT, "video": file_id}));
+    assert_eq!(
+        (status, &body["description"]),
+        (400, &json!("Bad Request: type of file mismatch"))
+    );
+    let again = api.ok(
+        "sendDocument",
+        json!({"chat_id": CHAT, "document": file_id}),
+    );
+    assert_eq!(again["document"]["file_id"], json!(file_id));
+}

@@ -10,6 +10,7 @@ mod crash;
 mod fake_selftest;
 mod helpers;
 mod instagram_fake_selftest;
+mod limits;
 mod ops;
 mod posting;
 mod publishing;

@@ -483,7 +483,8 @@ fn a_file_over_the_upload_limit_is_reported_not_sent() {
     let env = Env::new();
     let big = env.media_dir().join("huge.jpg");
     let file = fs::File::create(&big).unwrap();
-    file.set_len(11 * 1024 * 1024).unwrap();
+    // Telegram's megabytes are decimal, as the report says them.
+    file.set_len(11_000_000).unwrap();
     assert!(env.run(&["scan"]).status.success());
     let _daemon = env.start_polling();
     env.tg.push_message(CHAT, ADMIN, "ada", "/next");

@@ -17,9 +17,9 @@ const IG_USER: &str = "17841400000000001";
 /// An Env whose config points Instagram at a fake and serves the web page on a
 /// free port; an account is added on the command line; the chat is live (API on,
 /// dry run off) and in auto mode unless `manual`.
-struct Setup {
-    env: Env,
-    ig: FakeInstagram,
+pub(crate) struct Setup {
+    pub env: Env,
+    pub ig: FakeInstagram,
 }
 
 fn free_port() -> u16 {
@@ -30,7 +30,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn setup(files: &[(&str, Vec<u8>)], auto: bool, dry_run: bool) -> Setup {
+pub(crate) fn setup(files: &[(&str, Vec<u8>)], auto: bool, dry_run: bool) -> Setup {
     let env = Env::new();
     let ig = FakeInstagram::start();
     ig.set_token(IG_TOKEN, IG_USER, "brand");

@@ -8,6 +8,9 @@
 //! ("message is not modified"). Chats change as real ones do: a group upgraded to a
 //! supergroup (400 with `migrate_to_chat_id`, and the two service messages), a chat
 //! that blocked or removed the bot (403), a chat that is gone (400 chat not found).
+//! Like the real API it refuses texts over 4096 and captions over 1024 characters (counted in UTF-16 units after entities parsing),
+//! refuses getUpdates while a webhook is set, and can answer a video upload with a
+//! document, as Telegram does with videos it cannot take as videos.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -35,6 +38,8 @@ const CONFLICT: &str = "Conflict: terminated by other getUpdates request; \
 const UPGRADED: &str = "group chat was upgraded to a supergroup chat";
 /// Supergroup ids are -100 followed by the rest of the id.
 const SUPERGROUP_IDS_BELOW: i64 = -1_000_000_000_000;
+const WEBHOOK_CONFLICT: &str = "Conflict: can't use getUpdates method while webhook is active; \
+     use deleteWebhook to delete the webhook first";
 
 /// Every Bot API method the fake answers; other names get the real 404.
 const METHODS: &[&str] = &[
@@ -55,6 +60,7 @@ const METHODS: &[&str] = &[
     "sendChatAction",
     "deleteWebhook",
     "getWebhookInfo",
+    "setWebhook",
 ];
 
 /// One HTTP request the fake received.
@@ -162,6 +168,10 @@ struct State {
     fail_next: VecDeque<(String, Fault)>,
     fail_until: Vec<(String, Instant, Fault)>,
     commands: Value,
+    /// The webhook set on the token; empty when none is.
+    webhook_url: String,
+    /// Video uploads come back as documents.
+    videos_as_documents: bool,
     stopping: bool,
     /// While set, getUpdates answers as if nothing had happened (Telegram being
     /// slow to deliver); pushed updates wait.
@@ -458,6 +468,25 @@ impl FakeTelegram {
         state.fail_until.push((method.to_string(), until, fault));
     }
 
+    /// Sets a webhook on the token, as another tool would with setWebhook: from now
+    /// on getUpdates answers 409 (a pending long poll too) until deleteWebhook.
+    pub fn set_webhook(&self, url: &str) {
+        let mut state = self.shared.lock();
+        state.webhook_url = url.to_string();
+        self.shared.changed.notify_all();
+    }
+
+    /// The webhook set on the token; empty when none is.
+    pub fn webhook_url(&self) -> String {
+        self.shared.lock().webhook_url.clone()
+    }
+
+    /// From now on a video upload is answered as Telegram answers a video it cannot
+    /// take as one (some .mov files): as a document, with a document file_id.
+    pub fn answer_videos_as_documents(&self) {
+        self.shared.lock().videos_as_documents = true;
+    }
+
     /// Every call, in arrival order, failed ones included.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -636,6 +665,8 @@ impl State {
             fail_next: VecDeque::new(),
             fail_until: Vec::new(),
             commands: json!([]),
+            webhook_url: String::new(),
+            videos_as_documents: false,
             stopping: false,
             updates_held: false,
             refusing: HashMap::new(),
@@ -782,9 +813,19 @@ impl State {
             "sendVideo" => self.send_media(params, "video"),
             "sendDocument" => self.send_media(params, "document"),
             "sendChatAction" => chat_id_param(params).map(|_| json!(true)),
-            "deleteWebhook" => Ok(json!(true)),
+            "deleteWebhook" => {
+                if str_param(params, "drop_pending_updates").as_deref() == Some("true") {
+                    self.updates.clear();
+                }
+                self.webhook_url.clear();
+                Ok(json!(true))
+            }
+            "setWebhook" => {
+                self.webhook_url = str_param(params, "url").unwrap_or_default();
+                Ok(json!(true))
+            }
             "getWebhookInfo" => Ok(json!({
-                "url": "",
+                "url": self.webhook_url,
                 "has_custom_certificate": false,
                 "pending_update_count": self.updates.len(),
             })),
@@ -850,6 +891,21 @@ impl State {
             1024,
             "message caption is too long",
         )?;
+        // A file_id of one of ours names its type, which must be the method's.
+        if let Some(id) = &input {
+            let minted_kind = id
+                .strip_prefix("fake-")
+                .and_then(|rest| rest.split('-').next());
+            if minted_kind.is_some_and(|minted| minted != kind) {
+                return Err(bad_request("type of file mismatch"));
+            }
+        }
+        let uploaded = input.is_none();
+        let kind = if kind == "video" && uploaded && self.videos_as_documents {
+            "document"
+        } else {
+            kind
+        };
         // A file_id is sent back as it came; an upload or a URL becomes a new file.
         let file_id = match input {
             Some(id) if !id.starts_with("http") && !id.starts_with("attach://") => id,
@@ -868,7 +924,10 @@ impl State {
                 "height": 1920, "duration": 10, "mime_type": "video/mp4", "file_size": 1_234_567,
             }),
             _ => {
-                let file_name = params[kind]["file_name"].as_str().unwrap_or("file");
+                let file_name = ["document", "video"]
+                    .iter()
+                    .find_map(|field| params[*field]["file_name"].as_str())
+                    .unwrap_or("file");
                 json!({"file_id": file_id, "file_unique_id": unique_id, "file_name": file_name})
             }
         };
@@ -1106,6 +1165,9 @@ fn get_updates<'a>(
     mut state: MutexGuard<'a, State>,
     params: &Value,
 ) -> (MutexGuard<'a, State>, ApiResult) {
+    if !state.webhook_url.is_empty() {
+        return (state, Err(webhook_conflict()));
+    }
     let offset = int_param(params, "offset").unwrap_or(0);
     let limit = int_param(params, "limit").unwrap_or(100).clamp(1, 100);
     let timeout = int_param(params, "timeout").unwrap_or(0).max(0);
@@ -1118,6 +1180,9 @@ fn get_updates<'a>(
         if state.poll_generation != generation {
             let error = ApiError::new(409, CONFLICT);
             return (state, Err(error));
+        }
+        if !state.webhook_url.is_empty() {
+            return (state, Err(webhook_conflict()));
         }
         let now = Instant::now();
         let ready = !state.updates.is_empty() && !state.updates_held;
@@ -1133,6 +1198,10 @@ fn get_updates<'a>(
     };
     let result: Vec<Value> = state.updates.iter().take(limit).cloned().collect();
     (state, Ok(Value::Array(result)))
+}
+
+fn webhook_conflict() -> ApiError {
+    ApiError::new(409, WEBHOOK_CONFLICT)
 }
 
 fn error_response(error: &ApiError, retry_after: Option<u64>) -> (u16, String) {
@@ -1270,6 +1339,7 @@ fn str_param(params: &Value, name: &str) -> Option<String> {
     match params.get(name)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
@@ -1383,7 +1453,7 @@ fn check_formatted(
         check_html(text)
             .map_err(|problem| bad_request(&format!("can't parse entities: {problem}")))?
     } else {
-        text.chars().count()
+        text.encode_utf16().count()
     };
     if visible > limit {
         return Err(bad_request(too_long));
@@ -1391,7 +1461,8 @@ fn check_formatted(
     Ok(())
 }
 
-/// Validates Telegram's HTML subset and returns the visible length in characters.
+/// Validates Telegram's HTML subset and returns the visible length in UTF-16 code
+/// units, as Telegram counts it (an emoji outside the BMP is two).
 /// A `<` that does not open a supported tag is an error, as on the real service; a
 /// bare `&` or `>` is tolerated.
 fn check_html(text: &str) -> Result<usize, String> {
@@ -1457,20 +1528,23 @@ fn check_html(text: &str) -> Result<usize, String> {
                     .take(12)
                     .find(|(_, c)| *c == ';')
                     .map(|(index, _)| index);
-                visible += 1;
                 rest = match entity_end {
                     Some(end)
                         if rest[1..end]
                             .chars()
                             .all(|c| c.is_ascii_alphanumeric() || c == '#') =>
                     {
+                        visible += entity_units(&rest[1..end]);
                         &rest[end + 1..]
                     }
-                    _ => &rest[1..],
+                    _ => {
+                        visible += 1;
+                        &rest[1..]
+                    }
                 };
             }
             _ => {
-                visible += 1;
+                visible += ch.len_utf16();
                 rest = &rest[ch.len_utf8()..];
             }
         }
@@ -1481,6 +1555,15 @@ fn check_html(text: &str) -> Result<usize, String> {
         ));
     }
     Ok(visible)
+}
+
+/// The UTF-16 length of an entity's character: `&#128512;` is two, `&amp;` one.
+fn entity_units(name: &str) -> usize {
+    let code = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => name.strip_prefix('#').and_then(|dec| dec.parse().ok()),
+    };
+    code.and_then(char::from_u32).map_or(1, char::len_utf16)
 }
 
 /// Merges the query string and the body (JSON, form or multipart) into one object.
