@@ -3,123 +3,21 @@
 
 use std::process::ExitCode;
 
-use storyline::cli::{self, Command, Parsed};
-use storyline::{accounts, daemon, keyfile, logging, memory, ops, runlock};
+use storyline::cli::{self, Parsed};
+use storyline::memory;
 
 fn main() -> ExitCode {
     memory::use_one_arena();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let parsed = match cli::parse_args(args.iter().cloned()) {
-        Ok(p) => p,
+    match cli::parse_args(args.iter().cloned()) {
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Parsed::Command { config, command }) => cli::dispatch::run(config.as_deref(), command),
         Err(cli::UsageError(e)) => {
             eprintln!("storyline: {e}\n\n{}", cli::help_after_error(&args));
-            return ExitCode::from(2);
-        }
-    };
-    let (config_path, command) = match parsed {
-        Parsed::Print(text) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Parsed::Command { config, command } => (config, command),
-    };
-    if let Command::Doctor { fix } = command {
-        // Doctor loads the configuration itself: a broken one is a line of its report.
-        let report = ops::doctor(config_path.as_deref(), fix);
-        print!("{}", report.render());
-        return if report.passed() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
-    }
-    let config = match cli::load_config(config_path.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("storyline: configuration error\n{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let print = |result: anyhow::Result<String>| match result {
-        Ok(text) => {
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("storyline: {e:#}");
-            ExitCode::FAILURE
-        }
-    };
-    match command {
-        Command::Scan => {
-            logging::init(config.log.level);
-            print(cli::scan(&config))
-        }
-        Command::Queue { chat } => print(cli::queue(&config, chat)),
-        Command::Plan { days, chat } => print(cli::plan(&config, days, chat)),
-        Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
-        Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
-        Command::Backup { path, force } => print(ops::backup(&config, &path, force)),
-        // Handled before the configuration is loaded.
-        Command::Doctor { .. } => ExitCode::SUCCESS,
-        Command::Accounts(command) => match accounts::run_command(&config, &command) {
-            Err(e) if e.is::<accounts::BadInput>() || e.is::<keyfile::KeyRefused>() => {
-                eprintln!("storyline: {e}");
-                ExitCode::from(2)
-            }
-            result => print(result),
-        },
-        Command::Check => {
-            print!("{}", cli::check(&config));
-            ExitCode::SUCCESS
-        }
-        Command::Migrate => {
-            logging::init(config.log.level);
-            match cli::migrate(&config) {
-                Ok(applied) if applied.is_empty() => {
-                    println!("{}: up to date", config.storage.database.display());
-                    ExitCode::SUCCESS
-                }
-                Ok(applied) => {
-                    println!(
-                        "{}: applied {}",
-                        config.storage.database.display(),
-                        applied.join(", ")
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("storyline: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Run => {
-            let Some(token) = config.telegram.bot_token.clone() else {
-                eprintln!(
-                    "storyline: no Telegram bot token.\n\
-                     Set bot_token under [telegram] in {} or the environment variable \
-                     STORYLINE_TELEGRAM_BOT_TOKEN. Get a token from @BotFather in Telegram.",
-                    config.source.display()
-                );
-                return ExitCode::from(2);
-            };
-            logging::init(config.log.level);
-            match daemon::run(config, token) {
-                Ok(()) => ExitCode::SUCCESS,
-                // Refusals to start are the operator's to fix, like a bad config.
-                Err(e) if e.is::<runlock::AlreadyRunning>() || e.is::<keyfile::KeyRefused>() => {
-                    log::error!("{e:#}");
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    log::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            ExitCode::from(2)
         }
     }
 }

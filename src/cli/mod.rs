@@ -1,5 +1,8 @@
-//! The command line: `storyline [--config PATH] [run|check|migrate]`, parsed with
-//! lexopt into a `Command`, and the three commands of this foundation.
+//! The command line: `storyline [--config PATH] [COMMAND]` parsed with lexopt
+//! into a `Command` (the help texts live here too), and the small commands;
+//! `dispatch` runs a parsed command and gives its exit code.
+
+pub mod dispatch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
