@@ -362,6 +362,8 @@ fn telegram_s_service_messages_move_the_group_before_anything_is_refused() {
     let menu = say(&env, GROUP, ADMIN, "/settings");
     open_prompt(&env, GROUP, &menu, "Posts/Day");
     say(&env, GROUP, ADMIN, "9");
+    // Every reply so far delivered: what follows is about the upgrade alone.
+    wait_for_empty_outbox(&env);
     let from = env.tg.calls().len();
     let supergroup = env.tg.upgrade_to_supergroup(GROUP);
     wait_until("the notice", WAIT, || {

@@ -140,3 +140,15 @@ pub fn open_prompt(env: &Env, chat: i64, menu: &SentMessage, text_prefix: &str) 
     );
     next_reply(env, chat, before, "the prompt")
 }
+
+/// Waits until the daemon has delivered every reply it stored (its outbox is
+/// empty), for tests whose next step must not race a reply still on its way.
+pub fn wait_for_empty_outbox(env: &Env) {
+    crate::support::wait_until("the outbox to be empty", WAIT, || {
+        let waiting: i64 = env
+            .db()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .unwrap_or(1);
+        (waiting == 0).then_some(())
+    });
+}

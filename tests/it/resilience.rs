@@ -122,13 +122,7 @@ fn kill_9_between_updates_loses_and_repeats_nothing() {
         );
         // "Between updates": the reply is delivered and its outbox row gone; a
         // kill inside that window may repeat one reply (the kill test below).
-        wait_until("the outbox to be empty", WAIT, || {
-            let waiting: i64 = env
-                .db()
-                .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
-                .unwrap_or(1);
-            (waiting == 0).then_some(())
-        });
+        wait_for_empty_outbox(&env);
         daemon.kill9();
         daemon = env.start_polling();
     }
