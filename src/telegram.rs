@@ -145,9 +145,14 @@ impl Outgoing {
 /// turns such a call into a multipart upload streamed from the file.
 const UPLOAD_KEY: &str = "storyline_upload";
 
-/// Telegram's limits for files a bot uploads.
-pub const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;
-pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+/// Telegram's limits for files a bot uploads, in decimal megabytes as its
+/// documentation states them.
+pub const MAX_PHOTO_BYTES: u64 = 10_000_000;
+pub const MAX_UPLOAD_BYTES: u64 = 50_000_000;
+/// sendPhoto also refuses a photo whose width and height add up to more than
+/// this, or whose long side is more than `MAX_PHOTO_RATIO` times the short one.
+pub const MAX_PHOTO_SIDES: u64 = 10_000;
+pub const MAX_PHOTO_RATIO: u64 = 20;
 
 /// Where a story's file comes from: a path to upload, or a file_id from an earlier send.
 #[derive(Debug, Clone, PartialEq, Eq)]
