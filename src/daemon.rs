@@ -246,7 +246,7 @@ fn throwaway_key() -> [u8; 32] {
 }
 
 /// Where converted images wait until their story is decided: beside the database.
-fn cache_dir(config: &Config) -> std::path::PathBuf {
+pub fn cache_dir(config: &Config) -> std::path::PathBuf {
     config
         .storage
         .database
