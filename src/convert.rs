@@ -1,23 +1,41 @@
-//! Media as Instagram takes it: the Graph API fetches images as JPEG only, so a
-//! PNG or WebP story is converted (pure Rust, the `image` crate) and scaled down
-//! to fit 1080×1920, and cached by content until the story is decided. Also the
-//! checks of what Instagram would refuse, made before a container is created so
-//! the chat hears a plain reason instead of an API error. Headers are read with
-//! bounded reads: a video is never loaded, a JPEG is never decoded.
+//! Media as Instagram and Telegram take it. The Graph API fetches images as
+//! JPEG only, so a PNG or WebP story is converted (pure Rust) and scaled down to
+//! fit 1080×1920, and cached by content until the story is decided. A photo
+//! beyond Telegram's limits for the chat gets a smaller JPEG preview in the same
+//! cache (kept: nothing prunes previews yet). Also the checks of what Instagram
+//! would refuse, made before a container is created so the chat hears a plain
+//! reason instead of an API error.
+//!
+//! Memory stays bounded whatever a file claims. Headers are read first with
+//! bounded reads (a video is never loaded). Pictures are decoded one at a time: a
+//! PNG row by row, a JPEG at 1/2 to 1/8 of its size by the decoder itself, and
+//! the rows are scaled as they arrive. What would still need more than
+//! `DECODE_BUDGET_BYTES` at once (a large WebP, an interlaced PNG, a progressive
+//! JPEG) is refused with the reason. A conversion peaks under 64 MB
+//! (`cargo bench --bench convert`).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{anyhow, bail, Context, Result};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use crate::telegram;
+
 /// The size a story is shown at; larger images are scaled down to fit it.
 pub const STORY_WIDTH: u32 = 1080;
 pub const STORY_HEIGHT: u32 = 1920;
 const JPEG_QUALITY: u8 = 90;
+
+/// The long side of the preview a chat gets instead of a photo Telegram would
+/// refuse (the size Telegram itself keeps photos at).
+const PREVIEW_SIDE: u32 = 2560;
+const PREVIEW_QUALITY: u8 = 85;
 
 // Instagram's limits for stories, in decimal megabytes as its documentation
 // states them; the smaller reading errs on the side of telling the chat.
@@ -28,10 +46,28 @@ const MIN_VIDEO_SECONDS: f64 = 3.0;
 const MIN_ASPECT: f64 = 0.5;
 const MAX_ASPECT: f64 = 0.65;
 
-/// A decoded image may not be larger than this: a 12000×12000 PNG bomb fails
-/// with a message instead of taking the Pi's memory.
-const MAX_SOURCE_SIDE: u32 = 12_000;
-const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// What a decoder may hold at once (a whole WebP, an interlaced PNG, a
+/// progressive JPEG's coefficients, a JPEG decoded at reduced size), or the
+/// decoded picture and the scaled result together. With the process's own few
+/// MB and the JPEG encoder's rows, a conversion stays under 64 MB; a
+/// 12000×12000 PNG took 438 MB before.
+const DECODE_BUDGET_BYTES: u64 = 48 * 1024 * 1024;
+/// Larger pictures are refused in any format: even row by row, scaling one
+/// takes a Pi too long. 108 MP camera photos fit.
+const MAX_SOURCE_PIXELS: u64 = 120_000_000;
+/// The largest side of a JPEG; a longer PNG row is refused before any buffer
+/// of its width is allocated.
+const MAX_SOURCE_SIDE: u32 = 65_535;
+/// The largest side the WebP format can state.
+const MAX_WEBP_SIDE: u32 = 16_383;
+
+/// One picture is decoded at a time, whoever asks (web workers, the publisher,
+/// the core loop), so their peaks never add up.
+static DECODING: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    DECODING.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// An image as it will be served to Instagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +90,26 @@ pub enum Check {
     Warn(String),
 }
 
+/// The photo a chat is shown for an image story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatPhoto {
+    /// The file itself: Telegram takes it as it is.
+    Original,
+    /// A smaller JPEG in the cache, for a file Telegram would refuse.
+    Preview(PathBuf),
+}
+
+/// Why a chat photo could not be had.
+#[derive(Debug)]
+pub enum ChatPhotoError {
+    /// Nothing Telegram would show can be made of the file (damaged, not a
+    /// picture, too large to open, or too long and thin): the reason, in words
+    /// for the chat.
+    Unshowable(String),
+    /// The file could not be read just now.
+    Unreadable(anyhow::Error),
+}
+
 /// Makes an image story servable: a JPEG stays as it is (its size read from its
 /// header); a PNG or WebP is decoded, flattened onto white, scaled down to fit
 /// 1080×1920 when larger, and written as JPEG to `cache_dir/{sha256}.jpg`
@@ -68,22 +124,12 @@ pub fn prepare_image(source: &Path, sha256: &str, cache_dir: &Path) -> Result<Pr
     if let Some(prepared) = cached_jpeg(&cached) {
         return Ok(prepared);
     }
-    let not_an_image = |why: &dyn std::fmt::Display| {
-        anyhow!("{} could not be read as an image: {why}", source.display())
-    };
-    let file =
-        File::open(source).with_context(|| format!("{} could not be read", source.display()))?;
-    let mut reader = BufReader::new(file);
-    let format = {
-        let head = reader
-            .fill_buf()
-            .with_context(|| format!("{} could not be read", source.display()))?;
-        image::guess_format(head).ok()
-    };
+    let (mut reader, format) = open_image(source)?;
     match format {
         Some(ImageFormat::Jpeg) => {
-            let (width, height) = jpeg_dimensions(&mut reader)
-                .ok_or_else(|| not_an_image(&"the JPEG header is damaged"))?;
+            let (width, height) = jpeg_dimensions(&mut reader).ok_or_else(|| {
+                anyhow!(Failure::Damaged("the JPEG header is damaged".into()).describe(source))
+            })?;
             let bytes = reader.get_ref().metadata()?.len();
             Ok(Prepared {
                 path: source.to_path_buf(),
@@ -95,9 +141,16 @@ pub fn prepare_image(source: &Path, sha256: &str, cache_dir: &Path) -> Result<Pr
             })
         }
         Some(format @ (ImageFormat::Png | ImageFormat::WebP)) => {
-            let image = decode(reader, format).map_err(|e| not_an_image(&e))?;
-            let image = fit_story(flatten_onto_white(image));
-            write_jpeg_atomically(&image, &cached)?;
+            let _one = one_at_a_time();
+            // Another thread may have converted the same content meanwhile.
+            if let Some(prepared) = cached_jpeg(&cached) {
+                return Ok(prepared);
+            }
+            let image = decode_fitted(reader, format, |w, h| {
+                fit_within(w, h, STORY_WIDTH, STORY_HEIGHT)
+            })
+            .map_err(|failure| anyhow!(failure.describe(source)))?;
+            write_jpeg_atomically(&image, &cached, JPEG_QUALITY)?;
             cached_jpeg(&cached).ok_or_else(|| {
                 anyhow!(
                     "{}: the converted image cannot be read back",
@@ -105,7 +158,97 @@ pub fn prepare_image(source: &Path, sha256: &str, cache_dir: &Path) -> Result<Pr
                 )
             })
         }
-        _ => Err(not_an_image(&"it is not a JPEG, PNG or WebP file")),
+        _ => Err(anyhow!(
+            Failure::Damaged(NOT_AN_IMAGE.into()).describe(source)
+        )),
+    }
+}
+
+/// What a chat is shown for an image story. A file within Telegram's limits
+/// for photos (10 MB, width and height adding up to 10,000, sides at most
+/// 20:1) goes as it is; a larger one is scaled into a JPEG preview of at most
+/// 2560 pixels a side in `cache_dir/{sha256}.chat.jpg` (reused while it exists).
+/// A picture that needs a preview but cannot be decoded, or is so long and thin
+/// that even a preview would be refused, is `Unshowable`.
+pub fn chat_photo(
+    source: &Path,
+    sha256: &str,
+    cache_dir: &Path,
+) -> Result<ChatPhoto, ChatPhotoError> {
+    if !is_sha256_hex(sha256) {
+        return Err(ChatPhotoError::Unreadable(anyhow!(
+            "{sha256:?} is not a SHA-256 digest"
+        )));
+    }
+    let preview = cache_dir.join(format!("{sha256}.chat.jpg"));
+    if cached_jpeg(&preview).is_some() {
+        return Ok(ChatPhoto::Preview(preview));
+    }
+    let (mut reader, format) = open_image(source).map_err(ChatPhotoError::Unreadable)?;
+    let unshowable = |failure: Failure| match failure {
+        Failure::Io(e) => ChatPhotoError::Unreadable(anyhow!(Failure::Io(e).describe(source))),
+        other => ChatPhotoError::Unshowable(other.reason()),
+    };
+    let dimensions = match format {
+        Some(ImageFormat::Jpeg) => jpeg_dimensions(&mut reader)
+            .ok_or_else(|| Failure::Damaged("the JPEG header is damaged".into())),
+        Some(format @ (ImageFormat::Png | ImageFormat::WebP)) => match reader.rewind() {
+            Ok(()) => ImageReader::with_format(&mut reader, format)
+                .into_dimensions()
+                .map_err(damaged),
+            Err(e) => Err(Failure::Io(e)),
+        },
+        _ => Err(Failure::Damaged(NOT_AN_IMAGE.into())),
+    };
+    let bytes = reader
+        .get_ref()
+        .metadata()
+        .map_err(|e| unshowable(Failure::Io(e)))?
+        .len();
+    let (width, height) = match dimensions {
+        Ok(dimensions) => dimensions,
+        // Telegram judges a file whose header cannot be read when its size
+        // allows, as it did before previews; only a preview needs decoding.
+        Err(Failure::Damaged(_)) if bytes <= telegram::MAX_PHOTO_BYTES => {
+            return Ok(ChatPhoto::Original)
+        }
+        Err(failure) => return Err(unshowable(failure)),
+    };
+    let (long, short) = (width.max(height), width.min(height));
+    if u64::from(long) > telegram::MAX_PHOTO_RATIO * u64::from(short) {
+        return Err(ChatPhotoError::Unshowable(format!(
+            "it is {width}×{height} pixels, more than {} times as long as it is wide, \
+             and Telegram shows no photo that long",
+            telegram::MAX_PHOTO_RATIO
+        )));
+    }
+    if u64::from(width) + u64::from(height) <= telegram::MAX_PHOTO_SIDES
+        && bytes <= telegram::MAX_PHOTO_BYTES
+    {
+        return Ok(ChatPhoto::Original);
+    }
+    let Some(format) = format else {
+        return Err(unshowable(Failure::Damaged(NOT_AN_IMAGE.into())));
+    };
+    let _one = one_at_a_time();
+    if cached_jpeg(&preview).is_some() {
+        return Ok(ChatPhoto::Preview(preview));
+    }
+    let image = decode_fitted(reader, format, fit_for_chat).map_err(unshowable)?;
+    write_jpeg_atomically(&image, &preview, PREVIEW_QUALITY).map_err(ChatPhotoError::Unreadable)?;
+    match cached_jpeg(&preview) {
+        Some(p) if p.bytes <= telegram::MAX_PHOTO_BYTES => Ok(ChatPhoto::Preview(preview)),
+        Some(p) => {
+            remove_file_if_present(&preview);
+            Err(ChatPhotoError::Unshowable(format!(
+                "even its preview is {}, more than Telegram takes",
+                megabytes(p.bytes)
+            )))
+        }
+        None => Err(ChatPhotoError::Unreadable(anyhow!(
+            "{}: the preview cannot be read back",
+            preview.display()
+        ))),
     }
 }
 
@@ -157,12 +300,16 @@ pub fn check_video(path: &Path) -> Result<(Vec<Check>, Option<f64>)> {
 }
 
 /// Deletes a converted image once its story is decided; a missing one is fine.
+/// A chat preview stays: the chat's message may still be uploading it.
 pub fn remove_cached(sha256: &str, cache_dir: &Path) {
     if !is_sha256_hex(sha256) {
         return;
     }
-    let path = cache_dir.join(format!("{sha256}.jpg"));
-    match std::fs::remove_file(&path) {
+    remove_file_if_present(&cache_dir.join(format!("{sha256}.jpg")));
+}
+
+fn remove_file_if_present(path: &Path) {
+    match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => log::warn!("{}: removing the converted image: {e}", path.display()),
@@ -177,7 +324,71 @@ fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-// ---- conversion -----------------------------------------------------------------
+// ---- decoding -------------------------------------------------------------------
+
+const NOT_AN_IMAGE: &str = "it is not a JPEG, PNG or WebP file";
+
+/// Why a picture could not be decoded.
+#[derive(Debug)]
+enum Failure {
+    /// Reading the file failed.
+    Io(io::Error),
+    /// Damaged, or not a picture that can be opened.
+    Damaged(String),
+    /// Opening it would take more memory or time than a Pi has for it.
+    TooLarge(String),
+}
+
+impl Failure {
+    /// Said about the file, for logs and for the chat's "not published" note.
+    fn describe(&self, source: &Path) -> String {
+        match self {
+            Failure::Io(e) => format!("{} could not be read: {e}", source.display()),
+            Failure::Damaged(why) => {
+                format!("{} could not be read as an image: {why}", source.display())
+            }
+            Failure::TooLarge(why) => format!("{}: {why}", source.display()),
+        }
+    }
+
+    /// Said about "it", after the file's name.
+    fn reason(&self) -> String {
+        match self {
+            Failure::Io(e) => format!("it could not be read: {e}"),
+            Failure::Damaged(why) if why == NOT_AN_IMAGE => why.clone(),
+            Failure::Damaged(why) => format!("it could not be read as an image: {why}"),
+            Failure::TooLarge(why) => why.clone(),
+        }
+    }
+}
+
+fn damaged(e: impl std::fmt::Display) -> Failure {
+    Failure::Damaged(e.to_string())
+}
+
+/// A decoder's own memory limit tripped: the estimate below let through
+/// something it should not have, so the answer is the same as the estimate's.
+fn over_limit(width: u32, height: u32) -> Failure {
+    Failure::TooLarge(format!(
+        "{width}×{height} pixels needs more memory to open than Storyline allows; \
+         export it smaller"
+    ))
+}
+
+fn image_failure(e: image::ImageError, width: u32, height: u32) -> Failure {
+    match e {
+        image::ImageError::Limits(_) => over_limit(width, height),
+        other => damaged(other),
+    }
+}
+
+fn open_image(source: &Path) -> Result<(BufReader<File>, Option<ImageFormat>)> {
+    let could_not_read = || format!("{} could not be read", source.display());
+    let file = File::open(source).with_context(could_not_read)?;
+    let mut reader = BufReader::new(file);
+    let format = image::guess_format(reader.fill_buf().with_context(could_not_read)?).ok();
+    Ok((reader, format))
+}
 
 fn cached_jpeg(path: &Path) -> Option<Prepared> {
     let file = File::open(path).ok()?;
@@ -193,102 +404,632 @@ fn cached_jpeg(path: &Path) -> Option<Prepared> {
     })
 }
 
-fn decode(mut reader: BufReader<File>, format: ImageFormat) -> image::ImageResult<DynamicImage> {
-    reader.rewind()?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SOURCE_SIDE);
-    limits.max_image_height = Some(MAX_SOURCE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let mut image_reader = ImageReader::with_format(reader, format);
-    image_reader.limits(limits);
-    let mut decoder = image_reader.into_decoder()?;
-    let orientation = decoder.orientation()?;
-    let mut image = DynamicImage::from_decoder(decoder)?;
-    image.apply_orientation(orientation);
-    Ok(image)
+/// Refuses what no budget allows: too many pixels, or a side longer than any
+/// JPEG's.
+fn check_size(width: u32, height: u32) -> Result<(), Failure> {
+    if width == 0 || height == 0 {
+        return Err(Failure::Damaged(format!(
+            "it claims to be {width}×{height} pixels"
+        )));
+    }
+    if u64::from(width) * u64::from(height) > MAX_SOURCE_PIXELS
+        || width.max(height) > MAX_SOURCE_SIDE
+    {
+        return Err(Failure::TooLarge(format!(
+            "{width}×{height} pixels is more than Storyline opens (up to {} megapixels, \
+             {MAX_SOURCE_SIDE} pixels a side); export it smaller",
+            MAX_SOURCE_PIXELS / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
-/// JPEG has no transparency: transparent pixels are shown over white, as most
-/// viewers show them, rather than over whatever colour they happen to hold.
-fn flatten_onto_white(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        return image.into_rgb8();
+/// Refuses a picture whose decoding would need `bytes` at its peak, beyond
+/// the budget; the hint scales the budget by the bytes it needs per pixel.
+fn check_budget(width: u32, height: u32, bytes: u64, what: &str) -> Result<(), Failure> {
+    if bytes <= DECODE_BUDGET_BYTES {
+        return Ok(());
     }
-    let rgba = image.into_rgba8();
-    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let over_white = |c: u8| {
+    let per_pixel = bytes as f64 / (f64::from(width) * f64::from(height));
+    Err(Failure::TooLarge(format!(
+        "{width}×{height} pixels is more than Storyline opens in {what} \
+         (up to about {:.1} megapixels); export it smaller",
+        DECODE_BUDGET_BYTES as f64 / per_pixel / 1e6
+    )))
+}
+
+/// The scaled result's bytes, twice over when turning it makes a copy.
+fn output_bytes(width: u32, height: u32, orientation: Orientation) -> u64 {
+    let copies = if orientation == Orientation::NoTransforms {
+        1
+    } else {
+        2
+    };
+    copies * u64::from(width) * u64::from(height) * 3
+}
+
+fn quarter_turn(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// The size to scale the stored (unrotated) picture to, so that once turned
+/// as its EXIF orientation says it has the size `fit` gives for its displayed
+/// size.
+fn stored_target(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    fit: &impl Fn(u32, u32) -> (u32, u32),
+) -> (u32, u32) {
+    if quarter_turn(orientation) {
+        let (w, h) = fit(height, width);
+        (h, w)
+    } else {
+        fit(width, height)
+    }
+}
+
+/// Decodes the picture in `reader` and scales it down so that, as displayed,
+/// it has the size `fit` gives for its displayed size. Transparent pixels are
+/// shown over white.
+fn decode_fitted<R: BufRead + Seek>(
+    mut reader: R,
+    format: ImageFormat,
+    fit: impl Fn(u32, u32) -> (u32, u32),
+) -> Result<RgbImage, Failure> {
+    reader.rewind().map_err(Failure::Io)?;
+    let (image, orientation) = match format {
+        ImageFormat::Jpeg => decode_jpeg(reader, &fit)?,
+        ImageFormat::Png => decode_png(reader, &fit)?,
+        ImageFormat::WebP => decode_webp(reader, &fit)?,
+        _ => return Err(Failure::Damaged(NOT_AN_IMAGE.into())),
+    };
+    if orientation == Orientation::NoTransforms {
+        return Ok(image);
+    }
+    let mut image = DynamicImage::ImageRgb8(image);
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+/// The side the decoder scales a JPEG side to for an inverse DCT of
+/// `scale`/8 (as `jpeg_decoder` rounds it).
+fn idct_scaled(len: u32, scale: u32) -> u32 {
+    (len * scale).div_ceil(8)
+}
+
+/// The scale `jpeg_decoder::Decoder::scale` picks for a target size: the
+/// smallest of 1/8, 1/4, 1/2 that is at least as large in one direction.
+fn idct_scale(width: u32, height: u32, target_width: u32, target_height: u32) -> u32 {
+    [1, 2, 4]
+        .into_iter()
+        .find(|&s| idct_scaled(width, s) >= target_width || idct_scaled(height, s) >= target_height)
+        .unwrap_or(8)
+}
+
+fn decode_jpeg<R: BufRead + Seek>(
+    mut reader: R,
+    fit: &impl Fn(u32, u32) -> (u32, u32),
+) -> Result<(RgbImage, Orientation), Failure> {
+    let header = jpeg_header(&mut reader).ok_or_else(|| damaged("the JPEG header is damaged"))?;
+    let (width, height) = (header.width, header.height);
+    // Huffman-coded 8-bit sequential or progressive JPEGs in grey, colour or
+    // CMYK: what cameras and editors write.
+    let components = header.sampling.len() as u64;
+    if !matches!(header.frame_marker, 0xC0..=0xC2)
+        || header.precision != 8
+        || !matches!(components, 1 | 3 | 4)
+    {
+        return Err(damaged(
+            "it is a lossless, 12-bit or arithmetic-coded JPEG, which Storyline cannot open",
+        ));
+    }
+    check_size(width, height)?;
+    let orientation = header.orientation;
+    let (mut target_width, mut target_height) = stored_target(width, height, orientation, fit);
+    // The decoder keeps each component's plane and then the interleaved
+    // pixels, both at the reduced size; a progressive JPEG also keeps every
+    // coefficient at full size until its last scan.
+    let progressive = header.frame_marker == 0xC2;
+    let coefficients = if progressive {
+        jpeg_coefficient_bytes(&header)
+    } else {
+        0
+    };
+    let mut scale = idct_scale(width, height, target_width, target_height);
+    let (scaled_width, scaled_height) = loop {
+        let (scaled_width, scaled_height) = (idct_scaled(width, scale), idct_scaled(height, scale));
+        // A smaller scale makes a smaller result rather than none.
+        (target_width, target_height) =
+            fit_within(target_width, target_height, scaled_width, scaled_height);
+        let decoded = u64::from(scaled_width) * u64::from(scaled_height) * components;
+        let needed = (coefficients + 2 * decoded)
+            .max(decoded + output_bytes(target_width, target_height, orientation));
+        if needed <= DECODE_BUDGET_BYTES || scale == 1 {
+            let what = if progressive {
+                "a progressive JPEG"
+            } else {
+                "a JPEG"
+            };
+            check_budget(width, height, needed, what)?;
+            break (scaled_width, scaled_height);
+        }
+        scale /= 2;
+    };
+
+    reader.rewind().map_err(Failure::Io)?;
+    let mut decoder = jpeg_decoder::Decoder::new(reader);
+    decoder.set_max_decoding_buffer_size(DECODE_BUDGET_BYTES as usize);
+    let request = |len: u32| u16::try_from(len.max(1)).unwrap_or(u16::MAX);
+    let (decoded_width, decoded_height) = decoder
+        .scale(request(target_width), request(target_height))
+        .map_err(damaged)?;
+    let (decoded_width, decoded_height) = (u32::from(decoded_width), u32::from(decoded_height));
+    if u64::from(decoded_width) * u64::from(decoded_height)
+        > u64::from(scaled_width) * u64::from(scaled_height)
+    {
+        return Err(over_limit(width, height));
+    }
+    let pixels = decoder.decode().map_err(|e| match e {
+        jpeg_decoder::Error::Format(m) if m.contains("exceeds maximum allowed size") => {
+            over_limit(width, height)
+        }
+        other => damaged(other),
+    })?;
+    // A progressive JPEG's coefficients go with the decoder.
+    drop(decoder);
+    let (decoded_width, decoded_height) = (decoded_width as usize, decoded_height as usize);
+    let layout = match pixels.len() / (decoded_width * decoded_height).max(1) {
+        1 => Pixels::Grey,
+        3 => Pixels::Rgb,
+        4 => Pixels::Cmyk,
+        _ => return Err(damaged("the decoder gave pixels of an unexpected kind")),
+    };
+    let row_len = decoded_width * layout.bytes();
+    if pixels.len() != row_len * decoded_height {
+        return Err(damaged(
+            "the decoder gave fewer pixels than the picture has",
+        ));
+    }
+    let mut scaler = RowScaler::new(
+        decoded_width,
+        decoded_height,
+        target_width as usize,
+        target_height as usize,
+    );
+    let mut rgb = vec![0u8; decoded_width * 3];
+    for row in pixels.chunks_exact(row_len) {
+        layout.to_rgb(row, &mut rgb);
+        scaler.push(&rgb);
+    }
+    Ok((scaler.finish()?, orientation))
+}
+
+/// The coefficients a progressive JPEG decoder keeps: 64 two-byte values per
+/// 8×8 block of each component, blocks counted over whole MCUs.
+fn jpeg_coefficient_bytes(header: &JpegHeader) -> u64 {
+    let max_h = header
+        .sampling
+        .iter()
+        .map(|s| s.0)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_v = header
+        .sampling
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mcus_across = u64::from(header.width.div_ceil(8 * u32::from(max_h)));
+    let mcus_down = u64::from(header.height.div_ceil(8 * u32::from(max_v)));
+    header
+        .sampling
+        .iter()
+        .map(|&(h, v)| mcus_across * u64::from(h) * mcus_down * u64::from(v) * 128)
+        .sum()
+}
+
+fn decode_png<R: BufRead + Seek>(
+    reader: R,
+    fit: &impl Fn(u32, u32) -> (u32, u32),
+) -> Result<(RgbImage, Orientation), Failure> {
+    let limits = png::Limits {
+        bytes: DECODE_BUDGET_BYTES as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(reader, limits);
+    // 8 bits a sample, palettes and transparency expanded.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut png_reader = decoder.read_info().map_err(|e| match e {
+        png::DecodingError::LimitsExceeded => Failure::TooLarge(
+            "its metadata needs more memory than Storyline allows; export it smaller".into(),
+        ),
+        other => damaged(other),
+    })?;
+    let info = png_reader.info();
+    let (width, height, interlaced) = (info.width, info.height, info.interlaced);
+    let orientation = info
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    check_size(width, height)?;
+    let layout = match png_reader.output_color_type() {
+        (png::ColorType::Grayscale, png::BitDepth::Eight) => Pixels::Grey,
+        (png::ColorType::GrayscaleAlpha, png::BitDepth::Eight) => Pixels::GreyAlpha,
+        (png::ColorType::Rgb, png::BitDepth::Eight) => Pixels::Rgb,
+        (png::ColorType::Rgba, png::BitDepth::Eight) => Pixels::Rgba,
+        other => return Err(damaged(format!("unexpected pixel format {other:?}"))),
+    };
+    let (target_width, target_height) = stored_target(width, height, orientation, fit);
+    let (width_px, height_px) = (width as usize, height as usize);
+    let mut scaler = RowScaler::new(
+        width_px,
+        height_px,
+        target_width as usize,
+        target_height as usize,
+    );
+    let mut rgb = vec![0u8; width_px * 3];
+    let png_failure = |e: png::DecodingError| match e {
+        png::DecodingError::LimitsExceeded => over_limit(width, height),
+        other => damaged(other),
+    };
+    if interlaced {
+        // Adam7 spreads every row over seven passes: the whole picture is needed.
+        let size = png_reader
+            .output_buffer_size()
+            .ok_or_else(|| over_limit(width, height))?;
+        let needed = size as u64 + output_bytes(target_width, target_height, orientation);
+        check_budget(width, height, needed, "an interlaced PNG")?;
+        let mut pixels = vec![0u8; size];
+        png_reader.next_frame(&mut pixels).map_err(png_failure)?;
+        for row in pixels.chunks_exact(width_px * layout.bytes()) {
+            layout.to_rgb(row, &mut rgb);
+            scaler.push(&rgb);
+        }
+    } else {
+        while let Some(row) = png_reader.next_row().map_err(png_failure)? {
+            layout.to_rgb(row.data(), &mut rgb);
+            scaler.push(&rgb);
+        }
+    }
+    Ok((scaler.finish()?, orientation))
+}
+
+fn decode_webp<R: BufRead + Seek>(
+    mut reader: R,
+    fit: &impl Fn(u32, u32) -> (u32, u32),
+) -> Result<(RgbImage, Orientation), Failure> {
+    let per_pixel = webp_bytes_per_pixel(&mut reader);
+    reader.rewind().map_err(Failure::Io)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_WEBP_SIDE);
+    limits.max_image_height = Some(MAX_WEBP_SIDE);
+    limits.max_alloc = Some(DECODE_BUDGET_BYTES);
+    let mut image_reader = ImageReader::with_format(reader, ImageFormat::WebP);
+    image_reader.limits(limits.clone());
+    let mut decoder = image_reader.into_decoder().map_err(damaged)?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height)?;
+    let orientation = decoder.orientation().map_err(damaged)?;
+    let (target_width, target_height) = stored_target(width, height, orientation, fit);
+    let decoding = (f64::from(width) * f64::from(height) * per_pixel) as u64;
+    let needed = decoding
+        .max(decoder.total_bytes() + output_bytes(target_width, target_height, orientation));
+    check_budget(width, height, needed, "a WebP")?;
+    // A second line of defence: `image` refuses a buffer over `max_alloc`.
+    limits
+        .reserve(decoder.total_bytes())
+        .map_err(|e| image_failure(e, width, height))?;
+    let layout = match decoder.color_type() {
+        image::ColorType::Rgb8 => Pixels::Rgb,
+        image::ColorType::Rgba8 => Pixels::Rgba,
+        other => return Err(damaged(format!("unexpected pixel format {other:?}"))),
+    };
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| image_failure(e, width, height))?;
+    let mut scaler = RowScaler::new(
+        width as usize,
+        height as usize,
+        target_width as usize,
+        target_height as usize,
+    );
+    let mut rgb = vec![0u8; width as usize * 3];
+    for row in image
+        .as_bytes()
+        .chunks_exact(width as usize * layout.bytes())
+    {
+        layout.to_rgb(row, &mut rgb);
+        scaler.push(&rgb);
+    }
+    Ok((scaler.finish()?, orientation))
+}
+
+/// Bytes per pixel that decoding a WebP holds at its peak, from the chunks it
+/// has: the output, plus the YUV planes (1.5 bytes) of a lossy one, plus a
+/// second 4-byte frame for a lossless one without alpha or a lossless-coded
+/// alpha plane; an animation or a file that cannot be walked gets the worst case.
+fn webp_bytes_per_pixel<R: Read + Seek>(r: &mut R) -> f64 {
+    const WORST: f64 = 12.0;
+    let walk = |r: &mut R| -> Option<f64> {
+        r.rewind().ok()?;
+        let mut riff = [0u8; 12];
+        r.read_exact(&mut riff).ok()?;
+        if &riff[..4] != b"RIFF" || &riff[8..] != b"WEBP" {
+            return None;
+        }
+        let (mut lossy, mut lossless, mut alpha, mut animated) = (false, false, false, false);
+        for _ in 0..64 {
+            let mut chunk = [0u8; 8];
+            if r.read_exact(&mut chunk).is_err() {
+                break;
+            }
+            let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+            match &chunk[..4] {
+                b"VP8 " => lossy = true,
+                b"VP8L" => lossless = true,
+                b"ALPH" => alpha = true,
+                b"ANIM" | b"ANMF" => animated = true,
+                _ => {}
+            }
+            if lossy || lossless || animated {
+                break;
+            }
+            r.seek_relative(i64::from(size) + i64::from(size & 1))
+                .ok()?;
+        }
+        Some(match (lossy, lossless, alpha, animated) {
+            (_, _, _, true) => WORST,
+            (true, _, false, _) => 3.0 + 1.5,
+            (true, _, true, _) => 4.0 + 1.5 + 5.0,
+            (_, true, false, _) => 3.0 + 4.0,
+            (_, true, true, _) => 4.0 + 1.0,
+            _ => WORST,
+        })
+    };
+    walk(r).unwrap_or(WORST)
+}
+
+/// How a decoder lays out 8-bit pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pixels {
+    Grey,
+    GreyAlpha,
+    Rgb,
+    Rgba,
+    Cmyk,
+}
+
+impl Pixels {
+    fn bytes(self) -> usize {
+        match self {
+            Pixels::Grey => 1,
+            Pixels::GreyAlpha => 2,
+            Pixels::Rgb => 3,
+            Pixels::Rgba | Pixels::Cmyk => 4,
+        }
+    }
+
+    /// One row as RGB. JPEG has no transparency: transparent pixels are shown
+    /// over white, as most viewers show them, rather than over whatever colour
+    /// they happen to hold.
+    fn to_rgb(self, row: &[u8], out: &mut [u8]) {
+        let over_white = |c: u8, a: u8| {
             let (c, a) = (u32::from(c), u32::from(a));
             ((c * a + 255 * (255 - a) + 127) / 255) as u8
         };
-        image::Rgb([over_white(r), over_white(g), over_white(b)])
-    })
-}
-
-/// Scales down (never up) to fit the story size, keeping the aspect ratio.
-/// A large reduction starts with a cheap box average down to twice the target,
-/// so the bicubic pass has a bounded number of taps whatever the source size.
-fn fit_story(image: RgbImage) -> RgbImage {
-    let (width, height) = image.dimensions();
-    let (target_width, target_height) = fit_within(width, height, STORY_WIDTH, STORY_HEIGHT);
-    if (target_width, target_height) == (width, height) {
-        return image;
+        let pixels = out.chunks_exact_mut(3);
+        match self {
+            Pixels::Grey => pixels.zip(row).for_each(|(o, &l)| o.fill(l)),
+            Pixels::GreyAlpha => pixels
+                .zip(row.chunks_exact(2))
+                .for_each(|(o, p)| o.fill(over_white(p[0], p[1]))),
+            Pixels::Rgb => {
+                let len = out.len().min(row.len());
+                out[..len].copy_from_slice(&row[..len]);
+            }
+            Pixels::Rgba => pixels.zip(row.chunks_exact(4)).for_each(|(o, p)| {
+                for c in 0..3 {
+                    o[c] = over_white(p[c], p[3]);
+                }
+            }),
+            // As `jpeg_decoder` gives it (Adobe's inverted CMYK already undone).
+            Pixels::Cmyk => pixels.zip(row.chunks_exact(4)).for_each(|(o, p)| {
+                let k = 255 - u32::from(p[3]);
+                for c in 0..3 {
+                    o[c] = ((255 - u32::from(p[c])) * k / 255) as u8;
+                }
+            }),
+        }
     }
-    let image = if width > target_width * 2 && height > target_height * 2 {
-        image::imageops::thumbnail(&image, target_width * 2, target_height * 2)
-    } else {
-        image
-    };
-    resample(&image, target_width, target_height)
 }
 
-/// Bicubic (Catmull-Rom) resampling, rows first into an 8-bit buffer of the
-/// target width, then columns. `image::imageops::resize` keeps a buffer of
-/// 16 bytes per pixel at the source width (66 MB for a 2160×3840 picture);
-/// this one needs 3 bytes per pixel at the target width (12 MB).
-fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
-    const CHANNELS: usize = 3;
-    let (source_width, source_height) = (image.width() as usize, image.height() as usize);
-    let (width, height) = (width as usize, height as usize);
-    let source = image.as_raw();
+// ---- scaling --------------------------------------------------------------------
 
-    let columns = taps(source_width, width);
-    let mut rows_resampled = vec![0u8; width * source_height * CHANNELS];
-    for (source_row, out_row) in source
-        .chunks_exact(source_width * CHANNELS)
-        .zip(rows_resampled.chunks_exact_mut(width * CHANNELS))
-    {
-        for (tap, out) in columns.iter().zip(out_row.chunks_exact_mut(CHANNELS)) {
-            let mut sum = [0f32; CHANNELS];
-            for (k, weight) in tap.weights.iter().enumerate() {
-                let pixel = &source_row[(tap.start + k) * CHANNELS..][..CHANNELS];
-                for c in 0..CHANNELS {
-                    sum[c] += weight * f32::from(pixel[c]);
+/// Scales a picture that arrives as RGB rows, top to bottom, to a fixed size,
+/// holding a few rows and the result, never the picture. Whole blocks of
+/// pixels are averaged first, down to at most twice the target size, so
+/// the Catmull-Rom pass that follows has few taps whatever the source size; it
+/// filters each averaged row to the target width, and each target row from
+/// the handful of filtered rows its window spans.
+struct RowScaler {
+    source_width: usize,
+    source_height: usize,
+    width: usize,
+    height: usize,
+    block_width: usize,
+    block_height: usize,
+    rows_in: usize,
+    /// Sums of the current band of up to `block_height` rows, per block and channel.
+    sums: Vec<u64>,
+    band_rows: usize,
+    averaged: Vec<f32>,
+    columns: Vec<Taps>,
+    lines: Vec<Taps>,
+    /// Filtered rows still needed, the first being averaged row `window_start`.
+    window: VecDeque<Vec<f32>>,
+    window_start: usize,
+    averaged_rows: usize,
+    spare: Vec<Vec<f32>>,
+    line_sum: Vec<f32>,
+    out: Vec<u8>,
+}
+
+impl RowScaler {
+    fn new(source_width: usize, source_height: usize, width: usize, height: usize) -> RowScaler {
+        let (width, height) = (width.max(1), height.max(1));
+        let block_width = source_width.div_ceil(2 * width).max(1);
+        let block_height = source_height.div_ceil(2 * height).max(1);
+        let blocks_across = source_width.div_ceil(block_width);
+        let blocks_down = source_height.div_ceil(block_height);
+        let mut out = Vec::new();
+        out.reserve_exact(width * height * 3);
+        RowScaler {
+            source_width,
+            source_height,
+            width,
+            height,
+            block_width,
+            block_height,
+            rows_in: 0,
+            sums: vec![0; blocks_across * 3],
+            band_rows: 0,
+            averaged: vec![0.0; blocks_across * 3],
+            columns: taps(blocks_across, width),
+            lines: taps(blocks_down, height),
+            window: VecDeque::new(),
+            window_start: 0,
+            averaged_rows: 0,
+            spare: Vec::new(),
+            line_sum: vec![0.0; width * 3],
+            out,
+        }
+    }
+
+    fn is_identity(&self) -> bool {
+        (self.source_width, self.source_height) == (self.width, self.height)
+    }
+
+    /// The next row, `source_width` RGB pixels; rows beyond the picture are ignored.
+    fn push(&mut self, row: &[u8]) {
+        if self.rows_in == self.source_height {
+            return;
+        }
+        self.rows_in += 1;
+        if self.is_identity() {
+            self.out.extend_from_slice(&row[..self.width * 3]);
+            return;
+        }
+        if (self.block_width, self.block_height) == (1, 1) {
+            for (average, &v) in self.averaged.iter_mut().zip(row) {
+                *average = f32::from(v);
+            }
+            self.filter_averaged_row();
+            return;
+        }
+        for (block, sums) in row[..self.source_width * 3]
+            .chunks(self.block_width * 3)
+            .zip(self.sums.chunks_exact_mut(3))
+        {
+            for pixel in block.chunks_exact(3) {
+                for c in 0..3 {
+                    sums[c] += u64::from(pixel[c]);
                 }
             }
-            for c in 0..CHANNELS {
-                out[c] = to_u8(sum[c]);
-            }
+        }
+        self.band_rows += 1;
+        if self.band_rows == self.block_height || self.rows_in == self.source_height {
+            self.finish_band();
         }
     }
 
-    let lines = taps(source_height, height);
-    let row_len = width * CHANNELS;
-    let mut out = vec![0u8; row_len * height];
-    let mut sum = vec![0f32; row_len];
-    for (tap, out_row) in lines.iter().zip(out.chunks_exact_mut(row_len)) {
-        sum.fill(0.0);
-        for (k, weight) in tap.weights.iter().enumerate() {
-            let row = &rows_resampled[(tap.start + k) * row_len..][..row_len];
-            for (acc, &v) in sum.iter_mut().zip(row) {
-                *acc += weight * f32::from(v);
+    fn finish_band(&mut self) {
+        let last_block = (self.sums.len() / 3).saturating_sub(1);
+        let last_width = self
+            .source_width
+            .saturating_sub(last_block * self.block_width);
+        for (i, (average, sums)) in self
+            .averaged
+            .chunks_exact_mut(3)
+            .zip(self.sums.chunks_exact(3))
+            .enumerate()
+        {
+            let block_width = if i == last_block {
+                last_width
+            } else {
+                self.block_width
+            };
+            let count = (block_width * self.band_rows).max(1) as f32;
+            for c in 0..3 {
+                average[c] = sums[c] as f32 / count;
             }
         }
-        for (o, &v) in out_row.iter_mut().zip(&sum) {
-            *o = to_u8(v);
+        self.sums.fill(0);
+        self.band_rows = 0;
+        self.filter_averaged_row();
+    }
+
+    fn filter_averaged_row(&mut self) {
+        let mut filtered = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| vec![0.0; self.width * 3]);
+        for (tap, out) in self.columns.iter().zip(filtered.chunks_exact_mut(3)) {
+            let (mut r, mut g, mut b) = (0f32, 0f32, 0f32);
+            let pixels = self.averaged[tap.start * 3..].chunks_exact(3);
+            for (weight, pixel) in tap.weights.iter().zip(pixels) {
+                r += weight * pixel[0];
+                g += weight * pixel[1];
+                b += weight * pixel[2];
+            }
+            out.copy_from_slice(&[r, g, b]);
+        }
+        self.window.push_back(filtered);
+        self.averaged_rows += 1;
+
+        // Every target row whose window is now complete.
+        let next_line = self.out.len() / (self.width * 3);
+        for tap in &self.lines[next_line..] {
+            if tap.start + tap.weights.len() > self.averaged_rows {
+                break;
+            }
+            self.line_sum.fill(0.0);
+            for (k, weight) in tap.weights.iter().enumerate() {
+                let row = &self.window[tap.start + k - self.window_start];
+                for (acc, &v) in self.line_sum.iter_mut().zip(row) {
+                    *acc += weight * v;
+                }
+            }
+            self.out.extend(self.line_sum.iter().map(|&v| to_u8(v)));
+        }
+        // Rows before the next target row's window are done with.
+        let next_line = self.out.len() / (self.width * 3);
+        let keep_from = self
+            .lines
+            .get(next_line)
+            .map_or(self.averaged_rows, |tap| tap.start);
+        while self.window_start < keep_from {
+            match self.window.pop_front() {
+                Some(row) => self.spare.push(row),
+                None => break,
+            }
+            self.window_start += 1;
         }
     }
-    RgbImage::from_raw(width as u32, height as u32, out).expect("the buffer has the image's size")
+
+    fn finish(self) -> Result<RgbImage, Failure> {
+        if self.rows_in < self.source_height {
+            return Err(damaged("the picture ends early"));
+        }
+        RgbImage::from_raw(self.width as u32, self.height as u32, self.out)
+            .ok_or_else(|| damaged("the picture ends early"))
+    }
 }
 
 /// The source samples (first index and normalised weights) behind each of
@@ -355,7 +1096,19 @@ fn fit_within(width: u32, height: u32, max_width: u32, max_height: u32) -> (u32,
     (clamp(scaled.0, mw), clamp(scaled.1, mh))
 }
 
-fn write_jpeg_atomically(image: &RgbImage, target: &Path) -> Result<()> {
+/// A chat preview's size: within 2560×2560, and never thinner than Telegram's
+/// 20:1 because of rounding the short side down.
+fn fit_for_chat(width: u32, height: u32) -> (u32, u32) {
+    let (w, h) = fit_within(width, height, PREVIEW_SIDE, PREVIEW_SIDE);
+    let ratio = telegram::MAX_PHOTO_RATIO as u32;
+    if w >= h {
+        (w, h.max(w.div_ceil(ratio)))
+    } else {
+        (w.max(h.div_ceil(ratio)), h)
+    }
+}
+
+fn write_jpeg_atomically(image: &RgbImage, target: &Path, quality: u8) -> Result<()> {
     static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
@@ -369,7 +1122,7 @@ fn write_jpeg_atomically(image: &RgbImage, target: &Path) -> Result<()> {
     let result = (|| -> Result<()> {
         let file = File::create_new(&temp)?;
         let mut writer = BufWriter::new(file);
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut writer, JPEG_QUALITY)
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut writer, quality)
             .encode_image(image)?;
         // Synced before the rename so a power cut never leaves an empty file
         // under the final name, which would be reused.
@@ -388,9 +1141,31 @@ fn write_jpeg_atomically(image: &RgbImage, target: &Path) -> Result<()> {
 
 // ---- header parsing ---------------------------------------------------------------
 
+/// What a JPEG's frame header and the EXIF before it say.
+struct JpegHeader {
+    /// As stored, before any EXIF rotation.
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    /// SOF0 baseline, SOF1 extended, SOF2 progressive, or another frame type.
+    frame_marker: u8,
+    precision: u8,
+    /// Each component's horizontal and vertical sampling factors.
+    sampling: Vec<(u8, u8)>,
+}
+
 /// A JPEG's displayed size from its frame header, swapped when its EXIF
 /// orientation turns it a quarter turn. Reads only the segments before the frame.
 fn jpeg_dimensions<R: BufRead + Seek>(r: &mut R) -> Option<(u32, u32)> {
+    let header = jpeg_header(r)?;
+    Some(if quarter_turn(header.orientation) {
+        (header.height, header.width)
+    } else {
+        (header.width, header.height)
+    })
+}
+
+fn jpeg_header<R: BufRead + Seek>(r: &mut R) -> Option<JpegHeader> {
     const MAX_SEGMENTS: usize = 512;
     r.rewind().ok()?;
     let mut soi = [0u8; 2];
@@ -415,24 +1190,27 @@ fn jpeg_dimensions<R: BufRead + Seek>(r: &mut R) -> Option<(u32, u32)> {
         let length = read_u16_be(r)?.checked_sub(2)?;
         let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if is_frame {
-            let mut frame = [0u8; 5];
+            let mut frame = vec![0u8; usize::from(length)];
             r.read_exact(&mut frame).ok()?;
-            let height = u32::from(u16::from_be_bytes([frame[1], frame[2]]));
-            let width = u32::from(u16::from_be_bytes([frame[3], frame[4]]));
+            let (&precision, rest) = frame.split_first()?;
+            let height = u32::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+            let width = u32::from(u16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]));
             if width == 0 || height == 0 {
                 return None;
             }
-            let quarter_turn = matches!(
+            let count = usize::from(*rest.get(4)?);
+            let sampling = rest
+                .get(5..5 + 3 * count)?
+                .chunks_exact(3)
+                .map(|c| (c[1] >> 4, c[1] & 0x0F))
+                .collect();
+            return Some(JpegHeader {
+                width,
+                height,
                 orientation,
-                Orientation::Rotate90
-                    | Orientation::Rotate270
-                    | Orientation::Rotate90FlipH
-                    | Orientation::Rotate270FlipH
-            );
-            return Some(if quarter_turn {
-                (height, width)
-            } else {
-                (width, height)
+                frame_marker: marker,
+                precision,
+                sampling,
             });
         }
         if marker == 0xE1 {
@@ -572,6 +1350,20 @@ mod tests {
             image.save_with_format(&path, format).unwrap();
         }
         path
+    }
+
+    /// A whole picture through the row scaler.
+    fn resample(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+        let mut scaler = RowScaler::new(
+            image.width() as usize,
+            image.height() as usize,
+            width as usize,
+            height as usize,
+        );
+        for row in image.as_raw().chunks_exact(image.width() as usize * 3) {
+            scaler.push(row);
+        }
+        scaler.finish().unwrap()
     }
 
     fn decoded(path: &Path) -> DynamicImage {
@@ -820,6 +1612,363 @@ mod tests {
         ];
         for (size, want) in cases {
             assert_eq!(fit_within(size.0, size.1, 1080, 1920), want, "{size:?}");
+        }
+    }
+
+    #[test]
+    fn chat_previews_fit_telegram() {
+        let cases = [
+            ((9000, 1500), (2560, 427)),
+            ((1500, 9000), (427, 2560)),
+            ((8160, 6120), (2560, 1920)),
+            ((2000, 2000), (2000, 2000)),
+            // Exactly 20:1 stays within 20:1 although 2560/20 is 128 exactly…
+            ((20_000, 1000), (2560, 128)),
+            // …and rounding the short side down would make this one 20.16:1.
+            ((40_000, 1999), (2560, 128)),
+        ];
+        for (size, want) in cases {
+            let got = fit_for_chat(size.0, size.1);
+            assert_eq!(got, want, "{size:?}");
+            let (long, short) = (got.0.max(got.1), got.0.min(got.1));
+            assert!(
+                long <= 20 * short && got.0 + got.1 <= 10_000,
+                "{size:?}: {got:?}"
+            );
+        }
+    }
+
+    /// Counts the bytes allocated on the current thread, to show that a
+    /// conversion never holds the whole picture.
+    mod meter {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static LIVE: Cell<isize> = const { Cell::new(0) };
+            static PEAK: Cell<isize> = const { Cell::new(0) };
+        }
+
+        pub struct Meter;
+
+        fn add(bytes: isize) {
+            let _ = LIVE.try_with(|live| {
+                let now = live.get() + bytes;
+                live.set(now);
+                let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+            });
+        }
+
+        unsafe impl GlobalAlloc for Meter {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let p = unsafe { System.alloc(layout) };
+                if !p.is_null() {
+                    add(layout.size() as isize);
+                }
+                p
+            }
+            unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+                let p = unsafe { System.alloc_zeroed(layout) };
+                if !p.is_null() {
+                    add(layout.size() as isize);
+                }
+                p
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                unsafe { System.dealloc(ptr, layout) };
+                add(-(layout.size() as isize));
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                let p = unsafe { System.realloc(ptr, layout, new_size) };
+                if !p.is_null() {
+                    add(new_size as isize - layout.size() as isize);
+                }
+                p
+            }
+        }
+
+        #[global_allocator]
+        static METER: Meter = Meter;
+
+        /// `f`'s result and the most bytes it had allocated at once on this thread.
+        pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+            let start = LIVE.with(Cell::get);
+            PEAK.with(|peak| peak.set(start));
+            let result = f();
+            let peak = PEAK.with(Cell::get) - start;
+            (result, peak.max(0) as usize)
+        }
+    }
+
+    /// A PNG of a few hundred bytes that claims `width`×`height` pixels: its
+    /// header, one IDAT chunk that starts a zlib stream, and no end.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, not interlaced
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &[0x78, 0x01, 0x00, 0x00, 0x00]);
+        png
+    }
+
+    #[test]
+    fn a_png_bomb_is_refused_from_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let source = dir.path().join("bomb.png");
+        std::fs::write(&source, png_claiming(12_000, 12_000)).unwrap();
+        let want = "12000×12000 pixels is more than Storyline opens \
+                    (up to 120 megapixels, 65535 pixels a side); export it smaller";
+
+        let (result, peak) = meter::peak_during(|| prepare_image(&source, SHA, &cache));
+        let error = format!("{:#}", result.unwrap_err());
+        assert_eq!(error, format!("{}: {want}", source.display()));
+        assert!(peak < 1_000_000, "{peak} bytes");
+
+        match chat_photo(&source, SHA, &cache) {
+            Err(ChatPhotoError::Unshowable(reason)) => assert_eq!(reason, want),
+            other => panic!("{other:?}"),
+        }
+        // One wider than any JPEG, few pixels as it has.
+        std::fs::write(&source, png_claiming(70_000, 10)).unwrap();
+        let error = format!("{:#}", prepare_image(&source, SHA, &cache).unwrap_err());
+        assert!(
+            error.contains("70000×10 pixels is more than Storyline opens"),
+            "{error}"
+        );
+        assert!(!cache.exists());
+    }
+
+    #[test]
+    fn a_large_png_is_scaled_row_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let source = write_image(
+            dir.path(),
+            "large.png",
+            DynamicImage::ImageRgb8(gradient(2400, 2400)),
+            ImageFormat::Png,
+        );
+        // Whole, it would be 17 MB of pixels; the result is 3.5 MB.
+        let (prepared, peak) = meter::peak_during(|| prepare_image(&source, SHA, &cache).unwrap());
+        assert_eq!((prepared.width, prepared.height), (1080, 1080));
+        assert!(peak < 6_000_000, "{peak} bytes at the peak");
+        // The colours survive: the top left corner is dark, as in the source.
+        let jpeg = decoded(&prepared.path).into_rgb8();
+        assert!(
+            jpeg.get_pixel(0, 0).0.iter().all(|&c| c < 40),
+            "{:?}",
+            jpeg.get_pixel(0, 0)
+        );
+    }
+
+    /// A WebP header (lossless, no alpha) claiming `width`×`height` pixels.
+    fn webp_claiming(width: u32, height: u32) -> Vec<u8> {
+        let bits = (width - 1) | ((height - 1) << 14);
+        let mut vp8l = vec![0x2F];
+        vp8l.extend_from_slice(&bits.to_le_bytes());
+        vp8l.extend_from_slice(&[0; 16]);
+        let mut webp = b"RIFF".to_vec();
+        webp.extend_from_slice(&((4 + 8 + vp8l.len()) as u32).to_le_bytes());
+        webp.extend_from_slice(b"WEBPVP8L");
+        webp.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+        webp.extend_from_slice(&vp8l);
+        webp
+    }
+
+    #[test]
+    fn what_must_be_decoded_whole_is_refused_over_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let webp = dir.path().join("large.webp");
+        std::fs::write(&webp, webp_claiming(6000, 4000)).unwrap();
+        let error = format!("{:#}", prepare_image(&webp, SHA, &cache).unwrap_err());
+        assert!(
+            error.ends_with(
+                "6000×4000 pixels is more than Storyline opens in a WebP \
+                 (up to about 7.2 megapixels); export it smaller"
+            ),
+            "{error}"
+        );
+
+        // A progressive 50 MP JPEG keeps 150 MB of coefficients: a small
+        // baseline JPEG whose frame header says so is refused before decoding.
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(gradient(64, 48))
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 1] = 0xC2;
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x17, 0xE8, 0x1F, 0xE0]); // 6120 high, 8160 wide
+        let source = dir.path().join("progressive.jpg");
+        std::fs::write(&source, &jpeg).unwrap();
+        match chat_photo(&source, SHA, &cache) {
+            Err(ChatPhotoError::Unshowable(reason)) => assert!(
+                reason.starts_with(
+                    "8160×6120 pixels is more than Storyline opens in a progressive JPEG"
+                ),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!cache.exists());
+    }
+
+    #[test]
+    fn photos_within_telegram_limits_go_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        for (name, format) in [("a.jpg", ImageFormat::Jpeg), ("a.png", ImageFormat::Png)] {
+            let source = write_image(
+                dir.path(),
+                name,
+                DynamicImage::ImageRgb8(gradient(400, 7000)),
+                format,
+            );
+            assert_eq!(
+                chat_photo(&source, SHA, &cache).unwrap(),
+                ChatPhoto::Original,
+                "{name}"
+            );
+        }
+        assert!(!cache.exists());
+    }
+
+    #[test]
+    fn a_photo_beyond_telegram_limits_gets_a_preview() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        // Sides adding up to 10,500; an EXIF quarter turn shows it upright.
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::from_pixel(9000, 1500, image::Rgb([200, 30, 30])))
+            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let mut rotated = jpeg[..2].to_vec();
+        rotated.extend_from_slice(&exif_rotate_90());
+        rotated.extend_from_slice(&jpeg[2..]);
+        let source = dir.path().join("tall.jpg");
+        std::fs::write(&source, &rotated).unwrap();
+
+        let preview = match chat_photo(&source, SHA, &cache).unwrap() {
+            ChatPhoto::Preview(path) => path,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(preview, cache.join(format!("{SHA}.chat.jpg")));
+        let image = decoded(&preview).into_rgb8();
+        assert_eq!(image.dimensions(), (427, 2560));
+        let centre = image.get_pixel(213, 1280).0;
+        assert!(
+            centre
+                .iter()
+                .zip([200, 30, 30])
+                .all(|(&a, b)| a.abs_diff(b) <= 8),
+            "{centre:?}"
+        );
+        // Reused while it exists, even with the source gone, and kept when the
+        // story's Instagram JPEG goes: the chat's upload may still be queued.
+        std::fs::remove_file(&source).unwrap();
+        remove_cached(SHA, &cache);
+        assert_eq!(
+            chat_photo(&source, SHA, &cache).unwrap(),
+            ChatPhoto::Preview(preview.clone())
+        );
+    }
+
+    #[test]
+    fn photos_telegram_cannot_show_are_said_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let long = write_image(
+            dir.path(),
+            "long.jpg",
+            DynamicImage::ImageRgb8(gradient(3000, 100)),
+            ImageFormat::Jpeg,
+        );
+        // Telegram judges what cannot be read when it is within its limits…
+        let small = dir.path().join("small.jpg");
+        std::fs::write(&small, b"hello").unwrap();
+        assert_eq!(
+            chat_photo(&small, SHA, &cache).unwrap(),
+            ChatPhoto::Original
+        );
+        // …but no preview can be made of it when it is not (sparse files).
+        let damaged = dir.path().join("damaged.png");
+        std::fs::write(&damaged, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        let text = dir.path().join("text.jpg");
+        std::fs::write(&text, b"hello").unwrap();
+        for path in [&damaged, &text] {
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(10_000_001)
+                .unwrap();
+        }
+        let cases = [
+            (
+                &long,
+                "it is 3000×100 pixels, more than 20 times as long as it is wide, \
+                 and Telegram shows no photo that long",
+            ),
+            (&damaged, "it could not be read as an image: "),
+            (&text, "it is not a JPEG, PNG or WebP file"),
+        ];
+        for (path, want) in cases {
+            match chat_photo(path, SHA, &cache) {
+                Err(ChatPhotoError::Unshowable(reason)) => {
+                    assert!(reason.starts_with(want), "{}: {reason}", path.display())
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+        match chat_photo(&dir.path().join("gone.jpg"), SHA, &cache) {
+            Err(ChatPhotoError::Unreadable(e)) => {
+                assert!(
+                    format!("{e:#}").contains("gone.jpg could not be read"),
+                    "{e:#}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_become_rgb_over_white() {
+        let cases: [(Pixels, &[u8], [u8; 3]); 6] = [
+            (Pixels::Grey, &[77], [77, 77, 77]),
+            (Pixels::GreyAlpha, &[0, 0], [255, 255, 255]),
+            (Pixels::GreyAlpha, &[0, 255], [0, 0, 0]),
+            (Pixels::Rgba, &[255, 0, 0, 128], [255, 127, 127]),
+            (Pixels::Cmyk, &[0, 0, 0, 0], [255, 255, 255]),
+            (Pixels::Cmyk, &[255, 0, 255, 0], [0, 255, 0]),
+        ];
+        for (layout, row, want) in cases {
+            let mut out = [0u8; 3];
+            layout.to_rgb(row, &mut out);
+            assert_eq!(out, want, "{layout:?} {row:?}");
         }
     }
 

@@ -260,7 +260,7 @@ fn tell_systemd(state: sd_notify::NotifyState<'_>) {
 }
 
 /// Where converted images wait until their story is decided: beside the database.
-fn cache_dir(config: &Config) -> std::path::PathBuf {
+pub fn cache_dir(config: &Config) -> std::path::PathBuf {
     config
         .storage
         .database

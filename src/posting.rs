@@ -14,6 +14,7 @@ use rusqlite::Connection;
 
 use crate::callback::StoryAction;
 use crate::config::Config;
+use crate::convert::{self, ChatPhoto, ChatPhotoError};
 use crate::db::media::MediaItem;
 use crate::db::queue::{self, QueueRow, FOREVER};
 use crate::db::{self};
@@ -298,12 +299,8 @@ pub fn send_slot(
             }
         };
         let is_video = item.kind == "video";
-        let limit = if is_video {
-            telegram::MAX_UPLOAD_BYTES
-        } else {
-            telegram::MAX_PHOTO_BYTES
-        };
-        if size > limit && item.telegram_file_id.is_none() {
+        let limit = telegram::MAX_UPLOAD_BYTES;
+        if is_video && size > limit && item.telegram_file_id.is_none() {
             warn!(
                 "chat {chat_id}: {} is {size} bytes, over Telegram's limit",
                 item.path
@@ -316,6 +313,27 @@ pub fn send_slot(
             ));
             continue;
         }
+        // A photo Telegram would refuse goes as a preview; one it cannot be
+        // shown at all is reported and locked like a video over the limit.
+        let source = match chat_source(&item, &path, &crate::daemon::cache_dir(config)) {
+            Ok(source) => source,
+            Err(reason) => {
+                warn!("chat {chat_id}: {} cannot be shown: {reason}", item.path);
+                queue::lock_content(
+                    conn,
+                    chat_id,
+                    &content,
+                    FOREVER,
+                    "cannot be shown in Telegram",
+                )?;
+                out.push(telegram::send_message(
+                    chat_id,
+                    &ui::unshowable_photo_text(&item.path, &reason),
+                    None,
+                ));
+                continue;
+            }
+        };
         queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
         queue::set_slot_status(conn, slot.id, "sending", None)?;
         match publish::route(conn, config, key, chat_id, s, now)? {
@@ -333,7 +351,7 @@ pub fn send_slot(
                     chat_id,
                     &slot,
                     &item,
-                    &path,
+                    &source,
                     s,
                     offer_auto_post,
                     note.as_deref(),
@@ -346,22 +364,53 @@ pub fn send_slot(
     Ok(())
 }
 
+/// What a story's chat message carries: the file_id once Telegram has the
+/// item, else the file to upload, which for a photo beyond Telegram's limits
+/// is its preview (made now when not cached in `cache_dir`). `Err` is why
+/// Telegram cannot be shown the photo at all.
+pub fn chat_source(
+    item: &MediaItem,
+    path: &Path,
+    cache_dir: &Path,
+) -> std::result::Result<FileSource, String> {
+    let upload = |path: &Path, file_name: String| FileSource::Upload {
+        path: path.to_string_lossy().into_owned(),
+        file_name,
+    };
+    if let Some(id) = &item.telegram_file_id {
+        return Ok(FileSource::FileId(id.clone()));
+    }
+    let name = file_name(&item.path).to_string();
+    if item.kind != "image" {
+        return Ok(upload(path, name));
+    }
+    match convert::chat_photo(path, &item.sha256, cache_dir) {
+        Ok(ChatPhoto::Original) => Ok(upload(path, name)),
+        Ok(ChatPhoto::Preview(preview)) => {
+            let stem = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
+            Ok(upload(&preview, format!("{stem}.jpg")))
+        }
+        Err(ChatPhotoError::Unshowable(reason)) => Err(reason),
+        // Sent as it is: the outbox reports what goes wrong, and the item
+        // stays eligible, as it may be readable next time.
+        Err(ChatPhotoError::Unreadable(e)) => {
+            warn!("{}: {e:#}", item.path);
+            Ok(upload(path, name))
+        }
+    }
+}
+
 fn story_message(
     chat_id: i64,
     slot: &QueueRow,
     item: &MediaItem,
-    path: &Path,
+    source: &FileSource,
     s: &ChatSettings,
     offer_auto_post: bool,
     note: Option<&str>,
 ) -> Outgoing {
-    let source = match &item.telegram_file_id {
-        Some(id) => FileSource::FileId(id.clone()),
-        None => FileSource::Upload {
-            path: path.to_string_lossy().into_owned(),
-            file_name: file_name(&item.path).to_string(),
-        },
-    };
     let lines = note.map(ui::not_published_note).unwrap_or_default();
     let caption = story_caption(slot, item, s, &lines);
     let hook = Hook::Story {
@@ -373,7 +422,7 @@ fn story_message(
     telegram::send_media(
         chat_id,
         item.kind == "video",
-        &source,
+        source,
         &caption,
         &ui::story_buttons(slot.id, offer_auto_post),
         serde_json::to_value(hook).unwrap_or_default(),

@@ -519,9 +519,10 @@ impl Publisher {
             }
             _ => {
                 let path = self.media_dir.join(&item.path);
-                let source = match &item.telegram_file_id {
-                    Some(id) => FileSource::FileId(id.clone()),
-                    None => FileSource::Upload {
+                // Its slot found it showable; should that have changed, the
+                // file goes as it is and the outbox reports Telegram's answer.
+                let source = crate::posting::chat_source(item, &path, &self.cache_dir)
+                    .unwrap_or_else(|_| FileSource::Upload {
                         path: path.to_string_lossy().into_owned(),
                         file_name: item
                             .path
@@ -529,8 +530,7 @@ impl Publisher {
                             .next()
                             .unwrap_or(&item.path)
                             .to_string(),
-                    },
-                };
+                    });
                 let hook = crate::outbox::Hook::Story {
                     queue_id: slot.id,
                     media_item_id: item.id,

@@ -152,10 +152,14 @@ impl Outgoing {
 /// turns such a call into a multipart upload streamed from the file.
 const UPLOAD_KEY: &str = "storyline_upload";
 
-/// Telegram's limits for files a bot uploads.
-pub const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;
-/// Telegram's "50 MB" is decimal.
+/// Telegram's limits for files a bot uploads, in decimal megabytes as its
+/// documentation states them.
+pub const MAX_PHOTO_BYTES: u64 = 10_000_000;
 pub const MAX_UPLOAD_BYTES: u64 = 50_000_000;
+/// sendPhoto also refuses a photo whose width and height add up to more than
+/// this, or whose long side is more than `MAX_PHOTO_RATIO` times the short one.
+pub const MAX_PHOTO_SIDES: u64 = 10_000;
+pub const MAX_PHOTO_RATIO: u64 = 20;
 
 /// Telegram's length limits, in UTF-16 code units of the visible text (after
 /// entities parsing): a message, a caption, a callback answer.

@@ -799,9 +799,18 @@ pub fn too_large_text(path: &str, size: u64, limit: u64, is_video: bool) -> Stri
         "⚠️ {} is {:.1} MB; Telegram lets bots send {} up to {} MB, so it was not sent and will not be picked again. \
          Make it smaller to use it.",
         escape_html(path),
-        size as f64 / 1_000_000.0,
+        size as f64 / 1e6,
         if is_video { "videos" } else { "photos" },
         limit / 1_000_000
+    )
+}
+
+/// A photo Telegram would not show even as a preview; `reason` says why.
+pub fn unshowable_photo_text(path: &str, reason: &str) -> String {
+    format!(
+        "⚠️ {} cannot be shown in this chat: {}. It was not sent and will not be picked again.",
+        escape_html(path),
+        escape_html(reason)
     )
 }
 

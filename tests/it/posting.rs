@@ -481,23 +481,37 @@ fn scan_reports_counts_after_adding_and_removing_files() {
 #[test]
 fn a_file_over_the_upload_limit_is_reported_not_sent() {
     let env = Env::new();
-    let big = env.media_dir().join("huge.jpg");
-    let file = fs::File::create(&big).unwrap();
-    // Telegram's megabytes are decimal, as the report says them.
-    file.set_len(11_000_000).unwrap();
+    // Sparse files: a video over Telegram's 50 MB (decimal, as it counts them),
+    // and a "photo" over its 10 MB that is no picture, so that no preview can
+    // stand in for it (a picture gets one: see chat_photos).
+    for (name, len) in [("huge.mp4", 52_000_000), ("huge.jpg", 11 * 1024 * 1024)] {
+        let file = fs::File::create(env.media_dir().join(name)).unwrap();
+        file.set_len(len).unwrap();
+    }
     assert!(env.run(&["scan"]).status.success());
     let _daemon = env.start_polling();
     env.tg.push_message(CHAT, ADMIN, "ada", "/next");
-    let report = wait_until("the report", WAIT, || {
-        env.tg
-            .messages(CHAT)
-            .into_iter()
-            .find(|m| m.text.contains("huge.jpg"))
-    });
+    let report_on = |name: &str| {
+        wait_until(&format!("the report on {name}"), WAIT, || {
+            env.tg
+                .messages(CHAT)
+                .into_iter()
+                .find(|m| m.text.contains(name))
+        })
+    };
+    let video = report_on("huge.mp4");
     assert!(
-        report.text.contains("11.0 MB") && report.text.contains("up to 10 MB"),
+        video.text.contains("52.0 MB") && video.text.contains("videos up to 50 MB"),
         "{}",
-        report.text
+        video.text
+    );
+    let photo = report_on("huge.jpg");
+    assert!(
+        photo
+            .text
+            .contains("cannot be shown in this chat: it is not a JPEG, PNG or WebP file"),
+        "{}",
+        photo.text
     );
     wait_until("nothing to post", WAIT, || {
         env.tg
@@ -506,6 +520,15 @@ fn a_file_over_the_upload_limit_is_reported_not_sent() {
             .find(|m| m.text.contains("Nothing to post"))
     });
     assert!(env.tg.calls_of("sendPhoto").is_empty());
+    assert!(env.tg.calls_of("sendVideo").is_empty());
+    for name in ["huge.mp4", "huge.jpg"] {
+        assert!(
+            lock_of(&env, name)
+                .0
+                .is_some_and(|until| until.starts_with("9999")),
+            "{name}"
+        );
+    }
 }
 
 #[test]

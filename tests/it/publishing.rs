@@ -285,7 +285,9 @@ fn a_container_error_falls_back_to_the_manual_buttons_with_the_reason() {
     assert!(labels.contains(&"✅ Posted".to_string()), "{labels:?}");
     assert!(s.ig.published().is_empty());
     assert!(history(&s.env).is_empty());
-    // The person can still decide.
+    // The person can still decide (once the story's message id is recorded: a
+    // press faster than that commit is not a person's).
+    wait_for_empty_outbox(&s.env);
     let answer = press_data(
         &s.env,
         CHAT,

@@ -11,6 +11,9 @@
 //! Like the real API it refuses texts over 4096 and captions over 1024 characters (counted in UTF-16 units after entities parsing),
 //! refuses getUpdates while a webhook is set, and can answer a video upload with a
 //! document, as Telegram does with videos it cannot take as videos.
+//! Like the real sendPhoto, it refuses an uploaded photo over 10 MB or whose
+//! sides add up to more than 10,000 or are more than 20:1 (it reads the
+//! picture's header from the multipart body).
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -70,7 +73,8 @@ pub struct Call {
     pub method: String,
     /// Query string and body merged into one JSON object. JSON bodies keep their types;
     /// form and multipart fields are strings; an uploaded file is recorded as
-    /// `{"file_name", "content_type", "size"}`.
+    /// `{"file_name", "content_type", "size"}`, plus `"width"` and `"height"` when it
+    /// is a picture the `image` crate can read the header of.
     pub params: Value,
     pub at: Instant,
     pub token_ok: bool,
@@ -221,6 +225,25 @@ impl ApiError {
 }
 
 type ApiResult = Result<Value, ApiError>;
+
+/// Telegram's limits for sendPhoto: bytes, width + height, long side : short side.
+const MAX_PHOTO_BYTES: u64 = 10_000_000;
+const MAX_PHOTO_SIDES: u64 = 10_000;
+const MAX_PHOTO_RATIO: u64 = 20;
+
+/// What Telegram answers to an uploaded photo beyond its limits.
+fn check_uploaded_photo(photo: &Value) -> Result<(), ApiError> {
+    if photo["size"].as_u64().unwrap_or(0) > MAX_PHOTO_BYTES {
+        return Err(bad_request("file is too big"));
+    }
+    if let (Some(width), Some(height)) = (photo["width"].as_u64(), photo["height"].as_u64()) {
+        let (long, short) = (width.max(height), width.min(height));
+        if width + height > MAX_PHOTO_SIDES || long > MAX_PHOTO_RATIO * short {
+            return Err(bad_request("PHOTO_INVALID_DIMENSIONS"));
+        }
+    }
+    Ok(())
+}
 
 fn bad_request(description: &str) -> ApiError {
     ApiError::new(400, &format!("Bad Request: {description}"))
@@ -880,7 +903,12 @@ impl State {
         let chat_id = chat_id_param(params)?;
         let input = match params.get(kind) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Object(_)) => None,
+            Some(upload @ Value::Object(_)) => {
+                if kind == "photo" {
+                    check_uploaded_photo(upload)?;
+                }
+                None
+            }
             _ => return Err(bad_request(&format!("there is no {kind} in the request"))),
         };
         let caption = str_param(params, "caption").unwrap_or_default();
@@ -912,12 +940,20 @@ impl State {
             _ => self.mint_file_id(kind),
         };
         let unique_id = format!("{file_id}-unique");
+        // An uploaded picture keeps its size; anything else is a story-sized photo.
+        let (width, height) = match (
+            params[kind]["width"].as_u64(),
+            params[kind]["height"].as_u64(),
+        ) {
+            (Some(width), Some(height)) => (width, height),
+            _ => (1080, 1920),
+        };
         let media = match kind {
             "photo" => json!([
                 {"file_id": format!("{file_id}-thumb"), "file_unique_id": format!("{unique_id}-thumb"),
                  "width": 90, "height": 160, "file_size": 1_234},
                 {"file_id": file_id, "file_unique_id": unique_id,
-                 "width": 1080, "height": 1920, "file_size": 123_456},
+                 "width": width, "height": height, "file_size": 123_456},
             ]),
             "video" => json!({
                 "file_id": file_id, "file_unique_id": unique_id, "width": 1080,
@@ -1688,11 +1724,22 @@ fn parse_multipart(body: &[u8], boundary: &str, params: &mut Map<String, Value>)
             continue;
         };
         let value = match file_name {
-            Some(file_name) => json!({
-                "file_name": file_name,
-                "content_type": part_type,
-                "size": content.len(),
-            }),
+            Some(file_name) => {
+                let mut file = json!({
+                    "file_name": file_name,
+                    "content_type": part_type,
+                    "size": content.len(),
+                });
+                let dimensions = image::ImageReader::new(std::io::Cursor::new(content))
+                    .with_guessed_format()
+                    .ok()
+                    .and_then(|reader| reader.into_dimensions().ok());
+                if let Some((width, height)) = dimensions {
+                    file["width"] = json!(width);
+                    file["height"] = json!(height);
+                }
+                file
+            }
             None => Value::String(String::from_utf8_lossy(content).into_owned()),
         };
         params.insert(name, value);
