@@ -1,23 +1,32 @@
-//! The web page: signed media links for the Graph API (`/media/<id>?exp=…&sig=…`)
-//! and `/healthz`; `/oauth/*` comes with the account-connection issue (see `route`).
+//! The web page: signed media links for the Graph API (`/media/<id>?exp=…&sig=…`),
+//! `/healthz`, and the Instagram connection pages `/oauth/start` and
+//! `/oauth/callback` (see `route`).
 //!
 //! The server faces the internet (Instagram must reach it), so every resource a
-//! client can hold is bounded: a fixed number of worker threads share the
-//! listening socket, each serving one connection at a time, one request per
-//! connection; the request head must arrive whole within a deadline and fit a
-//! fixed size; every socket read and write has a timeout. HTTP is parsed here,
-//! in a hundred lines, because tiny_http gives a thread to each connection with
-//! no timeouts and reads header lines of any length, which a slow or hostile
-//! client turns into threads and memory on the Pi.
+//! client can hold is bounded. One thread (`web-read`) owns every connection
+//! whose request has not fully arrived: the sockets are non-blocking and
+//! multiplexed with poll(2), each buffers its head up to a fixed size and must
+//! finish it within a deadline, and at most `MAX_CONNECTIONS` are open (when
+//! full, the oldest is closed to take the new one). An idle or trickling client
+//! therefore costs a socket and a few hundred bytes, never a thread. Only a
+//! complete request goes to the small pool of workers, which do the database,
+//! file and OAuth work and write the response with a write timeout; if they are
+//! all busy and the queue is full, the request is answered 503. HTTP is parsed
+//! here, in a hundred lines, one request per connection, because tiny_http
+//! gives a thread to each connection with no read timeout (see ARCHITECTURE.md,
+//! "Why not tiny_http").
 //!
 //! Nothing with a query string is logged: the signature in it is a credential.
 
+use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,17 +39,38 @@ use crate::convert;
 use crate::db;
 use crate::signing::UrlSigner;
 
-/// Enough for a slow client to be only slow; the others wait for it at most this.
+/// Threads that answer complete requests; slow and idle clients never reach them.
 const WORKERS: usize = 3;
-/// The whole request head must arrive within this, however it trickles in.
+/// Complete requests waiting for a worker; one more is answered 503.
+const QUEUE: usize = 32;
+/// Connections the reader holds at once (requests still arriving, refusals
+/// being sent); a new one beyond this closes the oldest.
+const MAX_CONNECTIONS: usize = 512;
+/// File descriptors left for the rest of the daemon (database, media, log,
+/// HTTP clients) when the connection limit is fitted to RLIMIT_NOFILE.
+const RESERVED_FDS: usize = 128;
+/// The whole request head (and a small body) must arrive within this, however
+/// it trickles in; a client that sends nothing is closed after it too.
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
-/// One socket write may stall this long before the client is dropped.
+/// One socket write of a worker may stall this long before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A refusal is sent, and what the client still sends read and dropped, for at
+/// most this: closing a socket with unread input resets the connection, and
+/// the client could lose the refusal.
+const LINGER: Duration = Duration::from_secs(1);
+const MAX_DRAIN_BYTES: usize = 1024 * 1024;
 const MAX_TARGET_BYTES: usize = 2 * 1024;
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 const MAX_BODY_BYTES: u64 = 16 * 1024;
-/// How often the watcher looks at the shutdown flag.
+/// Connections accepted in one turn of the reader, so that a flood of new ones
+/// does not starve those already open.
+const ACCEPT_BATCH: usize = 64;
+/// How often the reader looks at the shutdown flag when nothing happens.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// When accept() fails for want of file descriptors and nothing can be closed.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// At most one warning this often that the connection table is full.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// What the workers share. `last_poll_unix` is set by the poller after each
 /// successful getUpdates (0 = never).
@@ -64,8 +94,7 @@ pub struct OAuthPages {
 }
 
 /// Binds `listen` and serves until `shutdown` is set. Returns the bound address
-/// (useful with port 0) and the threads: the workers and the watcher that wakes
-/// them for shutdown.
+/// (useful with port 0) and the threads: the reader and the workers.
 pub fn start(
     listen: SocketAddr,
     state: WebState,
@@ -74,116 +103,527 @@ pub fn start(
     let listener = TcpListener::bind(listen)
         .with_context(|| format!("the web server cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    listener
+        .set_nonblocking(true)
+        .context("the web server's listening socket")?;
+    let capacity = connection_capacity();
     let state = Arc::new(state);
+    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(QUEUE);
+    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
     let mut threads = Vec::with_capacity(WORKERS + 1);
     for n in 1..=WORKERS {
         let mut worker = Worker {
-            listener: listener.try_clone()?,
             state: state.clone(),
             conn: None,
-            shutdown: shutdown.clone(),
         };
+        let jobs = jobs_rx.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("web-{n}"))
-                .spawn(move || worker.run())?,
+                .spawn(move || worker.run(&jobs))?,
         );
     }
+    let reader = Reader {
+        listener,
+        conns: Vec::new(),
+        capacity,
+        jobs: jobs_tx,
+        shutdown,
+        accept_paused_until: None,
+        full_warned: None,
+    };
     threads.push(
         std::thread::Builder::new()
-            .name("web-watch".into())
-            .spawn(move || watch_for_shutdown(local, &shutdown))?,
+            .name("web-read".into())
+            .spawn(move || reader.run())?,
     );
-    debug!("web: listening on {local} with {WORKERS} workers");
+    debug!("web: listening on {local}, {capacity} connections, {WORKERS} workers");
     Ok((local, threads))
 }
 
-/// Workers block in accept(), which a flag cannot interrupt: once the flag is
-/// set, one connection per worker wakes them, and each sees the flag.
-fn watch_for_shutdown(local: SocketAddr, shutdown: &AtomicBool) {
-    while !shutdown.load(Ordering::Relaxed) {
-        std::thread::sleep(SHUTDOWN_POLL);
+/// `MAX_CONNECTIONS`, or fewer if the file descriptor limit is too low for it
+/// and cannot be raised (systemd's default soft limit is 1024; the unit sets more).
+fn connection_capacity() -> usize {
+    let others = QUEUE + WORKERS + RESERVED_FDS;
+    let limit = raise_fd_limit(MAX_CONNECTIONS + others);
+    let capacity = limit.saturating_sub(others).clamp(16, MAX_CONNECTIONS);
+    if capacity < MAX_CONNECTIONS {
+        warn!(
+            "web: the open file limit is {limit}, so the web page holds at most {capacity} \
+             connections (LimitNOFILE= in the systemd unit raises it)"
+        );
     }
-    let mut wake = local;
-    if wake.ip().is_unspecified() {
-        wake.set_ip(match wake {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
+    capacity
+}
+
+/// Raises the soft RLIMIT_NOFILE to `wanted` if it is lower and the hard limit
+/// allows; returns the soft limit in force.
+fn raise_fd_limit(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit, which `limit` is.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        debug!(
+            "web: reading the open file limit: {}",
+            io::Error::last_os_error()
+        );
+        return wanted;
     }
-    for _ in 0..WORKERS {
-        if let Err(e) = TcpStream::connect_timeout(&wake, Duration::from_secs(1)) {
-            debug!("web: waking a worker to stop: {e}");
+    let as_usize = |value: libc::rlim_t| usize::try_from(value).unwrap_or(usize::MAX);
+    let soft = as_usize(limit.rlim_cur);
+    if soft >= wanted {
+        return soft;
+    }
+    let raised = wanted.min(as_usize(limit.rlim_max));
+    let Ok(raised_rlim) = libc::rlim_t::try_from(raised) else {
+        return soft;
+    };
+    let new = libc::rlimit {
+        rlim_cur: raised_rlim,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads one rlimit, which `new` is.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
+        debug!(
+            "web: raising the open file limit from {soft} to {raised}: {}",
+            io::Error::last_os_error()
+        );
+        return soft;
+    }
+    raised
+}
+
+/// A complete request and the connection to answer it on.
+struct Job {
+    stream: TcpStream,
+    request: Request,
+}
+
+// ---- reader -----------------------------------------------------------------------
+
+/// Owns the listening socket and every connection until its request is whole.
+struct Reader {
+    listener: TcpListener,
+    conns: Vec<Conn>,
+    capacity: usize,
+    jobs: SyncSender<Job>,
+    shutdown: Arc<AtomicBool>,
+    /// Set while accept() fails for want of file descriptors.
+    accept_paused_until: Option<Instant>,
+    full_warned: Option<Instant>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// When it was accepted: the oldest is closed first when the table is full.
+    accepted: Instant,
+    deadline: Instant,
+    phase: Phase,
+}
+
+enum Phase {
+    /// The request head is arriving.
+    Head(HeadReader),
+    /// The head is complete and `rest` bytes of body are still to be read and
+    /// dropped (no route reads a body, but an unread one would reset the connection).
+    Body { request: Request, rest: u64 },
+    /// A refusal is being sent (`out[sent..]` is left); then what the client
+    /// still sends is read and dropped until the deadline.
+    Refusing {
+        out: Vec<u8>,
+        sent: usize,
+        drained: usize,
+    },
+}
+
+/// What a turn of the reader decided for one connection.
+enum Next {
+    Keep,
+    Close,
+    /// The request (in `Phase::Body`, its body read) goes to a worker.
+    Serve,
+    Refuse(Response),
+}
+
+impl Reader {
+    fn run(mut self) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.capacity + 1);
+        let mut scratch = vec![0u8; MAX_HEAD_BYTES];
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            self.expire(now);
+            let accepting = self.accept_paused_until.is_none_or(|until| now >= until);
+            if accepting {
+                self.accept_paused_until = None;
+            }
+            fds.clear();
+            fds.push(pollfd(
+                self.listener.as_raw_fd(),
+                if accepting { libc::POLLIN } else { 0 },
+            ));
+            fds.extend(
+                self.conns
+                    .iter()
+                    .map(|conn| pollfd(conn.stream.as_raw_fd(), conn.events())),
+            );
+            let wake = self
+                .conns
+                .iter()
+                .map(|conn| conn.deadline)
+                .chain(self.accept_paused_until)
+                .min()
+                .map_or(SHUTDOWN_POLL, |at| {
+                    at.saturating_duration_since(now).min(SHUTDOWN_POLL)
+                });
+            // Rounded up, so that a deadline less than a millisecond away does not spin.
+            let timeout_ms = wake.as_micros().div_ceil(1000) as libc::c_int;
+            let nfds = fds.len() as libc::nfds_t;
+            // SAFETY: `fds` is a live, exclusively borrowed array of `nfds` pollfd.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_ms) };
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!("web: waiting for connections: {e}");
+                    std::thread::sleep(ACCEPT_PAUSE);
+                }
+                continue;
+            }
+            if ready == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            // Backwards, so that swap_remove only moves connections already seen.
+            for i in (0..self.conns.len()).rev() {
+                if fds[i + 1].revents == 0 {
+                    continue;
+                }
+                let next = self.conns[i].step(fds[i + 1].revents, &mut scratch);
+                self.apply(i, next, now);
+            }
+            if fds[0].revents != 0 {
+                self.accept(now);
+            }
+        }
+        debug!("web: stopped reading requests");
+    }
+
+    /// Connections past their deadline: a request still arriving is answered
+    /// 408, a refusal still lingering is closed.
+    fn expire(&mut self, now: Instant) {
+        for i in (0..self.conns.len()).rev() {
+            if self.conns[i].deadline > now {
+                continue;
+            }
+            let next = match self.conns[i].phase {
+                Phase::Refusing { .. } => Next::Close,
+                _ => Next::Refuse(text(408, "request timeout")),
+            };
+            self.apply(i, next, now);
+        }
+    }
+
+    fn apply(&mut self, i: usize, next: Next, now: Instant) {
+        match next {
+            Next::Keep => {}
+            Next::Close => {
+                self.conns.swap_remove(i);
+            }
+            Next::Refuse(response) => {
+                debug!("web: refused a request → {}", response.status);
+                let conn = &mut self.conns[i];
+                conn.phase = Phase::Refusing {
+                    out: response_bytes(response, false),
+                    sent: 0,
+                    drained: 0,
+                };
+                conn.deadline = now + LINGER;
+            }
+            Next::Serve => {
+                let conn = self.conns.swap_remove(i);
+                let Phase::Body { request, .. } = conn.phase else {
+                    return;
+                };
+                let job = Job {
+                    stream: conn.stream,
+                    request,
+                };
+                match self.jobs.try_send(job) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(job)) => {
+                        warn!("web: all workers are busy; answering 503");
+                        let mut response = text(503, "busy, try again");
+                        response.headers.push(("Retry-After", "5".into()));
+                        self.conns.push(Conn {
+                            stream: job.stream,
+                            accepted: conn.accepted,
+                            deadline: now + LINGER,
+                            phase: Phase::Refusing {
+                                out: response_bytes(response, false),
+                                sent: 0,
+                                drained: 0,
+                            },
+                        });
+                    }
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+        }
+    }
+
+    /// Takes what the listening socket has waiting, closing the oldest
+    /// connection for each one beyond the capacity.
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        debug!("web: configuring a connection: {e}");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if self.conns.len() >= self.capacity {
+                        self.close_oldest(now);
+                    }
+                    self.conns.push(Conn {
+                        stream,
+                        accepted: now,
+                        deadline: now + HEAD_DEADLINE,
+                        phase: Phase::Head(HeadReader::default()),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    if self.conns.is_empty() {
+                        warn!("web: accepting a connection: {e}");
+                        self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                        return;
+                    }
+                    self.close_oldest(now);
+                }
+                // The client gave up before it was accepted, and the like.
+                Err(e) => debug!("web: accepting a connection: {e}"),
+            }
+        }
+    }
+
+    fn close_oldest(&mut self, now: Instant) {
+        let oldest = self
+            .conns
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, conn)| conn.accepted)
+            .map(|(i, _)| i);
+        if let Some(i) = oldest {
+            self.conns.swap_remove(i);
+        }
+        if self
+            .full_warned
+            .is_none_or(|at| now.duration_since(at) >= FULL_WARNING_EVERY)
+        {
+            self.full_warned = Some(now);
+            warn!(
+                "web: {} connections are open; closing the oldest for each new one",
+                self.conns.len() + 1
+            );
         }
     }
 }
 
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn pollfd(fd: libc::c_int, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+impl Conn {
+    fn events(&self) -> libc::c_short {
+        match &self.phase {
+            Phase::Refusing { out, sent, .. } if *sent < out.len() => libc::POLLIN | libc::POLLOUT,
+            _ => libc::POLLIN,
+        }
+    }
+
+    /// Reads (or writes) what poll said is ready. `scratch` holds bytes read
+    /// only for the length of this call.
+    fn step(&mut self, revents: libc::c_short, scratch: &mut [u8]) -> Next {
+        match &mut self.phase {
+            Phase::Head(head) => {
+                let room = head.room().min(scratch.len());
+                match read_some(&mut self.stream, &mut scratch[..room]) {
+                    Ok(Some(0)) => match head.closed() {
+                        RequestError::Closed => Next::Close,
+                        error => refusal(error),
+                    },
+                    Ok(Some(n)) => match head.push(&scratch[..n]) {
+                        Ok(None) => Next::Keep,
+                        Ok(Some(Head { request, body_rest })) => {
+                            self.phase = Phase::Body {
+                                request,
+                                rest: body_rest,
+                            };
+                            if body_rest == 0 {
+                                Next::Serve
+                            } else {
+                                Next::Keep
+                            }
+                        }
+                        Err(error) => refusal(error),
+                    },
+                    Ok(None) => Next::Keep,
+                    Err(e) => {
+                        debug!("web: reading a request: {e}");
+                        Next::Close
+                    }
+                }
+            }
+            Phase::Body { rest, .. } => {
+                let want = usize::try_from(*rest).map_or(scratch.len(), |r| r.min(scratch.len()));
+                match read_some(&mut self.stream, &mut scratch[..want]) {
+                    // A client that stops short is still answered, as it would be if
+                    // the body were read after the head.
+                    Ok(Some(0)) => Next::Serve,
+                    Ok(Some(n)) => {
+                        *rest = rest.saturating_sub(n as u64);
+                        if *rest == 0 {
+                            Next::Serve
+                        } else {
+                            Next::Keep
+                        }
+                    }
+                    Ok(None) => Next::Keep,
+                    Err(e) => {
+                        debug!("web: reading a request body: {e}");
+                        Next::Close
+                    }
+                }
+            }
+            Phase::Refusing { out, sent, drained } => {
+                if *sent < out.len()
+                    && revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
+                {
+                    match self.stream.write(&out[*sent..]) {
+                        Ok(n) => {
+                            *sent += n;
+                            if *sent == out.len() {
+                                *out = Vec::new();
+                                *sent = 0;
+                                let _ = self.stream.shutdown(Shutdown::Write);
+                            }
+                        }
+                        Err(e) if is_transient(&e) => {}
+                        Err(_) => return Next::Close,
+                    }
+                }
+                if revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {
+                    return Next::Keep;
+                }
+                match read_some(&mut self.stream, scratch) {
+                    Ok(Some(0)) | Err(_) => Next::Close,
+                    Ok(Some(n)) => {
+                        *drained += n;
+                        if *drained >= MAX_DRAIN_BYTES {
+                            Next::Close
+                        } else {
+                            Next::Keep
+                        }
+                    }
+                    Ok(None) => Next::Keep,
+                }
+            }
+        }
+    }
+}
+
+/// One non-blocking read: the byte count (0 at the end of the stream), or None
+/// if nothing is there after all.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match stream.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if is_transient(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// The answer to a request that cannot be served, or closing without one.
+fn refusal(error: RequestError) -> Next {
+    match error {
+        RequestError::Closed => Next::Close,
+        RequestError::Malformed => Next::Refuse(text(400, "bad request")),
+        RequestError::TargetTooLong => Next::Refuse(text(414, "URI too long")),
+        RequestError::HeadTooLarge => Next::Refuse(text(431, "request header fields too large")),
+        RequestError::BodyTooLarge => Next::Refuse(text(413, "content too large")),
+        RequestError::LengthRequired => Next::Refuse(text(411, "length required")),
+    }
+}
+
+// ---- workers ----------------------------------------------------------------------
+
 struct Worker {
-    listener: TcpListener,
     state: Arc<WebState>,
     /// Read-only, opened on first use and again after an error.
     conn: Option<Connection>,
-    shutdown: Arc<AtomicBool>,
 }
 
 impl Worker {
-    fn run(&mut self) {
+    /// Serves requests until the reader stops (and the queue is empty).
+    fn run(&mut self, jobs: &Mutex<Receiver<Job>>) {
         loop {
-            let accepted = self.listener.accept();
-            if self.shutdown.load(Ordering::Relaxed) {
-                return;
-            }
-            match accepted {
-                Ok((stream, _)) => self.serve(stream),
-                Err(e) => {
-                    // Out of file descriptors and the like: do not spin.
-                    warn!("web: accepting a connection: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+            let job = match jobs.lock() {
+                Ok(jobs) => jobs.recv(),
+                Err(_) => return,
+            };
+            match job {
+                Ok(job) => self.serve(job),
+                Err(_) => return,
             }
         }
     }
 
     /// One request on one connection, then the connection is closed.
-    fn serve(&mut self, mut stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
+    fn serve(&mut self, job: Job) {
+        let Job {
+            mut stream,
+            request,
+        } = job;
+        let configured = stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
+        if let Err(e) = configured {
             debug!("web: configuring a connection: {e}");
             return;
         }
-        let deadline = Instant::now() + HEAD_DEADLINE;
-        let response = match read_request(&mut stream, deadline) {
-            Ok(request) => {
-                let response = route(&request, self);
-                let line = format!(
-                    "web: {} {} → {}",
-                    request.method,
-                    request.path(),
-                    response.status
-                );
-                if request.path().starts_with("/media") || response.status >= 500 {
-                    info!("{line}");
-                } else {
-                    debug!("{line}");
-                }
-                respond(&mut stream, response, request.method == "HEAD");
-                return;
-            }
-            Err(RequestError::Closed) => return,
-            Err(RequestError::Io(e)) => {
-                debug!("web: reading a request: {e}");
-                return;
-            }
-            Err(RequestError::TimedOut) => text(408, "request timeout"),
-            Err(RequestError::Malformed) => text(400, "bad request"),
-            Err(RequestError::TargetTooLong) => text(414, "URI too long"),
-            Err(RequestError::HeadTooLarge) => text(431, "request header fields too large"),
-            Err(RequestError::BodyTooLarge) => text(413, "content too large"),
-            Err(RequestError::LengthRequired) => text(411, "length required"),
-        };
-        debug!("web: refused a request → {}", response.status);
-        respond(&mut stream, response, false);
-        drain_before_closing(&mut stream);
+        let response = route(&request, self);
+        let line = format!(
+            "web: {} {} → {}",
+            request.method,
+            request.path(),
+            response.status
+        );
+        if request.path().starts_with("/media") || response.status >= 500 {
+            info!("{line}");
+        } else {
+            debug!("{line}");
+        }
+        respond(&mut stream, response, request.method == "HEAD");
     }
 
     fn db(&mut self) -> Result<&Connection> {
@@ -451,6 +891,7 @@ fn video_content_type(path: &Path) -> &'static str {
 
 // ---- HTTP -------------------------------------------------------------------------
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Request {
     method: String,
     /// The request target as sent, never decoded: "/path?query".
@@ -465,12 +906,10 @@ impl Request {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RequestError {
     /// The client closed without sending a request.
     Closed,
-    Io(io::Error),
-    TimedOut,
     Malformed,
     TargetTooLong,
     HeadTooLarge,
@@ -478,32 +917,80 @@ enum RequestError {
     LengthRequired,
 }
 
-/// Reads a request head (and drains a small body) before `deadline`.
-fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Request, RequestError> {
-    let mut buf = vec![0u8; MAX_HEAD_BYTES];
-    let mut filled = 0;
-    let head_end = loop {
-        if let Some(end) = find_head_end(&buf[..filled]) {
-            break end;
+/// A complete request head: the request, and how many bytes of its body have
+/// not arrived with the head.
+#[derive(Debug)]
+struct Head {
+    request: Request,
+    body_rest: u64,
+}
+
+/// A request head as it arrives, in pieces of any size, never more than
+/// `MAX_HEAD_BYTES`. Memory grows with what the client sent, not before.
+#[derive(Debug, Default)]
+struct HeadReader {
+    buf: Vec<u8>,
+    /// Whether the request line has ended.
+    line_ended: bool,
+}
+
+impl HeadReader {
+    /// How many more bytes `push` takes.
+    fn room(&self) -> usize {
+        MAX_HEAD_BYTES - self.buf.len()
+    }
+
+    /// Adds bytes that arrived (beyond `room` they are ignored). Returns the
+    /// head once it is complete, and an error as soon as the bytes so far
+    /// cannot become a request this server accepts.
+    fn push(&mut self, bytes: &[u8]) -> Result<Option<Head>, RequestError> {
+        let bytes = &bytes[..bytes.len().min(self.room())];
+        // The end of the head may straddle the previous piece.
+        let from = self.buf.len().saturating_sub(3);
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.buf.capacity() {
+            let grown = needed.max(self.buf.capacity() * 2).min(MAX_HEAD_BYTES);
+            self.buf.reserve_exact(grown - self.buf.len());
         }
-        let line_open = !buf[..filled].contains(&b'\n');
-        if line_open && filled > MAX_TARGET_BYTES + 32 {
+        self.buf.extend_from_slice(bytes);
+        self.line_ended |= bytes.contains(&b'\n');
+        if let Some(at) = find_head_end(&self.buf[from..]) {
+            let end = from + at;
+            let (request, body_len) = parse_head(&self.buf[..end])?;
+            let already = (self.buf.len() - end - 4) as u64;
+            return Ok(Some(Head {
+                request,
+                body_rest: body_len.saturating_sub(already),
+            }));
+        }
+        // A request line that does not end is cut off without waiting for it.
+        if !self.line_ended && self.buf.len() > MAX_TARGET_BYTES + 32 {
             return Err(RequestError::TargetTooLong);
         }
-        if filled == buf.len() {
-            return Err(if line_open {
-                RequestError::TargetTooLong
-            } else {
+        if self.room() == 0 {
+            return Err(if self.line_ended {
                 RequestError::HeadTooLarge
+            } else {
+                RequestError::TargetTooLong
             });
         }
-        match read_before(stream, &mut buf[filled..], deadline)? {
-            0 if filled == 0 => return Err(RequestError::Closed),
-            0 => return Err(RequestError::Malformed),
-            n => filled += n,
+        Ok(None)
+    }
+
+    /// What it means that the client closed before the head was complete.
+    fn closed(&self) -> RequestError {
+        if self.buf.is_empty() {
+            RequestError::Closed
+        } else {
+            RequestError::Malformed
         }
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| RequestError::Malformed)?;
+    }
+}
+
+/// The request and the body length of a head (without its blank line): one
+/// request line "METHOD /target HTTP/1.x", then "Name: value" lines.
+fn parse_head(head: &[u8]) -> Result<(Request, u64), RequestError> {
+    let head = std::str::from_utf8(head).map_err(|_| RequestError::Malformed)?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().ok_or(RequestError::Malformed)?;
     let mut parts = request_line.split(' ');
@@ -538,56 +1025,16 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Request, Re
     if body_len > MAX_BODY_BYTES {
         return Err(RequestError::BodyTooLarge);
     }
-    // No route reads a body, but one left unread would make closing the socket
-    // reset the connection, and the client could lose the response.
-    let already = (filled - head_end - 4) as u64;
-    let mut rest = body_len.saturating_sub(already);
-    let mut sink = [0u8; 1024];
-    while rest > 0 {
-        let want = sink.len().min(rest as usize);
-        match read_before(stream, &mut sink[..want], deadline)? {
-            0 => break,
-            n => rest -= n as u64,
-        }
-    }
-    Ok(Request {
+    let request = Request {
         method: method.to_string(),
         target: target.to_string(),
-    })
+    };
+    Ok((request, body_len))
 }
 
 /// Where the blank line that ends the head starts.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
     bytes.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-fn read_before(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Result<usize, RequestError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(RequestError::TimedOut);
-    }
-    stream
-        .set_read_timeout(Some(left))
-        .map_err(RequestError::Io)?;
-    loop {
-        match stream.read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(RequestError::TimedOut)
-            }
-            Err(e) => return Err(RequestError::Io(e)),
-        }
-    }
 }
 
 struct Response {
@@ -626,6 +1073,7 @@ fn reason(status: u16) -> &'static str {
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         _ => "",
     }
 }
@@ -637,64 +1085,62 @@ fn respond(stream: &mut TcpStream, response: Response, head_only: bool) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// Closing a socket with unread input resets the connection, and the client may
-/// then lose the refusal it was sent: read (and drop) what it is still sending,
-/// for a short while.
-fn drain_before_closing(stream: &mut TcpStream) {
-    const LINGER: Duration = Duration::from_secs(1);
-    const MAX_DRAIN_BYTES: usize = 1024 * 1024;
-    let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < MAX_DRAIN_BYTES {
-        match read_before(stream, &mut sink, deadline) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
+fn write_response(
+    stream: &mut TcpStream,
+    mut response: Response,
+    head_only: bool,
+) -> io::Result<()> {
+    let (file, len) = match std::mem::replace(&mut response.body, Body::Bytes(Vec::new())) {
+        Body::File(file, len) => (file, len),
+        bytes => {
+            response.body = bytes;
+            return stream.write_all(&response_bytes(response, head_only));
         }
+    };
+    let head = head_bytes(&response, len);
+    stream.write_all(&head)?;
+    if head_only {
+        return Ok(());
     }
+    // File to socket: the kernel copies it (sendfile), in bounded writes.
+    let sent = io::copy(&mut file.take(len), stream)?;
+    if sent < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the file shrank while it was sent ({sent} of {len} bytes)"),
+        ));
+    }
+    Ok(())
 }
 
-fn write_response(stream: &mut TcpStream, response: Response, head_only: bool) -> io::Result<()> {
-    let length = match &response.body {
-        Body::Bytes(bytes) => bytes.len() as u64,
-        Body::File(_, len) => *len,
+/// A response with its body in memory, as the bytes to send (a file body is
+/// left out: only a worker streams files).
+fn response_bytes(response: Response, head_only: bool) -> Vec<u8> {
+    let body = match &response.body {
+        Body::Bytes(bytes) => bytes.as_slice(),
+        Body::File(..) => &[],
     };
-    let mut head = BufWriter::new(&mut *stream);
-    write!(
-        head,
+    let mut out = head_bytes(&response, body.len() as u64);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn head_bytes(response: &Response, length: u64) -> Vec<u8> {
+    let mut head = format!(
         "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {length}\r\n\
          Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
         response.status,
         reason(response.status),
         Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
         response.content_type,
-    )?;
+    );
     for (name, value) in &response.headers {
-        write!(head, "{name}: {value}\r\n")?;
+        let _ = write!(head, "{name}: {value}\r\n");
     }
-    head.write_all(b"\r\n")?;
-    if head_only {
-        return head.flush();
-    }
-    match response.body {
-        Body::Bytes(bytes) => {
-            head.write_all(&bytes)?;
-            head.flush()
-        }
-        Body::File(file, len) => {
-            head.flush()?;
-            drop(head);
-            // File to socket: the kernel copies it (sendfile), in bounded writes.
-            let sent = io::copy(&mut file.take(len), stream)?;
-            if sent < len {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the file shrank while it was sent ({sent} of {len} bytes)"),
-                ));
-            }
-            Ok(())
-        }
-    }
+    head.push_str("\r\n");
+    head.into_bytes()
 }
 
 #[cfg(test)]
