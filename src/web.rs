@@ -1212,4 +1212,226 @@ mod tests {
         assert_eq!(video_content_type(Path::new("a/b.MOV")), "video/quicktime");
         assert_eq!(video_content_type(Path::new("a/b.mp4")), "video/mp4");
     }
+
+    /// Feeds `bytes` to a HeadReader in pieces of the given sizes (as the reader
+    /// thread would, never more than `room`) until it decides; returns what it
+    /// decided (None: still waiting) and the reader.
+    fn feed(bytes: &[u8], sizes: &[usize]) -> (Option<Result<Head, RequestError>>, HeadReader) {
+        let mut reader = HeadReader::default();
+        let mut at = 0;
+        let mut sizes = sizes.iter().copied().cycle();
+        while at < bytes.len() {
+            let n = sizes
+                .next()
+                .unwrap_or(usize::MAX)
+                .clamp(1, reader.room())
+                .min(bytes.len() - at);
+            let pushed = reader.push(&bytes[at..at + n]);
+            at += n;
+            match pushed {
+                Ok(None) => {}
+                Ok(Some(head)) => return (Some(Ok(head)), reader),
+                Err(e) => return (Some(Err(e)), reader),
+            }
+        }
+        (None, reader)
+    }
+
+    fn head_of(bytes: &[u8], sizes: &[usize]) -> Result<Head, RequestError> {
+        feed(bytes, sizes).0.expect("the head is complete")
+    }
+
+    #[test]
+    fn a_head_in_any_pieces_is_the_same_request() {
+        let bytes =
+            b"GET /media/7?exp=1&sig=ab HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel";
+        // The body that came with the head's last piece is counted; the rest
+        // is read after it.
+        for (sizes, body_rest) in [(&[1][..], 5), (&[4], 3), (&[3], 5), (&[usize::MAX], 2)] {
+            let head = head_of(bytes, sizes).unwrap();
+            assert_eq!(head.request.method, "GET");
+            assert_eq!(head.request.target, "/media/7?exp=1&sig=ab");
+            assert_eq!(head.body_rest, body_rest, "{sizes:?}");
+        }
+        // Before the blank line it is still waiting, and holds what it was sent.
+        let (decided, reader) = feed(&bytes[..bytes.len() - 6], &[1]);
+        assert!(decided.is_none());
+        assert_eq!(reader.buf.len(), bytes.len() - 6);
+        assert_eq!(HeadReader::default().closed(), RequestError::Closed);
+        assert_eq!(reader.closed(), RequestError::Malformed);
+    }
+
+    #[test]
+    fn heads_beyond_the_limits_are_refused_as_soon_as_they_are() {
+        // A request line that does not end: refused after MAX_TARGET_BYTES and a little.
+        let line = vec![b'a'; 10_000];
+        let (decided, reader) = feed(&line, &[100]);
+        assert_eq!(decided.unwrap().unwrap_err(), RequestError::TargetTooLong);
+        assert!(reader.buf.len() <= MAX_TARGET_BYTES + 32 + 100);
+        // Header lines that do not end: refused when the buffer is full, never beyond.
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.resize(20_000, b'b');
+        let (decided, reader) = feed(&big, &[4096]);
+        assert_eq!(decided.unwrap().unwrap_err(), RequestError::HeadTooLarge);
+        assert_eq!(reader.buf.len(), MAX_HEAD_BYTES);
+        assert!(reader.buf.capacity() <= MAX_HEAD_BYTES);
+        for (head, want) in [
+            (
+                &b"GET / HTTP/1.1\r\nContent-Length: 16385\r\n\r\n"[..],
+                RequestError::BodyTooLarge,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::LengthRequired,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (b"GET  / HTTP/1.1\r\n\r\n", RequestError::Malformed),
+            (b"get / HTTP/1.1\r\n\r\n", RequestError::Malformed),
+            (
+                b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (b"GET /\xff HTTP/1.1\r\n\r\n", RequestError::Malformed),
+        ] {
+            assert_eq!(
+                head_of(head, &[7]).unwrap_err(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    /// Property test of the request-head parser: run alone with
+    /// `cargo test --lib fuzz_http_head`; PROPTEST_CASES sets the case count.
+    mod fuzz_http_head {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2_000);
+            // A failing input is printed, not saved to a file in the tree.
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// What holds of every outcome, whatever the client sent.
+        fn check_bounds(decided: &Option<Result<Head, RequestError>>, reader: &HeadReader) {
+            assert!(reader.buf.len() <= MAX_HEAD_BYTES);
+            assert!(reader.buf.capacity() <= MAX_HEAD_BYTES);
+            if let Some(Ok(head)) = decided {
+                let Request { method, target } = &head.request;
+                assert!(!method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()));
+                assert!(target.starts_with('/') && target.len() <= MAX_TARGET_BYTES);
+                assert!(target.bytes().all(|b| b.is_ascii_graphic()));
+                assert!(head.body_rest <= MAX_BODY_BYTES);
+            }
+        }
+
+        /// A valid head: its bytes (with `body_sent` bytes of body after it),
+        /// the request and the body length it announces.
+        fn valid_head() -> impl Strategy<Value = (Vec<u8>, Request, u64, usize)> {
+            let header = ("[A-Za-z][A-Za-z0-9-]{0,20}", "[ -~]{0,60}").prop_filter(
+                "not a length header",
+                |(name, _): &(String, String)| {
+                    !name.eq_ignore_ascii_case("content-length")
+                        && !name.eq_ignore_ascii_case("transfer-encoding")
+                },
+            );
+            (
+                "[A-Z]{1,10}",
+                "/[!-~]{0,2047}",
+                prop_oneof![Just("HTTP/1.0"), Just("HTTP/1.1")],
+                prop::collection::vec(header, 0..20),
+                prop::option::of((0..=MAX_BODY_BYTES, 0usize..3, any::<bool>())),
+                0usize..2048,
+            )
+                .prop_map(|(method, target, version, headers, length, body_sent)| {
+                    let mut head = format!("{method} {target} {version}\r\n");
+                    for (name, value) in &headers {
+                        head.push_str(&format!("{name}:{value}\r\n"));
+                    }
+                    let mut body_len = 0;
+                    let mut sent = 0;
+                    if let Some((len, case, padded)) = length {
+                        let name = ["Content-Length", "content-length", "CONTENT-LENGTH"][case];
+                        let pad = if padded { " " } else { "" };
+                        head.push_str(&format!("{name}:{pad}{len}{pad}\r\n"));
+                        body_len = len;
+                        sent = body_sent.min(len as usize);
+                    }
+                    head.push_str("\r\n");
+                    let mut bytes = head.into_bytes();
+                    bytes.resize(bytes.len() + sent, b'x');
+                    (bytes, Request { method, target }, body_len, sent)
+                })
+        }
+
+        fn sizes() -> impl Strategy<Value = Vec<usize>> {
+            prop::collection::vec(prop_oneof![1usize..8, 8usize..600, Just(usize::MAX)], 1..8)
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in prop::collection::vec(any::<u8>(), 0..12_000),
+                sizes in sizes(),
+            ) {
+                let (decided, reader) = feed(&bytes, &sizes);
+                check_bounds(&decided, &reader);
+            }
+
+            #[test]
+            fn mutated_valid_heads_never_panic(
+                (bytes, ..) in valid_head(),
+                mutations in prop::collection::vec((any::<usize>(), 0u8..3, any::<u8>()), 1..8),
+                sizes in sizes(),
+            ) {
+                let mut bytes = bytes;
+                for (at, kind, byte) in mutations {
+                    let at = at % (bytes.len() + 1);
+                    match kind {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ if at < bytes.len() => {
+                            bytes.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                let (decided, reader) = feed(&bytes, &sizes);
+                check_bounds(&decided, &reader);
+            }
+
+            #[test]
+            fn valid_heads_round_trip(
+                (bytes, request, body_len, sent) in valid_head(),
+                sizes in sizes(),
+            ) {
+                prop_assert!(bytes.len() <= MAX_HEAD_BYTES);
+                let (decided, reader) = feed(&bytes, &sizes);
+                check_bounds(&decided, &reader);
+                let head = decided.expect("a complete head").expect("a valid head");
+                prop_assert_eq!(&head.request, &request);
+                // It decided on the piece that completed the head; the body
+                // bytes that came with that piece are counted.
+                let head_len = bytes.len() - sent;
+                prop_assert!(reader.buf.len() >= head_len);
+                prop_assert_eq!(find_head_end(&reader.buf), Some(head_len - 4));
+                let with_head = (reader.buf.len() - head_len) as u64;
+                prop_assert_eq!(head.body_rest, body_len - with_head);
+            }
+        }
+    }
 }
