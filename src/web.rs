@@ -62,6 +62,8 @@ const MAX_DRAIN_BYTES: usize = 1024 * 1024;
 const MAX_TARGET_BYTES: usize = 2 * 1024;
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 const MAX_BODY_BYTES: u64 = 16 * 1024;
+/// Connections the kernel keeps waiting to be accepted (net.core.somaxconn caps it).
+const BACKLOG: libc::c_int = 1024;
 /// Connections accepted in one turn of the reader, so that a flood of new ones
 /// does not starve those already open.
 const ACCEPT_BATCH: usize = 64;
@@ -106,6 +108,16 @@ pub fn start(
     listener
         .set_nonblocking(true)
         .context("the web server's listening socket")?;
+    // std listens with a backlog of 128; Linux takes a second listen() as a
+    // new backlog, so that a burst of connections waits for the reader rather
+    // than being dropped and retried a second later.
+    // SAFETY: listen() on a socket this function owns; it only changes the backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        debug!(
+            "web: enlarging the listen backlog: {}",
+            io::Error::last_os_error()
+        );
+    }
     let capacity = connection_capacity();
     let state = Arc::new(state);
     let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(QUEUE);
@@ -126,6 +138,7 @@ pub fn start(
     let reader = Reader {
         listener,
         conns: Vec::new(),
+        accepted: 0,
         capacity,
         jobs: jobs_tx,
         shutdown,
@@ -207,6 +220,8 @@ struct Job {
 struct Reader {
     listener: TcpListener,
     conns: Vec<Conn>,
+    /// Serial number of the next connection accepted.
+    accepted: u64,
     capacity: usize,
     jobs: SyncSender<Job>,
     shutdown: Arc<AtomicBool>,
@@ -217,8 +232,8 @@ struct Reader {
 
 struct Conn {
     stream: TcpStream,
-    /// When it was accepted: the oldest is closed first when the table is full.
-    accepted: Instant,
+    /// The order it was accepted in: the oldest is closed first when the table is full.
+    serial: u64,
     deadline: Instant,
     phase: Phase,
 }
@@ -357,7 +372,7 @@ impl Reader {
                         response.headers.push(("Retry-After", "5".into()));
                         self.conns.push(Conn {
                             stream: job.stream,
-                            accepted: conn.accepted,
+                            serial: conn.serial,
                             deadline: now + LINGER,
                             phase: Phase::Refusing {
                                 out: response_bytes(response, false),
@@ -386,9 +401,10 @@ impl Reader {
                     if self.conns.len() >= self.capacity {
                         self.close_oldest(now);
                     }
+                    self.accepted += 1;
                     self.conns.push(Conn {
                         stream,
-                        accepted: now,
+                        serial: self.accepted,
                         deadline: now + HEAD_DEADLINE,
                         phase: Phase::Head(HeadReader::default()),
                     });
@@ -414,7 +430,7 @@ impl Reader {
             .conns
             .iter()
             .enumerate()
-            .min_by_key(|(_, conn)| conn.accepted)
+            .min_by_key(|(_, conn)| conn.serial)
             .map(|(i, _)| i);
         if let Some(i) = oldest {
             self.conns.swap_remove(i);
