@@ -71,8 +71,9 @@ const ACCEPT_BATCH: usize = 64;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 /// When accept() fails for want of file descriptors and nothing can be closed.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// At most one warning this often that the connection table is full.
-const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// At most one warning this often that the connection table is full (or the
+/// workers busy): an attack must not flood the log.
+const WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// What the workers share. `last_poll_unix` is set by the poller after each
 /// successful getUpdates (0 = never).
@@ -144,6 +145,7 @@ pub fn start(
         shutdown,
         accept_paused_until: None,
         full_warned: None,
+        busy_warned: None,
     };
     threads.push(
         std::thread::Builder::new()
@@ -227,7 +229,9 @@ struct Reader {
     shutdown: Arc<AtomicBool>,
     /// Set while accept() fails for want of file descriptors.
     accept_paused_until: Option<Instant>,
+    /// When it last warned that the table was full, or the workers busy.
     full_warned: Option<Instant>,
+    busy_warned: Option<Instant>,
 }
 
 struct Conn {
@@ -367,7 +371,9 @@ impl Reader {
                 match self.jobs.try_send(job) {
                     Ok(()) => {}
                     Err(TrySendError::Full(job)) => {
-                        warn!("web: all workers are busy; answering 503");
+                        if once_a_while(&mut self.busy_warned, now) {
+                            warn!("web: all workers are busy; answering 503");
+                        }
                         let mut response = text(503, "busy, try again");
                         response.headers.push(("Retry-After", "5".into()));
                         self.conns.push(Conn {
@@ -435,17 +441,22 @@ impl Reader {
         if let Some(i) = oldest {
             self.conns.swap_remove(i);
         }
-        if self
-            .full_warned
-            .is_none_or(|at| now.duration_since(at) >= FULL_WARNING_EVERY)
-        {
-            self.full_warned = Some(now);
+        if once_a_while(&mut self.full_warned, now) {
             warn!(
                 "web: {} connections are open; closing the oldest for each new one",
-                self.conns.len() + 1
+                self.capacity
             );
         }
     }
+}
+
+/// Whether a warning last given at `last` may be given again; if so, records `now`.
+fn once_a_while(last: &mut Option<Instant>, now: Instant) -> bool {
+    let due = last.is_none_or(|at| now.duration_since(at) >= WARNING_EVERY);
+    if due {
+        *last = Some(now);
+    }
+    due
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {

@@ -592,6 +592,68 @@ fn when_full_the_oldest_connections_are_closed_for_new_ones() {
     site.stop();
 }
 
+#[test]
+fn when_every_worker_is_busy_requests_beyond_the_queue_are_answered_503() {
+    // What web.rs is built with: 3 workers and a queue of 32 requests.
+    const WORKERS: usize = 3;
+    const QUEUE: usize = 32;
+    const EXTRA: usize = 8;
+    let site = Site::start();
+    let id = site.add("travel/big.mp4", "video", b"x");
+    // 64 MB that read as zeros: more than the sockets buffer, so a worker
+    // sending it to a client that does not read is stuck.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(site.dir.path().join("media/travel/big.mp4"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let request = |target: &str| {
+        let mut stream = TcpStream::connect(site.addr).unwrap();
+        stream
+            .write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        stream
+    };
+    let stuck: Vec<TcpStream> = (0..WORKERS).map(|_| request(&site.signed(id))).collect();
+    for stream in &stuck {
+        // A worker has taken it once its answer starts to arrive.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert!(stream.peek(&mut [0u8; 1]).unwrap() > 0);
+    }
+    let waiting: Vec<TcpStream> = (0..QUEUE + EXTRA).map(|_| request("/healthz")).collect();
+    let answered = |stream: &TcpStream| {
+        stream.set_nonblocking(true).unwrap();
+        let ready = stream.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+        stream.set_nonblocking(false).unwrap();
+        ready
+    };
+    // No worker is free, so whatever is answered now was refused at once.
+    wait_until("the requests beyond the queue to be refused", WAIT, || {
+        (waiting.iter().filter(|s| answered(s)).count() >= EXTRA).then_some(())
+    });
+    // Once the stuck clients leave, the queued requests are served.
+    drop(stuck);
+    let mut statuses = Vec::new();
+    for mut stream in waiting {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        if status_of(&answer) == "503" {
+            assert!(answer.contains("\r\nRetry-After: 5\r\n"), "{answer}");
+        }
+        statuses.push(status_of(&answer).to_string());
+    }
+    let count = |want: &str| statuses.iter().filter(|s| *s == want).count();
+    assert_eq!((count("200"), count("503")), (QUEUE, EXTRA), "{statuses:?}");
+    site.stop();
+}
+
 /// A request on a fresh connection: the status and how long the whole answer took.
 fn timed_get(addr: SocketAddr, target: &str) -> (String, Duration) {
     let started = Instant::now();
