@@ -639,7 +639,7 @@ fn count_media(root: &Path, dir: &Path, depth: usize, counts: &mut MediaCounts) 
             continue;
         };
         match kind {
-            "video" => counts.videos += 1,
+            crate::status::MediaKind::Video => counts.videos += 1,
             _ => counts.images += 1,
         }
         let relative = path

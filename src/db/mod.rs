@@ -5,6 +5,8 @@
 pub mod accounts;
 pub mod chats;
 pub mod media;
+pub mod oauth;
+pub mod publish;
 pub mod queue;
 pub mod wizard;
 
