@@ -1,5 +1,5 @@
 //! Pure: the closed sets of words the database stores as text: a queue slot's
-//! status, a publish job's state, a media item's kind. Each is an enum that
+//! status, a publish job's state, a media item's kind, a settings prompt. Each is an enum that
 //! reads and writes the very text stored before it existed (so no migration);
 //! a text the program does not know, read from the database, is a conversion
 //! error for that row, never a panic. The module does no IO: the core, the
@@ -114,6 +114,20 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// `pending_inputs.field` of a `/settings` prompt: what the user's next
+    /// message answers. (The set-up wizard's prompts are `wizard::Field`.)
+    SettingsPrompt {
+        PostsPerDay = "posts_per_day",
+        Hours = "hours",
+        /// The end hour, after a start alone; the start is in the stash.
+        HoursEnd = "hours_end",
+        Timezone = "timezone",
+        Locks = "locks",
+        Categories = "categories",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +146,10 @@ mod tests {
         }
         for s in MediaKind::ALL {
             let back: MediaKind = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
+            assert_eq!(back, *s);
+        }
+        for s in SettingsPrompt::ALL {
+            let back: SettingsPrompt = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
             assert_eq!(back, *s);
         }
     }
