@@ -11,7 +11,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -265,70 +264,28 @@ pub struct RefreshReport {
     pub chat_ids: Vec<i64>,
 }
 
-/// The Graph API's token refresh, the only HTTP this module does.
+/// The Graph API's token refresh: its HTTP is `instagram::RefreshClient`, the
+/// reading of its answer is `parse_refresh_answer` here.
 pub struct GraphRefresh {
-    pub agent: ureq::Agent,
-    /// `[instagram] graph_url` without its API version or a trailing slash: the
-    /// reference calls `/refresh_access_token` without a version.
-    pub graph_url: String,
+    http: crate::instagram::RefreshClient,
 }
 
-/// The longest answer we read from the refresh call; a real one is ~300 bytes.
-const MAX_ANSWER_BYTES: u64 = 64 * 1024;
-const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A refreshed token lasting longer than this is taken for a garbled answer.
 const MAX_EXPIRES_IN_SECS: i64 = 400 * SECONDS_PER_DAY;
 
 impl GraphRefresh {
-    /// With an agent of its own: HTTP errors stay readable, and one call
-    /// cannot take more than 30 seconds.
+    /// `graph_url` as configured (`[instagram] graph_url`).
     pub fn new(graph_url: &str) -> GraphRefresh {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REFRESH_TIMEOUT))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
         GraphRefresh {
-            agent,
-            graph_url: crate::instagram::unversioned_graph_url(graph_url).to_string(),
+            http: crate::instagram::RefreshClient::new(graph_url),
         }
     }
 
-    /// `GET {graph_url}/refresh_access_token?grant_type=ig_refresh_token&access_token=…`:
-    /// the new token and how many seconds it lasts, or what went wrong in plain
-    /// words. The token travels in the query string, so no error text is ever
-    /// built from the URL or from ureq's own messages.
+    /// The new token and how many seconds it lasts, or what went wrong in plain
+    /// words (never the token).
     pub fn refresh(&self, token: &Secret) -> Result<(Secret, i64), String> {
-        let response = self
-            .agent
-            .get(format!("{}/refresh_access_token", self.graph_url))
-            .query("grant_type", "ig_refresh_token")
-            .query("access_token", token.expose())
-            .call();
-        let mut response = response.map_err(|e| transport_error_text(&e).to_string())?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_string()
-            .map_err(|_| {
-                format!("Instagram's answer (HTTP {status}) could not be read: cut off or too long")
-            })?;
+        let (status, body) = self.http.call(token)?;
         parse_refresh_answer(status, &body, token)
-    }
-}
-
-fn transport_error_text(error: &ureq::Error) -> &'static str {
-    match error {
-        ureq::Error::Timeout(_) => "Instagram did not answer in time",
-        ureq::Error::HostNotFound => "Instagram's address could not be found (is the network up?)",
-        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
-            "could not connect to Instagram (network error)"
-        }
-        _ => "the request to Instagram failed",
     }
 }
 

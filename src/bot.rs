@@ -19,6 +19,7 @@ use crate::db::{self, PendingInput};
 use crate::picker;
 use crate::posting;
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
+use crate::status::SettingsPrompt;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
 use crate::ui;
 
@@ -741,25 +742,28 @@ fn handle_callback(
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let (field, prompt) = match ask {
                 Ask::PostsPerDay => (
-                    "posts_per_day",
+                    SettingsPrompt::PostsPerDay,
                     ui::posts_per_day_prompt(resolved.posts_per_day),
                 ),
-                Ask::Hours => ("hours", ui::hours_prompt(&resolved)),
-                Ask::Timezone => ("timezone", ui::timezone_prompt(resolved.timezone)),
+                Ask::Hours => (SettingsPrompt::Hours, ui::hours_prompt(&resolved)),
+                Ask::Timezone => (
+                    SettingsPrompt::Timezone,
+                    ui::timezone_prompt(resolved.timezone),
+                ),
                 Ask::Categories => {
                     let mix = picker::format_mix(&db::queue::category_weights(tx, chat_id)?);
                     (
-                        "categories",
+                        SettingsPrompt::Categories,
                         ui::categories_prompt(&mix, &db::media::active_categories(tx)?),
                     )
                 }
                 Ask::Locks => (
-                    "locks",
+                    SettingsPrompt::Locks,
                     ui::locks_prompt(resolved.posted_lock_days, resolved.skipped_lock_days),
                 ),
             };
             let pending = PendingInput {
-                field: field.to_string(),
+                field: field.as_str().to_string(),
                 stash: None,
                 menu_message_id: Some(message_id),
                 expires_at: db::timestamp(ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES)),
@@ -913,8 +917,8 @@ fn answer_prompt(
     };
     let (mut row, _) = current_settings(tx, ctx, chat_id)?;
     let defaults = &ctx.config.defaults;
-    let (changes, confirmation) = match pending.field.as_str() {
-        "posts_per_day" => match settings::parse_posts_per_day(text) {
+    let (changes, confirmation) = match SettingsPrompt::parse(&pending.field) {
+        Some(SettingsPrompt::PostsPerDay) => match settings::parse_posts_per_day(text) {
             Ok(n) => {
                 let changes: Vec<Change> = settings::apply_posts_per_day(&mut row, defaults, n)
                     .into_iter()
@@ -926,7 +930,7 @@ fn answer_prompt(
                 return Ok(());
             }
         },
-        "hours" => match settings::parse_hours(text) {
+        Some(SettingsPrompt::Hours) => match settings::parse_hours(text) {
             Ok(HoursInput::Window { start, end }) => {
                 let changes = settings::apply_hours(&mut row, defaults, start, end);
                 (
@@ -936,7 +940,7 @@ fn answer_prompt(
             }
             Ok(HoursInput::StartOnly(start)) => {
                 let next = PendingInput {
-                    field: "hours_end".to_string(),
+                    field: SettingsPrompt::HoursEnd.as_str().to_string(),
                     stash: Some(start.to_string()),
                     ..pending.clone()
                 };
@@ -949,7 +953,7 @@ fn answer_prompt(
                 return Ok(());
             }
         },
-        "hours_end" => {
+        Some(SettingsPrompt::HoursEnd) => {
             let start = pending.stash.as_deref().and_then(|s| s.parse::<u32>().ok());
             match (start, settings::parse_hour(text)) {
                 (Some(start), Ok(end)) => {
@@ -970,7 +974,7 @@ fn answer_prompt(
                 }
             }
         }
-        "timezone" => match settings::parse_timezone(text) {
+        Some(SettingsPrompt::Timezone) => match settings::parse_timezone(text) {
             Ok(tz) => {
                 let changes: Vec<Change> = settings::apply_timezone(&mut row, defaults, tz)
                     .into_iter()
@@ -982,7 +986,7 @@ fn answer_prompt(
                 return Ok(());
             }
         },
-        "locks" => match settings::parse_lock_days(text) {
+        Some(SettingsPrompt::Locks) => match settings::parse_lock_days(text) {
             Ok((posted, skipped)) => {
                 let changes = settings::apply_lock_days(&mut row, defaults, posted, skipped);
                 (changes, ui::locks_set_text(posted, skipped))
@@ -992,7 +996,7 @@ fn answer_prompt(
                 return Ok(());
             }
         },
-        "categories" => {
+        Some(SettingsPrompt::Categories) => {
             let known: Vec<String> = db::media::active_categories(tx)?
                 .into_iter()
                 .map(|(c, _)| c)
@@ -1019,7 +1023,7 @@ fn answer_prompt(
                 }
             }
         }
-        field if setup::is_wizard_field(field) => {
+        None if setup::is_wizard_field(&pending.field) => {
             return setup::answer_prompt(tx, ctx, chat_id, user_id, pending, text, out);
         }
         _ => {

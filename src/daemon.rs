@@ -436,10 +436,7 @@ impl Core<'_> {
             enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
             tx.commit()?;
             for queue_id in crate::publish::restartable_jobs(self.conn)? {
-                self.conn.execute(
-                    "UPDATE publish_jobs SET state = 'queued' WHERE queue_id = ?1",
-                    [queue_id],
-                )?;
+                db::publish::requeue(self.conn, queue_id)?;
             }
             Ok(())
         })();
@@ -775,9 +772,7 @@ mod tests {
             "handed over once"
         );
         // The publisher ends it (the outcome is unknown); a press queues it again.
-        core.conn
-            .execute("UPDATE publish_jobs SET state = 'unknown'", [])
-            .unwrap();
+        db::publish::set_state(core.conn, slot, crate::status::JobState::Unknown, None, t).unwrap();
         core.dispatch_jobs();
         crate::publish::create_job(core.conn, slot, 7, account, Some(42), false, t).unwrap();
         core.dispatch_jobs();

@@ -1080,6 +1080,73 @@ fn percent_encode(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+// ---- token refresh ---------------------------------------------------------------------
+
+/// The HTTP of the token refresh (`accounts::GraphRefresh` reads the answer).
+pub struct RefreshClient {
+    agent: ureq::Agent,
+    /// `[instagram] graph_url` without its API version or a trailing slash: the
+    /// reference calls `/refresh_access_token` without a version.
+    graph_url: String,
+}
+
+/// The longest answer we read from the refresh call; a real one is ~300 bytes.
+const MAX_REFRESH_ANSWER_BYTES: u64 = 64 * 1024;
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl RefreshClient {
+    /// With an agent of its own: HTTP errors stay readable, and one call
+    /// cannot take more than 30 seconds.
+    pub fn new(graph_url: &str) -> RefreshClient {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(REFRESH_TIMEOUT))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        RefreshClient {
+            agent,
+            graph_url: unversioned_graph_url(graph_url).to_string(),
+        }
+    }
+
+    /// `GET {graph_url}/refresh_access_token?grant_type=ig_refresh_token&access_token=…`:
+    /// the HTTP status and body, or what went wrong in plain words. The token
+    /// travels in the query string, so no error text is ever built from the URL
+    /// or from ureq's own messages.
+    pub fn call(&self, token: &Secret) -> Result<(u16, String), String> {
+        let response = self
+            .agent
+            .get(format!("{}/refresh_access_token", self.graph_url))
+            .query("grant_type", "ig_refresh_token")
+            .query("access_token", token.expose())
+            .call();
+        let mut response = response.map_err(|e| refresh_transport_error_text(&e).to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REFRESH_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|_| {
+                format!("Instagram's answer (HTTP {status}) could not be read: cut off or too long")
+            })?;
+        Ok((status, body))
+    }
+}
+
+fn refresh_transport_error_text(error: &ureq::Error) -> &'static str {
+    match error {
+        ureq::Error::Timeout(_) => "Instagram did not answer in time",
+        ureq::Error::HostNotFound => "Instagram's address could not be found (is the network up?)",
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
+            "could not connect to Instagram (network error)"
+        }
+        _ => "the request to Instagram failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod runlock;
 pub mod schedule;
 pub mod settings;
 pub mod signing;
+pub mod status;
 pub mod telegram;
 pub mod ui;
 pub mod web;

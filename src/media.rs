@@ -27,6 +27,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db;
+use crate::status::MediaKind;
 
 /// The category of files directly in the media folder.
 pub const UNCATEGORIZED: &str = "uncategorized";
@@ -47,15 +48,15 @@ const MAX_DEPTH: usize = 32;
 
 /// "image" or "video" for the extensions Instagram Stories accept, by extension
 /// (any case); `None` for anything else.
-pub fn kind_of(path: &Path) -> Option<&'static str> {
+pub fn kind_of(path: &Path) -> Option<MediaKind> {
     let extension = path.extension()?.to_str()?;
-    const KINDS: [(&str, &str); 6] = [
-        ("jpg", "image"),
-        ("jpeg", "image"),
-        ("png", "image"),
-        ("webp", "image"),
-        ("mp4", "video"),
-        ("mov", "video"),
+    const KINDS: [(&str, MediaKind); 6] = [
+        ("jpg", MediaKind::Image),
+        ("jpeg", MediaKind::Image),
+        ("png", MediaKind::Image),
+        ("webp", MediaKind::Image),
+        ("mp4", MediaKind::Video),
+        ("mov", MediaKind::Video),
     ];
     KINDS
         .iter()
@@ -212,7 +213,7 @@ struct Known {
 /// A file the walk found that needs a write.
 struct Work {
     relative_path: Box<str>,
-    kind: &'static str,
+    kind: MediaKind,
     /// Size or mtime differ from the index (or it has no row): read it. Otherwise
     /// an inactive row is back unchanged and only needs reactivating.
     read: bool,
@@ -961,12 +962,12 @@ mod tests {
     #[test]
     fn kinds_by_extension() {
         let cases = [
-            ("a.jpg", Some("image")),
-            ("a.JPEG", Some("image")),
-            ("dir/a.Png", Some("image")),
-            ("a.webp", Some("image")),
-            ("a.mp4", Some("video")),
-            ("a.MOV", Some("video")),
+            ("a.jpg", Some(MediaKind::Image)),
+            ("a.JPEG", Some(MediaKind::Image)),
+            ("dir/a.Png", Some(MediaKind::Image)),
+            ("a.webp", Some(MediaKind::Image)),
+            ("a.mp4", Some(MediaKind::Video)),
+            ("a.MOV", Some(MediaKind::Video)),
             ("a.gif", None),
             ("a.txt", None),
             ("jpg", None),

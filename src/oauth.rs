@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration, Utc};
 use log::{info, warn};
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::accounts::{self, PickOutcome};
 use crate::config::{Config, Secret};
@@ -74,34 +74,22 @@ pub fn new_link(
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     let state: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    conn.execute(
-        "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            state,
-            chat_id,
-            user_id,
-            db::timestamp(now),
-            db::timestamp(now + Duration::minutes(STATE_LIFETIME_MINUTES))
-        ],
+    db::oauth::insert_state(
+        conn,
+        &state,
+        chat_id,
+        user_id,
+        &db::timestamp(now),
+        &db::timestamp(now + Duration::minutes(STATE_LIFETIME_MINUTES)),
     )?;
     Ok(format!("{}/oauth/start?state={state}", app.public_url))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateRow {
-    pub chat_id: i64,
-    pub user_id: i64,
-}
+pub use crate::db::oauth::StateRow;
 
 /// A state that is known, unused and unexpired at `now`.
 pub fn live_state(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT chat_id, user_id FROM oauth_states WHERE state = ?1 AND used_at IS NULL AND expires_at > ?2",
-            params![state, db::timestamp(now)],
-            |r| Ok(StateRow { chat_id: r.get(0)?, user_id: r.get(1)? }),
-        )
-        .optional()?)
+    db::oauth::live_state(conn, state, &db::timestamp(now))
 }
 
 /// The newest live state of a user in a chat, for a pasted bare code.
@@ -111,24 +99,14 @@ pub fn live_state_of(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
-               AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
-            params![chat_id, user_id, db::timestamp(now)],
-            |r| r.get(0),
-        )
-        .optional()?)
+    db::oauth::live_state_of(conn, chat_id, user_id, &db::timestamp(now))
 }
 
 /// Marks a live state used; false when it was unknown, used or expired.
 fn consume(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
     let row = live_state(conn, state, now)?;
     if row.is_some() {
-        conn.execute(
-            "UPDATE oauth_states SET used_at = ?2 WHERE state = ?1",
-            params![state, db::timestamp(now)],
-        )?;
+        db::oauth::mark_used(conn, state, &db::timestamp(now))?;
     }
     Ok(row)
 }

@@ -21,7 +21,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{self, Config};
-use crate::db::accounts::TokenRow;
+use crate::db::{self, accounts::TokenRow};
 use crate::keyfile::KEY_LEN;
 use crate::telegram::{ApiError, Client};
 
@@ -110,9 +110,8 @@ fn copy_and_check(source: &Path, partial: &Path) -> Result<u64> {
         .with_context(|| format!("{}: copying the database", source.display()))?;
     drop(live);
     // A backup is one self-contained file: no -wal beside it to forget.
-    let mode: String = copy
-        .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-        .context("switching the copy to a rollback journal")?;
+    let mode =
+        db::set_rollback_journal(&copy).context("switching the copy to a rollback journal")?;
     if !mode.eq_ignore_ascii_case("delete") {
         bail!("the copy stayed in journal mode {mode}");
     }
@@ -191,10 +190,7 @@ fn open_read_only(path: &Path) -> Result<Connection> {
 
 /// The lines of `PRAGMA integrity_check` other than "ok"; empty when sound.
 fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
-    let mut statement = conn.prepare("PRAGMA integrity_check")?;
-    let lines = statement
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let lines = db::integrity_check(conn)?;
     Ok(lines.into_iter().filter(|l| l != "ok").collect())
 }
 
@@ -425,9 +421,8 @@ fn check_database(config: &Config) -> (Finding, Option<Connection>) {
 /// migrating a copy in memory (the live file is never written), and that copy.
 fn database_state(path: &Path) -> Result<(Vec<String>, Connection)> {
     let live = open_read_only(path)?;
-    let quick: String = live
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .with_context(|| format!("{}: quick_check", path.display()))?;
+    let quick =
+        db::quick_check(&live).with_context(|| format!("{}: quick_check", path.display()))?;
     if quick != "ok" {
         bail!("{}: quick_check: {quick}", path.display());
     }
@@ -639,7 +634,7 @@ fn count_media(root: &Path, dir: &Path, depth: usize, counts: &mut MediaCounts) 
             continue;
         };
         match kind {
-            "video" => counts.videos += 1,
+            crate::status::MediaKind::Video => counts.videos += 1,
             _ => counts.images += 1,
         }
         let relative = path

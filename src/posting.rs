@@ -23,6 +23,7 @@ use crate::picker::{Pool, Rng};
 use crate::publish;
 use crate::schedule;
 use crate::settings::{self, ChatSettings};
+use crate::status::{JobState, MediaKind, QueueStatus};
 use crate::telegram::{self, CallbackQuery, FileSource, Outgoing};
 use crate::ui;
 
@@ -181,20 +182,20 @@ pub fn tick(
             queue::set_slot_status(
                 conn,
                 slot.id,
-                "skipped",
+                QueueStatus::Skipped,
                 Some("the chat is no longer served"),
             )?;
             continue;
         };
         if s.is_paused {
-            queue::set_slot_status(conn, slot.id, "skipped", Some("paused"))?;
+            queue::set_slot_status(conn, slot.id, QueueStatus::Skipped, Some("paused"))?;
             continue;
         }
         if inactive.contains(&slot.chat_id) {
             queue::set_slot_status(
                 conn,
                 slot.id,
-                "skipped",
+                QueueStatus::Skipped,
                 Some("the chat is inactive: Telegram no longer delivers to it"),
             )?;
             continue;
@@ -274,7 +275,7 @@ pub fn send_slot(
                                 ui::mix_ran_dry_text(weights.keys().map(String::as_str)),
                             )
                         };
-                        queue::set_slot_status(conn, slot.id, "failed", Some(reason))?;
+                        queue::set_slot_status(conn, slot.id, QueueStatus::Failed, Some(reason))?;
                         out.push(telegram::send_message(chat_id, &text, None));
                         return Ok(());
                     }
@@ -298,7 +299,7 @@ pub fn send_slot(
                 continue;
             }
         };
-        let is_video = item.kind == "video";
+        let is_video = item.kind == MediaKind::Video;
         let limit = telegram::MAX_UPLOAD_BYTES;
         if is_video && size > limit && item.telegram_file_id.is_none() {
             warn!(
@@ -335,7 +336,7 @@ pub fn send_slot(
             }
         };
         queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
-        queue::set_slot_status(conn, slot.id, "sending", None)?;
+        queue::set_slot_status(conn, slot.id, QueueStatus::Sending, None)?;
         match publish::route(conn, config, key, chat_id, s, now)? {
             publish::Route::Publish {
                 account_id,
@@ -360,7 +361,12 @@ pub fn send_slot(
         }
         return Ok(());
     }
-    queue::set_slot_status(conn, slot.id, "failed", Some("no sendable file found"))?;
+    queue::set_slot_status(
+        conn,
+        slot.id,
+        QueueStatus::Failed,
+        Some("no sendable file found"),
+    )?;
     Ok(())
 }
 
@@ -381,7 +387,7 @@ pub fn chat_source(
         return Ok(FileSource::FileId(id.clone()));
     }
     let name = file_name(&item.path).to_string();
-    if item.kind != "image" {
+    if item.kind != MediaKind::Image {
         return Ok(upload(path, name));
     }
     match convert::chat_photo(path, &item.sha256, cache_dir) {
@@ -421,7 +427,7 @@ fn story_message(
     };
     telegram::send_media(
         chat_id,
-        item.kind == "video",
+        item.kind == MediaKind::Video,
         source,
         &caption,
         &ui::story_buttons(slot.id, offer_auto_post),
@@ -518,16 +524,16 @@ pub fn handle_story_press(
         &db::chat(conn, chat_id)?.unwrap_or_else(|| settings::ChatRow::new(chat_id)),
         &config.defaults,
     );
-    if row.status != "sent" {
-        let text = match (row.status.as_str(), row.decided_by) {
-            ("posted" | "skipped" | "rejected", Some(by)) => {
+    if row.status != QueueStatus::Sent {
+        let text = match (row.status, row.decided_by) {
+            (QueueStatus::Posted | QueueStatus::Skipped | QueueStatus::Rejected, Some(by)) => {
                 let at = row
                     .decided_at
                     .as_deref()
                     .and_then(db::parse_timestamp)
                     .unwrap_or(now);
                 ui::already_decided_text(
-                    &row.status,
+                    row.status.as_str(),
                     &db::user_display_name(conn, by)?,
                     at,
                     s.timezone,
@@ -560,7 +566,7 @@ pub fn handle_story_press(
                         s.dry_run_mode,
                         &db::timestamp(now),
                     )?;
-                    queue::set_slot_status(conn, queue_id, "sending", None)?;
+                    queue::set_slot_status(conn, queue_id, QueueStatus::Sending, None)?;
                     out.push(telegram::answer_callback(
                         &query.id,
                         "Publishing to Instagram…",
@@ -595,9 +601,9 @@ pub fn handle_story_press(
         }
         StoryAction::Posted | StoryAction::Skip | StoryAction::RejectConfirmed => {
             let (status, lock_days, reason) = match action {
-                StoryAction::Posted => ("posted", Some(s.posted_lock_days), "posted"),
-                StoryAction::Skip => ("skipped", Some(s.skipped_lock_days), "skipped"),
-                _ => ("rejected", None, "rejected"),
+                StoryAction::Posted => (QueueStatus::Posted, Some(s.posted_lock_days), "posted"),
+                StoryAction::Skip => (QueueStatus::Skipped, Some(s.skipped_lock_days), "skipped"),
+                _ => (QueueStatus::Rejected, None, "rejected"),
             };
             let now_text = db::timestamp(now);
             let until = match lock_days {
@@ -614,7 +620,7 @@ pub fn handle_story_press(
                 Some(queue_id),
                 Some(item.id),
                 &sha,
-                status,
+                status.as_str(),
                 method,
                 Some(user),
                 &now_text,
@@ -623,7 +629,7 @@ pub fn handle_story_press(
                 conn,
                 chat_id,
                 &sha,
-                status == "posted",
+                status == QueueStatus::Posted,
                 until.as_deref(),
                 reason,
                 &now_text,
@@ -632,11 +638,14 @@ pub fn handle_story_press(
             info!("chat {chat_id}: {} {status} by user {user}", item.path);
             out.push(telegram::answer_callback(
                 &query.id,
-                &ui::decision_toast(status),
+                &ui::decision_toast(status.as_str()),
                 false,
             ));
             let text = caption(&ui::caption_line(ui::outcome_line(
-                status, &by, now, s.timezone,
+                status.as_str(),
+                &by,
+                now,
+                s.timezone,
             )));
             out.push(telegram::edit_caption(chat_id, message_id, &text, None));
         }
@@ -658,7 +667,12 @@ pub fn queue_lines(
             Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
             None => None,
         };
-        lines.push(ui::queue_line(at, s.timezone, item.as_deref(), &row.status));
+        lines.push(ui::queue_line(
+            at,
+            s.timezone,
+            item.as_deref(),
+            row.status.as_str(),
+        ));
     }
     Ok(lines)
 }
@@ -701,7 +715,7 @@ pub fn preview(
                     Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
                     None => None,
                 };
-                slots.push((at, path, row.status));
+                slots.push((at, path, row.status.to_string()));
             }
         } else {
             let seed = match chat_id {
@@ -750,7 +764,7 @@ fn answer_unknown_outcome(
         ));
         return Ok(());
     };
-    if job.state != "unknown" {
+    if job.state != JobState::Unknown {
         out.push(telegram::answer_callback(
             &query.id,
             "This was already answered.",
@@ -782,10 +796,7 @@ fn answer_unknown_outcome(
             ..job
         };
         publish::record_published(conn, &decided, &row, &item, &s, "instagram_api", None, now)?;
-        conn.execute(
-            "UPDATE publish_jobs SET state = 'published', updated_at = ?2 WHERE queue_id = ?1",
-            rusqlite::params![row.id, db::timestamp(now)],
-        )?;
+        db::publish::set_state(conn, row.id, JobState::Published, None, &db::timestamp(now))?;
         out.push(telegram::answer_callback(
             &query.id,
             "Recorded as published",

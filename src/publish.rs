@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 use log::{info, warn};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::accounts::{self, AccountChoice, TokenState};
 use crate::config::{Config, Secret};
@@ -33,6 +33,7 @@ use crate::instagram::{
 };
 use crate::settings::{self, ChatSettings};
 use crate::signing::UrlSigner;
+use crate::status::{JobState, MediaKind, QueueStatus};
 use crate::telegram::{self, FileSource, Outgoing};
 use crate::ui;
 
@@ -124,87 +125,31 @@ pub fn route(
 
 // ---- jobs -----------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub queue_id: i64,
-    pub chat_id: i64,
-    pub account_id: i64,
-    pub requested_by: Option<i64>,
-    pub dry_run: bool,
-    pub state: String,
-    pub container_id: Option<String>,
-}
+pub use crate::db::publish::{create_job, job, restartable_jobs, Job};
 
-pub fn create_job(
+fn set_job_state(
     conn: &Connection,
     queue_id: i64,
-    chat_id: i64,
-    account_id: i64,
-    requested_by: Option<i64>,
-    dry_run: bool,
-    now: &str,
+    state: JobState,
+    error: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO publish_jobs (queue_id, chat_id, account_id, requested_by, dry_run, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)
-         ON CONFLICT (queue_id) DO UPDATE SET account_id = excluded.account_id,
-             requested_by = excluded.requested_by, dry_run = excluded.dry_run, state = 'queued',
-             container_id = NULL, error = NULL, updated_at = excluded.updated_at",
-        params![queue_id, chat_id, account_id, requested_by, dry_run, now],
-    )?;
-    Ok(())
-}
-
-pub fn job(conn: &Connection, queue_id: i64) -> Result<Option<Job>> {
-    Ok(conn
-        .query_row(
-            "SELECT queue_id, chat_id, account_id, requested_by, dry_run, state, container_id
-             FROM publish_jobs WHERE queue_id = ?1",
-            [queue_id],
-            |r| {
-                Ok(Job {
-                    queue_id: r.get(0)?,
-                    chat_id: r.get(1)?,
-                    account_id: r.get(2)?,
-                    requested_by: r.get(3)?,
-                    dry_run: r.get(4)?,
-                    state: r.get(5)?,
-                    container_id: r.get(6)?,
-                })
-            },
-        )
-        .optional()?)
-}
-
-fn set_job_state(conn: &Connection, queue_id: i64, state: &str, error: Option<&str>) -> Result<()> {
-    conn.execute(
-        "UPDATE publish_jobs SET state = ?2, error = coalesce(?3, error), updated_at = ?4 WHERE queue_id = ?1",
-        params![queue_id, state, error, db::timestamp(crate::clock::now())],
-    )?;
-    Ok(())
-}
-
-/// Jobs to (re)start after a restart: queued or with a container only (nothing
-/// was published yet, so starting over is safe).
-pub fn restartable_jobs(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt =
-        conn.prepare("SELECT queue_id FROM publish_jobs WHERE state IN ('queued', 'container')")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    db::publish::set_state(
+        conn,
+        queue_id,
+        state,
+        error,
+        &db::timestamp(crate::clock::now()),
+    )
 }
 
 /// At start: a job that was sending media_publish when the process died has an
 /// unknown outcome. Its chat is asked, once.
 pub fn ask_about_unknown_outcomes(conn: &Connection, out: &mut Vec<Outgoing>) -> Result<()> {
-    let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state = 'publishing'")?;
-    let ids: Vec<i64> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for queue_id in ids {
+    for queue_id in db::publish::jobs_in(conn, JobState::Publishing)? {
         set_job_state(
             conn,
             queue_id,
-            "unknown",
+            JobState::Unknown,
             Some("the process stopped during media_publish"),
         )?;
         if let Some(message) = unknown_outcome_message(conn, queue_id)? {
@@ -357,7 +302,7 @@ impl Publisher {
 
     fn handle(&self, queue_id: i64) -> Result<()> {
         let job = job(&self.conn, queue_id)?.ok_or_else(|| anyhow!("no publish job {queue_id}"))?;
-        if job.state == "publishing" {
+        if job.state == JobState::Publishing {
             // Only a retry gets here: media_publish was called, and recording its
             // outcome failed. The chat is asked, as after a crash.
             return self.give_up(
@@ -365,7 +310,7 @@ impl Publisher {
                 "the outcome of media_publish could not be recorded",
             );
         }
-        if job.state != "queued" && job.state != "container" {
+        if !job.state.may_start() {
             return Ok(());
         }
         let slot = queue::queue_item(&self.conn, queue_id)?
@@ -396,11 +341,8 @@ impl Publisher {
         match outcome {
             Outcome::Stopped => {}
             Outcome::Published { media_id, warnings } => {
-                set_job_state(&tx, queue_id, "published", None)?;
-                tx.execute(
-                    "UPDATE publish_jobs SET media_id = ?2 WHERE queue_id = ?1",
-                    params![queue_id, media_id],
-                )?;
+                set_job_state(&tx, queue_id, JobState::Published, None)?;
+                db::publish::set_media_id(&tx, queue_id, media_id.as_deref())?;
                 let method = if job.dry_run {
                     "dry_run"
                 } else {
@@ -426,10 +368,10 @@ impl Publisher {
                     lines.extend(ui::warning_line(warning));
                 }
                 out.push(self.report(&job, &slot, &item, &s, &lines, None));
-                published_image = item.kind == "image";
+                published_image = item.kind == MediaKind::Image;
             }
             Outcome::Fallback(reason) => {
-                set_job_state(&tx, queue_id, "failed", Some(&reason))?;
+                set_job_state(&tx, queue_id, JobState::Failed, Some(&reason))?;
                 info!(
                     "chat {}: {} not published: {reason}",
                     job.chat_id, item.path
@@ -437,9 +379,9 @@ impl Publisher {
                 // A press's story keeps its message and waits for people again;
                 // a scheduled one is sent now with the buttons (its hook marks it sent).
                 let status = if job.requested_by.is_some() && slot.telegram_message_id.is_some() {
-                    "sent"
+                    QueueStatus::Sent
                 } else {
-                    "sending"
+                    QueueStatus::Sending
                 };
                 queue::set_slot_status(&tx, queue_id, status, None)?;
                 let note = ui::not_published_note(&reason);
@@ -453,7 +395,12 @@ impl Publisher {
                 ));
             }
             Outcome::Unknown => {
-                set_job_state(&tx, queue_id, "unknown", Some("no answer to media_publish"))?;
+                set_job_state(
+                    &tx,
+                    queue_id,
+                    JobState::Unknown,
+                    Some("no answer to media_publish"),
+                )?;
                 if let Some(message) = unknown_outcome_message(&tx, queue_id)? {
                     out.push(message);
                 }
@@ -474,17 +421,13 @@ impl Publisher {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut out = Vec::new();
         match job(&tx, queue_id)?.map(|j| j.state) {
-            Some(state) if state == "publishing" => {
-                set_job_state(&tx, queue_id, "unknown", Some(error))?;
+            Some(JobState::Publishing) => {
+                set_job_state(&tx, queue_id, JobState::Unknown, Some(error))?;
                 out.extend(unknown_outcome_message(&tx, queue_id)?);
             }
-            Some(state) if state == "queued" || state == "container" => {
-                set_job_state(&tx, queue_id, "failed", Some(error))?;
-                tx.execute(
-                    "UPDATE posting_queue SET status = 'failed', last_error = ?2
-                     WHERE id = ?1 AND status = 'sending'",
-                    params![queue_id, error],
-                )?;
+            Some(state) if state.may_start() => {
+                set_job_state(&tx, queue_id, JobState::Failed, Some(error))?;
+                queue::fail_sending_slot(&tx, queue_id, error)?;
             }
             _ => {}
         }
@@ -514,7 +457,7 @@ impl Publisher {
             lines,
         );
         match (job.requested_by, slot.telegram_message_id) {
-            (Some(_), Some(message_id)) if slot.status != "pending" => {
+            (Some(_), Some(message_id)) if slot.status != QueueStatus::Pending => {
                 telegram::edit_caption(job.chat_id, message_id, &caption, keyboard.as_ref())
             }
             _ => {
@@ -539,7 +482,7 @@ impl Publisher {
                 };
                 telegram::send_media(
                     job.chat_id,
-                    item.kind == "video",
+                    item.kind == MediaKind::Video,
                     &source,
                     &caption,
                     &keyboard.unwrap_or_default(),
@@ -580,7 +523,7 @@ impl Publisher {
 
         // What Instagram would refuse is found here, not at the API.
         let path = self.media_dir.join(&item.path);
-        let is_video = item.kind == "video";
+        let is_video = item.kind == MediaKind::Video;
         let mut warnings = Vec::new();
         let checks = if is_video {
             convert::check_video(&path).map(|(checks, _)| checks)
@@ -663,9 +606,11 @@ impl Publisher {
                 }
                 Attempt::Failed(e, _) => return Ok(not_published(e.plain_words(), &tries)),
             };
-            self.conn.execute(
-                "UPDATE publish_jobs SET state = 'container', container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
-                params![job.queue_id, container, db::timestamp(crate::clock::now())],
+            db::publish::set_container(
+                &self.conn,
+                job.queue_id,
+                &container,
+                &db::timestamp(crate::clock::now()),
             )?;
 
             match self.wait_for_container(&container, &token, is_video) {
@@ -685,7 +630,7 @@ impl Publisher {
             }
 
             // From here an interrupted call may have published: the state says so.
-            set_job_state(&self.conn, job.queue_id, "publishing", None)?;
+            set_job_state(&self.conn, job.queue_id, JobState::Publishing, None)?;
             let published = self.call_with_retries(job, &mut tries, Call::Publish, || {
                 self.graph.publish(&ig, &token, &container)
             });
@@ -708,11 +653,11 @@ impl Publisher {
                 // Instagram answered every publish with an error: nothing went live, so
                 // the job may start over.
                 Attempt::Stopped => {
-                    set_job_state(&self.conn, job.queue_id, "container", None)?;
+                    set_job_state(&self.conn, job.queue_id, JobState::Container, None)?;
                     return Ok(Outcome::Stopped);
                 }
                 Attempt::Failed(e, action) => {
-                    set_job_state(&self.conn, job.queue_id, "container", None)?;
+                    set_job_state(&self.conn, job.queue_id, JobState::Container, None)?;
                     reason = e.plain_words();
                     if action == ErrorAction::GiveUp {
                         return Ok(not_published(reason, &tries));
@@ -927,10 +872,7 @@ pub fn record_published(
 ) -> Result<()> {
     let now_text = db::timestamp(now);
     let by = job.requested_by;
-    conn.execute(
-        "UPDATE posting_queue SET status = 'posted', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
-        params![slot.id, now_text, by],
-    )?;
+    queue::mark_posted(conn, slot.id, by, &now_text)?;
     queue::record_history(
         conn,
         job.chat_id,
@@ -943,10 +885,7 @@ pub fn record_published(
         &now_text,
     )?;
     if let Some(media_id) = media_id {
-        conn.execute(
-            "UPDATE posting_history SET instagram_media_id = ?2 WHERE id = (SELECT max(id) FROM posting_history WHERE queue_id = ?1)",
-            params![slot.id, media_id],
-        )?;
+        queue::set_history_media_id(conn, slot.id, media_id)?;
     }
     let until = (s.posted_lock_days > 0)
         .then(|| db::timestamp(now + chrono::Duration::days(i64::from(s.posted_lock_days))));
@@ -963,9 +902,7 @@ pub fn record_published(
 
 /// Queued jobs, for the core to hand to the publisher thread.
 pub fn queued_jobs(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state = 'queued'")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    db::publish::jobs_in(conn, JobState::Queued)
 }
 
 #[cfg(test)]
@@ -1084,7 +1021,7 @@ mod tests {
             &db::media::NewFile {
                 path: "a.jpg",
                 category: "uncategorized",
-                kind: "image",
+                kind: MediaKind::Image,
                 size: jpeg.len() as i64,
                 mtime_ns: 0,
                 sha256: SHA,
@@ -1105,7 +1042,7 @@ mod tests {
         .unwrap();
         let slot = queue::insert_slot(&conn, CHAT, &t, "2026-01-01", Some(SHA), &t).unwrap();
         queue::set_slot_content(&conn, slot, Some(SHA), Some(item)).unwrap();
-        queue::set_slot_status(&conn, slot, "sending", None).unwrap();
+        queue::set_slot_status(&conn, slot, QueueStatus::Sending, None).unwrap();
         create_job(&conn, slot, CHAT, account.id, None, true, &t).unwrap();
         let config = crate::config::parse(
             "[telegram]\nbot_token = \"1:x\"\n",
@@ -1140,8 +1077,8 @@ mod tests {
         let status = queue::queue_item(&p.conn, slot).unwrap().unwrap().status;
         let count = |sql: &str| p.conn.query_row(sql, [], |r| r.get(0)).unwrap();
         (
-            job,
-            status,
+            job.to_string(),
+            status.to_string(),
             count("SELECT count(*) FROM posting_history"),
             count("SELECT count(*) FROM outbox"),
         )
@@ -1178,7 +1115,7 @@ mod tests {
     #[test]
     fn giving_up_after_media_publish_asks_the_chat_instead_of_failing() {
         let (_dir, p, slot) = setup();
-        set_job_state(&p.conn, slot, "publishing", None).unwrap();
+        set_job_state(&p.conn, slot, JobState::Publishing, None).unwrap();
         p.give_up(slot, "database or disk is full").unwrap();
         assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
         let question: String = p
@@ -1196,7 +1133,7 @@ mod tests {
     fn a_retry_after_the_disk_refused_an_outcome_asks_instead_of_publishing_again() {
         let (_dir, p, slot) = setup();
         // media_publish was called; the commit of its outcome failed.
-        set_job_state(&p.conn, slot, "publishing", None).unwrap();
+        set_job_state(&p.conn, slot, JobState::Publishing, None).unwrap();
         p.handle(slot).unwrap();
         assert_eq!(states(&p, slot), ("unknown".into(), "sending".into(), 0, 1));
     }

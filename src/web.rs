@@ -864,7 +864,7 @@ fn media(request: &Request, worker: &mut Worker) -> Response {
         );
         return text(404, "not found");
     };
-    let (path, content_type) = if item.kind == "image" {
+    let (path, content_type) = if item.kind == crate::status::MediaKind::Image {
         match convert::prepare_image(&source, &item.sha256, &state.cache_dir) {
             Ok(prepared) => (prepared.path, prepared.content_type),
             Err(e) => {

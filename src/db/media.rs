@@ -6,6 +6,8 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::status::MediaKind;
+
 /// What the scanner needs to know about an indexed file to decide whether to read
 /// it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +25,7 @@ pub struct IndexedFile {
 pub struct NewFile<'a> {
     pub path: &'a str,
     pub category: &'a str,
-    pub kind: &'a str,
+    pub kind: MediaKind,
     pub size: i64,
     pub mtime_ns: i64,
     pub sha256: &'a str,
@@ -34,7 +36,7 @@ pub struct MediaItem {
     pub id: i64,
     pub path: String,
     pub category: String,
-    pub kind: String,
+    pub kind: MediaKind,
     pub size: i64,
     pub sha256: String,
     pub telegram_file_id: Option<String>,

@@ -5,6 +5,8 @@
 pub mod accounts;
 pub mod chats;
 pub mod media;
+pub mod oauth;
+pub mod publish;
 pub mod queue;
 pub mod wizard;
 
@@ -574,6 +576,26 @@ pub fn outbox_attempted(conn: &Connection, id: i64) -> Result<()> {
 
 pub fn outbox_len(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+}
+
+/// Switches a connection's file to a rollback journal (no -wal beside it);
+/// returns the journal mode SQLite reports afterwards.
+pub fn set_rollback_journal(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+}
+
+/// Every line of `PRAGMA integrity_check` ("ok" alone when sound).
+pub fn integrity_check(conn: &Connection) -> Result<Vec<String>> {
+    let mut statement = conn.prepare("PRAGMA integrity_check")?;
+    let lines = statement
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines)
+}
+
+/// The first line of `PRAGMA quick_check` ("ok" when sound).
+pub fn quick_check(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("PRAGMA quick_check", [], |r| r.get(0))
 }
 
 #[cfg(test)]

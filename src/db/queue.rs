@@ -6,6 +6,7 @@ use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::picker::Candidate;
+use crate::status::QueueStatus;
 
 /// A lock that never ends (Reject).
 pub const FOREVER: &str = "9999-12-31T00:00:00Z";
@@ -254,7 +255,7 @@ pub struct QueueRow {
     pub window_date: String,
     pub sha256: Option<String>,
     pub media_item_id: Option<i64>,
-    pub status: String,
+    pub status: QueueStatus,
     pub telegram_message_id: Option<i64>,
     pub decided_at: Option<String>,
     pub decided_by: Option<i64>,
@@ -421,7 +422,7 @@ pub fn set_slot_content(
 pub fn set_slot_status(
     conn: &Connection,
     id: i64,
-    status: &str,
+    status: QueueStatus,
     error: Option<&str>,
 ) -> Result<()> {
     conn.execute(
@@ -429,6 +430,25 @@ pub fn set_slot_status(
              attempts = attempts + (?2 = 'sending')
          WHERE id = ?1",
         params![id, status, error],
+    )?;
+    Ok(())
+}
+
+/// A slot still `sending` whose publish was given up: it failed, with `error`.
+pub fn fail_sending_slot(conn: &Connection, id: i64, error: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE posting_queue SET status = 'failed', last_error = ?2
+         WHERE id = ?1 AND status = 'sending'",
+        params![id, error],
+    )?;
+    Ok(())
+}
+
+/// A slot published through the API (or recorded as published by `by`).
+pub fn mark_posted(conn: &Connection, id: i64, by: Option<i64>, now: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE posting_queue SET status = 'posted', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
+        params![id, now, by],
     )?;
     Ok(())
 }
@@ -475,10 +495,25 @@ pub fn story_failed(
     Ok(())
 }
 
-pub fn decide(conn: &Connection, id: i64, status: &str, user_id: i64, now: &str) -> Result<()> {
+pub fn decide(
+    conn: &Connection,
+    id: i64,
+    status: QueueStatus,
+    user_id: i64,
+    now: &str,
+) -> Result<()> {
     conn.execute(
         "UPDATE posting_queue SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1",
         params![id, status, user_id, now],
+    )?;
+    Ok(())
+}
+
+/// The Instagram media id of the slot's latest history row.
+pub fn set_history_media_id(conn: &Connection, queue_id: i64, media_id: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE posting_history SET instagram_media_id = ?2 WHERE id = (SELECT max(id) FROM posting_history WHERE queue_id = ?1)",
+        params![queue_id, media_id],
     )?;
     Ok(())
 }

@@ -1,0 +1,64 @@
+//! SQL for `oauth_states`: the single-use states of /connect (who asked, in
+//! which chat, until when, and whether one was used).
+
+use anyhow::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRow {
+    pub chat_id: i64,
+    pub user_id: i64,
+}
+
+/// Stores a new state, unused.
+pub fn insert_state(
+    conn: &Connection,
+    state: &str,
+    chat_id: i64,
+    user_id: i64,
+    created_at: &str,
+    expires_at: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![state, chat_id, user_id, created_at, expires_at],
+    )?;
+    Ok(())
+}
+
+/// A state that is known, unused and unexpired at `now`.
+pub fn live_state(conn: &Connection, state: &str, now: &str) -> Result<Option<StateRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT chat_id, user_id FROM oauth_states WHERE state = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![state, now],
+            |r| Ok(StateRow { chat_id: r.get(0)?, user_id: r.get(1)? }),
+        )
+        .optional()?)
+}
+
+/// The newest live state of a user in a chat.
+pub fn live_state_of(
+    conn: &Connection,
+    chat_id: i64,
+    user_id: i64,
+    now: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
+               AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+            params![chat_id, user_id, now],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Marks a state used at `now`.
+pub fn mark_used(conn: &Connection, state: &str, now: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE oauth_states SET used_at = ?2 WHERE state = ?1",
+        params![state, now],
+    )?;
+    Ok(())
+}
