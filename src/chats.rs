@@ -142,7 +142,7 @@ mod tests {
                 ..telegram::send_message(GROUP, "a story", None)
             },
         ];
-        crate::daemon::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
+        crate::outbox::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
         let told = migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
         assert_eq!(told.len(), 1);
         assert_eq!(telegram::call_chat_id(&told[0].params), Some(SUPERGROUP));

@@ -23,33 +23,10 @@ use crate::memory;
 use crate::outbox::Outbox;
 use crate::poller::Poller;
 use crate::runlock;
+use crate::outbox::enqueue_all;
+use crate::runtime::{cache_dir, spawn, Event, ScanRequest};
 use crate::telegram::{self, Client, Update};
 use crate::ui;
-
-/// Everything the core loop reacts to.
-pub enum Event {
-    /// A batch from getUpdates asked for with `offset`; the poller waits for
-    /// the commit answer.
-    Updates {
-        updates: Vec<Update>,
-        offset: i64,
-    },
-    /// getMe answered: the bot's own @username.
-    BotIdentity {
-        username: Option<String>,
-    },
-    /// The scanner thread finished a scan (asked for by a chat, or not).
-    ScanFinished {
-        requested_by: Option<i64>,
-        outcome: std::result::Result<String, String>,
-    },
-    Shutdown(&'static str),
-}
-
-/// A scan for the scanner thread; the chat to tell, if /scan asked for it.
-pub struct ScanRequest {
-    pub requested_by: Option<i64>,
-}
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// How soon a scheduler pass that could not commit (a full or read-only disk) is tried again.
@@ -62,27 +39,6 @@ const SCHEDULING: &str = "scheduler (due stories wait; retrying)";
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a thread that is inside a network call.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
-const THREAD_STACK: usize = 512 * 1024;
-
-/// Sleeps for `duration`, waking early when `shutdown` is set.
-pub fn sleep_unless(shutdown: &AtomicBool, duration: Duration) {
-    let deadline = Instant::now() + duration;
-    while !shutdown.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .stack_size(THREAD_STACK)
-        .spawn(f)
-        .with_context(|| format!("starting the {name} thread"))
-}
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
@@ -257,16 +213,6 @@ fn tell_systemd(state: sd_notify::NotifyState<'_>) {
     if let Err(e) = sd_notify::notify(&[state]) {
         debug!("could not notify systemd: {e}");
     }
-}
-
-/// Where converted images wait until their story is decided: beside the database.
-pub fn cache_dir(config: &Config) -> std::path::PathBuf {
-    config
-        .storage
-        .database
-        .parent()
-        .map(|dir| dir.join("cache"))
-        .unwrap_or_else(|| std::path::PathBuf::from("cache"))
 }
 
 fn join_all(threads: Vec<JoinHandle<()>>) {
@@ -667,22 +613,6 @@ fn update_is_new(update_id: i64, last: Option<i64>, offset: i64) -> bool {
         return true;
     };
     update_id > last || (update_id < offset && last >= offset.saturating_sub(1))
-}
-
-/// Stores the core's decided calls in the outbox, in order, each within
-/// Telegram's length limits (a long message becomes several).
-pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
-    for call in calls.iter().flat_map(telegram::fit_to_limits) {
-        let hook = call.on_result.as_ref().map(|h| h.to_string());
-        db::enqueue_with_hook(
-            conn,
-            call.method,
-            &call.params.to_string(),
-            hook.as_deref(),
-            now,
-        )?;
-    }
-    Ok(())
 }
 
 /// What a user hears when their update could not be handled.

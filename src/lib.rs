@@ -28,6 +28,7 @@ pub mod poller;
 pub mod posting;
 pub mod publish;
 pub mod runlock;
+pub mod runtime;
 pub mod schedule;
 pub mod settings;
 pub mod signing;

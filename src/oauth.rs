@@ -407,7 +407,7 @@ pub fn tell_chat(
         )?;
     }
     let message = crate::telegram::send_message(chat_id, &text, None);
-    crate::daemon::enqueue_all(&tx, &[message], &db::timestamp(now))?;
+    crate::outbox::enqueue_all(&tx, &[message], &db::timestamp(now))?;
     tx.commit()?;
     Ok(())
 }

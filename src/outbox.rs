@@ -25,7 +25,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
 use crate::chats;
-use crate::daemon::sleep_unless;
+use crate::runtime::sleep_unless;
 use crate::db;
 use crate::telegram::{self, ApiError, Client};
 
@@ -253,7 +253,7 @@ impl Outbox {
         let now = crate::clock::now();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let calls = change(&tx, now)?;
-        crate::daemon::enqueue_all(&tx, &calls, &db::timestamp(now))?;
+        enqueue_all(&tx, &calls, &db::timestamp(now))?;
         tx.commit()?;
         Ok(())
     }
@@ -321,7 +321,7 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
             let message = telegram::send_message(chat_id, &text, None);
             // Through the same fitting as every reply: Instagram's or Telegram's
             // reason can be long.
-            crate::daemon::enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
+            enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
         }
     }
 }
@@ -340,4 +340,20 @@ fn ended_outage(backoff: &mut Backoff) {
     if failures > 0 {
         info!("delivering replies again after {failures} failed attempt(s)");
     }
+}
+
+/// Stores the core's decided calls in the outbox, in order, each within
+/// Telegram's length limits (a long message becomes several).
+pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
+    for call in calls.iter().flat_map(telegram::fit_to_limits) {
+        let hook = call.on_result.as_ref().map(|h| h.to_string());
+        db::enqueue_with_hook(
+            conn,
+            call.method,
+            &call.params.to_string(),
+            hook.as_deref(),
+            now,
+        )?;
+    }
+    Ok(())
 }

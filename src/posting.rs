@@ -315,7 +315,7 @@ pub fn send_slot(
         }
         // A photo Telegram would refuse goes as a preview; one it cannot be
         // shown at all is reported and locked like a video over the limit.
-        let source = match chat_source(&item, &path, &crate::daemon::cache_dir(config)) {
+        let source = match chat_source(&item, &path, &crate::runtime::cache_dir(config)) {
             Ok(source) => source,
             Err(reason) => {
                 warn!("chat {chat_id}: {} cannot be shown: {reason}", item.path);

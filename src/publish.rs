@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::accounts::{self, AccountChoice, TokenState};
 use crate::config::{Config, Secret};
 use crate::convert::{self, Check};
-use crate::daemon::sleep_unless;
+use crate::runtime::sleep_unless;
 use crate::db::queue::{self, QueueRow};
 use crate::db::{self, media::MediaItem};
 use crate::instagram::{
@@ -346,7 +346,7 @@ impl Publisher {
             }
         }
         if !out.is_empty() {
-            match crate::daemon::enqueue_all(&self.conn, &out, &db::timestamp(now)) {
+            match crate::outbox::enqueue_all(&self.conn, &out, &db::timestamp(now)) {
                 Ok(()) => {
                     let _ = self.wake_outbox.send(());
                 }
@@ -459,7 +459,7 @@ impl Publisher {
                 }
             }
         }
-        crate::daemon::enqueue_all(&tx, &out, &now_text)?;
+        crate::outbox::enqueue_all(&tx, &out, &now_text)?;
         tx.commit()?;
         if published_image {
             convert::remove_cached(&item.sha256, &self.cache_dir);
@@ -488,7 +488,7 @@ impl Publisher {
             }
             _ => {}
         }
-        crate::daemon::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
+        crate::outbox::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
         tx.commit()?;
         Ok(())
     }
