@@ -13,7 +13,7 @@ use rusqlite::Transaction;
 
 use crate::accounts::{self, PickOutcome};
 use crate::callback::{self, Ask, Callback};
-use crate::chats;
+use crate::chats::{self, settings_snapshot};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::picker;
@@ -358,23 +358,6 @@ pub fn record_initial_version(
     )
 }
 
-/// The snapshot of a settings version: the effective settings and the
-/// Instagram account the chat chose (null: the only account, or none).
-fn settings_snapshot(
-    tx: &Transaction<'_>,
-    chat_id: i64,
-    resolved: &ChatSettings,
-) -> Result<String> {
-    let mut snapshot = serde_json::to_value(resolved)?;
-    if let Some(fields) = snapshot.as_object_mut() {
-        fields.insert(
-            "active_account_id".to_string(),
-            db::accounts::chat_active_account_id(tx, chat_id)?.into(),
-        );
-    }
-    Ok(snapshot.to_string())
-}
-
 /// The /connect answer: a one-time link to the web page, or which keys of
 /// storyline.toml are missing. The wizard's "Connect Instagram" sends it too.
 pub fn connect_message(
@@ -398,30 +381,6 @@ pub fn connect_message(
             )
         }
     })
-}
-
-/// A settings version for changes made outside a Telegram update (the web
-/// page's /connect callback), with the full snapshot.
-pub fn record_change_version(
-    tx: &Transaction<'_>,
-    config: &Config,
-    now: DateTime<Utc>,
-    chat_id: i64,
-    user_id: i64,
-    changes: &[Change],
-    reason: &str,
-) -> Result<()> {
-    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
-    let resolved = settings::resolve(&row, &config.defaults);
-    db::record_settings_version(
-        tx,
-        chat_id,
-        &settings_snapshot(tx, chat_id, &resolved)?,
-        &serde_json::to_string(changes)?,
-        Some(user_id),
-        reason,
-        &db::timestamp(now),
-    )
 }
 
 /// Saves the row and, if anything changed, a new settings version.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Longer than any sane answer, short enough that a Pi never buffers a runaway body.
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;

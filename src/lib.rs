@@ -30,6 +30,7 @@ pub mod publish;
 pub mod runlock;
 pub mod runtime;
 pub mod schedule;
+pub mod secret;
 pub mod settings;
 pub mod signing;
 pub mod telegram;

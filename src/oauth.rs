@@ -396,7 +396,7 @@ pub fn tell_chat(
             old: (*old).into(),
             new: (*new).into(),
         };
-        crate::bot::record_change_version(
+        crate::chats::record_change_version(
             &tx,
             config,
             now,

@@ -25,12 +25,12 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::accounts::{self, AccountChoice, TokenState};
 use crate::config::{Config, Secret};
 use crate::convert::{self, Check};
-use crate::runtime::sleep_unless;
 use crate::db::queue::{self, QueueRow};
 use crate::db::{self, media::MediaItem};
 use crate::instagram::{
     Call, ContainerStatus, ErrorAction, Graph, GraphError, StatusCode, StoryMedia,
 };
+use crate::runtime::sleep_unless;
 use crate::settings::{self, ChatSettings};
 use crate::signing::UrlSigner;
 use crate::telegram::{self, FileSource, Outgoing};
@@ -521,7 +521,7 @@ impl Publisher {
                 let path = self.media_dir.join(&item.path);
                 // Its slot found it showable; should that have changed, the
                 // file goes as it is and the outbox reports Telegram's answer.
-                let source = crate::posting::chat_source(item, &path, &self.cache_dir)
+                let source = crate::convert::chat_source(item, &path, &self.cache_dir)
                     .unwrap_or_else(|_| FileSource::Upload {
                         path: path.to_string_lossy().into_owned(),
                         file_name: item
