@@ -526,8 +526,6 @@ impl Core<'_> {
             now,
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
-            scan_requested: std::cell::Cell::new(None),
-            oauth_paste: std::cell::Cell::new(None),
             key: self.key.as_ref(),
         };
         let now_text = db::timestamp(now);
@@ -551,18 +549,16 @@ impl Core<'_> {
             // The storage failing is not the update's fault: it is kept for a retry
             // (the poller does not confirm it), never skipped with an apology.
             Err(e) if db::is_storage_error(&e) => return Err(e),
-            Ok(()) => {
+            Ok(follow_up) => {
                 enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
-                let pasted = ctx.oauth_paste.take();
-                if let Some(chat_id) = ctx.scan_requested.get() {
+                if let Some(chat_id) = follow_up.scan_requested {
                     let _ = self.scans.send(ScanRequest {
                         requested_by: Some(chat_id),
                     });
                 }
-                drop(ctx);
-                if let Some((state, code)) = pasted {
+                if let Some((state, code)) = follow_up.oauth_paste {
                     self.finish_pasted_login(&state, &code);
                 }
             }
