@@ -293,6 +293,15 @@ impl GraphRefresh {
         }
     }
 
+    /// Sharing the daemon's Graph client's agent (the same timeouts, one
+    /// connection pool).
+    pub fn sharing(graph: &crate::instagram::Graph, graph_url: &str) -> GraphRefresh {
+        GraphRefresh {
+            agent: graph.agent(),
+            graph_url: crate::instagram::unversioned_graph_url(graph_url).to_string(),
+        }
+    }
+
     /// `GET {graph_url}/refresh_access_token?grant_type=ig_refresh_token&access_token=…`:
     /// the new token and how many seconds it lasts, or what went wrong in plain
     /// words. The token travels in the query string, so no error text is ever

@@ -24,7 +24,7 @@ use crate::outbox::enqueue_all;
 use crate::outbox::Outbox;
 use crate::poller::Poller;
 use crate::runlock;
-use crate::runtime::{cache_dir, spawn, Event, ScanRequest};
+use crate::runtime::{cache_dir, spawn, Event, PastedLogin, ScanRequest};
 use crate::telegram::{self, Client, Update};
 use crate::ui;
 
@@ -123,6 +123,9 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     threads.push(spawn("outbox", move || outbox.run())?);
     let signer = crate::signing::UrlSigner::new(&key);
     let key = Some(key);
+    // One Graph API client (one agent, one connection pool) for every thread.
+    let graph =
+        crate::instagram::Graph::new(&config.instagram.graph_url, &config.instagram.api_url);
     let web_state = crate::web::WebState {
         signer,
         media_dir: config.media.dir.clone(),
@@ -134,6 +137,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             config: Arc::new(config.clone()),
             key,
             wake_outbox: wake_tx.clone(),
+            graph: graph.clone(),
         }),
     };
     // Without the web page Telegram still works; publishing falls back to people.
@@ -151,10 +155,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         let public_url = config.web.public_url.clone();
         let publisher = crate::publish::Publisher {
             conn: db::open_without_migrating(&config.storage.database)?,
-            graph: crate::instagram::Graph::new(
-                &config.instagram.graph_url,
-                &config.instagram.api_url,
-            ),
+            graph: graph.clone(),
             signer: key.as_ref().map(crate::signing::UrlSigner::new),
             key,
             public_url,
@@ -166,7 +167,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             shutdown: shutdown.clone(),
             image_polls: (20, Duration::from_secs(3)),
             video_polls: (60, Duration::from_secs(5)),
-            refresh: crate::accounts::GraphRefresh::new(&config.instagram.graph_url),
+            refresh: crate::accounts::GraphRefresh::sharing(&graph, &config.instagram.graph_url),
         };
         threads.push(spawn("publisher", move || publisher.run())?);
     }
@@ -177,6 +178,15 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         let db_path = config.storage.database.clone();
         threads.push(spawn("scanner", move || {
             run_scanner(&db_path, &media_dir, &scan_rx, &events)
+        })?);
+    }
+    let (paste_tx, paste_rx) = mpsc::channel::<PastedLogin>();
+    {
+        let events = events_tx.clone();
+        let config = config.clone();
+        let graph = graph.clone();
+        threads.push(spawn("connect", move || {
+            run_connector(&config, &graph, key.as_ref(), &paste_rx, &events)
         })?);
     }
     drop(events_tx);
@@ -191,6 +201,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         rescan_every: Duration::from_secs(u64::from(config.media.rescan_minutes) * 60),
         key,
         publish_jobs: jobs_tx,
+        pastes: paste_tx,
         dispatched: Default::default(),
         trouble: Default::default(),
     };
@@ -275,6 +286,34 @@ fn run_scanner(
     }
 }
 
+/// The connect worker: exchanges a pasted /connect code (up to three Graph
+/// calls) on its own connection, as the web page's callback does, so the core
+/// thread never waits on Instagram; then tells the core.
+fn run_connector(
+    config: &Config,
+    graph: &crate::instagram::Graph,
+    key: Option<&[u8; 32]>,
+    pastes: &mpsc::Receiver<PastedLogin>,
+    events: &Sender<Event>,
+) {
+    while let Ok(PastedLogin { state, code }) = pastes.recv() {
+        let result = db::open_without_migrating(&config.storage.database).and_then(|mut conn| {
+            let now = crate::clock::now();
+            let finished = crate::oauth::finish(&mut conn, config, graph, key, &state, &code, now)?;
+            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
+                crate::oauth::log_failure(reason);
+            }
+            crate::oauth::tell_chat(&mut conn, config, &finished, crate::clock::now())
+        });
+        if let Err(e) = result {
+            error!("finishing a pasted Instagram login: {e:#}");
+        }
+        if events.send(Event::LoginFinished).is_err() {
+            return;
+        }
+    }
+}
+
 struct Core<'a> {
     config: &'a Config,
     conn: &'a mut Connection,
@@ -285,6 +324,8 @@ struct Core<'a> {
     rescan_every: Duration,
     key: Option<[u8; 32]>,
     publish_jobs: Sender<i64>,
+    /// Pasted /connect codes, for the connect worker.
+    pastes: Sender<PastedLogin>,
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
     trouble: crate::logging::Trouble,
@@ -348,6 +389,9 @@ impl Core<'_> {
                     self.scan_finished(requested_by, outcome);
                     next_tick = Instant::now();
                 }
+                Ok(Event::LoginFinished) => {
+                    let _ = self.wake.send(());
+                }
                 Ok(Event::Shutdown(signal)) => return signal,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return "all event sources stopped",
@@ -393,35 +437,6 @@ impl Core<'_> {
             error!("resuming publish jobs: {e:#}");
         }
         self.dispatch_jobs();
-    }
-
-    /// The /connect fallback: exchanges a pasted code on the core thread (a few
-    /// HTTP calls, each bounded by the client's timeout) after its update committed.
-    fn finish_pasted_login(&mut self, state: &str, code: &str) {
-        let graph = crate::instagram::Graph::new(
-            &self.config.instagram.graph_url,
-            &self.config.instagram.api_url,
-        );
-        let now = crate::clock::now();
-        let result = crate::oauth::finish(
-            self.conn,
-            self.config,
-            &graph,
-            self.key.as_ref(),
-            state,
-            code,
-            now,
-        )
-        .and_then(|finished| {
-            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
-                crate::oauth::log_failure(reason);
-            }
-            crate::oauth::tell_chat(self.conn, self.config, &finished, crate::clock::now())
-        });
-        if let Err(e) = result {
-            error!("finishing a pasted Instagram login: {e:#}");
-        }
-        let _ = self.wake.send(());
     }
 
     /// Hands queued publish jobs to the publisher thread, each once.
@@ -559,7 +574,7 @@ impl Core<'_> {
                     });
                 }
                 if let Some((state, code)) = follow_up.oauth_paste {
-                    self.finish_pasted_login(&state, &code);
+                    let _ = self.pastes.send(PastedLogin { state, code });
                 }
             }
             Err(e) => {
@@ -690,6 +705,7 @@ mod tests {
             rescan_every: Duration::from_secs(60),
             key: None,
             publish_jobs,
+            pastes: mpsc::channel().0,
             dispatched: Default::default(),
             trouble: Default::default(),
         };

@@ -598,6 +598,12 @@ impl Graph {
         Graph::with_timeout(graph_url, api_url, CALL_TIMEOUT)
     }
 
+    /// Its agent (cheap to clone, one connection pool), for the token
+    /// refresh (`accounts::GraphRefresh`) to share.
+    pub fn agent(&self) -> ureq::Agent {
+        self.agent.clone()
+    }
+
     /// A client whose calls give up after `timeout` (tests use a short one).
     pub fn with_timeout(graph_url: &str, api_url: &str, timeout: Duration) -> Graph {
         let agent = ureq::Agent::config_builder()

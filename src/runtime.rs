@@ -31,7 +31,16 @@ pub enum Event {
         requested_by: Option<i64>,
         outcome: std::result::Result<String, String>,
     },
+    /// The connect worker finished a pasted /connect code (its result and the
+    /// chat's message are stored; the outbox has them).
+    LoginFinished,
     Shutdown(&'static str),
+}
+
+/// A pasted /connect login for the connect worker: `(state, code)`.
+pub struct PastedLogin {
+    pub state: String,
+    pub code: String,
 }
 
 /// A scan for the scanner thread; the chat to tell, if /scan asked for it.
