@@ -18,6 +18,7 @@ pub mod html_fit;
 pub mod instagram;
 pub mod keyfile;
 pub mod logging;
+pub mod markup;
 pub mod media;
 pub mod memory;
 pub mod oauth;

@@ -9,8 +9,9 @@ use chrono_tz::Tz;
 use crate::accounts::{self, Account, ChatAccount, TokenHealth};
 use crate::callback::{self, Ask, Callback, StoryAction};
 use crate::html_fit::{self, Piece};
+use crate::markup::{escape_html, Button, ChatGone, Keyboard};
 use crate::settings::{format_window, ChatSettings, Toggle};
-use crate::telegram::{self, escape_html, Button, ChatGone, Keyboard};
+use crate::telegram;
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[

@@ -19,8 +19,8 @@ pub use crate::callback::wizard::{
     category_key, encode_press, parse_press, Action, Field, Press, Step,
 };
 use crate::callback::{self, Callback};
+use crate::markup::{escape_html, Button, Keyboard};
 use crate::settings::{self, format_window};
-use crate::telegram::{escape_html, Button, Keyboard};
 
 /// The posts-per-day buttons of the schedule step (anything else is Custom).
 pub const POSTS_PER_DAY_PRESETS: [u32; 3] = [3, 5, 10];
