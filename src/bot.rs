@@ -216,7 +216,8 @@ fn handle_message(
             &name,
             &now,
         )?;
-        return run_command(tx, ctx, chat_id, from.id, &name, args, out, follow_up);
+        *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
+        return Ok(());
     }
     if let Some(state) = crate::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
         if let Some((pasted_state, code)) = crate::oauth::parse_pasted(text) {
@@ -508,8 +509,8 @@ fn run_command(
     name: &str,
     args: &str,
     out: &mut Vec<Outgoing>,
-    follow_up: &mut FollowUp,
-) -> Result<()> {
+) -> Result<FollowUp> {
+    let mut follow_up = FollowUp::default();
     let reply = |out: &mut Vec<Outgoing>, text: String| {
         out.push(telegram::send_message(chat_id, &text, None))
     };
@@ -566,7 +567,7 @@ fn run_command(
                 "off" | "false" | "0" | "no" => false,
                 _ => {
                     reply(out, ui::dryrun_usage_text());
-                    return Ok(());
+                    return Ok(follow_up);
                 }
             };
             let (_, changed) =
@@ -611,7 +612,7 @@ fn run_command(
         }
         other => reply(out, ui::unknown_command_text(other)),
     }
-    Ok(())
+    Ok(follow_up)
 }
 
 fn schedule_text(
