@@ -121,13 +121,7 @@ pub enum TokenState {
     ReconnectNeeded,
 }
 
-/// A token's state without the token, for what is shown to people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenHealth {
-    DaysLeft(i64),
-    Expired,
-    ReconnectNeeded,
-}
+pub use crate::rows::{token_health_words, ChatAccount, TokenHealth};
 
 impl TokenState {
     pub fn health(&self) -> TokenHealth {
@@ -169,17 +163,6 @@ pub fn usable_token(
         token: Secret::new(token),
         days_left: days_left(expires_at, now),
     })
-}
-
-/// What a chat sees of its account in /settings, /status and /accounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatAccount {
-    Account {
-        account: Account,
-        token: TokenHealth,
-    },
-    NeedsChoice,
-    None,
 }
 
 pub fn chat_account(
@@ -726,16 +709,6 @@ fn list_command(config: &Config, now: DateTime<Utc>) -> Result<String> {
         ]);
     }
     Ok(render_table(&rows))
-}
-
-/// "58 days", "expired", "reconnect needed".
-pub fn token_health_words(health: TokenHealth) -> String {
-    match health {
-        TokenHealth::DaysLeft(1) => "1 day".to_string(),
-        TokenHealth::DaysLeft(days) => format!("{days} days"),
-        TokenHealth::Expired => "expired".to_string(),
-        TokenHealth::ReconnectNeeded => "reconnect needed".to_string(),
-    }
 }
 
 fn render_table(rows: &[[String; 5]]) -> String {

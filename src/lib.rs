@@ -28,6 +28,7 @@ pub mod picker;
 pub mod poller;
 pub mod posting;
 pub mod publish;
+pub mod rows;
 pub mod runlock;
 pub mod runtime;
 pub mod schedule;

@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::Account;
 pub use crate::callback::wizard::{
     category_key, encode_press, parse_press, Action, Field, Press, Step,
 };
 use crate::callback::{self, Callback};
 use crate::markup::{escape_html, Button, Keyboard};
+use crate::rows::Account;
 use crate::settings::{self, format_window};
 
 /// The posts-per-day buttons of the schedule step (anything else is Custom).
