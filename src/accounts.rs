@@ -7,17 +7,14 @@
 //! "reconnect needed". No function here logs, prints or returns a token in an
 //! error; the one place a token leaves the process is `GraphRefresh::refresh`.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use log::{info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::cli::{Command, Parsed, UsageError};
 use crate::config::{Config, Secret};
 use crate::crypto::{self, KEY_LEN};
 use crate::db;
@@ -123,13 +120,7 @@ pub enum TokenState {
     ReconnectNeeded,
 }
 
-/// A token's state without the token, for what is shown to people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenHealth {
-    DaysLeft(i64),
-    Expired,
-    ReconnectNeeded,
-}
+pub use crate::rows::{token_health_words, ChatAccount, TokenHealth};
 
 impl TokenState {
     pub fn health(&self) -> TokenHealth {
@@ -171,17 +162,6 @@ pub fn usable_token(
         token: Secret::new(token),
         days_left: days_left(expires_at, now),
     })
-}
-
-/// What a chat sees of its account in /settings, /status and /accounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatAccount {
-    Account {
-        account: Account,
-        token: TokenHealth,
-    },
-    NeedsChoice,
-    None,
 }
 
 pub fn chat_account(
@@ -278,6 +258,14 @@ impl GraphRefresh {
     pub fn new(graph_url: &str) -> GraphRefresh {
         GraphRefresh {
             http: crate::instagram::RefreshClient::new(graph_url),
+        }
+    }
+
+    /// Sharing the daemon's Graph client's agent (the same timeouts, one
+    /// connection pool).
+    pub fn sharing(graph: &crate::instagram::Graph, graph_url: &str) -> GraphRefresh {
+        GraphRefresh {
+            http: crate::instagram::RefreshClient::sharing(graph, graph_url),
         }
     }
 
@@ -505,130 +493,6 @@ impl fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
-/// Parses what follows `accounts` on the command line.
-pub fn parse_args(
-    parser: &mut lexopt::Parser,
-    mut config: Option<PathBuf>,
-) -> Result<Parsed, UsageError> {
-    use lexopt::prelude::*;
-    let usage = |e: lexopt::Error| UsageError(e.to_string());
-    let mut verb: Option<String> = None;
-    let mut id: Option<i64> = None;
-    let mut name = None;
-    let mut instagram_id = None;
-    let mut username = None;
-    let mut token = None;
-    let mut days = None;
-    let mut confirmed = false;
-    while let Some(arg) = parser.next().map_err(usage)? {
-        let adding = verb.as_deref() == Some("add");
-        match arg {
-            Short('c') | Long("config") => {
-                config = Some(PathBuf::from(parser.value().map_err(usage)?));
-            }
-            Short('h') | Long("help") => return Ok(Parsed::Print(ACCOUNTS_HELP.to_string())),
-            Long(option @ ("name" | "instagram-id" | "username" | "token" | "expires-in-days"))
-                if adding =>
-            {
-                let option = option.to_string();
-                let value = option_text(&option, parser.value().map_err(usage)?)?;
-                let slot = match option.as_str() {
-                    "name" => &mut name,
-                    "instagram-id" => &mut instagram_id,
-                    "username" => &mut username,
-                    "token" => &mut token,
-                    _ => &mut days,
-                };
-                if slot.replace(value).is_some() {
-                    return Err(UsageError(format!("--{option} is given twice")));
-                }
-            }
-            Long("yes") if verb.as_deref() == Some("forget-tokens") => confirmed = true,
-            Value(word) if verb.is_none() => {
-                let word = word.to_string_lossy().into_owned();
-                if !["add", "list", "deactivate", "forget-tokens"].contains(&word.as_str()) {
-                    return Err(UsageError(format!(
-                        "unknown accounts command {word:?} (expected add, list, deactivate or forget-tokens)"
-                    )));
-                }
-                verb = Some(word);
-            }
-            Value(word) if verb.as_deref() == Some("deactivate") && id.is_none() => {
-                let text = word.to_string_lossy();
-                id = Some(text.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
-                    UsageError(format!(
-                        "{text:?} is not an account id (see `storyline accounts list`)"
-                    ))
-                })?);
-            }
-            other => return Err(UsageError(other.unexpected().to_string())),
-        }
-    }
-    let command = match verb.as_deref() {
-        Some("list") => AccountsCommand::List,
-        Some("forget-tokens") if confirmed => AccountsCommand::ForgetTokens,
-        Some("forget-tokens") => {
-            return Err(UsageError(
-                "accounts forget-tokens removes every sealed Instagram token for good; \
-                 add --yes to do it"
-                    .to_string(),
-            ))
-        }
-        Some("deactivate") => AccountsCommand::Deactivate {
-            id: id.ok_or_else(|| UsageError("accounts deactivate needs an account id".into()))?,
-        },
-        Some(_) => {
-            let missing: Vec<&str> = [
-                ("--name", name.is_none()),
-                ("--instagram-id", instagram_id.is_none()),
-                ("--username", username.is_none()),
-                ("--token", token.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(option, absent)| absent.then_some(option))
-            .collect();
-            if !missing.is_empty() {
-                return Err(UsageError(format!(
-                    "accounts add needs {}",
-                    missing.join(", ")
-                )));
-            }
-            let bad = |e: String| UsageError(e);
-            let token = token.unwrap_or_default();
-            AccountsCommand::Add(NewAccount {
-                display_name: parse_display_name(&name.unwrap_or_default()).map_err(bad)?,
-                instagram_user_id: parse_instagram_id(&instagram_id.unwrap_or_default())
-                    .map_err(bad)?,
-                username: parse_username(&username.unwrap_or_default()).map_err(bad)?,
-                token: if token == "-" {
-                    TokenSource::Stdin
-                } else {
-                    TokenSource::Given(parse_token(&token).map_err(bad)?)
-                },
-                expires_in_days: match days {
-                    Some(days) => parse_expires_in_days(&days).map_err(bad)?,
-                    None => DEFAULT_EXPIRES_IN_DAYS,
-                },
-            })
-        }
-        None => {
-            return Err(UsageError(
-                "use `accounts add`, `accounts list` or `accounts deactivate ID`".to_string(),
-            ))
-        }
-    };
-    Ok(Parsed::Command {
-        config,
-        command: Command::Accounts(command),
-    })
-}
-
-fn option_text(option: &str, value: OsString) -> Result<String, UsageError> {
-    value
-        .into_string()
-        .map_err(|_| UsageError(format!("--{option} is not valid UTF-8")))
-}
-
 pub fn parse_display_name(text: &str) -> Result<String, String> {
     let name = text.trim();
     if name.is_empty() {
@@ -803,16 +667,6 @@ fn list_command(config: &Config, now: DateTime<Utc>) -> Result<String> {
     Ok(render_table(&rows))
 }
 
-/// "58 days", "expired", "reconnect needed".
-pub fn token_health_words(health: TokenHealth) -> String {
-    match health {
-        TokenHealth::DaysLeft(1) => "1 day".to_string(),
-        TokenHealth::DaysLeft(days) => format!("{days} days"),
-        TokenHealth::Expired => "expired".to_string(),
-        TokenHealth::ReconnectNeeded => "reconnect needed".to_string(),
-    }
-}
-
 fn render_table(rows: &[[String; 5]]) -> String {
     let mut widths = [0usize; 5];
     for row in rows {
@@ -863,7 +717,9 @@ fn deactivate_command(config: &Config, id: i64, now: DateTime<Utc>) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Command, Parsed, UsageError};
     use chrono::TimeZone;
+    use std::ffi::OsString;
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()

@@ -13,7 +13,7 @@ use rusqlite::Transaction;
 
 use crate::accounts::{self, PickOutcome};
 use crate::callback::{self, Ask, Callback};
-use crate::chats;
+use crate::chats::{self, settings_snapshot};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::picker;
@@ -45,14 +45,19 @@ pub struct Context<'a> {
     /// The bot's own username, once getMe answered; commands addressed to
     /// another bot (`/settings@other_bot`) are then ignored.
     pub bot_username: Option<&'a str>,
-    /// Set by /scan: the chat to tell when the scan (run by the scanner
-    /// thread after this update commits) is done.
-    pub scan_requested: std::cell::Cell<Option<i64>>,
-    /// Set when a user pasted the URL or code of a /connect login: (state, code),
-    /// exchanged by the daemon after this update commits (it is HTTP).
-    pub oauth_paste: std::cell::Cell<Option<(String, String)>>,
     /// The key file's bytes, for opening account tokens; None when unusable.
     pub key: Option<&'a [u8; 32]>,
+}
+
+/// What must follow an update's commit, outside its transaction: the caller
+/// (the daemon) acts on it once the update is stored.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FollowUp {
+    /// /scan: the chat to tell when the scan (run by the scanner thread) is done.
+    pub scan_requested: Option<i64>,
+    /// A pasted /connect URL or code: `(state, code)`, exchanged off the core
+    /// thread (it is HTTP).
+    pub oauth_paste: Option<(String, String)>,
 }
 
 impl Context<'_> {
@@ -74,7 +79,8 @@ pub fn handle_update(
     ctx: &Context<'_>,
     update: &Update,
     out: &mut Vec<Outgoing>,
-) -> Result<()> {
+) -> Result<FollowUp> {
+    let mut follow_up = FollowUp::default();
     let from_chat = match (&update.message, &update.callback_query) {
         (Some(message), _) => Some(message.chat.id),
         (None, Some(query)) => query.message.as_ref().map(|m| m.chat.id),
@@ -92,17 +98,16 @@ pub fn handle_update(
                     true,
                 ));
             }
-            return Ok(());
+            return Ok(follow_up);
         }
         chats::came_back(tx, chat_id)?;
     }
     if let Some(query) = &update.callback_query {
-        handle_callback(tx, ctx, update.update_id, query, out)
+        handle_callback(tx, ctx, update.update_id, query, out)?;
     } else if let Some(message) = &update.message {
-        handle_message(tx, ctx, update.update_id, message, out)
-    } else {
-        Ok(())
+        handle_message(tx, ctx, update.update_id, message, out, &mut follow_up)?;
     }
+    Ok(follow_up)
 }
 
 /// Whether the bot serves this chat: listed in the config, enabled by an admin,
@@ -140,6 +145,7 @@ fn handle_message(
     update_id: i64,
     message: &Message,
     out: &mut Vec<Outgoing>,
+    follow_up: &mut FollowUp,
 ) -> Result<()> {
     // Telegram's service messages of a group becoming a supergroup, one in
     // each chat; the first to arrive moves the chat (unless a refused call did).
@@ -211,7 +217,8 @@ fn handle_message(
             &name,
             &now,
         )?;
-        return run_command(tx, ctx, chat_id, from.id, &name, args, out);
+        *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
+        return Ok(());
     }
     if let Some(state) = crate::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
         if let Some((pasted_state, code)) = crate::oauth::parse_pasted(text) {
@@ -228,7 +235,7 @@ fn handle_message(
             // A pasted URL must carry a state of this chat; anything else is refused.
             if crate::oauth::live_state(tx, &state, ctx.now)?.is_some_and(|r| r.chat_id == chat_id)
             {
-                ctx.oauth_paste.set(Some((state, code)));
+                follow_up.oauth_paste = Some((state, code));
                 out.push(telegram::send_message(
                     chat_id,
                     "⏳ Connecting Instagram…",
@@ -359,23 +366,6 @@ pub fn record_initial_version(
     )
 }
 
-/// The snapshot of a settings version: the effective settings and the
-/// Instagram account the chat chose (null: the only account, or none).
-fn settings_snapshot(
-    tx: &Transaction<'_>,
-    chat_id: i64,
-    resolved: &ChatSettings,
-) -> Result<String> {
-    let mut snapshot = serde_json::to_value(resolved)?;
-    if let Some(fields) = snapshot.as_object_mut() {
-        fields.insert(
-            "active_account_id".to_string(),
-            db::accounts::chat_active_account_id(tx, chat_id)?.into(),
-        );
-    }
-    Ok(snapshot.to_string())
-}
-
 /// The /connect answer: a one-time link to the web page, or which keys of
 /// storyline.toml are missing. The wizard's "Connect Instagram" sends it too.
 pub fn connect_message(
@@ -399,30 +389,6 @@ pub fn connect_message(
             )
         }
     })
-}
-
-/// A settings version for changes made outside a Telegram update (the web
-/// page's /connect callback), with the full snapshot.
-pub fn record_change_version(
-    tx: &Transaction<'_>,
-    config: &Config,
-    now: DateTime<Utc>,
-    chat_id: i64,
-    user_id: i64,
-    changes: &[Change],
-    reason: &str,
-) -> Result<()> {
-    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
-    let resolved = settings::resolve(&row, &config.defaults);
-    db::record_settings_version(
-        tx,
-        chat_id,
-        &settings_snapshot(tx, chat_id, &resolved)?,
-        &serde_json::to_string(changes)?,
-        Some(user_id),
-        reason,
-        &db::timestamp(now),
-    )
 }
 
 /// Saves the row and, if anything changed, a new settings version.
@@ -544,7 +510,8 @@ fn run_command(
     name: &str,
     args: &str,
     out: &mut Vec<Outgoing>,
-) -> Result<()> {
+) -> Result<FollowUp> {
+    let mut follow_up = FollowUp::default();
     let reply = |out: &mut Vec<Outgoing>, text: String| {
         out.push(telegram::send_message(chat_id, &text, None))
     };
@@ -601,7 +568,7 @@ fn run_command(
                 "off" | "false" | "0" | "no" => false,
                 _ => {
                     reply(out, ui::dryrun_usage_text());
-                    return Ok(());
+                    return Ok(follow_up);
                 }
             };
             let (_, changed) =
@@ -632,7 +599,7 @@ fn run_command(
             }
         }
         "scan" => {
-            ctx.scan_requested.set(Some(chat_id));
+            follow_up.scan_requested = Some(chat_id);
             reply(out, ui::scan_started_text());
         }
         "connect" => out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?),
@@ -646,7 +613,7 @@ fn run_command(
         }
         other => reply(out, ui::unknown_command_text(other)),
     }
-    Ok(())
+    Ok(follow_up)
 }
 
 fn schedule_text(

@@ -5,6 +5,8 @@
 //! Settings buttons carry the value they set, not "toggle": a press on an old
 //! menu, or a double press, sets what the user saw and is then a no-op.
 
+pub mod wizard;
+
 use crate::settings::Toggle;
 
 const VERSION: &str = "1";
@@ -91,7 +93,7 @@ pub enum Callback {
     /// The selector's Back: the settings menu again.
     BackToSettings,
     /// A button of the /init set-up wizard (`wizard` encodes and parses it).
-    Wizard(crate::wizard::Press),
+    Wizard(wizard::Press),
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -125,7 +127,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::AddAccount => format!("{VERSION}:acct:add"),
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
-        Callback::Wizard(press) => format!("{VERSION}:wz:{}", crate::wizard::encode_press(press)),
+        Callback::Wizard(press) => format!("{VERSION}:wz:{}", wizard::encode_press(press)),
     }
 }
 
@@ -168,7 +170,7 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct", "add"] => Callback::AddAccount,
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
-        [VERSION, "wz", rest @ ..] => Callback::Wizard(crate::wizard::parse_press(rest)?),
+        [VERSION, "wz", rest @ ..] => Callback::Wizard(wizard::parse_press(rest)?),
         _ => return None,
     };
     Some(callback)

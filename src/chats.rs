@@ -14,6 +14,7 @@ use rusqlite::{Connection, Transaction};
 
 use crate::config::Config;
 use crate::db;
+use crate::settings::{self, Change, ChatRow, ChatSettings};
 use crate::telegram::{self, ChatGone, Outgoing};
 use crate::ui;
 
@@ -52,7 +53,7 @@ pub fn migrate(
     }
     let reason = format!("group {from} became supergroup {to}");
     let moved = db::chats::move_chat(tx, from, to, &reason, &db::timestamp(now))?;
-    let readdressed = crate::outbox::readdress_calls(tx, from, to)?;
+    let readdressed = readdress_calls(tx, from, to)?;
     if readdressed > 0 {
         info!("chat {from}: {readdressed} waiting call(s) now go to supergroup {to}");
     }
@@ -106,6 +107,104 @@ pub fn inactive_chats(conn: &Connection) -> Result<Vec<i64>> {
     db::chats::inactive_chat_ids(conn)
 }
 
+/// What to record once a call is answered; stored as JSON beside the call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    /// A story sent to a chat: its queue row waits for the message id.
+    Story {
+        queue_id: i64,
+        media_item_id: i64,
+        chat_id: i64,
+        name: String,
+    },
+}
+
+impl Hook {
+    /// The same hook for a call readdressed from chat `from` to chat `to`.
+    fn readdressed(self, from: i64, to: i64) -> Hook {
+        match self {
+            Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id,
+                name,
+            } => Hook::Story {
+                queue_id,
+                media_item_id,
+                chat_id: if chat_id == from { to } else { chat_id },
+                name,
+            },
+        }
+    }
+}
+
+/// Readdresses every call waiting for chat `from` (and its hook) to chat `to`;
+/// returns how many. Part of moving a chat, in the caller's transaction.
+pub fn readdress_calls(conn: &Connection, from: i64, to: i64) -> Result<usize> {
+    let mut readdressed = 0;
+    for row in db::chats::outbox_calls(conn)? {
+        let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&row.params) else {
+            continue;
+        };
+        if telegram::call_chat_id(&params) != Some(from) {
+            continue;
+        }
+        telegram::set_call_chat_id(&mut params, to);
+        let hook = match row.on_result.as_deref() {
+            Some(text) => match serde_json::from_str::<Hook>(text) {
+                Ok(hook) => Some(serde_json::to_string(&hook.readdressed(from, to))?),
+                Err(_) => Some(text.to_string()),
+            },
+            None => None,
+        };
+        db::chats::rewrite_outbox_call(conn, row.id, &params.to_string(), hook.as_deref())?;
+        readdressed += 1;
+    }
+    Ok(readdressed)
+}
+
+/// The snapshot of a settings version: the effective settings and the
+/// Instagram account the chat chose (null: the only account, or none).
+pub fn settings_snapshot(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    resolved: &ChatSettings,
+) -> Result<String> {
+    let mut snapshot = serde_json::to_value(resolved)?;
+    if let Some(fields) = snapshot.as_object_mut() {
+        fields.insert(
+            "active_account_id".to_string(),
+            db::accounts::chat_active_account_id(tx, chat_id)?.into(),
+        );
+    }
+    Ok(snapshot.to_string())
+}
+
+/// A settings version for changes made outside a Telegram update (the web
+/// page's /connect callback), with the full snapshot.
+pub fn record_change_version(
+    tx: &Transaction<'_>,
+    config: &Config,
+    now: DateTime<Utc>,
+    chat_id: i64,
+    user_id: i64,
+    changes: &[Change],
+    reason: &str,
+) -> Result<()> {
+    let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
+    let resolved = settings::resolve(&row, &config.defaults);
+    db::record_settings_version(
+        tx,
+        chat_id,
+        &settings_snapshot(tx, chat_id, &resolved)?,
+        &serde_json::to_string(changes)?,
+        Some(user_id),
+        reason,
+        &db::timestamp(now),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +241,7 @@ mod tests {
                 ..telegram::send_message(GROUP, "a story", None)
             },
         ];
-        crate::daemon::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
+        crate::outbox::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
         let told = migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
         assert_eq!(told.len(), 1);
         assert_eq!(telegram::call_chat_id(&told[0].params), Some(SUPERGROUP));

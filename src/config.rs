@@ -20,37 +20,8 @@ pub const DEFAULT_SYSTEM_PATH: &str = "/etc/storyline/storyline.toml";
 
 const ENV_BOT_TOKEN: &str = "STORYLINE_TELEGRAM_BOT_TOKEN";
 const ENV_APP_SECRET: &str = "STORYLINE_INSTAGRAM_APP_SECRET";
-const MASK: &str = "********";
 
-/// A secret string whose Debug/Display print "********" (never the value).
-///
-/// Formatting is the only way a value usually reaches a log line, so masking it here
-/// keeps tokens out of logs even when a whole `Config` is printed with `{:?}`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The real value, for the one place that must send it (an HTTP request).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(MASK)
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(MASK)
-    }
-}
+pub use crate::secret::{Secret, MASK};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -582,7 +553,7 @@ impl Checker<'_> {
 fn secret(from_file: Option<String>, from_env: Option<String>) -> Option<Secret> {
     non_empty(from_env)
         .or_else(|| non_empty(from_file))
-        .map(Secret)
+        .map(Secret::new)
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

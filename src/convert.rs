@@ -25,7 +25,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
-use crate::telegram;
+use crate::db::media::MediaItem;
+use crate::telegram::{self, FileSource};
 
 /// The size a story is shown at; larger images are scaled down to fit it.
 pub const STORY_WIDTH: u32 = 1080;
@@ -1321,6 +1322,49 @@ fn find_box<R: Read + Seek>(
         at = box_end;
     }
     None
+}
+
+/// What a story's chat message carries: the file_id once Telegram has the
+/// item, else the file to upload, which for a photo beyond Telegram's limits
+/// is its preview (made now when not cached in `cache_dir`). `Err` is why
+/// Telegram cannot be shown the photo at all.
+pub fn chat_source(
+    item: &MediaItem,
+    path: &Path,
+    cache_dir: &Path,
+) -> std::result::Result<FileSource, String> {
+    let upload = |path: &Path, file_name: String| FileSource::Upload {
+        path: path.to_string_lossy().into_owned(),
+        file_name,
+    };
+    if let Some(id) = &item.telegram_file_id {
+        return Ok(FileSource::FileId(id.clone()));
+    }
+    let name = item
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&item.path)
+        .to_string();
+    if item.kind != crate::status::MediaKind::Image {
+        return Ok(upload(path, name));
+    }
+    match chat_photo(path, &item.sha256, cache_dir) {
+        Ok(ChatPhoto::Original) => Ok(upload(path, name)),
+        Ok(ChatPhoto::Preview(preview)) => {
+            let stem = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
+            Ok(upload(&preview, format!("{stem}.jpg")))
+        }
+        Err(ChatPhotoError::Unshowable(reason)) => Err(reason),
+        // Sent as it is: the outbox reports what goes wrong, and the item
+        // stays eligible, as it may be readable next time.
+        Err(ChatPhotoError::Unreadable(e)) => {
+            log::warn!("{}: {e:#}", item.path);
+            Ok(upload(path, name))
+        }
+    }
 }
 
 #[cfg(test)]

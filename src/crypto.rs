@@ -13,7 +13,8 @@ use anyhow::{anyhow, Result};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub use crate::keyfile::KEY_LEN;
+/// The length of the encryption key (AES-256).
+pub const KEY_LEN: usize = 32;
 
 const PREFIX: &str = "v1:";
 const TAG_LEN: usize = 16;

@@ -20,36 +20,13 @@ use crate::config::{Config, Secret};
 use crate::db;
 use crate::keyfile;
 use crate::memory;
+use crate::outbox::enqueue_all;
 use crate::outbox::Outbox;
 use crate::poller::Poller;
 use crate::runlock;
+use crate::runtime::{cache_dir, spawn, Event, PastedLogin, ScanRequest};
 use crate::telegram::{self, Client, Update};
 use crate::ui;
-
-/// Everything the core loop reacts to.
-pub enum Event {
-    /// A batch from getUpdates asked for with `offset`; the poller waits for
-    /// the commit answer.
-    Updates {
-        updates: Vec<Update>,
-        offset: i64,
-    },
-    /// getMe answered: the bot's own @username.
-    BotIdentity {
-        username: Option<String>,
-    },
-    /// The scanner thread finished a scan (asked for by a chat, or not).
-    ScanFinished {
-        requested_by: Option<i64>,
-        outcome: std::result::Result<String, String>,
-    },
-    Shutdown(&'static str),
-}
-
-/// A scan for the scanner thread; the chat to tell, if /scan asked for it.
-pub struct ScanRequest {
-    pub requested_by: Option<i64>,
-}
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// How soon a scheduler pass that could not commit (a full or read-only disk) is tried again.
@@ -62,27 +39,6 @@ const SCHEDULING: &str = "scheduler (due stories wait; retrying)";
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a thread that is inside a network call.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
-const THREAD_STACK: usize = 512 * 1024;
-
-/// Sleeps for `duration`, waking early when `shutdown` is set.
-pub fn sleep_unless(shutdown: &AtomicBool, duration: Duration) {
-    let deadline = Instant::now() + duration;
-    while !shutdown.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name.to_string())
-        .stack_size(THREAD_STACK)
-        .spawn(f)
-        .with_context(|| format!("starting the {name} thread"))
-}
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
@@ -167,6 +123,9 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     threads.push(spawn("outbox", move || outbox.run())?);
     let signer = crate::signing::UrlSigner::new(&key);
     let key = Some(key);
+    // One Graph API client (one agent, one connection pool) for every thread.
+    let graph =
+        crate::instagram::Graph::new(&config.instagram.graph_url, &config.instagram.api_url);
     let web_state = crate::web::WebState {
         signer,
         media_dir: config.media.dir.clone(),
@@ -178,6 +137,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             config: Arc::new(config.clone()),
             key,
             wake_outbox: wake_tx.clone(),
+            graph: graph.clone(),
         }),
     };
     // Without the web page Telegram still works; publishing falls back to people.
@@ -195,10 +155,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         let public_url = config.web.public_url.clone();
         let publisher = crate::publish::Publisher {
             conn: db::open_without_migrating(&config.storage.database)?,
-            graph: crate::instagram::Graph::new(
-                &config.instagram.graph_url,
-                &config.instagram.api_url,
-            ),
+            graph: graph.clone(),
             signer: key.as_ref().map(crate::signing::UrlSigner::new),
             key,
             public_url,
@@ -210,7 +167,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             shutdown: shutdown.clone(),
             image_polls: (20, Duration::from_secs(3)),
             video_polls: (60, Duration::from_secs(5)),
-            refresh: crate::accounts::GraphRefresh::new(&config.instagram.graph_url),
+            refresh: crate::accounts::GraphRefresh::sharing(&graph, &config.instagram.graph_url),
         };
         threads.push(spawn("publisher", move || publisher.run())?);
     }
@@ -221,6 +178,15 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         let db_path = config.storage.database.clone();
         threads.push(spawn("scanner", move || {
             run_scanner(&db_path, &media_dir, &scan_rx, &events)
+        })?);
+    }
+    let (paste_tx, paste_rx) = mpsc::channel::<PastedLogin>();
+    {
+        let events = events_tx.clone();
+        let config = config.clone();
+        let graph = graph.clone();
+        threads.push(spawn("connect", move || {
+            run_connector(&config, &graph, key.as_ref(), &paste_rx, &events)
         })?);
     }
     drop(events_tx);
@@ -235,6 +201,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         rescan_every: Duration::from_secs(u64::from(config.media.rescan_minutes) * 60),
         key,
         publish_jobs: jobs_tx,
+        pastes: paste_tx,
         dispatched: Default::default(),
         trouble: Default::default(),
     };
@@ -257,16 +224,6 @@ fn tell_systemd(state: sd_notify::NotifyState<'_>) {
     if let Err(e) = sd_notify::notify(&[state]) {
         debug!("could not notify systemd: {e}");
     }
-}
-
-/// Where converted images wait until their story is decided: beside the database.
-pub fn cache_dir(config: &Config) -> std::path::PathBuf {
-    config
-        .storage
-        .database
-        .parent()
-        .map(|dir| dir.join("cache"))
-        .unwrap_or_else(|| std::path::PathBuf::from("cache"))
 }
 
 fn join_all(threads: Vec<JoinHandle<()>>) {
@@ -329,6 +286,34 @@ fn run_scanner(
     }
 }
 
+/// The connect worker: exchanges a pasted /connect code (up to three Graph
+/// calls) on its own connection, as the web page's callback does, so the core
+/// thread never waits on Instagram; then tells the core.
+fn run_connector(
+    config: &Config,
+    graph: &crate::instagram::Graph,
+    key: Option<&[u8; 32]>,
+    pastes: &mpsc::Receiver<PastedLogin>,
+    events: &Sender<Event>,
+) {
+    while let Ok(PastedLogin { state, code }) = pastes.recv() {
+        let result = db::open_without_migrating(&config.storage.database).and_then(|mut conn| {
+            let now = crate::clock::now();
+            let finished = crate::oauth::finish(&mut conn, config, graph, key, &state, &code, now)?;
+            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
+                crate::oauth::log_failure(reason);
+            }
+            crate::oauth::tell_chat(&mut conn, config, &finished, crate::clock::now())
+        });
+        if let Err(e) = result {
+            error!("finishing a pasted Instagram login: {e:#}");
+        }
+        if events.send(Event::LoginFinished).is_err() {
+            return;
+        }
+    }
+}
+
 struct Core<'a> {
     config: &'a Config,
     conn: &'a mut Connection,
@@ -339,6 +324,8 @@ struct Core<'a> {
     rescan_every: Duration,
     key: Option<[u8; 32]>,
     publish_jobs: Sender<i64>,
+    /// Pasted /connect codes, for the connect worker.
+    pastes: Sender<PastedLogin>,
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
     trouble: crate::logging::Trouble,
@@ -402,6 +389,9 @@ impl Core<'_> {
                     self.scan_finished(requested_by, outcome);
                     next_tick = Instant::now();
                 }
+                Ok(Event::LoginFinished) => {
+                    let _ = self.wake.send(());
+                }
                 Ok(Event::Shutdown(signal)) => return signal,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return "all event sources stopped",
@@ -444,35 +434,6 @@ impl Core<'_> {
             error!("resuming publish jobs: {e:#}");
         }
         self.dispatch_jobs();
-    }
-
-    /// The /connect fallback: exchanges a pasted code on the core thread (a few
-    /// HTTP calls, each bounded by the client's timeout) after its update committed.
-    fn finish_pasted_login(&mut self, state: &str, code: &str) {
-        let graph = crate::instagram::Graph::new(
-            &self.config.instagram.graph_url,
-            &self.config.instagram.api_url,
-        );
-        let now = crate::clock::now();
-        let result = crate::oauth::finish(
-            self.conn,
-            self.config,
-            &graph,
-            self.key.as_ref(),
-            state,
-            code,
-            now,
-        )
-        .and_then(|finished| {
-            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
-                crate::oauth::log_failure(reason);
-            }
-            crate::oauth::tell_chat(self.conn, self.config, &finished, crate::clock::now())
-        });
-        if let Err(e) = result {
-            error!("finishing a pasted Instagram login: {e:#}");
-        }
-        let _ = self.wake.send(());
     }
 
     /// Hands queued publish jobs to the publisher thread, each once.
@@ -577,8 +538,6 @@ impl Core<'_> {
             now,
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
-            scan_requested: std::cell::Cell::new(None),
-            oauth_paste: std::cell::Cell::new(None),
             key: self.key.as_ref(),
         };
         let now_text = db::timestamp(now);
@@ -602,19 +561,17 @@ impl Core<'_> {
             // The storage failing is not the update's fault: it is kept for a retry
             // (the poller does not confirm it), never skipped with an apology.
             Err(e) if db::is_storage_error(&e) => return Err(e),
-            Ok(()) => {
+            Ok(follow_up) => {
                 enqueue_all(&tx, &out, &now_text)?;
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
-                let pasted = ctx.oauth_paste.take();
-                if let Some(chat_id) = ctx.scan_requested.get() {
+                if let Some(chat_id) = follow_up.scan_requested {
                     let _ = self.scans.send(ScanRequest {
                         requested_by: Some(chat_id),
                     });
                 }
-                drop(ctx);
-                if let Some((state, code)) = pasted {
-                    self.finish_pasted_login(&state, &code);
+                if let Some((state, code)) = follow_up.oauth_paste {
+                    let _ = self.pastes.send(PastedLogin { state, code });
                 }
             }
             Err(e) => {
@@ -664,22 +621,6 @@ fn update_is_new(update_id: i64, last: Option<i64>, offset: i64) -> bool {
         return true;
     };
     update_id > last || (update_id < offset && last >= offset.saturating_sub(1))
-}
-
-/// Stores the core's decided calls in the outbox, in order, each within
-/// Telegram's length limits (a long message becomes several).
-pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
-    for call in calls.iter().flat_map(telegram::fit_to_limits) {
-        let hook = call.on_result.as_ref().map(|h| h.to_string());
-        db::enqueue_with_hook(
-            conn,
-            call.method,
-            &call.params.to_string(),
-            hook.as_deref(),
-            now,
-        )?;
-    }
-    Ok(())
 }
 
 /// What a user hears when their update could not be handled.
@@ -761,6 +702,7 @@ mod tests {
             rescan_every: Duration::from_secs(60),
             key: None,
             publish_jobs,
+            pastes: mpsc::channel().0,
             dispatched: Default::default(),
             trouble: Default::default(),
         };

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Longer than any sane answer, short enough that a Pi never buffers a runaway body.
 const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
@@ -598,6 +598,12 @@ impl Graph {
         Graph::with_timeout(graph_url, api_url, CALL_TIMEOUT)
     }
 
+    /// Its agent (cheap to clone, one connection pool), for the token
+    /// refresh (`accounts::GraphRefresh`) to share.
+    pub fn agent(&self) -> ureq::Agent {
+        self.agent.clone()
+    }
+
     /// A client whose calls give up after `timeout` (tests use a short one).
     pub fn with_timeout(graph_url: &str, api_url: &str, timeout: Duration) -> Graph {
         let agent = ureq::Agent::config_builder()
@@ -1107,6 +1113,14 @@ impl RefreshClient {
             .new_agent();
         RefreshClient {
             agent,
+            graph_url: unversioned_graph_url(graph_url).to_string(),
+        }
+    }
+
+    /// With the agent of `graph` (its timeouts, one connection pool).
+    pub fn sharing(graph: &Graph, graph_url: &str) -> RefreshClient {
+        RefreshClient {
+            agent: graph.agent(),
             graph_url: unversioned_graph_url(graph_url).to_string(),
         }
     }

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use log::{error, info};
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub const KEY_LEN: usize = 32;
+pub use crate::crypto::KEY_LEN;
 
 /// Why the key cannot be used; the text says what was lost and what to do.
 /// Callers treat it as a configuration problem (exit 2), never as a reason to

@@ -374,7 +374,7 @@ pub fn tell_chat(
             old: (*old).into(),
             new: (*new).into(),
         };
-        crate::bot::record_change_version(
+        crate::chats::record_change_version(
             &tx,
             config,
             now,
@@ -385,7 +385,7 @@ pub fn tell_chat(
         )?;
     }
     let message = crate::telegram::send_message(chat_id, &text, None);
-    crate::daemon::enqueue_all(&tx, &[message], &db::timestamp(now))?;
+    crate::outbox::enqueue_all(&tx, &[message], &db::timestamp(now))?;
     tx.commit()?;
     Ok(())
 }

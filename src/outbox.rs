@@ -25,66 +25,11 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
 use crate::chats;
-use crate::daemon::sleep_unless;
 use crate::db;
+use crate::runtime::sleep_unless;
 use crate::telegram::{self, ApiError, Client};
 
-/// What to record once a call is answered; stored as JSON beside the call.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Hook {
-    /// A story sent to a chat: its queue row waits for the message id.
-    Story {
-        queue_id: i64,
-        media_item_id: i64,
-        chat_id: i64,
-        name: String,
-    },
-}
-
-impl Hook {
-    /// The same hook for a call readdressed from chat `from` to chat `to`.
-    fn readdressed(self, from: i64, to: i64) -> Hook {
-        match self {
-            Hook::Story {
-                queue_id,
-                media_item_id,
-                chat_id,
-                name,
-            } => Hook::Story {
-                queue_id,
-                media_item_id,
-                chat_id: if chat_id == from { to } else { chat_id },
-                name,
-            },
-        }
-    }
-}
-
-/// Readdresses every call waiting for chat `from` (and its hook) to chat `to`;
-/// returns how many. Part of moving a chat, in the caller's transaction.
-pub fn readdress_calls(conn: &Connection, from: i64, to: i64) -> Result<usize> {
-    let mut readdressed = 0;
-    for row in db::chats::outbox_calls(conn)? {
-        let Ok(mut params) = serde_json::from_str::<serde_json::Value>(&row.params) else {
-            continue;
-        };
-        if telegram::call_chat_id(&params) != Some(from) {
-            continue;
-        }
-        telegram::set_call_chat_id(&mut params, to);
-        let hook = match row.on_result.as_deref() {
-            Some(text) => match serde_json::from_str::<Hook>(text) {
-                Ok(hook) => Some(serde_json::to_string(&hook.readdressed(from, to))?),
-                Err(_) => Some(text.to_string()),
-            },
-            None => None,
-        };
-        db::chats::rewrite_outbox_call(conn, row.id, &params.to_string(), hook.as_deref())?;
-        readdressed += 1;
-    }
-    Ok(readdressed)
-}
+pub use crate::chats::{readdress_calls, Hook};
 
 pub struct Outbox {
     pub client: Client,
@@ -253,7 +198,7 @@ impl Outbox {
         let now = crate::clock::now();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let calls = change(&tx, now)?;
-        crate::daemon::enqueue_all(&tx, &calls, &db::timestamp(now))?;
+        enqueue_all(&tx, &calls, &db::timestamp(now))?;
         tx.commit()?;
         Ok(())
     }
@@ -321,7 +266,7 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
             let message = telegram::send_message(chat_id, &text, None);
             // Through the same fitting as every reply: Instagram's or Telegram's
             // reason can be long.
-            crate::daemon::enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
+            enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
         }
     }
 }
@@ -340,4 +285,20 @@ fn ended_outage(backoff: &mut Backoff) {
     if failures > 0 {
         info!("delivering replies again after {failures} failed attempt(s)");
     }
+}
+
+/// Stores the core's decided calls in the outbox, in order, each within
+/// Telegram's length limits (a long message becomes several).
+pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
+    for call in calls.iter().flat_map(telegram::fit_to_limits) {
+        let hook = call.on_result.as_ref().map(|h| h.to_string());
+        db::enqueue_with_hook(
+            conn,
+            call.method,
+            &call.params.to_string(),
+            hook.as_deref(),
+            now,
+        )?;
+    }
+    Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::daemon::{sleep_unless, Event};
+use crate::runtime::{sleep_unless, Event};
 use crate::telegram::{ApiError, Client};
 
 pub struct Poller {

@@ -5,7 +5,6 @@
 //! `db`; words from `ui`. Every function takes the chat id it works for.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -14,7 +13,7 @@ use rusqlite::Connection;
 
 use crate::callback::StoryAction;
 use crate::config::Config;
-use crate::convert::{self, ChatPhoto, ChatPhotoError};
+use crate::convert;
 use crate::db::media::MediaItem;
 use crate::db::queue::{self, QueueRow, FOREVER};
 use crate::db::{self};
@@ -316,7 +315,7 @@ pub fn send_slot(
         }
         // A photo Telegram would refuse goes as a preview; one it cannot be
         // shown at all is reported and locked like a video over the limit.
-        let source = match chat_source(&item, &path, &crate::daemon::cache_dir(config)) {
+        let source = match convert::chat_source(&item, &path, &crate::runtime::cache_dir(config)) {
             Ok(source) => source,
             Err(reason) => {
                 warn!("chat {chat_id}: {} cannot be shown: {reason}", item.path);
@@ -368,44 +367,6 @@ pub fn send_slot(
         Some("no sendable file found"),
     )?;
     Ok(())
-}
-
-/// What a story's chat message carries: the file_id once Telegram has the
-/// item, else the file to upload, which for a photo beyond Telegram's limits
-/// is its preview (made now when not cached in `cache_dir`). `Err` is why
-/// Telegram cannot be shown the photo at all.
-pub fn chat_source(
-    item: &MediaItem,
-    path: &Path,
-    cache_dir: &Path,
-) -> std::result::Result<FileSource, String> {
-    let upload = |path: &Path, file_name: String| FileSource::Upload {
-        path: path.to_string_lossy().into_owned(),
-        file_name,
-    };
-    if let Some(id) = &item.telegram_file_id {
-        return Ok(FileSource::FileId(id.clone()));
-    }
-    let name = file_name(&item.path).to_string();
-    if item.kind != MediaKind::Image {
-        return Ok(upload(path, name));
-    }
-    match convert::chat_photo(path, &item.sha256, cache_dir) {
-        Ok(ChatPhoto::Original) => Ok(upload(path, name)),
-        Ok(ChatPhoto::Preview(preview)) => {
-            let stem = name
-                .rsplit_once('.')
-                .map_or(name.as_str(), |(stem, _)| stem);
-            Ok(upload(&preview, format!("{stem}.jpg")))
-        }
-        Err(ChatPhotoError::Unshowable(reason)) => Err(reason),
-        // Sent as it is: the outbox reports what goes wrong, and the item
-        // stays eligible, as it may be readable next time.
-        Err(ChatPhotoError::Unreadable(e)) => {
-            warn!("{}: {e:#}", item.path);
-            Ok(upload(path, name))
-        }
-    }
 }
 
 fn story_message(

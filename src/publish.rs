@@ -25,12 +25,12 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::accounts::{self, AccountChoice, TokenState};
 use crate::config::{Config, Secret};
 use crate::convert::{self, Check};
-use crate::daemon::sleep_unless;
 use crate::db::queue::{self, QueueRow};
 use crate::db::{self, media::MediaItem};
 use crate::instagram::{
     Call, ContainerStatus, ErrorAction, Graph, GraphError, StatusCode, StoryMedia,
 };
+use crate::runtime::sleep_unless;
 use crate::settings::{self, ChatSettings};
 use crate::signing::UrlSigner;
 use crate::status::{JobState, MediaKind, QueueStatus};
@@ -291,7 +291,7 @@ impl Publisher {
             }
         }
         if !out.is_empty() {
-            match crate::daemon::enqueue_all(&self.conn, &out, &db::timestamp(now)) {
+            match crate::outbox::enqueue_all(&self.conn, &out, &db::timestamp(now)) {
                 Ok(()) => {
                     let _ = self.wake_outbox.send(());
                 }
@@ -406,7 +406,7 @@ impl Publisher {
                 }
             }
         }
-        crate::daemon::enqueue_all(&tx, &out, &now_text)?;
+        crate::outbox::enqueue_all(&tx, &out, &now_text)?;
         tx.commit()?;
         if published_image {
             convert::remove_cached(&item.sha256, &self.cache_dir);
@@ -431,7 +431,7 @@ impl Publisher {
             }
             _ => {}
         }
-        crate::daemon::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
+        crate::outbox::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
         tx.commit()?;
         Ok(())
     }
@@ -464,7 +464,7 @@ impl Publisher {
                 let path = self.media_dir.join(&item.path);
                 // Its slot found it showable; should that have changed, the
                 // file goes as it is and the outbox reports Telegram's answer.
-                let source = crate::posting::chat_source(item, &path, &self.cache_dir)
+                let source = crate::convert::chat_source(item, &path, &self.cache_dir)
                     .unwrap_or_else(|_| FileSource::Upload {
                         path: path.to_string_lossy().into_owned(),
                         file_name: item

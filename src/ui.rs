@@ -6,11 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::accounts::{self, Account, ChatAccount, TokenHealth};
 use crate::callback::{self, Ask, Callback, StoryAction};
 use crate::html_fit::{self, Piece};
+use crate::markup::{escape_html, Button, ChatGone, Keyboard};
+use crate::rows::{token_health_words, Account, ChatAccount, TokenHealth};
 use crate::settings::{format_window, ChatSettings, Toggle};
-use crate::telegram::{self, escape_html, Button, ChatGone, Keyboard};
+use crate::telegram;
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -96,7 +97,11 @@ fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
 
 /// "2026-11-22 14:02 UTC" from a stored timestamp.
 fn short_time(stored: &str) -> Option<String> {
-    crate::db::parse_timestamp(stored).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    chrono::DateTime::parse_from_rfc3339(stored).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    })
 }
 
 /// The /settings message: a summary and the keyboard that changes it.
@@ -205,9 +210,9 @@ fn account_handle(account: &Account) -> String {
 /// "58 days left", "token expired", "reconnect needed".
 fn token_note(token: TokenHealth) -> String {
     match token {
-        TokenHealth::DaysLeft(_) => format!("{} left", accounts::token_health_words(token)),
+        TokenHealth::DaysLeft(_) => format!("{} left", token_health_words(token)),
         TokenHealth::Expired => "token expired, reconnect needed".to_string(),
-        TokenHealth::ReconnectNeeded => accounts::token_health_words(token),
+        TokenHealth::ReconnectNeeded => token_health_words(token),
     }
 }
 

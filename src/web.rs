@@ -94,6 +94,8 @@ pub struct OAuthPages {
     pub config: Arc<crate::config::Config>,
     pub key: Option<[u8; 32]>,
     pub wake_outbox: std::sync::mpsc::Sender<()>,
+    /// The daemon's one Graph API client (clones share its agent).
+    pub graph: crate::instagram::Graph,
 }
 
 /// Binds `listen` and serves until `shutdown` is set. Returns the bound address
@@ -763,15 +765,11 @@ fn oauth_callback(request: &Request, worker: &mut Worker) -> Response {
         .or_else(|| crate::oauth::query_param(&request.target, "error"));
     let outcome = (|| -> Result<crate::oauth::Finished> {
         let mut conn = db::open_without_migrating(&worker.state.db_path)?;
-        let graph = crate::instagram::Graph::new(
-            &pages.config.instagram.graph_url,
-            &pages.config.instagram.api_url,
-        );
         match (code, denied) {
             (Some(code), _) => crate::oauth::finish(
                 &mut conn,
                 &pages.config,
-                &graph,
+                &pages.graph,
                 pages.key.as_ref(),
                 &state,
                 &code,

@@ -2,6 +2,7 @@
 //! into a `Command` (the help texts live here too), and the small commands;
 //! `dispatch` runs a parsed command and gives its exit code.
 
+mod accounts;
 pub mod dispatch;
 
 use std::ffi::OsString;
@@ -228,7 +229,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 );
             }
             Value(word) if command.is_none() && word == "accounts" => {
-                return crate::accounts::parse_args(&mut parser, config);
+                return accounts::parse_args(&mut parser, config);
             }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {

@@ -9,15 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 const INSTAGRAM: &str = "instagram";
 const ACCESS_TOKEN: &str = "access_token";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub id: i64,
-    pub display_name: String,
-    pub instagram_user_id: String,
-    /// Without the @.
-    pub username: Option<String>,
-    pub is_active: bool,
-}
+pub use crate::rows::Account;
 
 /// An account's access token as stored: sealed, with its dates.
 #[derive(Debug, Clone, PartialEq, Eq)]
