@@ -751,7 +751,7 @@ impl Publisher {
                     action => return Polled::Failed(e.plain_words(), action),
                 },
             }
-            sleep_unless(&self.shutdown, pause);
+            sleep_unless(&self.shutdown, crate::clock::real_duration(pause));
         }
         Polled::Failed(
             "Instagram took too long to process the story".into(),
@@ -796,7 +796,7 @@ impl Publisher {
                 attempt + 1,
                 RETRIES.attempts
             );
-            sleep_unless(&self.shutdown, delay);
+            sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
             if self.shutdown.load(Ordering::Relaxed) {
                 return Attempt::Stopped;
             }
