@@ -10,8 +10,11 @@
 //! atomic load.
 //!
 //! Waits that come from daemon time (until the next slot, the scheduler's minute)
-//! go through `real_duration`; waits for the outside world (HTTP back-off, polls,
-//! housekeeping) stay in real time.
+//! go through `real_duration`, and so do the waits between retries: the back-off
+//! through a Telegram outage (poller, outbox) and Instagram's retries and container
+//! polls (publish). Under a 60x clock a 30 s back-off cap is 0.5 real seconds, so a
+//! test can live through minutes of outage in seconds. HTTP timeouts and
+//! housekeeping stay in real time.
 
 use std::sync::OnceLock;
 use std::time::Duration;

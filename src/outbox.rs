@@ -125,7 +125,7 @@ impl Outbox {
                     } else {
                         debug!("{} still failing ({e}); next try in {delay:?}", row.method);
                     }
-                    sleep_unless(&self.shutdown, delay);
+                    sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
                 }
                 Err(e) if e.migrate_to_chat_id().is_some() => {
                     ended_outage(&mut backoff);

@@ -153,7 +153,7 @@ impl Poller {
                     *reported = Some(cause);
                     // Something that keeps setting it again must not make this a busy loop.
                     if backoff.failures() > 1 {
-                        sleep_unless(&self.shutdown, delay);
+                        sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
                     }
                     return;
                 }
@@ -168,7 +168,7 @@ impl Poller {
         } else {
             debug!("getUpdates still refused (409, {cause:?}); next try in {delay:?}");
         }
-        sleep_unless(&self.shutdown, delay);
+        sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
     }
 
     fn wait_for_commit(&self) -> Option<Option<i64>> {
@@ -193,7 +193,7 @@ impl Poller {
         } else {
             debug!("Telegram still unavailable ({e}); next try in {delay:?}");
         }
-        sleep_unless(&self.shutdown, delay);
+        sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
     }
 }
 

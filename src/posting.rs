@@ -795,3 +795,75 @@ fn answer_unknown_outcome(
 fn queue_id_of(row: &Option<QueueRow>) -> i64 {
     row.as_ref().map_or(0, |r| r.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT: i64 = -1_009;
+
+    /// `tick` as a table: one slot in an in-memory database, the chat's state, and
+    /// what the tick makes of the slot and whether the chat hears it was missed.
+    #[test]
+    fn tick_marks_missed_slots_and_skips_those_nobody_may_get() {
+        let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let dir = tempfile::tempdir().unwrap();
+        // (slot minutes from now, paused, served, status after the tick, missed notice)
+        let cases = [
+            (-16, false, true, "missed", true),
+            (-60 * 24, false, true, "missed", true),
+            (-16, true, true, "missed", false),
+            (10, false, true, "pending", false),
+            (-1, true, true, "skipped", false),
+            (-1, false, false, "skipped", false),
+            (-16, false, false, "missed", false),
+        ];
+        for (i, (minutes, paused, served, status, notice)) in cases.into_iter().enumerate() {
+            let mut conn = Connection::open_in_memory().unwrap();
+            db::migrate(&mut conn).unwrap();
+            let t = db::timestamp(now);
+            let tx = conn.transaction().unwrap();
+            db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+            tx.commit().unwrap();
+            conn.execute(
+                "UPDATE chats SET is_paused = ?1, authorized_by = NULL WHERE chat_id = ?2",
+                rusqlite::params![paused, CHAT],
+            )
+            .unwrap();
+            let slot_at = now + Duration::minutes(minutes);
+            let slot = queue::insert_slot(
+                &conn,
+                CHAT,
+                &db::timestamp(slot_at),
+                &slot_at.date_naive().to_string(),
+                None,
+                &t,
+            )
+            .unwrap();
+            let access = if served {
+                format!("[access]\nadmin_user_ids = [42]\nallowed_chat_ids = [{CHAT}]\n")
+            } else {
+                "[access]\nadmin_user_ids = [42]\n".to_string()
+            };
+            let config = crate::config::parse(
+                &format!("[telegram]\nbot_token = \"1:x\"\n{access}"),
+                std::path::Path::new("storyline.toml"),
+                dir.path(),
+                &|_| None,
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            tick(&conn, &config, None, now, &mut out).unwrap();
+            let row = queue::queue_item(&conn, slot).unwrap().unwrap();
+            assert_eq!(row.status.as_str(), status, "case {i}: {out:?}");
+            let told = out.iter().any(|o| {
+                o.params["text"]
+                    .as_str()
+                    .is_some_and(|text| text.starts_with("⏰ 1 scheduled story was missed"))
+            });
+            assert_eq!(told, notice, "case {i}: {out:?}");
+        }
+    }
+}

@@ -696,7 +696,7 @@ impl Publisher {
                     action => return Polled::Failed(e.plain_words(), action),
                 },
             }
-            sleep_unless(&self.shutdown, pause);
+            sleep_unless(&self.shutdown, crate::clock::real_duration(pause));
         }
         Polled::Failed(
             "Instagram took too long to process the story".into(),
@@ -741,7 +741,7 @@ impl Publisher {
                 attempt + 1,
                 RETRIES.attempts
             );
-            sleep_unless(&self.shutdown, delay);
+            sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
             if self.shutdown.load(Ordering::Relaxed) {
                 return Attempt::Stopped;
             }
@@ -994,6 +994,97 @@ mod tests {
     const CHAT: i64 = -1_007;
     const KEY: [u8; 32] = [7; 32];
     const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    /// `route` as a table: each case is an in-memory database and a chat's settings,
+    /// and the route a story at its slot takes.
+    #[test]
+    fn route_publishes_or_hands_the_story_to_people() {
+        #[derive(Clone, Copy)]
+        enum Accounts {
+            None,
+            Valid,
+            Expired,
+            Two,
+        }
+        let manual = |offer_auto_post: bool, note: Option<&str>| Route::Manual {
+            offer_auto_post,
+            note: note.map(str::to_string),
+        };
+        let no_url =
+            "[web] public_url is not set in storyline.toml, so Instagram cannot fetch the file";
+        // (auto_post, api on, public_url set, accounts, key readable, dry run, route)
+        let cases = [
+            (true, true, true, Accounts::Valid, true, false, Route::Publish { account_id: 1, dry_run: false }),
+            (true, true, true, Accounts::Valid, true, true, Route::Publish { account_id: 1, dry_run: true }),
+            (false, true, true, Accounts::Valid, true, false, manual(true, None)),
+            (true, false, true, Accounts::Valid, true, false, manual(false, None)),
+            (false, false, true, Accounts::Valid, true, false, manual(false, None)),
+            (true, true, false, Accounts::Valid, true, false, manual(false, Some(no_url))),
+            (false, true, false, Accounts::Valid, true, false, manual(false, None)),
+            (true, true, true, Accounts::None, true, false, manual(false, Some("no Instagram account is connected"))),
+            (true, true, true, Accounts::Two, true, false, manual(false, Some("choose the Instagram account in /settings"))),
+            (true, true, true, Accounts::Expired, true, false, manual(false, Some("the access token of @brand has expired; reconnect the account"))),
+            (true, true, true, Accounts::Valid, false, false, manual(false, Some("the access token of @brand cannot be read (was the key file replaced?); reconnect the account"))),
+            (false, true, true, Accounts::Expired, true, false, manual(false, None)),
+        ];
+        let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let dir = tempfile::tempdir().unwrap();
+        for (i, (auto_post, api, url, accounts, key_readable, dry_run, expected)) in
+            cases.into_iter().enumerate()
+        {
+            let mut conn = Connection::open_in_memory().unwrap();
+            db::migrate(&mut conn).unwrap();
+            let t = db::timestamp(now);
+            let tx = conn.transaction().unwrap();
+            db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+            tx.commit().unwrap();
+            let add = |name: &str, user: &str, expires: chrono::Duration| {
+                accounts::add_or_update_account(
+                    &conn,
+                    &KEY,
+                    name,
+                    user,
+                    Some("brand"),
+                    &crate::config::Secret::new("IGAA-token"),
+                    now + expires,
+                    now - chrono::Duration::days(1),
+                )
+                .unwrap();
+            };
+            match accounts {
+                Accounts::None => {}
+                Accounts::Valid => add("Brand", "178", chrono::Duration::days(60)),
+                Accounts::Expired => add("Brand", "178", -chrono::Duration::hours(1)),
+                Accounts::Two => {
+                    add("Brand", "178", chrono::Duration::days(60));
+                    add("Other", "179", chrono::Duration::days(60));
+                }
+            }
+            let toml = if url {
+                "[telegram]\nbot_token = \"1:x\"\n[web]\npublic_url = \"https://stories.example.org\"\n"
+            } else {
+                "[telegram]\nbot_token = \"1:x\"\n"
+            };
+            let config = crate::config::parse(
+                toml,
+                std::path::Path::new("storyline.toml"),
+                dir.path(),
+                &|_| None,
+            )
+            .unwrap();
+            let row = db::chat(&conn, CHAT).unwrap().unwrap();
+            let mut s = settings::resolve(&row, &config.defaults);
+            s.auto_post = auto_post;
+            s.enable_instagram_api = api;
+            s.dry_run_mode = dry_run;
+            let other_key = [9; 32];
+            let key = if key_readable { &KEY } else { &other_key };
+            let route = route(&conn, &config, Some(key), CHAT, &s, now).unwrap();
+            assert_eq!(route, expected, "case {i}");
+        }
+    }
 
     /// A database with one chat, one image, one account with a valid token and a
     /// slot at 'sending' whose dry-run publish job is queued; and its publisher.

@@ -165,6 +165,9 @@ fn a_caption_too_long_for_telegram_is_shortened_and_keeps_the_outcome_after_a_pr
     let before = env.tg.messages(CHAT).len();
     env.tg.push_message(CHAT, ADMIN, "ada", "/next");
     let story = story_after(env, before);
+    // The press must find the story's message id recorded, which happens when the
+    // outbox takes Telegram's answer, a moment after the fake saw the call.
+    wait_for_empty_outbox(env);
     press_data(
         env,
         CHAT,

@@ -75,22 +75,35 @@ fn garbage_drops_and_slow_answers_do_not_stop_the_bot() {
     assert_token_not_logged(&env);
 }
 
+/// Two minutes of daemon time in two real seconds: the daemon runs on the test clock
+/// (`STORYLINE_TEST_CLOCK`) 60 times faster, and its back-off waits are daemon time
+/// (src/clock.rs), so it lives through the same two minutes of retries as in the wild.
+const OUTAGE_SPEED: u32 = 60;
+
 #[test]
 fn two_minutes_of_server_errors_then_recovery() {
     let env = Env::new();
-    let outage_ends = Instant::now() + Duration::from_secs(120);
+    let outage = Duration::from_secs(120);
+    let started = chrono::Utc::now();
+    let outage_ends = Instant::now() + outage / OUTAGE_SPEED;
     env.tg.fail_until(
         "*",
         outage_ends,
         Fault::status(500, "Internal Server Error"),
     );
-    let mut daemon = env.start();
+    let clock = format!(
+        "{},{},{OUTAGE_SPEED}",
+        started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        started.timestamp_millis()
+    );
+    let mut daemon = env.start_with_env(&[("STORYLINE_TEST_CLOCK", clock.as_str())]);
     env.tg.wait_for_method(0, "getMe", WAIT);
     env.tg.push_message(CHAT, ADMIN, "ada", "/status");
-    wait_until("the outage to end", Duration::from_secs(130), || {
+    wait_until("the outage to end", outage / OUTAGE_SPEED + WAIT, || {
         (Instant::now() >= outage_ends).then_some(())
     });
     assert!(daemon.is_running(), "the daemon died during the outage");
+    let failed = env.tg.calls().len();
     let reply = wait_until(
         "the reply after the outage",
         Duration::from_secs(60),
@@ -105,6 +118,13 @@ fn two_minutes_of_server_errors_then_recovery() {
     assert!(
         retries < 60,
         "{retries} polls in two minutes is hammering, not backing off"
+    );
+    // A back-off that did not double would be 120 tries of 1 s; doubling up to the
+    // 30 s cap gives 1+2+4+8+16+30+30+30 ≥ 120 s in at most a dozen, half of it
+    // jitter, and never fewer than five.
+    assert!(
+        failed >= 5,
+        "{failed} calls in two minutes: the outage was not lived through"
     );
     assert_token_not_logged(&env);
 }
