@@ -12,6 +12,8 @@ pub mod convert;
 pub mod crypto;
 pub mod daemon;
 pub mod db;
+#[cfg(test)]
+mod fuzz_input;
 pub mod instagram;
 pub mod keyfile;
 pub mod logging;
