@@ -1722,6 +1722,11 @@ level = "DEBUG"
         "/?([a-zA-Z0-9_é .-]{1,8}/){0,3}[a-zA-Z0-9_é.-]{1,8}/?"
     }
 
+    /// A number in `low..=high`, often one of the two ends.
+    fn in_range(low: i64, high: i64) -> impl Strategy<Value = i64> {
+        prop_oneof![Just(low), Just(high), low..=high]
+    }
+
     /// A value with spaces around it, which the checks trim.
     fn padded(inner: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
         (inner, " {0,2}", " {0,2}").prop_map(|(v, a, b)| format!("{a}{v}{b}"))
@@ -1745,21 +1750,27 @@ level = "DEBUG"
             });
         let listen = (any::<IpAddr>(), any::<u16>(), " {0,1}");
         (
-            (of(".{0,24}"), of(any_url()), of(1i64..=300), ids(), ids()),
+            (
+                of(".{0,24}"),
+                of(any_url()),
+                of(in_range(1, 300)),
+                ids(),
+                ids(),
+            ),
             (
                 of(any_path()),
                 of(any_path()),
                 of(any_path()),
-                of(1i64..=1440),
+                of(in_range(1, 1440)),
             ),
             (of(listen), of(prop_oneof![any_url(), " {0,3}"])),
             (of(".{0,16}"), of(".{0,24}"), of(any_url()), of(any_url())),
             (
                 of(any::<bool>()),
                 of(any::<bool>()),
-                of(1i64..=50),
-                of(0i64..=23),
-                of(0i64..=23),
+                of(in_range(1, 50)),
+                of(in_range(0, 23)),
+                of(in_range(0, 23)),
                 of(padded(timezone)),
             ),
             (of(padded(level)), any::<bool>()),

@@ -1059,6 +1059,12 @@ mod tests {
         b"\x7f\xff\xff\xff\xff\xff\xff\xf0",
         b"\x01\0\0\0",
         b"\x02\0\0\0",
+        // Whole box headers that lie about their size.
+        b"\0\0\0\x01moov\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\0\0\0\x01mdat\xff\xff\xff\xff\xff\xff\xff\xf0",
+        b"\0\0\0\x01mvhd\0\0\0\0\0\0\0\x08",
+        b"\xff\xff\xff\xffmoov",
+        b"\0\0\0\0moov",
     ];
 
     /// A box as a kind and its payload, or one with another size field.
@@ -1142,9 +1148,10 @@ mod tests {
                 payload,
             }),
             1 => (
-                prop_oneof![Just(0u32), Just(1), 2u32..8, any::<u32>()],
+                prop_oneof![Just(0u32), Just(1), 2u32..8, Just(u32::MAX), any::<u32>()],
                 any_kind(),
-                any::<u64>(),
+                // Sizes near the top of u64 are the ones that overflow an offset.
+                prop_oneof![any::<u64>(), Just(u64::MAX), u64::MAX - 64.., 0u64..32],
             )
                 .prop_map(|(size, kind, large_size)| BoxSpec::Raw { size, kind, large_size }),
         ];

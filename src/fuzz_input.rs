@@ -38,6 +38,12 @@ pub fn text_from(alphabet: &'static str, max_len: usize) -> impl Strategy<Value 
     .prop_map(|chars| chars.into_iter().collect())
 }
 
+/// A positive id as the database hands them out: short ones, any, and the
+/// largest (uniform alone would almost always give 19 digits).
+pub fn positive_id() -> impl Strategy<Value = i64> {
+    prop_oneof![1i64..=9, 1..=i64::MAX, i64::MAX - 9..=i64::MAX]
+}
+
 /// One change to a byte string. A position is taken modulo the length, so it fits
 /// any input and shrinks towards the start.
 #[derive(Debug, Clone)]

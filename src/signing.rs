@@ -359,6 +359,16 @@ mod tests {
         Some((id.parse().ok()?, exp.parse().ok()?))
     }
 
+    /// Expiry times: tiny, around now, any, and the largest.
+    fn any_expiry() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            0i64..=9,
+            1_700_000_000i64..1_900_000_000,
+            0..=i64::MAX,
+            i64::MAX - 9..=i64::MAX
+        ]
+    }
+
     proptest! {
         #![proptest_config(fuzz_input::config(512))]
 
@@ -376,8 +386,8 @@ mod tests {
         /// and expiry (strict parsing: one spelling per link).
         #[test]
         fn fuzz_media_url_only_signed_paths_verify(
-            id in 1..=i64::MAX,
-            exp in 0..=i64::MAX,
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
             text in text_from(URL_ALPHABET, 160),
             use_text in any::<bool>(),
         ) {
@@ -394,10 +404,13 @@ mod tests {
         #[test]
         fn fuzz_media_url_signed_paths_verify_until_expiry(
             key in any::<[u8; 32]>(),
-            id in 1..=i64::MAX,
-            exp in 0..=i64::MAX,
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
             now in any::<i64>(),
+            // Often the second before, at, or after the expiry.
+            near_expiry in proptest::option::of(-1i64..=1),
         ) {
+            let now = near_expiry.map_or(now, |offset| exp.saturating_add(offset));
             let s = UrlSigner::new(&key);
             let path = s.sign_path(id, exp);
             let want = if now < exp { Ok(id) } else { Err(MediaUrlError::Expired) };
@@ -415,8 +428,8 @@ mod tests {
         /// or with a bad signature — never served, never called "expired".
         #[test]
         fn fuzz_media_url_any_single_change_is_refused(
-            id in 1..=i64::MAX,
-            exp in 0..=i64::MAX,
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
             edit in char_edit(URL_ALPHABET),
         ) {
             let s = signer();
@@ -433,12 +446,45 @@ mod tests {
             );
         }
 
+        /// Another spelling of the same id or expiry (a leading zero, a sign,
+        /// spaces, an escape) or of the signature (upper case) is not the link.
+        #[test]
+        fn fuzz_media_url_respelled_links_are_malformed(
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            which in 0usize..3,
+            spelling in prop::sample::select(&["0", "00", "+", " ", "%30", "\t"][..]),
+            before in any::<bool>(),
+        ) {
+            let s = signer();
+            let path = s.sign_path(id, exp);
+            let sig = path.rsplit_once("sig=").map(|(_, sig)| sig.to_string()).unwrap_or_default();
+            // A digit after the number would make another number, so digits go before.
+            let respell = |text: String| {
+                if before || spelling.starts_with('0') {
+                    format!("{spelling}{text}")
+                } else {
+                    format!("{text}{spelling}")
+                }
+            };
+            let respelled = match which {
+                0 => format!("/media/{}?exp={exp}&sig={sig}", respell(id.to_string())),
+                1 => format!("/media/{id}?exp={}&sig={sig}", respell(exp.to_string())),
+                _ => format!("/media/{id}?exp={exp}&sig={}", sig.to_uppercase()),
+            };
+            if respelled == path {
+                // A signature without letters has no upper case.
+                return Ok(());
+            }
+            prop_assert_eq!(s.verify(&respelled, i64::MIN), Err(MediaUrlError::Malformed), "{}", respelled);
+        }
+
         /// Truncated, flipped, spliced or duplicated signed paths never panic and
         /// are refused unless the mutations cancelled out.
         #[test]
         fn fuzz_media_url_mutated_paths_are_refused(
-            id in 1..=i64::MAX,
-            exp in 0..=i64::MAX,
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
             changes in mutations(URL_PIECES),
         ) {
             let s = signer();
