@@ -4,7 +4,7 @@
 //! (truncation, byte flips, insertion, deletion, duplication) of valid inputs.
 //!
 //! `cargo test --lib fuzz_` runs them all with a few hundred cases each; a long
-//! run sets PROPTEST_CASES, e.g. `PROPTEST_CASES=1000000 cargo test --release --lib fuzz_`.
+//! run sets PROPTEST_CASES (the README's "Fuzzing" has the command).
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
