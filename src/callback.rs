@@ -292,4 +292,268 @@ mod tests {
             assert_eq!(parse(data), None, "{data:?}");
         }
     }
+
+    // ---- property tests (`cargo test --lib fuzz_callback`) ----
+
+    use crate::fuzz_input::{self, mutate_text, mutations, text_from};
+    use crate::wizard::{Action, Field, Press, Step};
+    use proptest::prelude::*;
+
+    /// The characters button data is made of.
+    const DATA_ALPHABET: &str = "1:0123456789abcdefsetaskdrypiuoqwzxcvnmhlr-+ ";
+
+    const DATA_PIECES: &[&[u8]] = &[
+        b":",
+        b"1:",
+        b"2:",
+        b"set",
+        b"ask",
+        b"st",
+        b"acct",
+        b"wz",
+        b"add",
+        b"0",
+        b"00",
+        b"-1",
+        b"9223372036854775807",
+        b"9223372036854775808",
+        b"ffffffff",
+        b"\xc3\xa9",
+    ];
+
+    fn any_toggle() -> impl Strategy<Value = Toggle> {
+        prop::sample::select(vec![
+            Toggle::DryRun,
+            Toggle::InstagramApi,
+            Toggle::Paused,
+            Toggle::AutoPost,
+        ])
+    }
+
+    fn any_story_action() -> impl Strategy<Value = StoryAction> {
+        prop::sample::select(vec![
+            StoryAction::Posted,
+            StoryAction::Skip,
+            StoryAction::Reject,
+            StoryAction::RejectConfirmed,
+            StoryAction::RejectCancelled,
+            StoryAction::AutoPost,
+            StoryAction::WasPublished,
+            StoryAction::PublishAgain,
+        ])
+    }
+
+    /// A wizard press on a step that shows its button (only those are made).
+    fn any_press() -> impl Strategy<Value = Press> {
+        let steps_except = |skip: Step| {
+            let steps: Vec<Step> = Step::ALL.into_iter().filter(|s| *s != skip).collect();
+            prop::sample::select(steps)
+        };
+        let step_and_action = prop_oneof![
+            prop::sample::select(Step::ALL.to_vec()).prop_map(|s| (s, Action::Cancel)),
+            steps_except(Step::Summary).prop_map(|s| (s, Action::Next)),
+            steps_except(Step::Mode).prop_map(|s| (s, Action::Back)),
+            any::<bool>().prop_map(|on| (Step::Mode, Action::DryRun(on))),
+            Just((Step::Instagram, Action::Connect)),
+            Just((Step::Instagram, Action::Skip)),
+            fuzz_input::positive_id().prop_map(|id| (Step::Instagram, Action::Account(id))),
+            (any::<u32>(), any::<bool>())
+                .prop_map(|(key, include)| (Step::Media, Action::Category { key, include })),
+            (crate::settings::POSTS_PER_DAY_MIN..=crate::settings::POSTS_PER_DAY_MAX)
+                .prop_map(|n| (Step::Schedule, Action::PostsPerDay(n))),
+            (0..=crate::settings::HOUR_MAX, 0..=crate::settings::HOUR_MAX)
+                .prop_map(|(start, end)| (Step::Schedule, Action::Hours { start, end })),
+            prop::sample::select(vec![Field::PostsPerDay, Field::Hours, Field::Timezone])
+                .prop_map(|f| (Step::Schedule, Action::Custom(f))),
+            Just((Step::Summary, Action::Complete)),
+        ];
+        (fuzz_input::positive_id(), step_and_action).prop_map(|(wizard_id, (step, action))| Press {
+            wizard_id,
+            step,
+            action,
+        })
+    }
+
+    /// Every button we make: ids are positive, as the database hands them out.
+    fn any_callback() -> impl Strategy<Value = Callback> {
+        prop_oneof![
+            (any_toggle(), any::<bool>())
+                .prop_map(|(toggle, value)| Callback::Set { toggle, value }),
+            prop::sample::select(vec![
+                Ask::PostsPerDay,
+                Ask::Hours,
+                Ask::Timezone,
+                Ask::Categories,
+                Ask::Locks,
+            ])
+            .prop_map(Callback::Ask),
+            prop::sample::select(vec![
+                Callback::Cancel,
+                Callback::Refresh,
+                Callback::Close,
+                Callback::ShowQueue,
+                Callback::ShowSchedule,
+                Callback::AccountMenu,
+                Callback::AddAccount,
+                Callback::BackToSettings,
+            ]),
+            (any_story_action(), fuzz_input::positive_id())
+                .prop_map(|(action, queue_id)| Callback::Story { action, queue_id }),
+            fuzz_input::positive_id().prop_map(Callback::Account),
+            any_press().prop_map(Callback::Wizard),
+        ]
+    }
+
+    /// Every word button data uses, and spellings a number could take.
+    const TOKENS: &[&str] = &[
+        "1",
+        "2",
+        "set",
+        "dry",
+        "api",
+        "pause",
+        "auto",
+        "ask",
+        "ppd",
+        "hours",
+        "tz",
+        "cat",
+        "locks",
+        "queue",
+        "schedule",
+        "st",
+        "p",
+        "s",
+        "r",
+        "ry",
+        "rn",
+        "a",
+        "up",
+        "ur",
+        "cancel",
+        "refresh",
+        "close",
+        "acct",
+        "add",
+        "back",
+        "wz",
+        "next",
+        "stop",
+        "conn",
+        "skip",
+        "hrs",
+        "c",
+        "done",
+        "0",
+        "00",
+        "01",
+        "-1",
+        "+1",
+        "5",
+        "6",
+        "23",
+        "24",
+        "50",
+        "51",
+        "9223372036854775807",
+        "9223372036854775808",
+        "ffffffff",
+        "FFFFFFFF",
+        "0000000g",
+        "",
+        " ",
+    ];
+
+    /// A change to one ':'-separated word of button data.
+    #[derive(Debug, Clone)]
+    enum WordEdit {
+        Replace(usize, &'static str),
+        /// A leading zero, a sign, a space: another spelling of the same number.
+        Prefix(usize, &'static str),
+        Suffix(usize, &'static str),
+        Remove(usize),
+        Repeat(usize),
+        Insert(usize, &'static str),
+    }
+
+    fn word_edit() -> impl Strategy<Value = WordEdit> {
+        let token = prop::sample::select(TOKENS);
+        let affix = prop::sample::select(&["0", "+", "-", " ", "x", ":"][..]);
+        prop_oneof![
+            (any::<usize>(), token.clone()).prop_map(|(at, t)| WordEdit::Replace(at, t)),
+            (any::<usize>(), affix.clone()).prop_map(|(at, t)| WordEdit::Prefix(at, t)),
+            (any::<usize>(), affix).prop_map(|(at, t)| WordEdit::Suffix(at, t)),
+            any::<usize>().prop_map(WordEdit::Remove),
+            any::<usize>().prop_map(WordEdit::Repeat),
+            (any::<usize>(), token).prop_map(|(at, t)| WordEdit::Insert(at, t)),
+        ]
+    }
+
+    fn edit_words(data: &str, edit: &WordEdit) -> String {
+        let mut words: Vec<String> = data.split(':').map(str::to_string).collect();
+        let len = words.len();
+        match edit {
+            WordEdit::Replace(at, t) => words[at % len] = t.to_string(),
+            WordEdit::Prefix(at, t) => words[at % len].insert_str(0, t),
+            WordEdit::Suffix(at, t) => words[at % len].push_str(t),
+            WordEdit::Remove(at) => {
+                words.remove(at % len);
+            }
+            WordEdit::Repeat(at) => {
+                let word = words[at % len].clone();
+                words.insert(at % len, word);
+            }
+            WordEdit::Insert(at, t) => words.insert(at % (len + 1), t.to_string()),
+        }
+        words.join(":")
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(1024))]
+
+        /// encode → parse is the identity, within Telegram's 64 bytes.
+        #[test]
+        fn fuzz_callback_round_trips(callback in any_callback()) {
+            let data = encode(callback);
+            prop_assert!(data.len() <= MAX_LEN, "{} is {} bytes", data, data.len());
+            prop_assert_eq!(parse(&data), Some(callback));
+        }
+
+        /// Arbitrary data never panics, and what parses is exactly the encoding of
+        /// what it parsed to: one spelling per button, nothing else accepted.
+        #[test]
+        fn fuzz_callback_arbitrary_data_parses_only_as_encoded(
+            data in text_from(DATA_ALPHABET, 80),
+        ) {
+            if let Some(callback) = parse(&data) {
+                prop_assert_eq!(encode(callback), data);
+            }
+        }
+
+        /// Truncated, flipped or spliced button data never panics and is either
+        /// refused or exactly another button's encoding.
+        #[test]
+        fn fuzz_callback_mutated_data_parses_only_as_encoded(
+            callback in any_callback(),
+            changes in mutations(DATA_PIECES),
+        ) {
+            let data = mutate_text(&encode(callback), &changes);
+            if let Some(parsed) = parse(&data) {
+                prop_assert_eq!(encode(parsed), data);
+            }
+        }
+
+        /// Button data with a word replaced, respelled, dropped, repeated or
+        /// added is refused unless it is exactly another button's encoding.
+        #[test]
+        fn fuzz_callback_edited_words_parse_only_as_encoded(
+            callback in any_callback(),
+            edits in prop::collection::vec(word_edit(), 1..=2),
+        ) {
+            let data = edits.iter().fold(encode(callback), |data, edit| edit_words(&data, edit));
+            if let Some(parsed) = parse(&data) {
+                prop_assert_eq!(encode(parsed), data);
+            }
+        }
+    }
 }

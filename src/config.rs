@@ -1608,4 +1608,422 @@ level = "DEBUG"
             let _ = parse(&lossy, source, base, &no_env);
         }
     }
+
+    // ---- property tests (`cargo test --lib fuzz_config`) ----
+
+    use crate::fuzz_input::{self, mutations, text_from};
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    const TOML_ALPHABET: &str = "[]{}=\"'.,#\n\t -_abcdefgilmnoprstuwy0123456789+:TZ\\";
+
+    const TOML_PIECES: &[&[u8]] = &[
+        b"[",
+        b"]",
+        b"\"",
+        b"'",
+        b"=",
+        b"\n",
+        b"#",
+        b".",
+        b",",
+        b"{",
+        b"}",
+        b"-",
+        b"99999999999999999999",
+        b"-1",
+        b"0",
+        b"1e400",
+        b"true",
+        b"\"\"\"",
+        b"'''",
+        b"\\u",
+        b"\\U0010FFFF",
+        b"\xff",
+        b"\xe2\x80",
+        b"[[a]]",
+        b"[telegram]",
+        b"[defaults]",
+        b"poll_timeout_secs = ",
+        b"posts_per_day = ",
+        b"timezone = ",
+        b"listen = ",
+        b"2024-01-01T00:00:00Z",
+        b"nan",
+        b"inf",
+        b"\r",
+        b"\t",
+        b"\0",
+        b"a.b.c = 1",
+    ];
+
+    fn source() -> &'static Path {
+        Path::new("storyline.toml")
+    }
+
+    fn base() -> &'static Path {
+        Path::new("/srv/story")
+    }
+
+    /// Parsing never panics, and an error always names the file.
+    fn check_no_panic(bytes: &[u8]) -> Result<(), TestCaseError> {
+        if let Err(err) = parse_bytes(bytes, source(), base(), &no_env) {
+            prop_assert!(err.message.starts_with("storyline.toml"), "{}", err.message);
+        }
+        if let Err(err) = parse(&String::from_utf8_lossy(bytes), source(), base(), &no_env) {
+            prop_assert!(err.message.starts_with("storyline.toml"), "{}", err.message);
+        }
+        Ok(())
+    }
+
+    /// One valid storyline.toml: each key present or not, every present value in
+    /// range; toml writes the text.
+    #[derive(Debug, Clone)]
+    struct ValidFile {
+        bot_token: Option<String>,
+        telegram_api_url: Option<String>,
+        poll_timeout_secs: Option<i64>,
+        admin_user_ids: Option<Vec<i64>>,
+        allowed_chat_ids: Option<Vec<i64>>,
+        database: Option<String>,
+        key_file: Option<String>,
+        media_dir: Option<String>,
+        rescan_minutes: Option<i64>,
+        /// Address, port, and spaces around them (which the check trims).
+        listen: Option<(IpAddr, u16, String)>,
+        /// A blank public_url means "none".
+        public_url: Option<String>,
+        app_id: Option<String>,
+        app_secret: Option<String>,
+        instagram_api_url: Option<String>,
+        graph_url: Option<String>,
+        dry_run_mode: Option<bool>,
+        enable_instagram_api: Option<bool>,
+        posts_per_day: Option<i64>,
+        posting_hours_start: Option<i64>,
+        posting_hours_end: Option<i64>,
+        timezone: Option<String>,
+        level: Option<String>,
+        /// Whether a section without keys is still written as `[section]`.
+        empty_sections: bool,
+    }
+
+    fn any_url() -> impl Strategy<Value = String> {
+        "https?://[a-z0-9.-]{1,20}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%-]{0,10}){0,3}/{0,2}"
+    }
+
+    fn any_path() -> impl Strategy<Value = String> {
+        "/?([a-zA-Z0-9_é .-]{1,8}/){0,3}[a-zA-Z0-9_é.-]{1,8}/?"
+    }
+
+    /// A number in `low..=high`, often one of the two ends.
+    fn in_range(low: i64, high: i64) -> impl Strategy<Value = i64> {
+        prop_oneof![Just(low), Just(high), low..=high]
+    }
+
+    /// A value with spaces around it, which the checks trim.
+    fn padded(inner: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+        (inner, " {0,2}", " {0,2}").prop_map(|(v, a, b)| format!("{a}{v}{b}"))
+    }
+
+    fn any_valid_file() -> impl Strategy<Value = ValidFile> {
+        use proptest::option::of;
+        let ids = || of(prop::collection::vec(any::<i64>(), 0..4));
+        let timezone = prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec())
+            .prop_map(|tz| tz.name().to_string());
+        let level = (
+            prop::sample::select(vec!["off", "error", "warn", "info", "debug", "trace"]),
+            any::<bool>(),
+        )
+            .prop_map(|(l, upper)| {
+                if upper {
+                    l.to_uppercase()
+                } else {
+                    l.to_string()
+                }
+            });
+        let listen = (any::<IpAddr>(), any::<u16>(), " {0,1}");
+        (
+            (
+                of(".{0,24}"),
+                of(any_url()),
+                of(in_range(1, 300)),
+                ids(),
+                ids(),
+            ),
+            (
+                of(any_path()),
+                of(any_path()),
+                of(any_path()),
+                of(in_range(1, 1440)),
+            ),
+            (of(listen), of(prop_oneof![any_url(), " {0,3}"])),
+            (of(".{0,16}"), of(".{0,24}"), of(any_url()), of(any_url())),
+            (
+                of(any::<bool>()),
+                of(any::<bool>()),
+                of(in_range(1, 50)),
+                of(in_range(0, 23)),
+                of(in_range(0, 23)),
+                of(padded(timezone)),
+            ),
+            (of(padded(level)), any::<bool>()),
+        )
+            .prop_map(
+                |(telegram, paths, web, instagram, defaults, (level, empty_sections))| ValidFile {
+                    bot_token: telegram.0,
+                    telegram_api_url: telegram.1,
+                    poll_timeout_secs: telegram.2,
+                    admin_user_ids: telegram.3,
+                    allowed_chat_ids: telegram.4,
+                    database: paths.0,
+                    key_file: paths.1,
+                    media_dir: paths.2,
+                    rescan_minutes: paths.3,
+                    listen: web.0,
+                    public_url: web.1,
+                    app_id: instagram.0,
+                    app_secret: instagram.1,
+                    instagram_api_url: instagram.2,
+                    graph_url: instagram.3,
+                    dry_run_mode: defaults.0,
+                    enable_instagram_api: defaults.1,
+                    posts_per_day: defaults.2,
+                    posting_hours_start: defaults.3,
+                    posting_hours_end: defaults.4,
+                    timezone: defaults.5,
+                    level,
+                    empty_sections,
+                },
+            )
+    }
+
+    impl ValidFile {
+        fn text(&self) -> String {
+            use toml::Value as V;
+            let mut file = toml::Table::new();
+            let mut section = |name: &str, keys: Vec<(&str, Option<V>)>| {
+                let table: toml::Table = keys
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                    .collect();
+                if !table.is_empty() || self.empty_sections {
+                    file.insert(name.to_string(), V::Table(table));
+                }
+            };
+            let string = |v: &Option<String>| v.clone().map(V::String);
+            let int = |v: Option<i64>| v.map(V::Integer);
+            let ids = |v: &Option<Vec<i64>>| {
+                v.as_ref()
+                    .map(|ids| V::Array(ids.iter().map(|i| V::Integer(*i)).collect()))
+            };
+            let listen = self.listen.as_ref().map(|(ip, port, pad)| {
+                V::String(format!("{pad}{}{pad}", SocketAddr::new(*ip, *port)))
+            });
+            section(
+                "telegram",
+                vec![
+                    ("bot_token", string(&self.bot_token)),
+                    ("api_url", string(&self.telegram_api_url)),
+                    ("poll_timeout_secs", int(self.poll_timeout_secs)),
+                ],
+            );
+            section(
+                "access",
+                vec![
+                    ("admin_user_ids", ids(&self.admin_user_ids)),
+                    ("allowed_chat_ids", ids(&self.allowed_chat_ids)),
+                ],
+            );
+            section(
+                "storage",
+                vec![
+                    ("database", string(&self.database)),
+                    ("key_file", string(&self.key_file)),
+                ],
+            );
+            section(
+                "media",
+                vec![
+                    ("dir", string(&self.media_dir)),
+                    ("rescan_minutes", int(self.rescan_minutes)),
+                ],
+            );
+            section(
+                "web",
+                vec![("listen", listen), ("public_url", string(&self.public_url))],
+            );
+            section(
+                "instagram",
+                vec![
+                    ("app_id", string(&self.app_id)),
+                    ("app_secret", string(&self.app_secret)),
+                    ("api_url", string(&self.instagram_api_url)),
+                    ("graph_url", string(&self.graph_url)),
+                ],
+            );
+            section(
+                "defaults",
+                vec![
+                    ("dry_run_mode", self.dry_run_mode.map(V::Boolean)),
+                    (
+                        "enable_instagram_api",
+                        self.enable_instagram_api.map(V::Boolean),
+                    ),
+                    ("posts_per_day", int(self.posts_per_day)),
+                    ("posting_hours_start", int(self.posting_hours_start)),
+                    ("posting_hours_end", int(self.posting_hours_end)),
+                    ("timezone", string(&self.timezone)),
+                ],
+            );
+            section("log", vec![("level", string(&self.level))]);
+            toml::to_string(&file).expect("a table of strings, numbers and arrays serialises")
+        }
+
+        /// Checks a parsed Config against what the file says and the defaults.
+        fn check(&self, config: &Config) -> Result<(), TestCaseError> {
+            let trimmed = |v: &Option<String>| {
+                v.as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            };
+            let url = |v: &Option<String>, default: &str| {
+                v.as_deref()
+                    .map_or(default, |u| u.trim_end_matches('/'))
+                    .to_string()
+            };
+            let path = |v: &Option<String>, default: &str| {
+                let joined = base().join(v.as_deref().unwrap_or(default));
+                std::path::absolute(&joined).unwrap_or(joined)
+            };
+            let exposed = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_string());
+            let t = &config.telegram;
+            prop_assert_eq!(exposed(&t.bot_token), trimmed(&self.bot_token));
+            prop_assert_eq!(
+                &t.api_url,
+                &url(&self.telegram_api_url, "https://api.telegram.org")
+            );
+            prop_assert_eq!(
+                Some(t.poll_timeout_secs),
+                u64::try_from(self.poll_timeout_secs.unwrap_or(50)).ok()
+            );
+            let a = &config.access;
+            prop_assert_eq!(
+                &a.admin_user_ids,
+                &self.admin_user_ids.clone().unwrap_or_default()
+            );
+            prop_assert_eq!(
+                &a.allowed_chat_ids,
+                &self.allowed_chat_ids.clone().unwrap_or_default()
+            );
+            prop_assert_eq!(
+                &config.storage.database,
+                &path(&self.database, "storyline.db")
+            );
+            prop_assert_eq!(
+                &config.storage.key_file,
+                &path(&self.key_file, "secret.key")
+            );
+            prop_assert_eq!(&config.media.dir, &path(&self.media_dir, "media"));
+            prop_assert_eq!(
+                i64::from(config.media.rescan_minutes),
+                self.rescan_minutes.unwrap_or(10)
+            );
+            let listen = self
+                .listen
+                .as_ref()
+                .map_or(SocketAddr::from(([127, 0, 0, 1], 8080)), |(ip, port, _)| {
+                    SocketAddr::new(*ip, *port)
+                });
+            prop_assert_eq!(config.web.listen, listen);
+            let public_url = trimmed(&self.public_url).map(|u| u.trim_end_matches('/').to_string());
+            prop_assert_eq!(&config.web.public_url, &public_url);
+            let i = &config.instagram;
+            prop_assert_eq!(&i.app_id, &trimmed(&self.app_id));
+            prop_assert_eq!(exposed(&i.app_secret), trimmed(&self.app_secret));
+            prop_assert_eq!(
+                &i.api_url,
+                &url(&self.instagram_api_url, "https://api.instagram.com")
+            );
+            // The Graph API version is pinned: a URL without one gets it added.
+            prop_assert_eq!(
+                &i.graph_url,
+                &crate::instagram::versioned_graph_url(&url(
+                    &self.graph_url,
+                    "https://graph.instagram.com"
+                ))
+            );
+            let d = &config.defaults;
+            prop_assert_eq!(d.dry_run_mode, self.dry_run_mode.unwrap_or(true));
+            prop_assert_eq!(
+                d.enable_instagram_api,
+                self.enable_instagram_api.unwrap_or(false)
+            );
+            prop_assert_eq!(i64::from(d.posts_per_day), self.posts_per_day.unwrap_or(3));
+            prop_assert_eq!(
+                i64::from(d.posting_hours_start),
+                self.posting_hours_start.unwrap_or(14)
+            );
+            prop_assert_eq!(
+                i64::from(d.posting_hours_end),
+                self.posting_hours_end.unwrap_or(2)
+            );
+            prop_assert_eq!(
+                d.timezone.name(),
+                self.timezone.as_deref().map_or("UTC", str::trim)
+            );
+            let level = self
+                .level
+                .as_deref()
+                .map_or("info".to_string(), |l| l.trim().to_lowercase());
+            prop_assert_eq!(config.log.level.as_str().to_lowercase(), level);
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(256))]
+
+        /// Valid files are accepted with every value as written (or its default),
+        /// and what `storyline check` prints parses back to the same Config.
+        #[test]
+        fn fuzz_config_valid_files_are_accepted(file in any_valid_file()) {
+            let text = file.text();
+            let config = parse(&text, source(), base(), &no_env)
+                .map_err(|err| TestCaseError::fail(format!("{}\n---\n{text}", err.message)))?;
+            file.check(&config)?;
+            let rendered = config.render_masked();
+            let again = parse(&rendered, source(), base(), &no_env)
+                .map_err(|err| TestCaseError::fail(format!("{}\n---\n{rendered}", err.message)))?;
+            prop_assert_eq!(format!("{config:?}"), format!("{again:?}"));
+        }
+
+        /// Valid files truncated, flipped or spliced give a Config or an error
+        /// naming the file, never a panic.
+        #[test]
+        fn fuzz_config_mutated_valid_files(
+            file in any_valid_file(),
+            changes in mutations(TOML_PIECES),
+        ) {
+            check_no_panic(&fuzz_input::mutate(file.text().as_bytes(), &changes))?;
+        }
+
+        /// The same for the full example, which sets every key.
+        #[test]
+        fn fuzz_config_mutated_example(changes in mutations(TOML_PIECES)) {
+            check_no_panic(&fuzz_input::mutate(FULL_EXAMPLE.as_bytes(), &changes))?;
+        }
+
+        /// Arbitrary text and bytes never panic.
+        #[test]
+        fn fuzz_config_arbitrary_text(text in text_from(TOML_ALPHABET, 200)) {
+            check_no_panic(text.as_bytes())?;
+        }
+
+        #[test]
+        fn fuzz_config_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            check_no_panic(&bytes)?;
+        }
+    }
 }

@@ -2231,4 +2231,265 @@ mod tests {
             "{error:#}"
         );
     }
+
+    // ---- property tests (`cargo test --lib fuzz_mp4`, `fuzz_jpeg`) ----
+
+    use crate::fuzz_input::{self, mutations};
+    use proptest::prelude::*;
+
+    const BOX_PIECES: &[&[u8]] = &[
+        b"moov",
+        b"mvhd",
+        b"mdat",
+        b"trak",
+        b"free",
+        b"\0\0\0\0",
+        b"\0\0\0\x01",
+        b"\0\0\0\x08",
+        b"\0\0\0\x10",
+        b"\xff\xff\xff\xff",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\x7f\xff\xff\xff\xff\xff\xff\xf0",
+        b"\x01\0\0\0",
+        b"\x02\0\0\0",
+        // Whole box headers that lie about their size.
+        b"\0\0\0\x01moov\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\0\0\0\x01mdat\xff\xff\xff\xff\xff\xff\xff\xf0",
+        b"\0\0\0\x01mvhd\0\0\0\0\0\0\0\x08",
+        b"\xff\xff\xff\xffmoov",
+        b"\0\0\0\0moov",
+    ];
+
+    /// A box as a kind and its payload, or one with another size field.
+    #[derive(Debug, Clone)]
+    enum BoxSpec {
+        /// Size from the payload, written in 32 or 64 bits.
+        Sized {
+            kind: [u8; 4],
+            large: bool,
+            children: Vec<BoxSpec>,
+            payload: Vec<u8>,
+        },
+        /// A box header with any size field at all.
+        Raw {
+            size: u32,
+            kind: [u8; 4],
+            large_size: u64,
+        },
+    }
+
+    fn box_bytes(spec: &BoxSpec) -> Vec<u8> {
+        match spec {
+            BoxSpec::Sized {
+                kind,
+                large,
+                children,
+                payload,
+            } => {
+                let mut body: Vec<u8> = children.iter().flat_map(box_bytes).collect();
+                body.extend_from_slice(payload);
+                let mut out = Vec::new();
+                if *large {
+                    out.extend_from_slice(&1u32.to_be_bytes());
+                    out.extend_from_slice(kind);
+                    out.extend_from_slice(&(body.len() as u64 + 16).to_be_bytes());
+                } else {
+                    out.extend_from_slice(&(body.len() as u32 + 8).to_be_bytes());
+                    out.extend_from_slice(kind);
+                }
+                out.extend_from_slice(&body);
+                out
+            }
+            BoxSpec::Raw {
+                size,
+                kind,
+                large_size,
+            } => {
+                let mut out = size.to_be_bytes().to_vec();
+                out.extend_from_slice(kind);
+                if *size == 1 {
+                    out.extend_from_slice(&large_size.to_be_bytes());
+                }
+                out
+            }
+        }
+    }
+
+    fn any_kind() -> impl Strategy<Value = [u8; 4]> {
+        prop_oneof![
+            3 => prop::sample::select(vec![*b"moov", *b"mvhd", *b"mdat", *b"trak", *b"free", *b"ftyp"]),
+            1 => any::<[u8; 4]>(),
+        ]
+    }
+
+    /// Trees of boxes whose kinds are mostly the ones the parser looks for, some
+    /// with mvhd-like payloads, some with lying size fields.
+    fn any_boxes() -> impl Strategy<Value = Vec<BoxSpec>> {
+        let payload = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            (0u8..3, prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(version, rest)| {
+                let mut p = vec![version, 0, 0, 0];
+                p.extend(rest);
+                p
+            }),
+        ];
+        let leaf = prop_oneof![
+            4 => (any_kind(), any::<bool>(), payload).prop_map(|(kind, large, payload)| BoxSpec::Sized {
+                kind,
+                large,
+                children: Vec::new(),
+                payload,
+            }),
+            1 => (
+                prop_oneof![Just(0u32), Just(1), 2u32..8, Just(u32::MAX), any::<u32>()],
+                any_kind(),
+                // Sizes near the top of u64 are the ones that overflow an offset.
+                prop_oneof![any::<u64>(), Just(u64::MAX), u64::MAX - 64.., 0u64..32],
+            )
+                .prop_map(|(size, kind, large_size)| BoxSpec::Raw { size, kind, large_size }),
+        ];
+        let tree = leaf.prop_recursive(4, 32, 4, |inner| {
+            (
+                any_kind(),
+                any::<bool>(),
+                prop::collection::vec(inner, 0..4),
+            )
+                .prop_map(|(kind, large, children)| BoxSpec::Sized {
+                    kind,
+                    large,
+                    children,
+                    payload: Vec::new(),
+                })
+        });
+        prop::collection::vec(tree, 0..4)
+    }
+
+    /// What `mp4_duration` may answer: nothing, or a positive, finite number.
+    fn check_duration(bytes: &[u8], claimed_len: u64) -> Result<(), TestCaseError> {
+        if let Some(seconds) = mp4_duration(&mut Cursor::new(bytes), claimed_len) {
+            prop_assert!(seconds.is_finite() && seconds > 0.0, "{}", seconds);
+        }
+        Ok(())
+    }
+
+    /// An mvhd box of either version with this timescale and duration.
+    fn mvhd(version_1: bool, timescale: u32, duration: u64) -> Vec<u8> {
+        if version_1 {
+            mvhd_v1(timescale, duration)
+        } else {
+            mvhd_v0(timescale, duration as u32)
+        }
+    }
+
+    fn any_valid_duration() -> impl Strategy<Value = (bool, u32, u64)> {
+        prop_oneof![
+            (1u32.., 1u64..u64::from(u32::MAX)).prop_map(|(t, d)| (false, t, d)),
+            (1u32.., 1u64..u64::MAX).prop_map(|(t, d)| (true, t, d)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(1024))]
+
+        /// A well-formed file gives its duration, wherever its moov and mvhd sit
+        /// among other boxes, and whether sizes are 32 or 64 bits.
+        #[test]
+        fn fuzz_mp4_valid_files_give_their_duration(
+            (version_1, timescale, duration) in any_valid_duration(),
+            before in any_boxes(),
+            inside_before in any_boxes(),
+            large_moov in any::<bool>(),
+        ) {
+            // Boxes before moov must not be a moov themselves: the first moov wins.
+            let not_moov = |b: &BoxSpec| !matches!(b, BoxSpec::Sized { kind, .. } | BoxSpec::Raw { kind, .. } if kind == b"moov");
+            let not_mvhd = |b: &BoxSpec| !matches!(b, BoxSpec::Sized { kind, .. } | BoxSpec::Raw { kind, .. } if kind == b"mvhd");
+            let well_formed = |b: &BoxSpec| matches!(b, BoxSpec::Sized { .. });
+            let mut file: Vec<u8> = before
+                .iter()
+                .filter(|b| not_moov(b) && well_formed(b))
+                .flat_map(box_bytes)
+                .collect();
+            let mut children: Vec<BoxSpec> = inside_before
+                .into_iter()
+                .filter(|b| not_mvhd(b) && well_formed(b))
+                .collect();
+            let mvhd_bytes = mvhd(version_1, timescale, duration);
+            children.push(BoxSpec::Sized {
+                kind: *b"mvhd",
+                large: false,
+                children: Vec::new(),
+                payload: mvhd_bytes[8..].to_vec(),
+            });
+            file.extend(box_bytes(&BoxSpec::Sized {
+                kind: *b"moov",
+                large: large_moov,
+                children,
+                payload: Vec::new(),
+            }));
+            prop_assert_eq!(
+                duration_of(&file),
+                Some(duration as f64 / f64::from(timescale))
+            );
+        }
+
+        /// Arbitrary box trees (lying sizes included) and arbitrary bytes never
+        /// panic, also when the file claims to be longer than it is.
+        #[test]
+        fn fuzz_mp4_arbitrary_boxes(boxes in any_boxes(), extra in 0u64..4096) {
+            let bytes: Vec<u8> = boxes.iter().flat_map(box_bytes).collect();
+            check_duration(&bytes, bytes.len() as u64)?;
+            check_duration(&bytes, bytes.len() as u64 + extra)?;
+        }
+
+        #[test]
+        fn fuzz_mp4_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), extra in 0u64..4096) {
+            check_duration(&bytes, bytes.len() as u64)?;
+            check_duration(&bytes, bytes.len() as u64 + extra)?;
+            check_duration(&bytes, u64::MAX)?;
+        }
+
+        /// Real-looking files truncated, flipped or spliced never panic.
+        #[test]
+        fn fuzz_mp4_mutated_files(
+            (version_1, timescale, duration) in any_valid_duration(),
+            changes in mutations(BOX_PIECES),
+            extra in 0u64..4096,
+        ) {
+            let good = mp4_file(&mvhd(version_1, timescale, duration));
+            let bytes = fuzz_input::mutate(&good, &changes);
+            check_duration(&bytes, bytes.len() as u64)?;
+            check_duration(&bytes, bytes.len() as u64 + extra)?;
+        }
+
+        /// JPEG headers, the other file header read from the media folder:
+        /// arbitrary and mutated ones never panic, and a size is never zero.
+        #[test]
+        fn fuzz_jpeg_header_mutated(
+            changes in mutations(&[b"\xff", b"\xff\xd8", b"\xff\xe1", b"\xff\xc0", b"\xff\xda", b"Exif\0\0", b"MM\0\x2a", b"II\x2a\0", b"\0\0", b"\xff\xff"]),
+            rotate in any::<bool>(),
+        ) {
+            // A tiny baseline frame header after an optional EXIF rotation.
+            let mut good = vec![0xFF, 0xD8];
+            if rotate {
+                good.extend_from_slice(&exif_rotate_90());
+            }
+            good.extend_from_slice(&[0xFF, 0xC0, 0, 11, 8, 0, 32, 0, 64, 1, 1, 0x11, 0]);
+            good.extend_from_slice(&[0xFF, 0xD9]);
+            let want = if rotate { (32, 64) } else { (64, 32) };
+            prop_assert_eq!(jpeg_dimensions(&mut Cursor::new(&good)), Some(want));
+            let bytes = fuzz_input::mutate(&good, &changes);
+            if let Some((width, height)) = jpeg_dimensions(&mut Cursor::new(&bytes)) {
+                prop_assert!(width > 0 && height > 0);
+            }
+        }
+
+        #[test]
+        fn fuzz_jpeg_header_arbitrary_bytes(tail in prop::collection::vec(any::<u8>(), 0..256)) {
+            let mut bytes = vec![0xFF, 0xD8];
+            bytes.extend(tail);
+            if let Some((width, height)) = jpeg_dimensions(&mut Cursor::new(&bytes)) {
+                prop_assert!(width > 0 && height > 0);
+            }
+        }
+    }
 }

@@ -14,6 +14,8 @@ pub mod convert;
 pub mod crypto;
 pub mod daemon;
 pub mod db;
+#[cfg(test)]
+mod fuzz_input;
 pub mod html_fit;
 pub mod instagram;
 pub mod keyfile;

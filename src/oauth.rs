@@ -154,8 +154,11 @@ pub fn decode(value: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                // Two hex digits exactly: from_str_radix would also take "+f".
+                let &[high, low] = bytes.get(i + 1..i + 3)? else {
+                    return None;
+                };
+                out.push(hex_digit(high)? << 4 | hex_digit(low)?);
                 i += 3;
             }
             b'+' => {
@@ -169,6 +172,12 @@ pub fn decode(value: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// A query parameter of a URL or query string.
@@ -185,14 +194,15 @@ pub fn query_param(url_or_query: &str, name: &str) -> Option<String> {
 }
 
 /// What a person pasted after /connect: the redirected URL (state and code) or
-/// just the code. None when it does not look like either.
+/// just the code. None when it does not look like either, or the code is empty
+/// (sending that to Instagram would only use up the /connect link).
 pub fn parse_pasted(text: &str) -> Option<(Option<String>, String)> {
     // Instagram ends the code with "#_", which would otherwise start a fragment.
     let cleaned = text.trim().replace("#_", "");
     let text = cleaned.as_str();
     if text.contains("code=") {
-        let code = query_param(text, "code")?;
-        return Some((query_param(text, "state"), strip_code(&code)));
+        let code = strip_code(&query_param(text, "code")?);
+        return (!code.is_empty()).then(|| (query_param(text, "state"), code));
     }
     let looks_like_code = text.len() >= 20
         && text.len() <= 2048
@@ -204,7 +214,7 @@ pub fn parse_pasted(text: &str) -> Option<(Option<String>, String)> {
 
 /// Instagram appends "#_" to the code in the redirect.
 fn strip_code(code: &str) -> String {
-    code.trim().trim_end_matches("#_").to_string()
+    code.trim().trim_end_matches("#_").trim().to_string()
 }
 
 /// How finishing a connection ended, in words for a page and the chat.
@@ -432,6 +442,30 @@ mod tests {
         assert_eq!(parse_pasted("code=%zz"), None);
     }
 
+    /// Cases the property tests below found.
+    #[test]
+    fn found_by_fuzzing() {
+        // from_str_radix takes a sign, so "%+0" used to decode to a NUL.
+        for broken in ["%+0", "%+f", "%-0", "a%+fb", "%0", "%"] {
+            assert_eq!(decode(broken), None, "{broken:?}");
+        }
+        assert_eq!(decode("%2B%2b"), Some("++".into()));
+        // An empty code used to be accepted and sent to Instagram, using up the
+        // /connect link.
+        for pasted in [
+            "https://pi.example/oauth/callback?code=",
+            "https://pi.example/oauth/callback?code=#_&state=abc",
+            "https://pi.example/oauth/callback?state=abc&code=%20%20",
+            "code=",
+        ] {
+            assert_eq!(parse_pasted(pasted), None, "{pasted:?}");
+        }
+        assert_eq!(
+            parse_pasted("https://pi.example/oauth/callback?code=a%20%23_&state=s"),
+            Some((Some("s".into()), "a".into()))
+        );
+    }
+
     #[test]
     fn encoding_round_trips() {
         for s in ["a b&c=d/é", "", "~-_."] {
@@ -458,6 +492,140 @@ mod tests {
             }
             let _ = parse_pasted(&s);
             let _ = query_param(&s, "code");
+        }
+    }
+
+    // ---- property tests (`cargo test --lib fuzz_oauth`) ----
+
+    use crate::fuzz_input::{self, mutate_text, mutations, text_from};
+    use proptest::prelude::*;
+
+    const PASTE_ALPHABET: &str = "%=&?#_codestaAQB4f+ /:.-";
+
+    const URL_PIECES: &[&[u8]] = &[
+        b"code=",
+        b"state=",
+        b"&",
+        b"?",
+        b"#_",
+        b"#",
+        b"%",
+        b"%2",
+        b"%zz",
+        b"%+f",
+        b"%C3",
+        b"+",
+        b" ",
+        b"\xc3\xa9",
+    ];
+
+    /// Whether every '%' in `text` starts an escape of two hex digits.
+    fn escapes_are_well_formed(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'%'
+                || bytes
+                    .get(i + 1..i + 3)
+                    .is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit))
+        })
+    }
+
+    /// A code as Instagram makes them, and a state as `new_link` makes them.
+    fn any_code() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_-]{1,200}",
+            // Anything without surrounding spaces survives percent-encoding too.
+            "[^\\s]([^\\n]{0,40}[^\\s])?"
+                .prop_filter("Instagram's #_ is stripped", |c| !c.ends_with("#_")),
+        ]
+    }
+
+    fn any_state() -> impl Strategy<Value = String> {
+        "[0-9a-f]{32}"
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(1024))]
+
+        /// The redirect URL, pasted as the browser shows it, gives back the state
+        /// and code: parameters in either order, others around them, Instagram's
+        /// "#_" after the code or at the end, spaces around the paste.
+        #[test]
+        fn fuzz_oauth_pasted_url_gives_state_and_code(
+            state in any_state(),
+            code in any_code(),
+            code_first in any::<bool>(),
+            extra in proptest::option::of("[a-z]{1,8}=[a-zA-Z0-9%]{0,8}"),
+            hash_after_code in any::<bool>(),
+            hash_at_end in any::<bool>(),
+            padding in " {0,2}",
+        ) {
+            let code_param = format!("code={}{}", encode(&code), if hash_after_code { "#_" } else { "" });
+            let state_param = format!("state={}", encode(&state));
+            let mut params = if code_first { vec![code_param, state_param] } else { vec![state_param, code_param] };
+            if let Some(extra) = extra {
+                params.insert(1, extra);
+            }
+            let url = format!(
+                "{padding}https://pi.example/oauth/callback?{}{}{padding}",
+                params.join("&"),
+                if hash_at_end { "#_" } else { "" }
+            );
+            prop_assert_eq!(parse_pasted(&url), Some((Some(state), code)));
+        }
+
+        /// A bare code, with "#_" or not, is taken as it is.
+        #[test]
+        fn fuzz_oauth_pasted_code_is_taken_as_is(
+            code in "[A-Za-z0-9_.-]{20,300}",
+            hash in any::<bool>(),
+            padding in "[ \n\t]{0,2}",
+        ) {
+            let pasted = format!("{padding}{code}{}{padding}", if hash { "#_" } else { "" });
+            prop_assert_eq!(parse_pasted(&pasted), Some((None, code)));
+        }
+
+        /// Arbitrary text never panics; what is accepted has a code, and a code
+        /// without spaces around it.
+        #[test]
+        fn fuzz_oauth_arbitrary_paste(text in text_from(PASTE_ALPHABET, 120)) {
+            if let Some((_, code)) = parse_pasted(&text) {
+                prop_assert!(!code.is_empty(), "{:?} gave an empty code", text);
+                prop_assert_eq!(code.trim(), code.as_str());
+            }
+            let _ = query_param(&text, "code");
+            let _ = query_param(&text, "state");
+        }
+
+        /// Redirect URLs truncated, flipped or spliced never panic, and an empty
+        /// code is never accepted.
+        #[test]
+        fn fuzz_oauth_mutated_paste(
+            state in any_state(),
+            code in any_code(),
+            changes in mutations(URL_PIECES),
+        ) {
+            let url = format!(
+                "https://pi.example/oauth/callback?code={}#_&state={state}",
+                encode(&code)
+            );
+            let pasted = mutate_text(&url, &changes);
+            if let Some((_, code)) = parse_pasted(&pasted) {
+                prop_assert!(!code.is_empty(), "{:?} gave an empty code", pasted);
+            }
+        }
+
+        /// decode undoes encode, and accepts only well-formed escapes.
+        #[test]
+        fn fuzz_oauth_decode_inverts_encode(value in ".{0,64}") {
+            prop_assert_eq!(decode(&encode(&value)), Some(value));
+        }
+
+        #[test]
+        fn fuzz_oauth_decode_is_strict(text in text_from("%0123456789abcdefABCDEFxyz+-", 40)) {
+            if decode(&text).is_some() {
+                prop_assert!(escapes_are_well_formed(&text), "{:?} was decoded", text);
+            }
         }
     }
 }

@@ -329,4 +329,176 @@ mod tests {
             }
         }
     }
+
+    // ---- property tests (`cargo test --lib fuzz_media_url`) ----
+
+    use crate::fuzz_input::{self, char_edit, edit_chars, mutate_text, mutations, text_from};
+    use proptest::prelude::*;
+
+    /// The characters a media path is made of, and a few that look alike.
+    const URL_ALPHABET: &str = "/media?exp=&sig0123456789abcdefABCDEF%.-+ ";
+
+    const URL_PIECES: &[&[u8]] = &[
+        b"/media/",
+        b"?exp=",
+        b"&sig=",
+        b"&",
+        b"?",
+        b"0",
+        b"-",
+        b"9223372036854775807",
+        b"9223372036854775808",
+        b"%2F",
+        b"\xc3\xa9",
+    ];
+
+    /// The item id and expiry of a path that verified, read back from the path.
+    fn id_and_expiry(path: &str) -> Option<(i64, i64)> {
+        let (id, query) = path.strip_prefix("/media/")?.split_once('?')?;
+        let exp = query.strip_prefix("exp=")?.split_once('&')?.0;
+        Some((id.parse().ok()?, exp.parse().ok()?))
+    }
+
+    /// Expiry times: tiny, around now, any, and the largest.
+    fn any_expiry() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            0i64..=9,
+            1_700_000_000i64..1_900_000_000,
+            0..=i64::MAX,
+            i64::MAX - 9..=i64::MAX
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(512))]
+
+        /// Arbitrary text never panics and never verifies: it would need the key.
+        #[test]
+        fn fuzz_media_url_arbitrary_text_is_refused(
+            key in any::<[u8; 32]>(),
+            text in text_from(URL_ALPHABET, 160),
+            now in any::<i64>(),
+        ) {
+            prop_assert!(UrlSigner::new(&key).verify(&text, now).is_err());
+        }
+
+        /// Whatever verifies is exactly the path the signer makes for that item
+        /// and expiry (strict parsing: one spelling per link).
+        #[test]
+        fn fuzz_media_url_only_signed_paths_verify(
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            text in text_from(URL_ALPHABET, 160),
+            use_text in any::<bool>(),
+        ) {
+            let s = signer();
+            let path = if use_text { text } else { s.sign_path(id, exp) };
+            if let Ok(verified) = s.verify(&path, i64::MIN) {
+                let (id, exp) = id_and_expiry(&path).expect("a verified path has an id and expiry");
+                prop_assert_eq!(verified, id);
+                prop_assert_eq!(s.sign_path(id, exp), path);
+            }
+        }
+
+        /// sign → verify gives the item back until the expiry, then Expired.
+        #[test]
+        fn fuzz_media_url_signed_paths_verify_until_expiry(
+            key in any::<[u8; 32]>(),
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            now in any::<i64>(),
+            // Often the second before, at, or after the expiry.
+            near_expiry in proptest::option::of(-1i64..=1),
+        ) {
+            let now = near_expiry.map_or(now, |offset| exp.saturating_add(offset));
+            let s = UrlSigner::new(&key);
+            let path = s.sign_path(id, exp);
+            let want = if now < exp { Ok(id) } else { Err(MediaUrlError::Expired) };
+            prop_assert_eq!(s.verify(&path, now), want);
+            // The same path from another key is someone else's link.
+            let mut other_key = key;
+            other_key[0] ^= 1;
+            prop_assert_eq!(
+                UrlSigner::new(&other_key).verify(&path, now),
+                Err(MediaUrlError::BadSignature)
+            );
+        }
+
+        /// Any single-character change to a signed path is refused, as malformed
+        /// or with a bad signature — never served, never called "expired".
+        #[test]
+        fn fuzz_media_url_any_single_change_is_refused(
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            edit in char_edit(URL_ALPHABET),
+        ) {
+            let s = signer();
+            let path = s.sign_path(id, exp);
+            let edited = edit_chars(&path, &edit);
+            if edited == path {
+                // A replacement by the same character changes nothing.
+                return Ok(());
+            }
+            let result = s.verify(&edited, i64::MIN);
+            prop_assert!(
+                matches!(result, Err(MediaUrlError::Malformed | MediaUrlError::BadSignature)),
+                "{:?} gave {:?}", edited, result
+            );
+        }
+
+        /// Another spelling of the same id or expiry (a leading zero, a sign,
+        /// spaces, an escape) or of the signature (upper case) is not the link.
+        #[test]
+        fn fuzz_media_url_respelled_links_are_malformed(
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            which in 0usize..3,
+            spelling in prop::sample::select(&["0", "00", "+", " ", "%30", "\t"][..]),
+            before in any::<bool>(),
+        ) {
+            let s = signer();
+            let path = s.sign_path(id, exp);
+            let sig = path.rsplit_once("sig=").map(|(_, sig)| sig.to_string()).unwrap_or_default();
+            // A digit after the number would make another number, so digits go before.
+            let respell = |text: String| {
+                if before || spelling.starts_with('0') {
+                    format!("{spelling}{text}")
+                } else {
+                    format!("{text}{spelling}")
+                }
+            };
+            let respelled = match which {
+                0 => format!("/media/{}?exp={exp}&sig={sig}", respell(id.to_string())),
+                1 => format!("/media/{id}?exp={}&sig={sig}", respell(exp.to_string())),
+                _ => format!("/media/{id}?exp={exp}&sig={}", sig.to_uppercase()),
+            };
+            if respelled == path {
+                // A signature without letters has no upper case.
+                return Ok(());
+            }
+            prop_assert_eq!(s.verify(&respelled, i64::MIN), Err(MediaUrlError::Malformed), "{}", respelled);
+        }
+
+        /// Truncated, flipped, spliced or duplicated signed paths never panic and
+        /// are refused unless the mutations cancelled out.
+        #[test]
+        fn fuzz_media_url_mutated_paths_are_refused(
+            id in fuzz_input::positive_id(),
+            exp in any_expiry(),
+            changes in mutations(URL_PIECES),
+        ) {
+            let s = signer();
+            let path = s.sign_path(id, exp);
+            let mutated = mutate_text(&path, &changes);
+            let result = s.verify(&mutated, i64::MIN);
+            if mutated == path {
+                prop_assert_eq!(result, Ok(id));
+            } else {
+                prop_assert!(
+                    matches!(result, Err(MediaUrlError::Malformed | MediaUrlError::BadSignature)),
+                    "{:?} gave {:?}", mutated, result
+                );
+            }
+        }
+    }
 }

@@ -97,6 +97,18 @@ pub fn parse_update(value: Value) -> Option<Update> {
     }))
 }
 
+/// The updates in a getUpdates result, each read by `parse_update` (one without
+/// an id is dropped); anything but a list is garbage.
+pub fn parse_updates(result: Value) -> Result<Vec<Update>, ApiError> {
+    match result {
+        Value::Array(items) => Ok(items.into_iter().filter_map(parse_update).collect()),
+        other => Err(ApiError::Garbage(format!(
+            "getUpdates result is not a list: {}",
+            truncate(&other.to_string(), 80)
+        ))),
+    }
+}
+
 // ---- what we send ---------------------------------------------------------------
 
 pub use crate::markup::{escape_html, Button, ChatGone, Keyboard};
@@ -538,13 +550,7 @@ impl Client {
             &params,
             Duration::from_secs(timeout_secs + 15),
         )?;
-        match result {
-            Value::Array(items) => Ok(items.into_iter().filter_map(parse_update).collect()),
-            other => Err(ApiError::Garbage(format!(
-                "getUpdates result is not a list: {}",
-                truncate(&other.to_string(), 80)
-            ))),
-        }
+        parse_updates(result)
     }
 
     /// The host of the webhook set on the token, if any: while one is set,
@@ -1087,6 +1093,367 @@ mod tests {
                 body.push_str(pieces[(seed % pieces.len() as u64) as usize]);
             }
             let _ = parse_response((seed % 600) as u16, &body);
+        }
+    }
+
+    // ---- property tests (`cargo test --lib fuzz_update`) ----
+
+    use crate::fuzz_input::{self, mutate_text, mutations};
+    use proptest::prelude::*;
+
+    /// What a valid update says, in the fields Storyline reads.
+    #[derive(Debug, Clone, PartialEq)]
+    struct UserSpec {
+        id: i64,
+        is_bot: bool,
+        first_name: String,
+        username: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct ChatSpec {
+        id: i64,
+        title: Option<String>,
+        username: Option<String>,
+        first_name: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct MessageSpec {
+        message_id: i64,
+        from: Option<UserSpec>,
+        chat: ChatSpec,
+        text: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct CallbackSpec {
+        id: String,
+        from: UserSpec,
+        message: Option<MessageSpec>,
+        data: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct UpdateSpec {
+        update_id: i64,
+        message: Option<MessageSpec>,
+        callback_query: Option<CallbackSpec>,
+    }
+
+    fn any_user() -> impl Strategy<Value = UserSpec> {
+        (
+            any::<i64>(),
+            any::<bool>(),
+            ".{0,20}",
+            proptest::option::of("[a-zA-Z0-9_]{5,32}"),
+        )
+            .prop_map(|(id, is_bot, first_name, username)| UserSpec {
+                id,
+                is_bot,
+                first_name,
+                username,
+            })
+    }
+
+    fn any_chat() -> impl Strategy<Value = ChatSpec> {
+        (
+            any::<i64>(),
+            proptest::option::of(".{0,30}"),
+            proptest::option::of("[a-zA-Z0-9_]{5,32}"),
+            proptest::option::of(".{0,20}"),
+        )
+            .prop_map(|(id, title, username, first_name)| ChatSpec {
+                id,
+                title,
+                username,
+                first_name,
+            })
+    }
+
+    fn any_message() -> impl Strategy<Value = MessageSpec> {
+        (
+            any::<i64>(),
+            proptest::option::of(any_user()),
+            any_chat(),
+            proptest::option::of(".{0,80}"),
+        )
+            .prop_map(|(message_id, from, chat, text)| MessageSpec {
+                message_id,
+                from,
+                chat,
+                text,
+            })
+    }
+
+    /// An update as Telegram sends it: a message, a button press, or a kind we do
+    /// not read (both empty).
+    fn any_update() -> impl Strategy<Value = UpdateSpec> {
+        let callback = (
+            ".{1,20}",
+            any_user(),
+            proptest::option::of(any_message()),
+            proptest::option::of(".{0,64}"),
+        )
+            .prop_map(|(id, from, message, data)| CallbackSpec {
+                id,
+                from,
+                message,
+                data,
+            });
+        let content = prop_oneof![
+            any_message().prop_map(|m| (Some(m), None)),
+            callback.prop_map(|c| (None, Some(c))),
+            Just((None, None)),
+        ];
+        (any::<i64>(), content).prop_map(|(update_id, (message, callback_query))| UpdateSpec {
+            update_id,
+            message,
+            callback_query,
+        })
+    }
+
+    fn put(object: &mut Value, key: &str, value: Option<impl Into<Value>>) {
+        if let Some(value) = value {
+            object[key] = value.into();
+        }
+    }
+
+    fn user_json(user: &UserSpec) -> Value {
+        let mut v = json!({ "id": user.id, "is_bot": user.is_bot, "first_name": user.first_name, "language_code": "en" });
+        put(&mut v, "username", user.username.clone());
+        v
+    }
+
+    fn message_json(message: &MessageSpec) -> Value {
+        let chat = &message.chat;
+        let mut chat_json =
+            json!({ "id": chat.id, "type": if chat.id < 0 { "supergroup" } else { "private" } });
+        put(&mut chat_json, "title", chat.title.clone());
+        put(&mut chat_json, "username", chat.username.clone());
+        put(&mut chat_json, "first_name", chat.first_name.clone());
+        let mut v =
+            json!({ "message_id": message.message_id, "date": 1_750_000_000, "chat": chat_json });
+        put(&mut v, "from", message.from.as_ref().map(user_json));
+        if let Some(text) = &message.text {
+            v["text"] = json!(text);
+            v["entities"] = json!([{ "type": "bot_command", "offset": 0, "length": 1 }]);
+        } else {
+            v["photo"] =
+                json!([{ "file_id": "f", "file_unique_id": "u", "width": 1, "height": 1 }]);
+        }
+        v
+    }
+
+    /// The JSON Telegram would send, with fields Storyline does not read.
+    fn update_json(update: &UpdateSpec) -> Value {
+        let mut v = json!({ "update_id": update.update_id });
+        put(&mut v, "message", update.message.as_ref().map(message_json));
+        if let Some(c) = &update.callback_query {
+            let mut q = json!({ "id": c.id, "from": user_json(&c.from), "chat_instance": "-123" });
+            put(&mut q, "message", c.message.as_ref().map(message_json));
+            put(&mut q, "data", c.data.clone());
+            v["callback_query"] = q;
+        }
+        if update.message.is_none() && update.callback_query.is_none() {
+            v["my_chat_member"] = json!({ "chat": { "id": 1, "type": "private" }, "date": 0 });
+        }
+        v
+    }
+
+    fn spec_of(update: &Update) -> UpdateSpec {
+        let user = |u: &User| UserSpec {
+            id: u.id,
+            is_bot: u.is_bot,
+            first_name: u.first_name.clone(),
+            username: u.username.clone(),
+        };
+        let message = |m: &Message| MessageSpec {
+            message_id: m.message_id,
+            from: m.from.as_ref().map(user),
+            chat: ChatSpec {
+                id: m.chat.id,
+                title: m.chat.title.clone(),
+                username: m.chat.username.clone(),
+                first_name: m.chat.first_name.clone(),
+            },
+            text: m.text.clone(),
+        };
+        UpdateSpec {
+            update_id: update.update_id,
+            message: update.message.as_ref().map(message),
+            callback_query: update.callback_query.as_ref().map(|c| CallbackSpec {
+                id: c.id.clone(),
+                from: user(&c.from),
+                message: c.message.as_ref().map(message),
+                data: c.data.clone(),
+            }),
+        }
+    }
+
+    /// Any JSON value, with keys often named like the fields of an update so
+    /// that the reader gets past its first checks.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            3 => prop::sample::select(vec![
+                "update_id", "message", "callback_query", "message_id", "from", "chat",
+                "text", "id", "title", "username", "first_name", "is_bot", "data", "date",
+            ])
+            .prop_map(str::to_string),
+            1 => ".{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,16}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 96, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..8)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every node of a JSON tree as a JSON pointer ("" is the root).
+    fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) => {
+                for (key, child) in fields {
+                    let escaped = key.replace('~', "~0").replace('/', "~1");
+                    pointers(child, format!("{at}/{escaped}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    pointers(child, format!("{at}/{index}"), out);
+                }
+            }
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    /// Removes the node at `pointer` from its parent; the root cannot go.
+    fn remove(value: &mut Value, pointer: &str) {
+        let Some((parent, last)) = pointer.rsplit_once('/') else {
+            return;
+        };
+        let key = last.replace("~1", "/").replace("~0", "~");
+        match value.pointer_mut(parent) {
+            Some(Value::Object(fields)) => {
+                fields.remove(&key);
+            }
+            Some(Value::Array(items)) => {
+                if let Ok(index) = key.parse::<usize>() {
+                    if index < items.len() {
+                        items.remove(index);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    const JSON_PIECES: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b":",
+        b",",
+        b"null",
+        b"true",
+        b"-",
+        b"0",
+        b"1e400",
+        b"-9223372036854775809",
+        b"18446744073709551616",
+        b"\\u",
+        b"\\ud800",
+        b"\"update_id\":",
+        b"\"message\":",
+        b"\"callback_query\":",
+        b"\"chat\":",
+        b"\"from\":",
+    ];
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(512))]
+
+        /// Valid updates parse to exactly what they say, whatever else they carry.
+        #[test]
+        fn fuzz_update_valid_updates_parse(update in any_update()) {
+            let parsed = parse_update(update_json(&update)).expect("an update with an id parses");
+            prop_assert_eq!(spec_of(&parsed), update.clone());
+            // The same through the HTTP answer a getUpdates call gets.
+            let body = json!({ "ok": true, "result": [update_json(&update)] }).to_string();
+            let result = parse_response(200, &body).expect("a valid answer");
+            let updates = parse_updates(result).expect("a list");
+            prop_assert_eq!(updates.len(), 1);
+            prop_assert_eq!(spec_of(&updates[0]), update);
+        }
+
+        /// Any JSON value never panics; it is read exactly when it has an i64
+        /// update_id, and then keeps that id.
+        #[test]
+        fn fuzz_update_arbitrary_json(value in any_json()) {
+            let id = value.get("update_id").and_then(Value::as_i64);
+            let parsed = parse_update(value.clone());
+            prop_assert_eq!(parsed.map(|u| u.update_id), id);
+            let _ = parse_updates(Value::Array(vec![value.clone()]));
+            let _ = parse_updates(value);
+        }
+
+        /// A real update with one node replaced or removed never panics, and is
+        /// still read (emptied if need be) while its update_id is an i64.
+        #[test]
+        fn fuzz_update_mutated_json(
+            update in any_update(),
+            replacement in any_json(),
+            node in any::<usize>(),
+            remove_it in any::<bool>(),
+        ) {
+            let mut value = update_json(&update);
+            let mut all = Vec::new();
+            pointers(&value, String::new(), &mut all);
+            let pointer = &all[node % all.len()];
+            if remove_it {
+                remove(&mut value, pointer);
+            } else if let Some(slot) = value.pointer_mut(pointer) {
+                *slot = replacement;
+            }
+            let id = value.get("update_id").and_then(Value::as_i64);
+            let parsed = parse_update(value);
+            prop_assert_eq!(parsed.map(|u| u.update_id), id);
+        }
+
+        /// A getUpdates answer truncated, flipped or spliced as text never panics.
+        #[test]
+        fn fuzz_update_mutated_answer_text(
+            updates in prop::collection::vec(any_update(), 1..4),
+            changes in mutations(JSON_PIECES),
+            status in prop_oneof![Just(200u16), any::<u16>()],
+        ) {
+            let items: Vec<Value> = updates.iter().map(update_json).collect();
+            let body = json!({ "ok": true, "result": items }).to_string();
+            let mutated = mutate_text(&body, &changes);
+            if let Ok(result) = parse_response(status, &mutated) {
+                let _ = parse_updates(result);
+            }
+        }
+
+        /// Arbitrary answer bodies and statuses never panic.
+        #[test]
+        fn fuzz_update_arbitrary_answer_text(body in ".{0,200}", status in any::<u16>()) {
+            if let Ok(result) = parse_response(status, &body) {
+                let _ = parse_updates(result);
+            }
         }
     }
 }
