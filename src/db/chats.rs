@@ -153,17 +153,11 @@ pub fn inactive_chat_ids(conn: &Connection) -> Result<Vec<i64>> {
 
 /// Every call waiting in the outbox, oldest first.
 pub fn outbox_calls(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt =
-        conn.prepare("SELECT id, method, params, attempts, on_result FROM outbox ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(OutboxRow {
-            id: r.get(0)?,
-            method: r.get(1)?,
-            params: r.get(2)?,
-            attempts: r.get(3)?,
-            on_result: r.get(4)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM outbox ORDER BY id",
+        super::OUTBOX_COLUMNS
+    ))?;
+    let rows = stmt.query_map([], super::outbox_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

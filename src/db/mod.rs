@@ -543,20 +543,25 @@ pub fn enqueue_with_hook(
     Ok(())
 }
 
+/// The columns `outbox_row` reads, in its order.
+pub(crate) const OUTBOX_COLUMNS: &str = "id, method, params, attempts, on_result";
+
+pub(crate) fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        method: r.get(1)?,
+        params: r.get(2)?,
+        attempts: r.get(3)?,
+        on_result: r.get(4)?,
+    })
+}
+
 pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
     Ok(conn
         .query_row(
-            "SELECT id, method, params, attempts, on_result FROM outbox ORDER BY id LIMIT 1",
+            &format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT 1"),
             [],
-            |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    method: r.get(1)?,
-                    params: r.get(2)?,
-                    attempts: r.get(3)?,
-                    on_result: r.get(4)?,
-                })
-            },
+            outbox_row,
         )
         .optional()?)
 }
