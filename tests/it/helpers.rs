@@ -152,3 +152,23 @@ pub fn wait_for_empty_outbox(env: &Env) {
         (waiting == 0).then_some(())
     });
 }
+
+/// How many updates with this command the daemon recorded as handled.
+pub fn handled_commands(env: &Env, name: &str) -> i64 {
+    env.db()
+        .query_row(
+            "SELECT count(*) FROM interactions WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap_or(-1)
+}
+
+/// How many of the bot's messages in the chat contain `text`.
+pub fn messages_containing(env: &Env, chat: i64, text: &str) -> i64 {
+    env.tg
+        .messages(chat)
+        .iter()
+        .filter(|m| m.text.contains(text))
+        .count() as i64
+}

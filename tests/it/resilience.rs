@@ -199,14 +199,7 @@ fn kill_9_at_any_moment_keeps_each_update_exactly_once() {
     wait_until("every update confirmed", WAIT, || {
         (env.tg.pending_updates() == 0).then_some(())
     });
-    let db = env.db();
-    let handled: i64 = db
-        .query_row(
-            "SELECT count(*) FROM interactions WHERE name = 'dryrun'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let handled = handled_commands(&env, "dryrun");
     assert_eq!(handled, toggles, "each /dryrun handled exactly once");
     // An even number of toggles from ON ends ON, with one settings version each.
     assert_eq!(chat_column(&env, CHAT, "dry_run_mode"), Some(1));
@@ -218,12 +211,7 @@ fn kill_9_at_any_moment_keeps_each_update_exactly_once() {
     );
     // Every reply is delivered; a kill between Telegram's answer and the outbox
     // delete may repeat one reply per kill, never more.
-    let replies = env
-        .tg
-        .messages(CHAT)
-        .iter()
-        .filter(|m| m.text.contains("Dry run is"))
-        .count() as i64;
+    let replies = messages_containing(&env, CHAT, "Dry run is");
     assert!(
         replies >= toggles && replies <= toggles + rounds as i64,
         "{replies} replies for {toggles} toggles in {rounds} kills"

@@ -6,7 +6,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{chat_column, history_count, is_notice, say, wait_for_empty_outbox, WAIT};
+use crate::helpers::{
+    chat_column, handled_commands, history_count, is_notice, messages_containing, say,
+    wait_for_empty_outbox, WAIT,
+};
 use crate::support::{describe_output, wait_until, Env, Fault, ADMIN, CHAT};
 
 /// Files of the daemon's descriptors that were deleted under it (a WAL that
@@ -360,21 +363,9 @@ fn update_ids_that_restart_lower_or_reach_the_maximum_are_each_handled_once() {
     daemon.terminate();
 
     let toggles = 5;
-    let db = env.db();
-    let handled: i64 = db
-        .query_row(
-            "SELECT count(*) FROM interactions WHERE name = 'dryrun'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let handled = handled_commands(&env, "dryrun");
     assert_eq!(handled, toggles, "each /dryrun handled exactly once");
-    let replies = env
-        .tg
-        .messages(CHAT)
-        .iter()
-        .filter(|m| m.text.contains("Dry run is"))
-        .count() as i64;
+    let replies = messages_containing(&env, CHAT, "Dry run is");
     assert_eq!(replies, toggles);
     // From ON, five toggles end OFF.
     assert_eq!(chat_column(&env, CHAT, "dry_run_mode"), Some(0));
