@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
-use storyline::convert;
+use storyline::media::convert;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rusqlite::params;
-use storyline::{db, posting, settings};
+use storyline::bot::posting;
+use storyline::db;
+use storyline::domain::settings;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

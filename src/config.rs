@@ -375,10 +375,10 @@ impl Checker<'_> {
                 ),
                 // Without a version, the pinned one is added: the API version never
                 // floats with whatever Instagram serves to unversioned calls.
-                graph_url: crate::instagram::versioned_graph_url(&self.url(
+                graph_url: versioned_graph_url(&self.url(
                     "instagram.graph_url",
                     instagram.graph_url,
-                    crate::instagram::DEFAULT_GRAPH_URL,
+                    DEFAULT_GRAPH_URL,
                 )),
             },
             defaults: Defaults {
@@ -905,6 +905,50 @@ fn quote_path(path: &Path) -> String {
 fn id_list(ids: &[i64]) -> String {
     let items: Vec<String> = ids.iter().map(i64::to_string).collect();
     format!("[{}]", items.join(", "))
+}
+
+// ---- the Graph API's address ------------------------------------------------------
+
+/// The Graph API version this client was checked against: the latest in Meta's Graph
+/// API changelog (v26.0, introduced 29 July 2026) and the one the Instagram Platform
+/// `/me` reference uses in its request syntax.
+pub const GRAPH_API_VERSION: &str = "v26.0";
+/// `[instagram] graph_url` when storyline.toml leaves it out.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.instagram.com/v26.0";
+
+/// `graph_url` with its API version: as it is when it ends in one (`…/v25.0`), else with
+/// `GRAPH_API_VERSION` added, so the version is pinned whatever storyline.toml says.
+pub fn versioned_graph_url(graph_url: &str) -> String {
+    let graph_url = graph_url.trim_end_matches('/');
+    if unversioned_graph_url(graph_url) != graph_url {
+        graph_url.to_string()
+    } else {
+        format!("{graph_url}/{GRAPH_API_VERSION}")
+    }
+}
+
+/// `graph_url` without a trailing API version: the base of `/access_token` and
+/// `/refresh_access_token`, which the reference calls without one.
+pub fn unversioned_graph_url(graph_url: &str) -> &str {
+    let graph_url = graph_url.trim_end_matches('/');
+    match graph_url.rsplit_once('/') {
+        Some((root, last)) if is_api_version(last) && !root.ends_with('/') => root,
+        _ => graph_url,
+    }
+}
+
+/// "v26.0", "v3": a Graph API version path segment.
+fn is_api_version(segment: &str) -> bool {
+    let Some(number) = segment.strip_prefix('v') else {
+        return false;
+    };
+    let mut parts = number.split('.');
+    let major = parts.next().unwrap_or_default();
+    let minor = parts.next();
+    !major.is_empty()
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && minor.is_none_or(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_none()
 }
 
 #[cfg(test)]
@@ -1949,10 +1993,7 @@ level = "DEBUG"
             // The Graph API version is pinned: a URL without one gets it added.
             prop_assert_eq!(
                 &i.graph_url,
-                &crate::instagram::versioned_graph_url(&url(
-                    &self.graph_url,
-                    "https://graph.instagram.com"
-                ))
+                &versioned_graph_url(&url(&self.graph_url, "https://graph.instagram.com"))
             );
             let d = &config.defaults;
             prop_assert_eq!(d.dry_run_mode, self.dry_run_mode.unwrap_or(true));

@@ -1,7 +1,7 @@
 //! The /init set-up wizard's part of handling an update: starting or resuming
 //! it, its button presses, the values it asks for, and applying the choices
 //! when it completes. The steps, what a press does, the button data and the
-//! texts are pure, in `crate::wizard`; this is the IO around them.
+//! texts are pure, in `crate::domain::wizard`; this is the IO around them.
 //!
 //! Nothing of the chat's settings changes until ✅ Complete, which applies
 //! every choice in the update's transaction and writes one settings_history
@@ -16,14 +16,14 @@ use super::{
     current_settings, is_served, record_initial_version, remember_user, save_changes,
     settings_snapshot, Context, PROMPT_TTL_MINUTES,
 };
-use crate::accounts::{self, AccountChoice, PickOutcome};
-use crate::callback::{self, Callback};
+use crate::bot::accounts::{self, AccountChoice, PickOutcome};
 use crate::db::{self, wizard::SETUP_REASON, PendingInput};
-use crate::picker;
-use crate::settings::{self, Change, HoursInput, Toggle};
+use crate::domain::callback::{self, Callback};
+use crate::domain::picker;
+use crate::domain::settings::{self, Change, HoursInput, Toggle};
+use crate::domain::ui;
+use crate::domain::wizard::{self, Choices, Effect, Field, Press, Step, View};
 use crate::telegram::{self, CallbackQuery, Keyboard, Message, Outgoing};
-use crate::ui;
-use crate::wizard::{self, Choices, Effect, Field, Press, Step, View};
 
 /// A set-up in progress, read back.
 struct Running {

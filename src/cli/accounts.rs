@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::{Command, Parsed, UsageError};
-use crate::accounts::{
+use crate::bot::accounts::{
     parse_display_name, parse_expires_in_days, parse_instagram_id, parse_token, parse_username,
     AccountsCommand, NewAccount, TokenSource, ACCOUNTS_HELP, DEFAULT_EXPIRES_IN_DAYS,
 };

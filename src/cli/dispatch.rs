@@ -5,8 +5,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::bot::accounts;
+use crate::cli::ops;
 use crate::cli::{self, Command};
-use crate::{accounts, daemon, keyfile, logging, ops, runlock};
+use crate::runtime::daemon;
+use crate::{keyfile, logging, runlock};
 
 /// Loads the configuration (except for `doctor`, which reports on a broken one)
 /// and runs `command`.

@@ -1,9 +1,14 @@
+//! Part `cli/`: every command but `run` (which is `runtime`'s) — argv, help,
+//! `accounts`, `backup`, `doctor` (`ops`), `scan`, `plan`. Commands return an exit
+//! code; nothing here runs in the daemon.
+//!
 //! The command line: `storyline [--config PATH] [COMMAND]` parsed with lexopt
 //! into a `Command` (the help texts live here too), and the small commands;
 //! `dispatch` runs a parsed command and gives its exit code.
 
 mod accounts;
 pub mod dispatch;
+pub mod ops;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -128,7 +133,7 @@ pub enum Command {
     CategoriesSet { chat: Option<i64>, mix: String },
     Backup { path: PathBuf, force: bool },
     Doctor { fix: bool },
-    Accounts(crate::accounts::AccountsCommand),
+    Accounts(crate::bot::accounts::AccountsCommand),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -153,7 +158,7 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("categories") => CATEGORIES_HELP,
         Some("backup") => BACKUP_HELP,
         Some("doctor") => DOCTOR_HELP,
-        Some("accounts") => crate::accounts::ACCOUNTS_HELP,
+        Some("accounts") => crate::bot::accounts::ACCOUNTS_HELP,
         _ => USAGE,
     }
 }
@@ -327,9 +332,9 @@ fn pick_chat(
     conn: &mut rusqlite::Connection,
     config: &Config,
     chat: Option<i64>,
-) -> Result<Vec<(i64, crate::settings::ChatSettings)>> {
+) -> Result<Vec<(i64, crate::domain::settings::ChatSettings)>> {
     crate::bot::add_allowed_chats(conn, config, chrono::Utc::now())?;
-    let served = crate::posting::served_chats(conn, config)?;
+    let served = crate::bot::posting::served_chats(conn, config)?;
     match chat {
         Some(id) => match served.into_iter().find(|(c, _)| *c == id) {
             Some(found) => Ok(vec![found]),
@@ -351,7 +356,7 @@ pub fn queue(config: &Config, chat: Option<i64>) -> Result<String> {
     }
     for (chat_id, s) in chats {
         text.push_str(&format!("Chat {chat_id} ({}):\n", s.timezone.name()));
-        let lines = crate::posting::queue_lines(&conn, chat_id, &s, 50)?;
+        let lines = crate::bot::posting::queue_lines(&conn, chat_id, &s, 50)?;
         if lines.is_empty() {
             text.push_str("  nothing queued\n");
         }
@@ -371,12 +376,15 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
     let mut conn = crate::db::open(&config.storage.database)?;
     let now = chrono::Utc::now();
     let chats = pick_chat(&mut conn, config, chat)?;
-    let targets: Vec<(Option<i64>, crate::settings::ChatSettings)> = if chats.is_empty() {
+    let targets: Vec<(Option<i64>, crate::domain::settings::ChatSettings)> = if chats.is_empty() {
         text.push_str(
             "No chat is set up yet; this is what a new chat with [defaults] would get.\n",
         );
-        let row = crate::settings::ChatRow::new(0);
-        vec![(None, crate::settings::resolve(&row, &config.defaults))]
+        let row = crate::domain::settings::ChatRow::new(0);
+        vec![(
+            None,
+            crate::domain::settings::resolve(&row, &config.defaults),
+        )]
     } else {
         chats.into_iter().map(|(id, s)| (Some(id), s)).collect()
     };
@@ -388,8 +396,8 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
         if let Some(id) = chat_id {
             text.push_str(&format!("\nChat {id}, {} posts a day:\n", s.posts_per_day));
         }
-        let days = crate::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
-        text.push_str(&strip_html(&crate::ui::schedule_text(
+        let days = crate::bot::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
+        text.push_str(&strip_html(&crate::domain::ui::schedule_text(
             &days,
             s.timezone,
             s.is_paused,
@@ -419,11 +427,15 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
     let present = crate::db::media::active_categories(&conn)?;
     if let Some(mix) = mix {
         let known: Vec<String> = present.iter().map(|(c, _)| c.clone()).collect();
-        let weights = crate::picker::parse_mix(mix, &known).map_err(|e| anyhow::anyhow!(e))?;
+        let weights =
+            crate::domain::picker::parse_mix(mix, &known).map_err(|e| anyhow::anyhow!(e))?;
         crate::db::queue::set_category_weights(&conn, chat_id, &weights)?;
     }
     let weights = crate::db::queue::category_weights(&conn, chat_id)?;
-    let mut text = format!("Chat {chat_id}: {}\n", crate::picker::format_mix(&weights));
+    let mut text = format!(
+        "Chat {chat_id}: {}\n",
+        crate::domain::picker::format_mix(&weights)
+    );
     for (category, count) in present {
         text.push_str(&format!(
             "  {category}: {count} {}\n",

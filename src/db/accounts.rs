@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 const INSTAGRAM: &str = "instagram";
 const ACCESS_TOKEN: &str = "access_token";
 
-pub use crate::rows::Account;
+pub use crate::domain::rows::Account;
 
 /// An account's access token as stored: sealed, with its dates.
 #[derive(Debug, Clone, PartialEq, Eq)]

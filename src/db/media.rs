@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::status::MediaKind;
+use crate::domain::status::MediaKind;
 
 /// What the scanner needs to know about an indexed file to decide whether to read
 /// it again.

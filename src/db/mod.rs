@@ -1,3 +1,7 @@
+//! Part `db/` (the store): every SQL statement and the typed rows they read. Never
+//! decides anything about a chat and calls no network; the other parts see
+//! functions and rows, never SQL (`tests/boundaries.rs` checks).
+//!
 //! The database: opening it, migrating it, and every SQL statement of the program.
 //! Only this module has SQL. Each thread opens its own connection; the core loop
 //! owns the one that writes chat data, in one transaction per Telegram update.
@@ -19,7 +23,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::settings::ChatRow;
+use crate::domain::settings::ChatRow;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::status::JobState;
+use crate::domain::status::JobState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {

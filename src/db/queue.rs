@@ -5,8 +5,8 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::picker::Candidate;
-use crate::status::QueueStatus;
+use crate::domain::picker::Candidate;
+use crate::domain::status::QueueStatus;
 
 /// A lock that never ends (Reject).
 pub const FOREVER: &str = "9999-12-31T00:00:00Z";

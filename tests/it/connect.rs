@@ -102,7 +102,7 @@ fn connect_through_the_web_page_stores_a_sealed_active_account() {
         "client_id=123456789",
         &format!(
             "redirect_uri={}",
-            storyline::oauth::encode(&format!("{}/oauth/callback", s.public))
+            storyline::bot::oauth::encode(&format!("{}/oauth/callback", s.public))
         ),
         "response_type=code",
         "scope=instagram_business_basic%2Cinstagram_business_content_publish",

@@ -270,14 +270,14 @@ fn assert_plan_intact(db: &Connection) -> usize {
     };
     for (chat, date, planned_at) in &windows {
         let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-        let window = storyline::schedule::window_for(day, chrono_tz::UTC, 0, 0);
+        let window = storyline::domain::schedule::window_for(day, chrono_tz::UTC, 0, 0);
         let planned_at = DateTime::parse_from_rfc3339(planned_at)
             .unwrap()
             .with_timezone(&Utc);
-        let expected: Vec<String> = storyline::schedule::slots(
+        let expected: Vec<String> = storyline::domain::schedule::slots(
             &window,
             POSTS_PER_DAY,
-            storyline::posting::seed_for(*chat, date),
+            storyline::bot::posting::seed_for(*chat, date),
         )
         .into_iter()
         .filter(|t| *t > planned_at)

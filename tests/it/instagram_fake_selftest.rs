@@ -555,7 +555,7 @@ fn node_calls_carry_the_pinned_version_and_token_calls_none() {
         .long_lived_token(&app_secret, &short.token)
         .expect("long-lived token");
     // The hourly refresh of the daemon, configured as storyline.toml's graph_url is.
-    let refresh = storyline::accounts::GraphRefresh::new(&format!(
+    let refresh = storyline::bot::accounts::GraphRefresh::new(&format!(
         "{}/{}",
         ig.url(),
         storyline::instagram::GRAPH_API_VERSION

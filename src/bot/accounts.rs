@@ -120,7 +120,7 @@ pub enum TokenState {
     ReconnectNeeded,
 }
 
-pub use crate::rows::{token_health_words, ChatAccount, TokenHealth};
+pub use crate::domain::rows::{token_health_words, ChatAccount, TokenHealth};
 
 impl TokenState {
     pub fn health(&self) -> TokenHealth {

@@ -1346,7 +1346,7 @@ pub fn chat_source(
         .next()
         .unwrap_or(&item.path)
         .to_string();
-    if item.kind != crate::status::MediaKind::Image {
+    if item.kind != crate::domain::status::MediaKind::Image {
         return Ok(upload(path, name));
     }
     match chat_photo(path, &item.sha256, cache_dir) {
@@ -1365,6 +1365,16 @@ pub fn chat_source(
             Ok(upload(path, name))
         }
     }
+}
+
+/// Where converted images wait until their story is decided: beside the database.
+pub fn cache_dir(config: &crate::config::Config) -> PathBuf {
+    config
+        .storage
+        .database
+        .parent()
+        .map(|dir| dir.join("cache"))
+        .unwrap_or_else(|| PathBuf::from("cache"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 pub mod wizard;
 
-use crate::settings::Toggle;
+use crate::domain::settings::Toggle;
 
 const VERSION: &str = "1";
 pub const MAX_LEN: usize = 64;
@@ -295,8 +295,8 @@ mod tests {
 
     // ---- property tests (`cargo test --lib fuzz_callback`) ----
 
+    use crate::domain::wizard::{Action, Field, Press, Step};
     use crate::fuzz_input::{self, mutate_text, mutations, text_from};
-    use crate::wizard::{Action, Field, Press, Step};
     use proptest::prelude::*;
 
     /// The characters button data is made of.
@@ -359,9 +359,13 @@ mod tests {
             fuzz_input::positive_id().prop_map(|id| (Step::Instagram, Action::Account(id))),
             (any::<u32>(), any::<bool>())
                 .prop_map(|(key, include)| (Step::Media, Action::Category { key, include })),
-            (crate::settings::POSTS_PER_DAY_MIN..=crate::settings::POSTS_PER_DAY_MAX)
+            (crate::domain::settings::POSTS_PER_DAY_MIN
+                ..=crate::domain::settings::POSTS_PER_DAY_MAX)
                 .prop_map(|n| (Step::Schedule, Action::PostsPerDay(n))),
-            (0..=crate::settings::HOUR_MAX, 0..=crate::settings::HOUR_MAX)
+            (
+                0..=crate::domain::settings::HOUR_MAX,
+                0..=crate::domain::settings::HOUR_MAX
+            )
                 .prop_map(|(start, end)| (Step::Schedule, Action::Hours { start, end })),
             prop::sample::select(vec![Field::PostsPerDay, Field::Hours, Field::Timezone])
                 .prop_map(|f| (Step::Schedule, Action::Custom(f))),

@@ -1,3 +1,12 @@
+//! Part `bot/`: what Storyline does for a chat, one decision at a time, on the core
+//! loop inside one transaction — an update (commands, the /settings menu and its
+//! prompts, button presses, /connect), a due slot (`posting`), a story's route to
+//! Instagram or to people (`publish`), a chat's life (`chats`), accounts and tokens
+//! (`accounts`), the OAuth pages (`oauth`). It returns what must happen after the
+//! commit as values (outbox rows, `FollowUp`); it never starts threads, never sleeps
+//! and makes no HTTP call of its own on the core thread. Uses `domain`, `db` and the
+//! adapters; never `runtime` or `cli`.
+//!
 //! Handling one Telegram update: access control, commands, the /settings menu and
 //! the values it asks for. Runs on the core loop inside the update's transaction:
 //! reads and writes go through `db`, words and keyboards come from `ui`, and the
@@ -11,18 +20,22 @@ use chrono::{DateTime, Utc};
 use log::info;
 use rusqlite::Transaction;
 
-use crate::accounts::{self, PickOutcome};
-use crate::callback::{self, Ask, Callback};
-use crate::chats::{self, settings_snapshot};
 use crate::config::Config;
 use crate::db::{self, PendingInput};
-use crate::picker;
-use crate::posting;
-use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
-use crate::status::SettingsPrompt;
+use crate::domain::callback::{self, Ask, Callback};
+use crate::domain::picker;
+use crate::domain::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
+use crate::domain::status::SettingsPrompt;
+use crate::domain::ui;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
-use crate::ui;
+use accounts::PickOutcome;
+use chats::settings_snapshot;
 
+pub mod accounts;
+pub mod chats;
+pub mod oauth;
+pub mod posting;
+pub mod publish;
 mod setup;
 
 /// Settings whose change moves the chat's slots.
@@ -220,8 +233,8 @@ fn handle_message(
         *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
         return Ok(());
     }
-    if let Some(state) = crate::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
-        if let Some((pasted_state, code)) = crate::oauth::parse_pasted(text) {
+    if let Some(state) = crate::bot::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
+        if let Some((pasted_state, code)) = crate::bot::oauth::parse_pasted(text) {
             db::log_interaction(
                 tx,
                 update_id,
@@ -233,7 +246,8 @@ fn handle_message(
             )?;
             let state = pasted_state.unwrap_or(state);
             // A pasted URL must carry a state of this chat; anything else is refused.
-            if crate::oauth::live_state(tx, &state, ctx.now)?.is_some_and(|r| r.chat_id == chat_id)
+            if crate::bot::oauth::live_state(tx, &state, ctx.now)?
+                .is_some_and(|r| r.chat_id == chat_id)
             {
                 follow_up.oauth_paste = Some((state, code));
                 out.push(telegram::send_message(
@@ -375,16 +389,16 @@ pub fn connect_message(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Outgoing> {
-    Ok(match crate::oauth::app(config) {
+    Ok(match crate::bot::oauth::app(config) {
         Err(explanation) => {
             telegram::send_message(chat_id, &telegram::escape_html(&explanation), None)
         }
         Ok(app) => {
-            let link = crate::oauth::new_link(tx, &app, chat_id, user_id, now)?;
+            let link = crate::bot::oauth::new_link(tx, &app, chat_id, user_id, now)?;
             let keyboard = vec![vec![telegram::Button::link("🔗 Connect Instagram", link)]];
             telegram::send_message(
                 chat_id,
-                &ui::connect_text(crate::oauth::STATE_LIFETIME_MINUTES),
+                &ui::connect_text(crate::bot::oauth::STATE_LIFETIME_MINUTES),
                 Some(&keyboard),
             )
         }

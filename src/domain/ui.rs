@@ -6,12 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::callback::{self, Ask, Callback, StoryAction};
-use crate::html_fit::{self, Piece};
-use crate::markup::{escape_html, Button, ChatGone, Keyboard};
-use crate::rows::{token_health_words, Account, ChatAccount, TokenHealth};
-use crate::settings::{format_window, ChatSettings, Toggle};
-use crate::telegram;
+use crate::domain::callback::{self, Ask, Callback, StoryAction};
+use crate::domain::html_fit::{self, Piece};
+use crate::domain::markup::{escape_html, Button, ChatGone, Keyboard};
+use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth};
+use crate::domain::settings::{format_window, ChatSettings, Toggle};
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -358,8 +357,8 @@ pub fn posts_per_day_prompt(current: u32) -> String {
     format!(
         "🔢 How many stories a day? Reply with a number from {} to {} (now {current}), \
          or /cancel.",
-        crate::settings::POSTS_PER_DAY_MIN,
-        crate::settings::POSTS_PER_DAY_MAX
+        crate::domain::settings::POSTS_PER_DAY_MIN,
+        crate::domain::settings::POSTS_PER_DAY_MAX
     )
 }
 
@@ -592,7 +591,7 @@ pub fn story_caption(
         pieces.push(Piece::fixed("\n\n"));
         pieces.extend_from_slice(lines);
     }
-    html_fit::fit_pieces(&pieces, telegram::MAX_CAPTION_UNITS)
+    html_fit::fit_pieces(&pieces, html_fit::MAX_CAPTION_UNITS)
 }
 
 /// A line of a story caption that never gives way (an outcome, a label).
@@ -1220,9 +1219,9 @@ mod tests {
         ];
         for (category, path, lines, kept, gone) in cases {
             let caption = story_caption(category, path, slot, tz, true, lines);
-            assert!(units(&caption) <= telegram::MAX_CAPTION_UNITS, "{caption}");
+            assert!(units(&caption) <= html_fit::MAX_CAPTION_UNITS, "{caption}");
             assert!(
-                units(&caption) >= telegram::MAX_CAPTION_UNITS - 1,
+                units(&caption) >= html_fit::MAX_CAPTION_UNITS - 1,
                 "{caption}"
             );
             assert!(caption.contains("…"), "{caption}");

@@ -14,9 +14,9 @@ use rusqlite::{Connection, Transaction};
 
 use crate::config::Config;
 use crate::db;
-use crate::settings::{self, Change, ChatRow, ChatSettings};
+use crate::domain::settings::{self, Change, ChatRow, ChatSettings};
+use crate::domain::ui;
 use crate::telegram::{self, ChatGone, Outgoing};
-use crate::ui;
 
 /// Supergroup (and channel) ids are -100 followed by the rest of the id.
 const SUPERGROUP_IDS_BELOW: i64 = -1_000_000_000_000;
@@ -205,6 +205,22 @@ pub fn record_change_version(
     )
 }
 
+/// Stores the core's decided calls in the outbox, in order, each within
+/// Telegram's length limits (a long message becomes several).
+pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
+    for call in calls.iter().flat_map(telegram::fit_to_limits) {
+        let hook = call.on_result.as_ref().map(|h| h.to_string());
+        db::enqueue_with_hook(
+            conn,
+            call.method,
+            &call.params.to_string(),
+            hook.as_deref(),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +243,7 @@ mod tests {
         let (_dir, mut conn) = database();
         let tx = conn.transaction().unwrap();
         db::insert_chat(&tx, GROUP, Some("Team"), Some(42), "2026-01-01T00:00:00Z").unwrap();
-        let story = crate::outbox::Hook::Story {
+        let story = crate::bot::chats::Hook::Story {
             queue_id: 3,
             media_item_id: 4,
             chat_id: GROUP,
@@ -241,7 +257,7 @@ mod tests {
                 ..telegram::send_message(GROUP, "a story", None)
             },
         ];
-        crate::outbox::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
+        crate::bot::chats::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
         let told = migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
         assert_eq!(told.len(), 1);
         assert_eq!(telegram::call_chat_id(&told[0].params), Some(SUPERGROUP));
@@ -256,12 +272,12 @@ mod tests {
             .map(|r| telegram::call_chat_id(&serde_json::from_str(&r.params).unwrap()))
             .collect();
         assert_eq!(chats, [Some(SUPERGROUP), Some(4242), Some(SUPERGROUP)]);
-        let hook: crate::outbox::Hook =
+        let hook: crate::bot::chats::Hook =
             serde_json::from_str(rows[2].on_result.as_deref().unwrap()).unwrap();
         assert!(
             matches!(
                 hook,
-                crate::outbox::Hook::Story {
+                crate::bot::chats::Hook::Story {
                     chat_id: SUPERGROUP,
                     queue_id: 3,
                     ..

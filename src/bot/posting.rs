@@ -11,20 +11,20 @@ use chrono::{DateTime, Duration, Utc};
 use log::{info, warn};
 use rusqlite::Connection;
 
-use crate::callback::StoryAction;
+use crate::bot::chats::Hook;
+use crate::bot::publish;
 use crate::config::Config;
-use crate::convert;
 use crate::db::media::MediaItem;
 use crate::db::queue::{self, QueueRow, FOREVER};
 use crate::db::{self};
-use crate::outbox::Hook;
-use crate::picker::{Pool, Rng};
-use crate::publish;
-use crate::schedule;
-use crate::settings::{self, ChatSettings};
-use crate::status::{JobState, MediaKind, QueueStatus};
+use crate::domain::callback::StoryAction;
+use crate::domain::picker::{Pool, Rng};
+use crate::domain::schedule;
+use crate::domain::settings::{self, ChatSettings};
+use crate::domain::status::{JobState, MediaKind, QueueStatus};
+use crate::domain::ui;
+use crate::media::convert;
 use crate::telegram::{self, CallbackQuery, FileSource, Outgoing};
-use crate::ui;
 
 /// A slot whose time passed longer ago than this was missed (the Pi was off).
 pub const MISSED_AFTER: Duration = Duration::minutes(15);
@@ -48,7 +48,7 @@ pub fn seed_for(chat_id: i64, window_date: &str) -> u64 {
 pub fn served_chats(conn: &Connection, config: &Config) -> Result<Vec<(i64, ChatSettings)>> {
     let mut out = Vec::new();
     for row in db::chats(conn)? {
-        if crate::chats::is_served(conn, config, row.chat_id)? {
+        if crate::bot::chats::is_served(conn, config, row.chat_id)? {
             out.push((row.chat_id, settings::resolve(&row, &config.defaults)));
         }
     }
@@ -71,7 +71,7 @@ fn load_pool_now(conn: &Connection, chat_id: i64, now: DateTime<Utc>) -> Result<
 }
 
 type EligibleQuery =
-    fn(&Connection, i64, &str, &str, usize) -> Result<Vec<crate::picker::Candidate>>;
+    fn(&Connection, i64, &str, &str, usize) -> Result<Vec<crate::domain::picker::Candidate>>;
 
 fn load(
     conn: &Connection,
@@ -157,7 +157,7 @@ pub fn tick(
     let missed = queue::mark_missed(conn, &missed_before)?;
     let chats = served_chats(conn, config)?;
     // Telegram delivers nothing to these: no plan, no notices, no stories.
-    let inactive = crate::chats::inactive_chats(conn)?;
+    let inactive = crate::bot::chats::inactive_chats(conn)?;
     for (chat_id, s) in chats.iter().filter(|(id, _)| !inactive.contains(id)) {
         plan_chat(conn, *chat_id, s, now)?;
         let missed_here: Vec<&QueueRow> = missed.iter().filter(|m| m.chat_id == *chat_id).collect();
@@ -315,25 +315,26 @@ pub fn send_slot(
         }
         // A photo Telegram would refuse goes as a preview; one it cannot be
         // shown at all is reported and locked like a video over the limit.
-        let source = match convert::chat_source(&item, &path, &crate::runtime::cache_dir(config)) {
-            Ok(source) => source,
-            Err(reason) => {
-                warn!("chat {chat_id}: {} cannot be shown: {reason}", item.path);
-                queue::lock_content(
-                    conn,
-                    chat_id,
-                    &content,
-                    FOREVER,
-                    "cannot be shown in Telegram",
-                )?;
-                out.push(telegram::send_message(
-                    chat_id,
-                    &ui::unshowable_photo_text(&item.path, &reason),
-                    None,
-                ));
-                continue;
-            }
-        };
+        let source =
+            match convert::chat_source(&item, &path, &crate::media::convert::cache_dir(config)) {
+                Ok(source) => source,
+                Err(reason) => {
+                    warn!("chat {chat_id}: {} cannot be shown: {reason}", item.path);
+                    queue::lock_content(
+                        conn,
+                        chat_id,
+                        &content,
+                        FOREVER,
+                        "cannot be shown in Telegram",
+                    )?;
+                    out.push(telegram::send_message(
+                        chat_id,
+                        &ui::unshowable_photo_text(&item.path, &reason),
+                        None,
+                    ));
+                    continue;
+                }
+            };
         queue::set_slot_content(conn, slot.id, Some(&content), Some(item.id))?;
         queue::set_slot_status(conn, slot.id, QueueStatus::Sending, None)?;
         match publish::route(conn, config, key, chat_id, s, now)? {
@@ -404,7 +405,7 @@ fn story_caption(
     slot: &QueueRow,
     item: &MediaItem,
     s: &ChatSettings,
-    lines: &[crate::html_fit::Piece],
+    lines: &[crate::domain::html_fit::Piece],
 ) -> String {
     let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
     ui::story_caption(
@@ -513,7 +514,7 @@ pub fn handle_story_press(
         alert(out, "This story's file is no longer known.");
         return Ok(());
     };
-    let caption = |lines: &[crate::html_fit::Piece]| story_caption(&row, &item, &s, lines);
+    let caption = |lines: &[crate::domain::html_fit::Piece]| story_caption(&row, &item, &s, lines);
     match action {
         StoryAction::AutoPost => {
             match publish::publishable_account(conn, config, key, chat_id, &s, now)? {

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-pub use crate::callback::wizard::{
+pub use crate::domain::callback::wizard::{
     category_key, encode_press, parse_press, Action, Field, Press, Step,
 };
-use crate::callback::{self, Callback};
-use crate::markup::{escape_html, Button, Keyboard};
-use crate::rows::Account;
-use crate::settings::{self, format_window};
+use crate::domain::callback::{self, Callback};
+use crate::domain::markup::{escape_html, Button, Keyboard};
+use crate::domain::rows::Account;
+use crate::domain::settings::{self, format_window};
 
 /// The posts-per-day buttons of the schedule step (anything else is Custom).
 pub const POSTS_PER_DAY_PRESETS: [u32; 3] = [3, 5, 10];
@@ -545,7 +545,7 @@ pub fn value_taken_text(what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::wizard::offered;
+    use crate::domain::callback::wizard::offered;
     use expect_test::{expect, Expect};
 
     fn choices() -> Choices {
@@ -1009,8 +1009,8 @@ mod tests {
 
     #[test]
     fn choices_start_from_the_chat_and_survive_json() {
-        let settings = crate::settings::resolve(
-            &crate::settings::ChatRow::new(1),
+        let settings = crate::domain::settings::resolve(
+            &crate::domain::settings::ChatRow::new(1),
             &crate::config::Defaults {
                 dry_run_mode: true,
                 enable_instagram_api: false,

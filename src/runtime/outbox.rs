@@ -24,12 +24,12 @@ use log::{debug, error, info, warn};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backoff::Backoff;
-use crate::chats;
+use crate::bot::chats::{self, enqueue_all};
 use crate::db;
 use crate::runtime::sleep_unless;
 use crate::telegram::{self, ApiError, Client};
 
-pub use crate::chats::{readdress_calls, Hook};
+pub use crate::bot::chats::{readdress_calls, Hook};
 
 pub struct Outbox {
     pub client: Client,
@@ -262,7 +262,7 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
                 // Nobody there would read why.
                 return Ok(());
             }
-            let text = crate::ui::story_refused_text(&name, reason);
+            let text = crate::domain::ui::story_refused_text(&name, reason);
             let message = telegram::send_message(chat_id, &text, None);
             // Through the same fitting as every reply: Instagram's or Telegram's
             // reason can be long.
@@ -285,20 +285,4 @@ fn ended_outage(backoff: &mut Backoff) {
     if failures > 0 {
         info!("delivering replies again after {failures} failed attempt(s)");
     }
-}
-
-/// Stores the core's decided calls in the outbox, in order, each within
-/// Telegram's length limits (a long message becomes several).
-pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
-    for call in calls.iter().flat_map(telegram::fit_to_limits) {
-        let hook = call.on_result.as_ref().map(|h| h.to_string());
-        db::enqueue_with_hook(
-            conn,
-            call.method,
-            &call.params.to_string(),
-            hook.as_deref(),
-            now,
-        )?;
-    }
-    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The wizard's button data, after `callback`'s "1:wz:" prefix: which wizard,
 //! on which step, doing what (`Press`), encoded and strictly parsed. The wizard
-//! (`crate::wizard`) decides what a press does; this side only names it.
+//! (`crate::domain::wizard`) decides what a press does; this side only names it.
 
-use crate::settings;
+use crate::domain::settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {

@@ -1,3 +1,6 @@
+//! Part `web/` (an adapter): the HTTP server. It carries the OAuth pages that
+//! `bot::oauth` implements (`OAuthPages`) and never decides about a chat itself.
+//!
 //! The web page: signed media links for the Graph API (`/media/<id>?exp=…&sig=…`),
 //! `/healthz`, and the Instagram connection pages `/oauth/start` and
 //! `/oauth/callback` (see `route`).
@@ -35,8 +38,9 @@ use chrono::Utc;
 use log::{debug, info, warn};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::convert;
 use crate::db;
+use crate::domain::markup::escape_html;
+use crate::media::convert;
 use crate::signing::UrlSigner;
 
 /// Threads that answer complete requests; slow and idle clients never reach them.
@@ -85,17 +89,41 @@ pub struct WebState {
     pub started: Instant,
     pub last_poll_unix: Arc<AtomicI64>,
     /// The Instagram connection pages; None serves them as not found.
-    pub oauth: Option<OAuthPages>,
+    pub oauth: Option<Box<dyn OAuthPages>>,
 }
 
-/// What `/oauth/start` and `/oauth/callback` need: the configuration, the key
-/// that seals tokens, and a way to wake the outbox for the chat's message.
-pub struct OAuthPages {
-    pub config: Arc<crate::config::Config>,
-    pub key: Option<[u8; 32]>,
-    pub wake_outbox: std::sync::mpsc::Sender<()>,
-    /// The daemon's one Graph API client (clones share its agent).
-    pub graph: crate::instagram::Graph,
+/// The Instagram connection pages. The web page only carries them: what they
+/// mean (states, the code exchange, the chat's message) is `bot::oauth`'s, which
+/// implements this and is handed in by the runtime, so this adapter knows no handler.
+pub trait OAuthPages: Send + Sync {
+    /// `/oauth/start?state=…`; `target` is the request target (path and query).
+    fn start(&self, target: &str) -> Page;
+    /// `/oauth/callback?code=…&state=…` (or Instagram's `error=…`).
+    fn callback(&self, target: &str) -> Page;
+}
+
+/// What an OAuth page answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// A small HTML page: a status, a title and one paragraph (escaped here).
+    Html {
+        status: u16,
+        title: String,
+        message: String,
+    },
+    /// A 302 to this address.
+    Redirect(String),
+    NotFound,
+}
+
+impl Page {
+    pub fn html(status: u16, title: &str, message: &str) -> Page {
+        Page::Html {
+            status,
+            title: title.to_string(),
+            message: message.to_string(),
+        }
+    }
 }
 
 /// Binds `listen` and serves until `shutdown` is set. Returns the bound address
@@ -678,8 +706,10 @@ fn route(request: &Request, worker: &mut Worker) -> Response {
     let path = request.path();
     match path {
         "/healthz" => only_get(request).unwrap_or_else(|| healthz(worker)),
-        "/oauth/start" => only_get(request).unwrap_or_else(|| oauth_start(request, worker)),
-        "/oauth/callback" => only_get(request).unwrap_or_else(|| oauth_callback(request, worker)),
+        "/oauth/start" => only_get(request).unwrap_or_else(|| oauth_page(request, worker, true)),
+        "/oauth/callback" => {
+            only_get(request).unwrap_or_else(|| oauth_page(request, worker, false))
+        }
         _ if is_media_path(path) => only_get(request).unwrap_or_else(|| media(request, worker)),
         _ => text(404, "not found"),
     }
@@ -702,103 +732,56 @@ fn only_get(request: &Request) -> Option<Response> {
     Some(response)
 }
 
+/// A small HTML page: escaped, no scripts (the server sends a strict CSP).
+pub fn page(title: &str, message: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · Storyline</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
+         margin:3rem auto;padding:0 1rem;line-height:1.5}}h1{{font-size:1.4rem}}</style></head>\
+         <body><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape_html(title),
+        m = escape_html(message)
+    )
+}
+
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 fn html(status: u16, title: &str, message: &str) -> Response {
     Response {
         status,
         content_type: "text/html; charset=utf-8",
         headers: vec![
-            ("Content-Security-Policy", crate::oauth::PAGE_CSP.into()),
+            ("Content-Security-Policy", PAGE_CSP.into()),
             ("Referrer-Policy", "no-referrer".into()),
         ],
-        body: Body::Bytes(crate::oauth::page(title, message).into_bytes()),
+        body: Body::Bytes(page(title, message).into_bytes()),
     }
 }
 
-/// `/oauth/start?state=…`: a 302 to Instagram's authorize page for a live state.
-fn oauth_start(request: &Request, worker: &mut Worker) -> Response {
-    let state = worker.state.clone();
-    let Some(pages) = state.oauth.as_ref() else {
+/// `/oauth/start` and `/oauth/callback`, answered by the pages handed in.
+fn oauth_page(request: &Request, worker: &mut Worker, start: bool) -> Response {
+    let Some(pages) = worker.state.oauth.as_ref() else {
         return text(404, "not found");
     };
-    let Ok(app) = crate::oauth::app(&pages.config) else {
-        return html(
-            404,
-            "Not available",
-            "Connecting Instagram is not configured on this Storyline.",
-        );
+    let page = if start {
+        pages.start(&request.target)
+    } else {
+        pages.callback(&request.target)
     };
-    let oauth_state = crate::oauth::query_param(&request.target, "state").unwrap_or_default();
-    let found = worker.db().and_then(|conn| {
-        crate::oauth::authorize_url(&pages.config, &app, conn, &oauth_state, crate::clock::now())
-    });
-    match found {
-        Ok(Some(location)) => Response {
+    match page {
+        Page::Html {
+            status,
+            title,
+            message,
+        } => html(status, &title, &message),
+        Page::Redirect(location) => Response {
             status: 302,
             content_type: "text/plain; charset=utf-8",
             headers: vec![("Location", location)],
             body: Body::Bytes(b"redirecting to Instagram\n".to_vec()),
         },
-        Ok(None) => html(
-            400,
-            "Link expired",
-            "This link was already used or has expired. Send /connect in Telegram for a new one.",
-        ),
-        Err(e) => {
-            warn!("web: /oauth/start: {e:#}");
-            html(
-                500,
-                "Something went wrong",
-                "Storyline could not read its database. Try again in a moment.",
-            )
-        }
-    }
-}
-
-/// `/oauth/callback?code=…&state=…`: finishes the connection and tells the chat.
-fn oauth_callback(request: &Request, worker: &mut Worker) -> Response {
-    let Some(pages) = worker.state.oauth.as_ref() else {
-        return text(404, "not found");
-    };
-    let state = crate::oauth::query_param(&request.target, "state").unwrap_or_default();
-    let code = crate::oauth::query_param(&request.target, "code");
-    let denied = crate::oauth::query_param(&request.target, "error_description")
-        .or_else(|| crate::oauth::query_param(&request.target, "error"));
-    let outcome = (|| -> Result<crate::oauth::Finished> {
-        let mut conn = db::open_without_migrating(&worker.state.db_path)?;
-        match (code, denied) {
-            (Some(code), _) => crate::oauth::finish(
-                &mut conn,
-                &pages.config,
-                &pages.graph,
-                pages.key.as_ref(),
-                &state,
-                &code,
-                crate::clock::now(),
-            ),
-            (None, denied) => {
-                crate::oauth::cancel(&conn, &state, denied.as_deref(), crate::clock::now())
-            }
-        }
-        .and_then(|finished| {
-            crate::oauth::tell_chat(&mut conn, &pages.config, &finished, crate::clock::now())?;
-            Ok(finished)
-        })
-    })();
-    let _ = pages.wake_outbox.send(());
-    match outcome {
-        Ok(crate::oauth::Finished::Connected { username, .. }) => html(
-            200,
-            "Instagram connected",
-            &format!("@{username} is connected to Storyline. You can close this tab and go back to Telegram."),
-        ),
-        Ok(crate::oauth::Finished::Failed { reason, .. }) => {
-            crate::oauth::log_failure(&reason);
-            html(400, "Not connected", &reason)
-        }
-        Err(e) => {
-            warn!("web: /oauth/callback: {e:#}");
-            html(500, "Something went wrong", "Storyline could not finish the connection. Send /connect in Telegram to try again.")
-        }
+        Page::NotFound => text(404, "not found"),
     }
 }
 
@@ -862,7 +845,7 @@ fn media(request: &Request, worker: &mut Worker) -> Response {
         );
         return text(404, "not found");
     };
-    let (path, content_type) = if item.kind == crate::status::MediaKind::Image {
+    let (path, content_type) = if item.kind == crate::domain::status::MediaKind::Image {
         match convert::prepare_image(&source, &item.sha256, &state.cache_dir) {
             Ok(prepared) => (prepared.path, prepared.content_type),
             Err(e) => {

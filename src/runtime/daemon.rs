@@ -16,17 +16,18 @@ use log::{debug, error, info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::bot;
+use crate::bot::chats::enqueue_all;
 use crate::config::{Config, Secret};
 use crate::db;
+use crate::domain::ui;
 use crate::keyfile;
+use crate::media::convert::cache_dir;
 use crate::memory;
-use crate::outbox::enqueue_all;
-use crate::outbox::Outbox;
-use crate::poller::Poller;
 use crate::runlock;
-use crate::runtime::{cache_dir, spawn, Event, PastedLogin, ScanRequest};
+use crate::runtime::outbox::Outbox;
+use crate::runtime::poller::Poller;
+use crate::runtime::{spawn, Event, PastedLogin, ScanRequest};
 use crate::telegram::{self, Client, Update};
-use crate::ui;
 
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// How soon a scheduler pass that could not commit (a full or read-only disk) is tried again.
@@ -133,12 +134,12 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         db_path: config.storage.database.clone(),
         started,
         last_poll_unix: last_poll,
-        oauth: Some(crate::web::OAuthPages {
+        oauth: Some(Box::new(crate::bot::oauth::ConnectPages {
             config: Arc::new(config.clone()),
             key,
             wake_outbox: wake_tx.clone(),
             graph: graph.clone(),
-        }),
+        })),
     };
     // Without the web page Telegram still works; publishing falls back to people.
     match crate::web::start(config.web.listen, web_state, shutdown.clone()) {
@@ -153,7 +154,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     let (jobs_tx, jobs_rx) = mpsc::channel::<i64>();
     {
         let public_url = config.web.public_url.clone();
-        let publisher = crate::publish::Publisher {
+        let publisher = crate::runtime::publisher::Publisher {
             conn: db::open_without_migrating(&config.storage.database)?,
             graph: graph.clone(),
             signer: key.as_ref().map(crate::signing::UrlSigner::new),
@@ -167,7 +168,10 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             shutdown: shutdown.clone(),
             image_polls: (20, Duration::from_secs(3)),
             video_polls: (60, Duration::from_secs(5)),
-            refresh: crate::accounts::GraphRefresh::sharing(&graph, &config.instagram.graph_url),
+            refresh: crate::bot::accounts::GraphRefresh::sharing(
+                &graph,
+                &config.instagram.graph_url,
+            ),
         };
         threads.push(spawn("publisher", move || publisher.run())?);
     }
@@ -299,11 +303,12 @@ fn run_connector(
     while let Ok(PastedLogin { state, code }) = pastes.recv() {
         let result = db::open_without_migrating(&config.storage.database).and_then(|mut conn| {
             let now = crate::clock::now();
-            let finished = crate::oauth::finish(&mut conn, config, graph, key, &state, &code, now)?;
-            if let crate::oauth::Finished::Failed { reason, .. } = &finished {
-                crate::oauth::log_failure(reason);
+            let finished =
+                crate::bot::oauth::finish(&mut conn, config, graph, key, &state, &code, now)?;
+            if let crate::bot::oauth::Finished::Failed { reason, .. } = &finished {
+                crate::bot::oauth::log_failure(reason);
             }
-            crate::oauth::tell_chat(&mut conn, config, &finished, crate::clock::now())
+            crate::bot::oauth::tell_chat(&mut conn, config, &finished, crate::clock::now())
         });
         if let Err(e) = result {
             error!("finishing a pasted Instagram login: {e:#}");
@@ -422,10 +427,10 @@ impl Core<'_> {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
-            crate::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
+            crate::bot::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
             enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
             tx.commit()?;
-            for queue_id in crate::publish::restartable_jobs(self.conn)? {
+            for queue_id in crate::bot::publish::restartable_jobs(self.conn)? {
                 db::publish::requeue(self.conn, queue_id)?;
             }
             Ok(())
@@ -438,7 +443,7 @@ impl Core<'_> {
 
     /// Hands queued publish jobs to the publisher thread, each once.
     fn dispatch_jobs(&mut self) {
-        match crate::publish::queued_jobs(self.conn) {
+        match crate::bot::publish::queued_jobs(self.conn) {
             Ok(ids) => {
                 // A job that left 'queued' is forgotten, so that a press queueing it
                 // again (🔁 Publish again) hands it over again.
@@ -462,7 +467,7 @@ impl Core<'_> {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
-            crate::posting::tick(&tx, self.config, self.key.as_ref(), now, &mut out)?;
+            crate::bot::posting::tick(&tx, self.config, self.key.as_ref(), now, &mut out)?;
             enqueue_all(&tx, &out, &db::timestamp(now))?;
             tx.commit()?;
             if !out.is_empty() {
@@ -681,7 +686,7 @@ mod tests {
         tx.commit().unwrap();
         let (account, _) = db::accounts::upsert_account(&conn, "Brand", "178", None, t).unwrap();
         let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
-        crate::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
+        crate::bot::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
         let config = crate::config::parse(
             "[telegram]\nbot_token = \"1:x\"\n",
             std::path::Path::new("storyline.toml"),
@@ -714,9 +719,16 @@ mod tests {
             "handed over once"
         );
         // The publisher ends it (the outcome is unknown); a press queues it again.
-        db::publish::set_state(core.conn, slot, crate::status::JobState::Unknown, None, t).unwrap();
+        db::publish::set_state(
+            core.conn,
+            slot,
+            crate::domain::status::JobState::Unknown,
+            None,
+            t,
+        )
+        .unwrap();
         core.dispatch_jobs();
-        crate::publish::create_job(core.conn, slot, 7, account, Some(42), false, t).unwrap();
+        crate::bot::publish::create_job(core.conn, slot, 7, account, Some(42), false, t).unwrap();
         core.dispatch_jobs();
         assert_eq!(
             jobs.try_iter().collect::<Vec<_>>(),

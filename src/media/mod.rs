@@ -1,3 +1,7 @@
+//! Part `media/`: the files — the scanner (this module), image conversion and
+//! chat previews (`convert`), the MP4 probe. Knows no handler: it never talks to
+//! Telegram or Instagram and decides nothing about a chat.
+//!
 //! The media scanner: keeps `media_items` in step with the files under `[media] dir`.
 //!
 //! A scan walks the folder once, comparing each file's size and mtime with a compact
@@ -11,6 +15,8 @@
 //! what it refuses is logged once per path for the life of the `Scanner`, since the
 //! daemon scans every few minutes and the same stray `.DS_Store` should not fill the
 //! journal.
+
+pub mod convert;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -27,7 +33,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db;
-use crate::status::MediaKind;
+use crate::domain::status::MediaKind;
 
 /// The category of files directly in the media folder.
 pub const UNCATEGORIZED: &str = "uncategorized";

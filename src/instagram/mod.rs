@@ -1,3 +1,6 @@
+//! Part `instagram/` (an adapter): everything about the Graph API and nothing else.
+//! Knows no handler: it never touches the database or a chat.
+//!
 //! The Instagram API with Instagram Login: publishing a story (container, status,
 //! publish), the publishing quota, token refresh, and the OAuth exchange that connects
 //! an account. Only this module knows Instagram's JSON.
@@ -20,6 +23,9 @@
 //! every secret of the call (token, app secret, authorization code) is removed from
 //! anything quoted from elsewhere: a `GraphError` can go to a log or a chat as it is.
 
+pub use crate::config::{
+    unversioned_graph_url, versioned_graph_url, DEFAULT_GRAPH_URL, GRAPH_API_VERSION,
+};
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
@@ -40,13 +46,6 @@ const LONG_LIVED_TOKEN_SECS: i64 = 60 * 24 * 3600;
 const MAX_MESSAGE_CHARS: usize = 300;
 /// The message of an error answer that carried none.
 const NO_MESSAGE: &str = "no message";
-
-/// The Graph API version this client was checked against: the latest in Meta's Graph
-/// API changelog (v26.0, introduced 29 July 2026) and the one the Instagram Platform
-/// `/me` reference uses in its request syntax.
-pub const GRAPH_API_VERSION: &str = "v26.0";
-/// `[instagram] graph_url` when storyline.toml leaves it out.
-pub const DEFAULT_GRAPH_URL: &str = "https://graph.instagram.com/v26.0";
 
 /// Instagram's error codes and subcodes that the texts for people branch on; what to
 /// do about each is `error_action`'s job.
@@ -554,41 +553,6 @@ impl fmt::Debug for Graph {
             .field("api_url", &self.api_url)
             .finish_non_exhaustive()
     }
-}
-
-/// `graph_url` with its API version: as it is when it ends in one (`…/v25.0`), else with
-/// `GRAPH_API_VERSION` added, so the version is pinned whatever storyline.toml says.
-pub fn versioned_graph_url(graph_url: &str) -> String {
-    let graph_url = graph_url.trim_end_matches('/');
-    if unversioned_graph_url(graph_url) != graph_url {
-        graph_url.to_string()
-    } else {
-        format!("{graph_url}/{GRAPH_API_VERSION}")
-    }
-}
-
-/// `graph_url` without a trailing API version: the base of `/access_token` and
-/// `/refresh_access_token`, which the reference calls without one.
-pub fn unversioned_graph_url(graph_url: &str) -> &str {
-    let graph_url = graph_url.trim_end_matches('/');
-    match graph_url.rsplit_once('/') {
-        Some((root, last)) if is_api_version(last) && !root.ends_with('/') => root,
-        _ => graph_url,
-    }
-}
-
-/// "v26.0", "v3": a Graph API version path segment.
-fn is_api_version(segment: &str) -> bool {
-    let Some(number) = segment.strip_prefix('v') else {
-        return false;
-    };
-    let mut parts = number.split('.');
-    let major = parts.next().unwrap_or_default();
-    let minor = parts.next();
-    !major.is_empty()
-        && major.bytes().all(|b| b.is_ascii_digit())
-        && minor.is_none_or(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
-        && parts.next().is_none()
 }
 
 impl Graph {

@@ -1,7 +1,18 @@
+//! Part `runtime/`: `storyline run` — the core loop (`daemon`), its threads
+//! (`poller`, `outbox`, `publisher`, the scanner and connect workers) and the
+//! vocabulary between them. It owns threads, channels, timers and shutdown, and
+//! hands each decision to `bot`; it decides nothing about a chat itself and has
+//! no SQL (that is `db`'s).
+//!
 //! The daemon's runtime vocabulary, below every thread: the `Event`s the core
 //! loop reacts to, the scanner's `ScanRequest`, `spawn` (a named thread with a
 //! small stack), `sleep_unless` (a sleep that shutdown cuts short) and where
 //! converted images wait. Threads import this, never the daemon.
+
+pub mod daemon;
+pub mod outbox;
+pub mod poller;
+pub mod publisher;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -9,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::config::Config;
 use crate::telegram::Update;
 
 const THREAD_STACK: usize = 512 * 1024;
@@ -67,14 +77,4 @@ pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle
         .stack_size(THREAD_STACK)
         .spawn(f)
         .with_context(|| format!("starting the {name} thread"))
-}
-
-/// Where converted images wait until their story is decided: beside the database.
-pub fn cache_dir(config: &Config) -> std::path::PathBuf {
-    config
-        .storage
-        .database
-        .parent()
-        .map(|dir| dir.join("cache"))
-        .unwrap_or_else(|| std::path::PathBuf::from("cache"))
 }

@@ -634,7 +634,7 @@ fn count_media(root: &Path, dir: &Path, depth: usize, counts: &mut MediaCounts) 
             continue;
         };
         match kind {
-            crate::status::MediaKind::Video => counts.videos += 1,
+            crate::domain::status::MediaKind::Video => counts.videos += 1,
             _ => counts.images += 1,
         }
         let relative = path

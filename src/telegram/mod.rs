@@ -1,3 +1,6 @@
+//! Part `telegram/` (an adapter): everything about the Bot API and nothing else.
+//! Knows no handler: it never reads chat settings or decides what to say.
+//!
 //! The Telegram Bot API: the few types Storyline reads, the calls it makes, and one
 //! blocking HTTP client. Only this module knows the Bot API's JSON.
 //!
@@ -13,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::Secret;
-use crate::html_fit;
+use crate::domain::html_fit;
 
 // ---- what we read ---------------------------------------------------------------
 
@@ -111,7 +114,7 @@ pub fn parse_updates(result: Value) -> Result<Vec<Update>, ApiError> {
 
 // ---- what we send ---------------------------------------------------------------
 
-pub use crate::markup::{escape_html, Button, ChatGone, Keyboard};
+pub use crate::domain::markup::{escape_html, Button, ChatGone, Keyboard};
 
 /// One Bot API call, decided by the core and delivered by the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,8 +150,7 @@ pub const MAX_PHOTO_RATIO: u64 = 20;
 
 /// Telegram's length limits, in UTF-16 code units of the visible text (after
 /// entities parsing): a message, a caption, a callback answer.
-pub const MAX_TEXT_UNITS: usize = 4096;
-pub const MAX_CAPTION_UNITS: usize = 1024;
+pub use crate::domain::html_fit::{MAX_CAPTION_UNITS, MAX_TEXT_UNITS};
 pub const MAX_ALERT_CHARS: usize = 200;
 
 /// How a stored file_id says Telegram kept the file as a document (a video it

@@ -6,6 +6,11 @@
 //! closes the tags still open at its end and opens them again at the start of the
 //! next, so each part is well-formed HTML on its own.
 
+/// Telegram's length limits, in UTF-16 code units of the visible text (after
+/// entities parsing): a message and a caption.
+pub const MAX_TEXT_UNITS: usize = 4096;
+pub const MAX_CAPTION_UNITS: usize = 1024;
+
 /// The mark a shortened text ends with (one UTF-16 unit).
 pub const ELLIPSIS: &str = "…";
 

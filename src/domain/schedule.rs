@@ -11,7 +11,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use crate::picker::Rng;
+use crate::domain::picker::Rng;
 
 /// A jitter larger than this would make "around 14:00" noticeably not 14:00.
 const MAX_JITTER_SECONDS: i64 = 10 * 60;

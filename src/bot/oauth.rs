@@ -11,11 +11,12 @@ use log::{info, warn};
 use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::Connection;
 
-use crate::accounts::{self, PickOutcome};
+use crate::bot::accounts::{self, PickOutcome};
 use crate::config::{Config, Secret};
 use crate::db;
 use crate::instagram::Graph;
 use crate::telegram::escape_html;
+use crate::web::{OAuthPages, Page};
 
 /// How long a /connect link works.
 pub const STATE_LIFETIME_MINUTES: i64 = 10;
@@ -379,12 +380,12 @@ pub fn tell_chat(
         ..
     } = finished
     {
-        let change = crate::settings::Change {
+        let change = crate::domain::settings::Change {
             setting: "active_account_id",
             old: (*old).into(),
             new: (*new).into(),
         };
-        crate::chats::record_change_version(
+        crate::bot::chats::record_change_version(
             &tx,
             config,
             now,
@@ -395,25 +396,98 @@ pub fn tell_chat(
         )?;
     }
     let message = crate::telegram::send_message(chat_id, &text, None);
-    crate::outbox::enqueue_all(&tx, &[message], &db::timestamp(now))?;
+    crate::bot::chats::enqueue_all(&tx, &[message], &db::timestamp(now))?;
     tx.commit()?;
     Ok(())
 }
 
-/// A small HTML page: escaped, no scripts (the server sends a strict CSP).
-pub fn page(title: &str, message: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · Storyline</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;\
-         margin:3rem auto;padding:0 1rem;line-height:1.5}}h1{{font-size:1.4rem}}</style></head>\
-         <body><h1>{t}</h1><p>{m}</p></body></html>",
-        t = escape_html(title),
-        m = escape_html(message)
-    )
+/// The connection pages of the web page (`web::OAuthPages`): what they need is
+/// the configuration, the key that seals tokens, the one Graph client, and a
+/// way to wake the outbox for the chat's message. Each request opens its own
+/// connection: these pages are visited a few times a year.
+pub struct ConnectPages {
+    pub config: std::sync::Arc<Config>,
+    pub key: Option<[u8; 32]>,
+    pub wake_outbox: std::sync::mpsc::Sender<()>,
+    pub graph: Graph,
 }
 
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+impl OAuthPages for ConnectPages {
+    /// A 302 to Instagram's authorize page for a live state.
+    fn start(&self, target: &str) -> Page {
+        let Ok(app) = app(&self.config) else {
+            return Page::html(
+                404,
+                "Not available",
+                "Connecting Instagram is not configured on this Storyline.",
+            );
+        };
+        let oauth_state = query_param(target, "state").unwrap_or_default();
+        let found = db::open_without_migrating(&self.config.storage.database).and_then(|conn| {
+            authorize_url(&self.config, &app, &conn, &oauth_state, crate::clock::now())
+        });
+        match found {
+            Ok(Some(location)) => Page::Redirect(location),
+            Ok(None) => Page::html(
+                400,
+                "Link expired",
+                "This link was already used or has expired. Send /connect in Telegram for a new one.",
+            ),
+            Err(e) => {
+                warn!("web: /oauth/start: {e:#}");
+                Page::html(
+                    500,
+                    "Something went wrong",
+                    "Storyline could not read its database. Try again in a moment.",
+                )
+            }
+        }
+    }
+
+    /// Finishes the connection and tells the chat.
+    fn callback(&self, target: &str) -> Page {
+        let state = query_param(target, "state").unwrap_or_default();
+        let code = query_param(target, "code");
+        let denied =
+            query_param(target, "error_description").or_else(|| query_param(target, "error"));
+        let now = crate::clock::now();
+        let outcome = (|| -> Result<Finished> {
+            let mut conn = db::open_without_migrating(&self.config.storage.database)?;
+            match (code, denied) {
+                (Some(code), _) => finish(
+                    &mut conn,
+                    &self.config,
+                    &self.graph,
+                    self.key.as_ref(),
+                    &state,
+                    &code,
+                    now,
+                ),
+                (None, denied) => cancel(&conn, &state, denied.as_deref(), now),
+            }
+            .and_then(|finished| {
+                tell_chat(&mut conn, &self.config, &finished, now)?;
+                Ok(finished)
+            })
+        })();
+        let _ = self.wake_outbox.send(());
+        match outcome {
+            Ok(Finished::Connected { username, .. }) => Page::html(
+                200,
+                "Instagram connected",
+                &format!("@{username} is connected to Storyline. You can close this tab and go back to Telegram."),
+            ),
+            Ok(Finished::Failed { reason, .. }) => {
+                log_failure(&reason);
+                Page::html(400, "Not connected", &reason)
+            }
+            Err(e) => {
+                warn!("web: /oauth/callback: {e:#}");
+                Page::html(500, "Something went wrong", "Storyline could not finish the connection. Send /connect in Telegram to try again.")
+            }
+        }
+    }
+}
 
 /// Logs a failure without the code or a token (they are not in `reason`).
 pub fn log_failure(reason: &str) {
@@ -476,7 +550,7 @@ mod tests {
 
     #[test]
     fn pages_escape_and_parsers_never_panic() {
-        assert!(page("<x>", "a&b").contains("&lt;x&gt;"));
+        assert!(crate::web::page("<x>", "a&b").contains("&lt;x&gt;"));
         let mut seed: u64 = 7;
         for _ in 0..5000 {
             let mut s = String::new();
