@@ -30,6 +30,8 @@ use crate::domain::ui;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
 use accounts::PickOutcome;
 use chats::settings_snapshot;
+/// The one rule for "is this chat served" (`chats::is_served`).
+pub use chats::is_served;
 
 pub mod accounts;
 pub mod chats;
@@ -121,12 +123,6 @@ pub fn handle_update(
         handle_message(tx, ctx, update.update_id, message, out, &mut follow_up)?;
     }
     Ok(follow_up)
-}
-
-/// Whether the bot serves this chat: listed in the config, enabled by an admin,
-/// or a supergroup made of such a chat.
-pub fn is_served(tx: &Transaction<'_>, config: &Config, chat_id: i64) -> Result<bool> {
-    chats::is_served(tx, config, chat_id)
 }
 
 /// A command's name (lowercase, without the slash and @bot) and its arguments;
