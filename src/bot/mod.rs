@@ -24,14 +24,14 @@ use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::domain::callback::{self, Ask, Callback};
 use crate::domain::picker;
-use crate::domain::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
+use crate::domain::settings::{self, Change, ChatRow, ChatSettings, Toggle};
 use crate::domain::status::SettingsPrompt;
 use crate::domain::ui;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
 use accounts::PickOutcome;
-use chats::settings_snapshot;
 /// The one rule for "is this chat served" (`chats::is_served`).
 pub use chats::is_served;
+use chats::settings_snapshot;
 
 pub mod accounts;
 pub mod chats;
@@ -878,7 +878,62 @@ fn handle_callback(
     Ok(())
 }
 
-/// A user's message that answers the value the bot asked them for.
+/// The shared half of answering a prompt, for the /settings menu and the wizard:
+/// reads `text` as the value asked for. A value that is not one gets the
+/// explanation and changes nothing; a window's start alone asks for its end
+/// (stored under `end_field`); a prompt that cannot be finished is dropped.
+/// `Some` only for a value the caller applies.
+#[allow(clippy::too_many_arguments)]
+fn take_answer(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    pending: &PendingInput,
+    asked: settings::Asked,
+    end_field: &str,
+    text: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<Option<settings::Answer>> {
+    let now = ctx.now_text();
+    match settings::read_answer(asked, text) {
+        Err(e) => {
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::invalid_value_text(&e, text),
+                None,
+            ));
+            Ok(None)
+        }
+        Ok(settings::Answer::HoursStart(start)) => {
+            let next = PendingInput {
+                field: end_field.to_string(),
+                stash: Some(start.to_string()),
+                ..pending.clone()
+            };
+            db::set_pending_input(tx, chat_id, user_id, &next, &now)?;
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::hours_end_prompt(start),
+                None,
+            ));
+            Ok(None)
+        }
+        Ok(settings::Answer::Lost) => {
+            db::clear_pending_input(tx, chat_id, user_id, &now)?;
+            Ok(None)
+        }
+        Ok(answer) => Ok(Some(answer)),
+    }
+}
+
+/// The start of a window stored while its end is asked.
+fn stashed_start(pending: &PendingInput) -> Option<u32> {
+    pending.stash.as_deref().and_then(|s| s.parse::<u32>().ok())
+}
+
+/// A typed answer to a /settings prompt: checked, applied, confirmed, and the
+/// menu it came from redrawn.
 fn answer_prompt(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
@@ -888,129 +943,142 @@ fn answer_prompt(
     text: &str,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
+    use settings::{Answer, Asked};
     let now = ctx.now_text();
-    let reply = |out: &mut Vec<Outgoing>, text: String| {
-        out.push(telegram::send_message(chat_id, &text, None))
-    };
     let (mut row, _) = current_settings(tx, ctx, chat_id)?;
     let defaults = &ctx.config.defaults;
-    let (changes, confirmation) = match SettingsPrompt::parse(&pending.field) {
-        Some(SettingsPrompt::PostsPerDay) => match settings::parse_posts_per_day(text) {
-            Ok(n) => {
-                let changes: Vec<Change> = settings::apply_posts_per_day(&mut row, defaults, n)
-                    .into_iter()
-                    .collect();
-                (changes, ui::posts_per_day_set_text(n))
-            }
-            Err(e) => {
-                reply(out, ui::invalid_value_text(&e, text));
-                return Ok(());
-            }
+    let asked = match SettingsPrompt::parse(&pending.field) {
+        Some(SettingsPrompt::PostsPerDay) => Asked::PostsPerDay,
+        Some(SettingsPrompt::Hours) => Asked::Hours,
+        Some(SettingsPrompt::HoursEnd) => Asked::HoursEnd {
+            start: stashed_start(pending),
         },
-        Some(SettingsPrompt::Hours) => match settings::parse_hours(text) {
-            Ok(HoursInput::Window { start, end }) => {
-                let changes = settings::apply_hours(&mut row, defaults, start, end);
-                (
-                    changes,
-                    ui::hours_set_text(&settings::resolve(&row, defaults)),
-                )
-            }
-            Ok(HoursInput::StartOnly(start)) => {
-                let next = PendingInput {
-                    field: SettingsPrompt::HoursEnd.as_str().to_string(),
-                    stash: Some(start.to_string()),
-                    ..pending.clone()
-                };
-                db::set_pending_input(tx, chat_id, user_id, &next, &now)?;
-                reply(out, ui::hours_end_prompt(start));
-                return Ok(());
-            }
-            Err(e) => {
-                reply(out, ui::invalid_value_text(&e, text));
-                return Ok(());
-            }
-        },
-        Some(SettingsPrompt::HoursEnd) => {
-            let start = pending.stash.as_deref().and_then(|s| s.parse::<u32>().ok());
-            match (start, settings::parse_hour(text)) {
-                (Some(start), Ok(end)) => {
-                    let changes = settings::apply_hours(&mut row, defaults, start, end);
-                    (
-                        changes,
-                        ui::hours_set_text(&settings::resolve(&row, defaults)),
-                    )
-                }
-                (_, Err(e)) => {
-                    reply(out, ui::invalid_value_text(&e, text));
-                    return Ok(());
-                }
-                (None, Ok(_)) => {
-                    // A prompt we cannot finish; drop it rather than guess.
-                    db::clear_pending_input(tx, chat_id, user_id, &now)?;
-                    return Ok(());
-                }
-            }
-        }
-        Some(SettingsPrompt::Timezone) => match settings::parse_timezone(text) {
-            Ok(tz) => {
-                let changes: Vec<Change> = settings::apply_timezone(&mut row, defaults, tz)
-                    .into_iter()
-                    .collect();
-                (changes, ui::timezone_set_text(tz))
-            }
-            Err(e) => {
-                reply(out, ui::invalid_value_text(&e, text));
-                return Ok(());
-            }
-        },
-        Some(SettingsPrompt::Locks) => match settings::parse_lock_days(text) {
-            Ok((posted, skipped)) => {
-                let changes = settings::apply_lock_days(&mut row, defaults, posted, skipped);
-                (changes, ui::locks_set_text(posted, skipped))
-            }
-            Err(e) => {
-                reply(out, ui::invalid_value_text(&e, text));
-                return Ok(());
-            }
-        },
+        Some(SettingsPrompt::Timezone) => Asked::Timezone,
+        Some(SettingsPrompt::Locks) => Asked::Locks,
         Some(SettingsPrompt::Categories) => {
-            let known: Vec<String> = db::media::active_categories(tx)?
-                .into_iter()
-                .map(|(c, _)| c)
-                .collect();
-            match picker::parse_mix(text, &known) {
-                Ok(weights) => {
-                    let old = db::queue::category_weights(tx, chat_id)?;
-                    db::queue::set_category_weights(tx, chat_id, &weights)?;
-                    let mix = picker::format_mix(&weights);
-                    let changes = if old == weights {
-                        Vec::new()
-                    } else {
-                        vec![Change {
-                            setting: "category_mix",
-                            old: picker::format_mix(&old).into(),
-                            new: mix.clone().into(),
-                        }]
-                    };
-                    (changes, ui::categories_set_text(&mix))
-                }
-                Err(e) => {
-                    reply(out, ui::invalid_value_text(&e, text));
-                    return Ok(());
-                }
-            }
+            return answer_categories(tx, ctx, chat_id, user_id, pending, text, out);
         }
         None if setup::is_wizard_field(&pending.field) => {
             return setup::answer_prompt(tx, ctx, chat_id, user_id, pending, text, out);
         }
-        _ => {
+        None => {
             db::clear_pending_input(tx, chat_id, user_id, &now)?;
             return Ok(());
         }
     };
-    let resolved = save_changes(tx, ctx, &row, &changes, user_id, "settings menu")?;
-    db::clear_pending_input(tx, chat_id, user_id, &now)?;
-    reply(out, confirmation);
+    let end_field = SettingsPrompt::HoursEnd.as_str();
+    let Some(answer) = take_answer(
+        tx, ctx, chat_id, user_id, pending, asked, end_field, text, out,
+    )?
+    else {
+        return Ok(());
+    };
+    let (changes, confirmation): (Vec<Change>, String) = match answer {
+        Answer::PostsPerDay(n) => (
+            settings::apply_posts_per_day(&mut row, defaults, n)
+                .into_iter()
+                .collect(),
+            ui::posts_per_day_set_text(n),
+        ),
+        Answer::Hours { start, end } => {
+            let changes = settings::apply_hours(&mut row, defaults, start, end);
+            let text = ui::hours_set_text(&settings::resolve(&row, defaults));
+            (changes, text)
+        }
+        Answer::Timezone(tz) => (
+            settings::apply_timezone(&mut row, defaults, tz)
+                .into_iter()
+                .collect(),
+            ui::timezone_set_text(tz),
+        ),
+        Answer::Locks { posted, skipped } => (
+            settings::apply_lock_days(&mut row, defaults, posted, skipped),
+            ui::locks_set_text(posted, skipped),
+        ),
+        Answer::HoursStart(_) | Answer::Lost => return Ok(()),
+    };
+    finish_prompt(
+        tx,
+        ctx,
+        chat_id,
+        user_id,
+        pending,
+        &row,
+        &changes,
+        confirmation,
+        out,
+    )
+}
+
+/// The category mix typed as "quotes 2, tips 1": it lives in its own table.
+fn answer_categories(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    pending: &PendingInput,
+    text: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let known: Vec<String> = db::media::active_categories(tx)?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    let weights = match picker::parse_mix(text, &known) {
+        Ok(weights) => weights,
+        Err(e) => {
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::invalid_value_text(&e, text),
+                None,
+            ));
+            return Ok(());
+        }
+    };
+    let old = db::queue::category_weights(tx, chat_id)?;
+    db::queue::set_category_weights(tx, chat_id, &weights)?;
+    let mix = picker::format_mix(&weights);
+    let changes = if old == weights {
+        Vec::new()
+    } else {
+        vec![Change {
+            setting: "category_mix",
+            old: picker::format_mix(&old).into(),
+            new: mix.clone().into(),
+        }]
+    };
+    let (row, _) = current_settings(tx, ctx, chat_id)?;
+    let confirmation = ui::categories_set_text(&mix);
+    finish_prompt(
+        tx,
+        ctx,
+        chat_id,
+        user_id,
+        pending,
+        &row,
+        &changes,
+        confirmation,
+        out,
+    )
+}
+
+/// Saves a prompt's changes (one history version), ends the prompt, confirms,
+/// and redraws the menu message it came from.
+#[allow(clippy::too_many_arguments)]
+fn finish_prompt(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    pending: &PendingInput,
+    row: &ChatRow,
+    changes: &[Change],
+    confirmation: String,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let resolved = save_changes(tx, ctx, row, changes, user_id, "settings menu")?;
+    db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())?;
+    out.push(telegram::send_message(chat_id, &confirmation, None));
     if let Some(menu_id) = pending.menu_message_id {
         let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
         out.push(telegram::edit_message(

@@ -20,7 +20,7 @@ use crate::bot::accounts::{self, AccountChoice, PickOutcome};
 use crate::db::{self, wizard::SETUP_REASON, PendingInput};
 use crate::domain::callback::{self, Callback};
 use crate::domain::picker;
-use crate::domain::settings::{self, Change, HoursInput, Toggle};
+use crate::domain::settings::{self, Change, Toggle};
 use crate::domain::ui;
 use crate::domain::wizard::{self, Choices, Effect, Field, Press, Step, View};
 use crate::telegram::{self, CallbackQuery, Keyboard, Message, Outgoing};
@@ -486,69 +486,39 @@ pub(super) fn answer_prompt(
         reply(out, wizard::not_running_text());
         return Ok(());
     };
-    let mut choices = running.choices.clone();
-    let taken: Result<String, String> = match field {
-        Field::PostsPerDay => match settings::parse_posts_per_day(text) {
-            Ok(n) => {
-                choices.posts_per_day = n;
-                Ok(format!("Posts per day: {n}"))
-            }
-            Err(e) => Err(e),
+    use settings::{Answer, Asked};
+    let asked = match field {
+        Field::PostsPerDay => Asked::PostsPerDay,
+        Field::Hours => Asked::Hours,
+        Field::HoursEnd => Asked::HoursEnd {
+            start: super::stashed_start(pending),
         },
-        Field::Hours => match settings::parse_hours(text) {
-            Ok(HoursInput::Window { start, end }) => {
-                choices.hours_start = start;
-                choices.hours_end = end;
-                Ok(format!(
-                    "Posting hours: {}",
-                    settings::format_window(start, end)
-                ))
-            }
-            Ok(HoursInput::StartOnly(start)) => {
-                let next = PendingInput {
-                    field: Field::HoursEnd.name().to_string(),
-                    stash: Some(start.to_string()),
-                    ..pending.clone()
-                };
-                db::set_pending_input(tx, chat_id, user_id, &next, &now)?;
-                reply(out, ui::hours_end_prompt(start));
-                return Ok(());
-            }
-            Err(e) => Err(e),
-        },
-        Field::HoursEnd => {
-            let start = pending.stash.as_deref().and_then(|s| s.parse::<u32>().ok());
-            match (start, settings::parse_hour(text)) {
-                (Some(start), Ok(end)) => {
-                    choices.hours_start = start;
-                    choices.hours_end = end;
-                    Ok(format!(
-                        "Posting hours: {}",
-                        settings::format_window(start, end)
-                    ))
-                }
-                (_, Err(e)) => Err(e),
-                (None, Ok(_)) => {
-                    // A prompt we cannot finish; drop it rather than guess.
-                    db::clear_pending_input(tx, chat_id, user_id, &now)?;
-                    return Ok(());
-                }
-            }
-        }
-        Field::Timezone => match settings::parse_timezone(text) {
-            Ok(tz) => {
-                choices.timezone = tz.name().to_string();
-                Ok(format!("Time zone: {}", tz.name()))
-            }
-            Err(e) => Err(e),
-        },
+        Field::Timezone => Asked::Timezone,
     };
-    let taken = match taken {
-        Ok(taken) => taken,
-        Err(error) => {
-            reply(out, ui::invalid_value_text(&error, text));
-            return Ok(());
+    let end_field = Field::HoursEnd.name();
+    let Some(answer) = super::take_answer(
+        tx, ctx, chat_id, user_id, pending, asked, end_field, text, out,
+    )?
+    else {
+        return Ok(());
+    };
+    let mut choices = running.choices.clone();
+    let taken = match answer {
+        Answer::PostsPerDay(n) => {
+            choices.posts_per_day = n;
+            format!("Posts per day: {n}")
         }
+        Answer::Hours { start, end } => {
+            choices.hours_start = start;
+            choices.hours_end = end;
+            format!("Posting hours: {}", settings::format_window(start, end))
+        }
+        Answer::Timezone(tz) => {
+            choices.timezone = tz.name().to_string();
+            format!("Time zone: {}", tz.name())
+        }
+        // Not asked by the wizard; the menu's prompts only.
+        Answer::Locks { .. } | Answer::HoursStart(_) | Answer::Lost => return Ok(()),
     };
     db::wizard::save_wizard(
         tx,

@@ -226,6 +226,64 @@ pub enum HoursInput {
     StartOnly(u32),
 }
 
+/// A typed value a prompt asks for, shared by the /settings menu and the /init
+/// wizard: they ask the same questions and must take the same answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    PostsPerDay,
+    /// "14-2", or "14" and the end asked next.
+    Hours,
+    /// The end of a window whose start was typed before (`None`: lost).
+    HoursEnd {
+        start: Option<u32>,
+    },
+    Timezone,
+    /// Days an item stays locked after ✅ Posted and after ⏭ Skip.
+    Locks,
+}
+
+/// A checked answer to an `Asked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    PostsPerDay(u32),
+    Hours {
+        start: u32,
+        end: u32,
+    },
+    /// Only the start of a window: ask for its end next.
+    HoursStart(u32),
+    Timezone(Tz),
+    Locks {
+        posted: u32,
+        skipped: u32,
+    },
+    /// The end of a window whose start is lost: drop the prompt rather than guess.
+    Lost,
+}
+
+/// Reads `text` as the answer to `asked`, or says why it cannot be one.
+pub fn read_answer(asked: Asked, text: &str) -> Result<Answer, String> {
+    Ok(match asked {
+        Asked::PostsPerDay => Answer::PostsPerDay(parse_posts_per_day(text)?),
+        Asked::Hours => match parse_hours(text)? {
+            HoursInput::Window { start, end } => Answer::Hours { start, end },
+            HoursInput::StartOnly(start) => Answer::HoursStart(start),
+        },
+        Asked::HoursEnd { start } => {
+            let end = parse_hour(text)?;
+            match start {
+                Some(start) => Answer::Hours { start, end },
+                None => Answer::Lost,
+            }
+        }
+        Asked::Timezone => Answer::Timezone(parse_timezone(text)?),
+        Asked::Locks => {
+            let (posted, skipped) = parse_lock_days(text)?;
+            Answer::Locks { posted, skipped }
+        }
+    })
+}
+
 pub fn parse_hour(text: &str) -> Result<u32, String> {
     let t = text.trim();
     let t = t.strip_suffix(":00").unwrap_or(t).trim();
@@ -335,6 +393,53 @@ pub fn format_window(start: u32, end: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_reading_of_typed_answers_for_the_menu_and_the_wizard() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let cases = [
+            (Asked::PostsPerDay, "4", Ok(Answer::PostsPerDay(4))),
+            (
+                Asked::Hours,
+                "9-21",
+                Ok(Answer::Hours { start: 9, end: 21 }),
+            ),
+            (Asked::Hours, "14", Ok(Answer::HoursStart(14))),
+            (
+                Asked::HoursEnd { start: Some(14) },
+                "2",
+                Ok(Answer::Hours { start: 14, end: 2 }),
+            ),
+            (Asked::HoursEnd { start: None }, "2", Ok(Answer::Lost)),
+            (
+                Asked::Timezone,
+                "Europe/Berlin",
+                Ok(Answer::Timezone(berlin)),
+            ),
+            (
+                Asked::Locks,
+                "30 7",
+                Ok(Answer::Locks {
+                    posted: 30,
+                    skipped: 7,
+                }),
+            ),
+        ];
+        for (asked, text, expected) in cases {
+            assert_eq!(read_answer(asked, text), expected, "{asked:?} {text:?}");
+        }
+        for (asked, text) in [
+            (Asked::PostsPerDay, "many"),
+            (Asked::Hours, "25-3"),
+            (Asked::HoursEnd { start: Some(9) }, "noon"),
+            (Asked::HoursEnd { start: None }, "noon"),
+            (Asked::Timezone, "Mars/Olympus"),
+            (Asked::Locks, "-1"),
+        ] {
+            let error = read_answer(asked, text).unwrap_err();
+            assert!(!error.is_empty(), "{asked:?} {text:?}");
+        }
+    }
 
     fn defaults() -> Defaults {
         Defaults {
