@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use log::{info, warn};
 use rusqlite::Connection;
 
@@ -639,8 +639,11 @@ pub fn queue_lines(
     Ok(lines)
 }
 
-/// The plan for the next `days` days: what is queued, and for windows not
-/// planned yet, what planning would pick (nothing is written).
+/// The plan for `days` local days, today first: each day holds the slots whose
+/// local time falls on it (a window past midnight spills into the next day),
+/// only those still to come — queued slots still pending, and for windows not
+/// planned yet, what planning would pick. Slots already used (sent by /next,
+/// decided, missed) are not listed. Nothing is written.
 pub fn preview(
     conn: &Connection,
     chat_id: Option<i64>,
@@ -649,30 +652,39 @@ pub fn preview(
     now: DateTime<Utc>,
     days: u32,
 ) -> Result<Vec<ui::PlannedDay>> {
-    let horizon = Duration::days(i64::from(days));
+    let today = now.with_timezone(&s.timezone).date_naive();
+    let dates: Vec<NaiveDate> = (0..i64::from(days.max(1)))
+        .filter_map(|d| today.checked_add_signed(Duration::days(d)))
+        .collect();
+    let last = dates.last().copied().unwrap_or(today);
+    let end = schedule::local_midnight_after(last, s.timezone);
     let windows = schedule::upcoming_windows(
         now,
         s.timezone,
         s.posting_hours_start,
         s.posting_hours_end,
-        horizon,
+        end - now,
     );
     let needed = windows.len() * s.posts_per_day as usize;
     let mut pool = match chat_id {
         Some(id) => load_pool(conn, id, now, needed)?,
         None => Pool::new(queue::library_candidates(conn)?, now),
     };
-    let mut out = Vec::new();
+    let mut slots = Vec::new();
     for window in windows {
         let date = window.date.to_string();
-        let mut slots = Vec::new();
         let planned = match chat_id {
             Some(id) => queue::window_planned(conn, id, &date)?,
             None => false,
         };
         if let (true, Some(id)) = (planned, chat_id) {
             for row in queue::window_slots(conn, id, &date)? {
-                let at = db::parse_timestamp(&row.scheduled_for).unwrap_or_default();
+                if row.status != QueueStatus::Pending {
+                    continue;
+                }
+                let Some(at) = db::parse_timestamp(&row.scheduled_for) else {
+                    continue;
+                };
                 let path = match &row.sha256 {
                     Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
                     None => None,
@@ -696,12 +708,19 @@ pub fn preview(
                 slots.push((at, path, "planned".to_string()));
             }
         }
-        out.push(ui::PlannedDay {
-            date: window.date,
-            slots,
-        });
     }
-    Ok(out)
+    slots.sort_by_key(|(at, _, _)| *at);
+    Ok(dates
+        .into_iter()
+        .map(|date| ui::PlannedDay {
+            date,
+            slots: slots
+                .iter()
+                .filter(|(at, _, _)| at.with_timezone(&s.timezone).date_naive() == date)
+                .cloned()
+                .collect(),
+        })
+        .collect())
 }
 
 /// The answer to "was it published?" after a publish whose outcome is unknown.
@@ -866,5 +885,82 @@ mod tests {
             });
             assert_eq!(told, notice, "case {i}: {out:?}");
         }
+    }
+
+    /// `/schedule N` and `plan --days N`: exactly N local days from today, each with
+    /// the slots whose local time falls on it, and only slots still to come.
+    #[test]
+    fn the_preview_shows_the_days_asked_by_local_date_and_only_what_will_happen() {
+        let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut conn = Connection::open_in_memory().unwrap();
+        db::migrate(&mut conn).unwrap();
+        let t = db::timestamp(now);
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse(
+            "[telegram]\nbot_token = \"1:x\"\n",
+            std::path::Path::new("storyline.toml"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        let mut s = settings::resolve(&settings::ChatRow::new(CHAT), &config.defaults);
+        s.timezone = berlin;
+        s.posting_hours_start = 14;
+        s.posting_hours_end = 2;
+        s.posts_per_day = 6;
+        let weights = BTreeMap::new();
+        for days in [1, 2, 3, 14] {
+            let plan = preview(&conn, Some(CHAT), &s, &weights, now, days).unwrap();
+            let dates: Vec<String> = plan.iter().map(|d| d.date.to_string()).collect();
+            let expected: Vec<String> = (0..days)
+                .map(|d| (now.date_naive() + Duration::days(i64::from(d))).to_string())
+                .collect();
+            assert_eq!(dates, expected, "{days} days");
+            for day in &plan {
+                for (at, _, _) in &day.slots {
+                    assert_eq!(at.with_timezone(&berlin).date_naive(), day.date, "{at}");
+                    assert!(*at > now, "{at}");
+                }
+            }
+            // The window of 14:00–02:00 spills past midnight: days after the first
+            // begin with the previous window's slots before 02:00.
+            if days >= 2 {
+                let second = &plan[1];
+                assert!(
+                    second.slots.iter().any(|(at, _, _)| {
+                        at.with_timezone(&berlin).time()
+                            < chrono::NaiveTime::from_hms_opt(2, 0, 0).unwrap()
+                    }),
+                    "{:?}",
+                    second.slots
+                );
+            }
+        }
+        // Today's window planned: a slot sent by /next and one rejected are not
+        // listed, a pending one is.
+        let today = now.with_timezone(&berlin).date_naive().to_string();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+        tx.commit().unwrap();
+        queue::mark_window_planned(&conn, CHAT, &today, &t).unwrap();
+        let at = |h: i64| db::timestamp(now + Duration::hours(h));
+        let pending = queue::insert_slot(&conn, CHAT, &at(3), &today, None, &t).unwrap();
+        let sent = queue::insert_slot(&conn, CHAT, &at(4), &today, None, &t).unwrap();
+        let rejected = queue::insert_slot(&conn, CHAT, &at(5), &today, None, &t).unwrap();
+        queue::set_slot_status(&conn, sent, QueueStatus::Sent, None).unwrap();
+        queue::set_slot_status(&conn, rejected, QueueStatus::Rejected, None).unwrap();
+        let plan = preview(&conn, Some(CHAT), &s, &weights, now, 1).unwrap();
+        let listed: Vec<DateTime<Utc>> = plan[0].slots.iter().map(|(at, _, _)| *at).collect();
+        let pending_at = queue::queue_item(&conn, pending)
+            .unwrap()
+            .unwrap()
+            .scheduled_for;
+        assert_eq!(
+            listed.iter().map(|a| db::timestamp(*a)).collect::<Vec<_>>(),
+            [pending_at]
+        );
     }
 }

@@ -870,7 +870,7 @@ pub fn schedule_text(days: &[PlannedDay], tz: Tz, paused: bool) -> String {
     for day in days {
         text.push_str(&format!("\n\n<b>{}</b>", day.date.format("%a %d %b")));
         if day.slots.is_empty() {
-            text.push_str("\n• no slots left in this window");
+            text.push_str("\n• nothing planned");
         }
         for (at, path, status) in &day.slots {
             text.push_str(&format!(

@@ -345,6 +345,16 @@ impl Core<'_> {
         let mut next_housekeeping = Instant::now();
         let mut next_scan = Instant::now();
         let mut next_tick = Instant::now();
+        // On a first start (nothing indexed yet) the plan waits for the first scan:
+        // planning an empty library would warn "only 0 items left" and leave slots
+        // without items. With an index, due slots do not wait for a rescan.
+        let mut first_scan_pending = match db::media::active_categories(self.conn) {
+            Ok(categories) => categories.is_empty(),
+            Err(e) => {
+                warn!("reading the media index: {e:#}");
+                false
+            }
+        };
         // Under systemd with WatchdogSec, pings come from this loop and nowhere else,
         // so a loop that hangs is restarted; twice per period leaves room for a slow turn.
         let watchdog_every = sd_notify::watchdog_enabled().map(|timeout| timeout / 2);
@@ -366,14 +376,17 @@ impl Core<'_> {
                 let _ = self.scans.send(ScanRequest { requested_by: None });
                 next_scan = now + self.rescan_every;
             }
-            if now >= next_tick {
+            if now >= next_tick && !first_scan_pending {
                 next_tick = if self.scheduler_tick() {
                     self.next_tick_after(Instant::now())
                 } else {
                     Instant::now() + SCHEDULER_RETRY
                 };
             }
-            let mut wake_at = next_housekeeping.min(next_scan).min(next_tick);
+            let mut wake_at = next_housekeeping.min(next_scan);
+            if !first_scan_pending {
+                wake_at = wake_at.min(next_tick);
+            }
             if watchdog_every.is_some() {
                 wake_at = wake_at.min(next_watchdog);
             }
@@ -392,6 +405,7 @@ impl Core<'_> {
                     outcome,
                 }) => {
                     self.scan_finished(requested_by, outcome);
+                    first_scan_pending = false;
                     next_tick = Instant::now();
                 }
                 Ok(Event::LoginFinished) => {

@@ -315,6 +315,40 @@ fn a_file_deleted_before_its_slot_is_marked_gone_and_the_next_is_sent() {
     assert_eq!(active, 0);
 }
 
+/// A first start with files never scanned: the plan waits for the first scan, so
+/// no "only 0 items left" warning goes out and every planned slot has an item.
+#[test]
+fn a_first_start_plans_after_the_first_scan() {
+    let env = Env::new();
+    // Over a week of items at 3 a day, so no warning is due; enough files that the
+    // first scan takes a while (the first plan once ran before it and found none).
+    for n in 0..400 {
+        put(&env, &format!("quotes/q{n:03}.jpg"), 20_000 + n);
+    }
+    let _daemon = env.start_polling();
+    let planned = wait_until("the first plan", WAIT, || {
+        env.db()
+            .query_row(
+                "SELECT count(*), count(sha256) FROM posting_queue WHERE chat_id = ?1",
+                [CHAT],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .ok()
+            .filter(|(n, _)| *n > 0)
+    });
+    assert_eq!(planned.0, planned.1, "every planned slot has an item");
+    let queue = say(&env, CHAT, ADMIN, "/queue");
+    assert!(!queue.text.contains("nothing left"), "{}", queue.text);
+    let warnings: Vec<String> = env
+        .tg
+        .messages(CHAT)
+        .into_iter()
+        .map(|m| m.text)
+        .filter(|text| text.contains("📉"))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
 #[test]
 fn the_queue_survives_a_restart_without_being_planned_twice() {
     let env = Env::new();
