@@ -68,10 +68,14 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &db::timestamp(crate::clock::now()),
     )?;
     info!(
-        "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
+        "storyline {} starting: database {}, {}, Telegram at {}",
         env!("CARGO_PKG_VERSION"),
         config.storage.database.display(),
-        config.access.allowed_chat_ids.len(),
+        crate::markup::plural(
+            config.access.allowed_chat_ids.len(),
+            "allowed chat",
+            "allowed chats"
+        ),
         config.telegram.api_url
     );
 

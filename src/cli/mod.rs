@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::config::{self, Config};
+use crate::markup::plural;
 
 pub const USAGE: &str = "\
 storyline — Instagram Stories scheduler driven from Telegram
@@ -386,7 +387,10 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
             None => Default::default(),
         };
         if let Some(id) = chat_id {
-            text.push_str(&format!("\nChat {id}, {} posts a day:\n", s.posts_per_day));
+            text.push_str(&format!(
+                "\nChat {id}, {}:\n",
+                plural(s.posts_per_day, "post a day", "posts a day")
+            ));
         }
         let days = crate::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
         text.push_str(&strip_html(&crate::ui::schedule_text(
@@ -426,8 +430,8 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
     let mut text = format!("Chat {chat_id}: {}\n", crate::picker::format_mix(&weights));
     for (category, count) in present {
         text.push_str(&format!(
-            "  {category}: {count} {}\n",
-            if count == 1 { "item" } else { "items" }
+            "  {category}: {}\n",
+            plural(count, "item", "items")
         ));
     }
     Ok(text)
