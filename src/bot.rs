@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::picker;
 use crate::posting;
+use crate::publish::{self, Route};
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
 use crate::status::SettingsPrompt;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
@@ -502,6 +503,39 @@ fn set_toggle(
     ))
 }
 
+/// What happens to the chat's stories at their slots, for /status: what
+/// `publish::route` decides, and why Auto post cannot publish when it is on.
+fn posting_mode(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    resolved: &ChatSettings,
+) -> Result<ui::PostingMode> {
+    let route = publish::route(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?;
+    let (offer_auto_post, note) = match route {
+        Route::Publish { .. } => return Ok(ui::PostingMode::Published),
+        Route::Manual {
+            offer_auto_post,
+            note,
+        } => (offer_auto_post, note),
+    };
+    let reason = match note {
+        Some(reason) => Some(reason),
+        // The route tells a slot's story why only when the API is on; /status
+        // says it whenever Auto post is on.
+        None if resolved.auto_post => {
+            publish::publishable_account(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?.err()
+        }
+        None => None,
+    };
+    Ok(match reason {
+        Some(reason) => ui::PostingMode::ByHandBecause(reason),
+        None => ui::PostingMode::ByHand {
+            auto_post_button: offer_auto_post,
+        },
+    })
+}
+
 fn run_command(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
@@ -531,9 +565,10 @@ fn run_command(
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let paused_by = paused_by_name(tx, &resolved)?;
             let account = ctx.chat_account(tx, chat_id)?;
+            let mode = posting_mode(tx, ctx, chat_id, &resolved)?;
             reply(
                 out,
-                ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime),
+                ui::status_text(&resolved, &mode, paused_by.as_deref(), &account, ctx.uptime),
             );
         }
         "accounts" => {
