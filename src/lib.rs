@@ -13,7 +13,6 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_input;
 pub mod instagram;
-pub mod keyfile;
 pub mod logging;
 pub mod media;
 pub mod memory;

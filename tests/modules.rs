@@ -152,7 +152,6 @@ const LEAVES: &[&str] = &[
     "config",
     "crypto",
     "fuzz_input",
-    "keyfile",
     "logging",
     "memory",
     "runlock",

@@ -15,10 +15,11 @@ use chrono::{DateTime, Utc};
 use log::{info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::bot::keyfile;
 use crate::config::{Config, Secret};
 use crate::crypto::{self, KEY_LEN};
 use crate::db;
-use crate::keyfile;
+use crate::domain::markup::plural;
 
 pub use crate::db::accounts::Account;
 
@@ -392,8 +393,8 @@ pub fn refresh_due_tokens(
                 )?;
                 if stored {
                     info!(
-                        "account {account_id}: Instagram token refreshed, valid for {} days",
-                        days_left(expires_at, now)
+                        "account {account_id}: Instagram token refreshed, valid for {}",
+                        plural(days_left(expires_at, now), "day", "days")
                     );
                 }
             }
@@ -593,8 +594,9 @@ fn forget_tokens_command(config: &Config) -> Result<String> {
     let conn = db::open(&config.storage.database)?;
     let removed = db::accounts::forget_tokens(&conn)?;
     Ok(format!(
-        "Removed {removed} sealed Instagram token(s). The next start makes a new key if {} \
+        "Removed {}. The next start makes a new key if {} \
          is missing; connect the accounts again with /connect in their chats.",
+        plural(removed, "sealed Instagram token", "sealed Instagram tokens"),
         config.storage.key_file.display()
     ))
 }
@@ -624,13 +626,13 @@ fn add_command(
     )?;
     tx.commit().context("saving the account")?;
     Ok(format!(
-        "{} account {}: {} (@{}), Instagram id {}. The token is stored sealed and expires in {} days ({}).",
+        "{} account {}: {} (@{}), Instagram id {}. The token is stored sealed and expires in {} ({}).",
         if created { "Added" } else { "Updated" },
         account.id,
         account.display_name,
         new.username,
         account.instagram_user_id,
-        new.expires_in_days,
+        plural(new.expires_in_days, "day", "days"),
         expires_at.format("%Y-%m-%d"),
     ))
 }
@@ -707,8 +709,9 @@ fn deactivate_command(config: &Config, id: i64, now: DateTime<Utc>) -> Result<St
     let mut text = format!("Deactivated account {id}: {}.", account.display_name);
     if !chats.is_empty() {
         text.push_str(&format!(
-            " {} chat(s) used it and now need another account (/settings).",
-            chats.len()
+            " {} it and now {} another account (/settings).",
+            plural(chats.len(), "chat used", "chats used"),
+            if chats.len() == 1 { "needs" } else { "need" }
         ));
     }
     Ok(text)

@@ -118,6 +118,9 @@ pub enum Hook {
         chat_id: i64,
         name: String,
     },
+    /// The /init wizard's message: its id is stored with the wizard, so that a
+    /// newer message can take the old one's buttons away.
+    WizardMessage { wizard_id: i64 },
 }
 
 impl Hook {
@@ -135,6 +138,7 @@ impl Hook {
                 chat_id: if chat_id == from { to } else { chat_id },
                 name,
             },
+            Hook::WizardMessage { wizard_id } => Hook::WizardMessage { wizard_id },
         }
     }
 }

@@ -32,9 +32,11 @@ use accounts::PickOutcome;
 /// The one rule for "is this chat served" (`chats::is_served`).
 pub use chats::is_served;
 use chats::settings_snapshot;
+use publish::Route;
 
 pub mod accounts;
 pub mod chats;
+pub mod keyfile;
 pub mod oauth;
 pub mod posting;
 pub mod publish;
@@ -512,6 +514,39 @@ fn set_toggle(
     ))
 }
 
+/// What happens to the chat's stories at their slots, for /status: what
+/// `publish::route` decides, and why Auto post cannot publish when it is on.
+fn posting_mode(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    resolved: &ChatSettings,
+) -> Result<ui::PostingMode> {
+    let route = publish::route(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?;
+    let (offer_auto_post, note) = match route {
+        Route::Publish { .. } => return Ok(ui::PostingMode::Published),
+        Route::Manual {
+            offer_auto_post,
+            note,
+        } => (offer_auto_post, note),
+    };
+    let reason = match note {
+        Some(reason) => Some(reason),
+        // The route tells a slot's story why only when the API is on; /status
+        // says it whenever Auto post is on.
+        None if resolved.auto_post => {
+            publish::publishable_account(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?.err()
+        }
+        None => None,
+    };
+    Ok(match reason {
+        Some(reason) => ui::PostingMode::ByHandBecause(reason),
+        None => ui::PostingMode::ByHand {
+            auto_post_button: offer_auto_post,
+        },
+    })
+}
+
 fn run_command(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
@@ -541,9 +576,10 @@ fn run_command(
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let paused_by = paused_by_name(tx, &resolved)?;
             let account = ctx.chat_account(tx, chat_id)?;
+            let mode = posting_mode(tx, ctx, chat_id, &resolved)?;
             reply(
                 out,
-                ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime),
+                ui::status_text(&resolved, &mode, paused_by.as_deref(), &account, ctx.uptime),
             );
         }
         "accounts" => {

@@ -165,8 +165,8 @@ pub fn tick(
             let next = queue::next_pending_for_chat(conn, *chat_id)?
                 .and_then(|r| db::parse_timestamp(&r.scheduled_for));
             info!(
-                "chat {chat_id}: {} slot(s) missed while not running",
-                missed_here.len()
+                "chat {chat_id}: {} missed while not running",
+                crate::domain::markup::plural(missed_here.len(), "slot", "slots")
             );
             out.push(telegram::send_message(
                 *chat_id,

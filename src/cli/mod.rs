@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::config::{self, Config};
+use crate::domain::markup::plural;
 
 pub const USAGE: &str = "\
 storyline — Instagram Stories scheduler driven from Telegram
@@ -394,7 +395,10 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
             None => Default::default(),
         };
         if let Some(id) = chat_id {
-            text.push_str(&format!("\nChat {id}, {} posts a day:\n", s.posts_per_day));
+            text.push_str(&format!(
+                "\nChat {id}, {}:\n",
+                plural(s.posts_per_day, "post a day", "posts a day")
+            ));
         }
         let days = crate::bot::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
         text.push_str(&strip_html(&crate::domain::ui::schedule_text(
@@ -438,8 +442,8 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
     );
     for (category, count) in present {
         text.push_str(&format!(
-            "  {category}: {count} {}\n",
-            if count == 1 { "item" } else { "items" }
+            "  {category}: {}\n",
+            plural(count, "item", "items")
         ));
     }
     Ok(text)

@@ -20,9 +20,10 @@ use anyhow::{bail, Context as _, Result};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::bot::keyfile::KEY_LEN;
 use crate::config::{self, Config};
 use crate::db::{self, accounts::TokenRow};
-use crate::keyfile::KEY_LEN;
+use crate::domain::markup::plural;
 use crate::telegram::{ApiError, Client};
 
 /// How long a backup or a check waits for a lock the daemon holds.
@@ -198,7 +199,7 @@ fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / f64::from(1 << 10)),
-        b => format!("{b} bytes"),
+        b => plural(b, "byte", "bytes"),
     }
 }
 
@@ -257,7 +258,11 @@ impl Report {
         if failed == 0 {
             text.push_str("All checks passed.\n");
         } else {
-            let _ = writeln!(text, "{failed} of {} checks failed.", self.findings.len());
+            let _ = writeln!(
+                text,
+                "{failed} of {} failed.",
+                plural(self.findings.len(), "check", "checks")
+            );
         }
         text
     }
@@ -460,11 +465,11 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
                 Verdict::Fail,
                 TOPIC,
                 format!(
-                    "{} is missing, and {} Instagram token(s) were sealed with it: restore it \
+                    "{} is missing, and {} sealed with it: restore it \
                      from your backup. Storyline will not start without it (if it is lost for \
                      good, `storyline accounts forget-tokens --yes`, then /connect again)",
                     path.display(),
-                    tokens.len()
+                    plural(tokens.len(), "Instagram token was", "Instagram tokens were")
                 ),
             )
         }
@@ -481,7 +486,7 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
     if verdict.verdict != Verdict::Ok || tokens.is_empty() {
         return verdict;
     }
-    let key = match crate::keyfile::read(path) {
+    let key = match crate::bot::keyfile::read(path) {
         Some(key) => key,
         None => {
             return finding(
@@ -504,19 +509,23 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
             Verdict::Fail,
             TOPIC,
             format!(
-                "{} does not open {unopened} of {} sealed Instagram token(s): it is not the key \
+                "{} does not open {unopened} of {}: it is not the key \
                  they were sealed with; restore the right one from your backup, or add the \
                  tokens again (storyline accounts add, or /connect)",
                 path.display(),
-                tokens.len()
+                plural(
+                    tokens.len(),
+                    "sealed Instagram token",
+                    "sealed Instagram tokens"
+                )
             ),
         );
     }
     Finding {
         text: format!(
-            "{}, opens the {} sealed token(s)",
+            "{}, opens the {}",
             verdict.text,
-            tokens.len()
+            plural(tokens.len(), "sealed token", "sealed tokens")
         ),
         ..verdict
     }
@@ -669,25 +678,15 @@ fn media_verdict(dir: &Path, counts: &MediaCounts) -> Finding {
         .collect::<Vec<_>>()
         .join(", ");
     let mut text = format!(
-        "{shown}: {} {}, {} {} ({categories})",
-        counts.images,
-        if counts.images == 1 {
-            "photo"
-        } else {
-            "photos"
-        },
-        counts.videos,
-        if counts.videos == 1 {
-            "video"
-        } else {
-            "videos"
-        },
+        "{shown}: {}, {} ({categories})",
+        plural(counts.images, "photo", "photos"),
+        plural(counts.videos, "video", "videos"),
     );
     if counts.unreadable > 0 {
         let _ = write!(
             text,
-            "; {} entries could not be read (check owner and permissions)",
-            counts.unreadable
+            "; {} could not be read (check owner and permissions)",
+            plural(counts.unreadable, "entry", "entries")
         );
         return finding(Verdict::Fail, TOPIC, text);
     }
@@ -846,21 +845,27 @@ fn check_instagram(
         .collect();
     let expired = expires.iter().filter(|t| **t <= now).count();
     let mut text = format!(
-        "{}; {} active account(s)",
+        "{}; {}",
         app.text.split(':').next().unwrap_or_default(),
-        tokens.len()
+        plural(tokens.len(), "active account", "active accounts")
     );
     if let Some(soonest) = expires.iter().filter(|t| **t > now).min() {
         let _ = write!(
             text,
-            ", next token expiry in {} days",
-            (*soonest - now).num_days()
+            ", next token expiry in {}",
+            plural((*soonest - now).num_days(), "day", "days")
         );
     }
     if expired > 0 {
         let _ = write!(
             text,
-            "; {expired} token(s) expired: connect those accounts again (/connect in Telegram)"
+            "; {} expired: connect {} again (/connect in Telegram)",
+            plural(expired, "token", "tokens"),
+            if expired == 1 {
+                "that account"
+            } else {
+                "those accounts"
+            }
         );
         return finding(Verdict::Fail, "instagram", text);
     }
@@ -949,11 +954,16 @@ mod tests {
             refresh_reported_on: None,
         };
         let fine = check(Some("1"), true, &[token(30), token(12)]);
-        expect!["app id 1, app secret set; 2 active account(s), next token expiry in 11 days"]
+        expect!["app id 1, app secret set; 2 active accounts, next token expiry in 11 days"]
             .assert_eq(&fine.text);
         assert_eq!(fine.verdict, Verdict::Ok);
         let expired = check(Some("1"), true, &[token(-1), token(12)]);
         assert_eq!(expired.verdict, Verdict::Fail, "{}", expired.text);
+        expect!["app id 1, app secret set; 2 active accounts, next token expiry in 11 days; 1 token expired: connect that account again (/connect in Telegram)"]
+            .assert_eq(&expired.text);
+        let one = check(Some("1"), true, &[token(2)]);
+        expect!["app id 1, app secret set; 1 active account, next token expiry in 1 day"]
+            .assert_eq(&one.text);
         assert_eq!(check_public_url(None).verdict, Verdict::Note);
         assert_eq!(
             check_public_url(Some("http://pi.local")).verdict,

@@ -359,7 +359,8 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
         .find(|tz| tz.name().eq_ignore_ascii_case(t))
         .copied()
         .ok_or_else(|| {
-            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin,              America/New_York or UTC."
+            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin, \
+             America/New_York or UTC."
                 .to_string()
         })
 }
@@ -385,9 +386,15 @@ pub fn parse_lock_days(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
-/// "14:00–02:00"
+/// "14:00–02:00"; equal hours are a window of the whole day (see
+/// `schedule::window_for`): "all day", or "all day from 09:00" when the day
+/// starts at another hour than midnight (the slots spread from there).
 pub fn format_window(start: u32, end: u32) -> String {
-    format!("{start:02}:00–{end:02}:00")
+    match (start, end) {
+        (0, 0) => "all day".to_string(),
+        (start, end) if start == end => format!("all day from {start:02}:00"),
+        (start, end) => format!("{start:02}:00–{end:02}:00"),
+    }
 }
 
 #[cfg(test)]
@@ -564,13 +571,36 @@ mod tests {
             parse_timezone("america/new_york"),
             Ok(chrono_tz::America::New_York)
         );
-        assert!(parse_timezone("Mars/Base").unwrap_err().contains("IANA"));
+        assert_eq!(
+            parse_timezone("Mars/Base"),
+            Err(
+                "That is not a time zone name I know. Use an IANA name such as \
+                 Europe/Berlin, America/New_York or UTC."
+                    .to_string()
+            )
+        );
         assert!(parse_timezone("").is_err());
         assert_eq!(parse_lock_days("30 45"), Ok((30, 45)));
         assert_eq!(parse_lock_days("0,7"), Ok((0, 7)));
         for bad in ["30", "30 45 60", "a b", "-1 4", "9999 1", ""] {
             assert!(parse_lock_days(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn windows_read_as_hours_or_all_day() {
+        let shown: Vec<String> = [(14, 2), (9, 21), (0, 23), (0, 0), (9, 9), (23, 23)]
+            .iter()
+            .map(|&(start, end)| format!("{start}-{end}: {}", format_window(start, end)))
+            .collect();
+        expect_test::expect![[r#"
+            14-2: 14:00–02:00
+            9-21: 09:00–21:00
+            0-23: 00:00–23:00
+            0-0: all day
+            9-9: all day from 09:00
+            23-23: all day from 23:00"#]]
+        .assert_eq(&shown.join("\n"));
     }
 
     #[test]

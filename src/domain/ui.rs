@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use crate::domain::callback::{self, Ask, Callback, StoryAction};
 use crate::domain::html_fit::{self, Piece};
-use crate::domain::markup::{escape_html, Button, ChatGone, Keyboard};
+use crate::domain::markup::{escape_html, plural, Button, ChatGone, Keyboard};
 use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth};
 use crate::domain::settings::{format_window, ChatSettings, Toggle};
 
@@ -88,19 +88,17 @@ fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if let Some(name) = paused_by {
         line.push_str(&format!(" by {}", escape_html(name)));
     }
-    if let Some(at) = settings.paused_at.as_deref().and_then(short_time) {
-        line.push_str(&format!(" since {at}"));
+    let since = settings
+        .paused_at
+        .as_deref()
+        .and_then(|stored| DateTime::parse_from_rfc3339(stored).ok());
+    if let Some(at) = since {
+        line.push_str(&format!(
+            " since {}",
+            zoned_day(at.with_timezone(&Utc), settings.timezone)
+        ));
     }
     line
-}
-
-/// "2026-11-22 14:02 UTC" from a stored timestamp.
-fn short_time(stored: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(stored).ok().map(|t| {
-        t.with_timezone(&chrono::Utc)
-            .format("%Y-%m-%d %H:%M UTC")
-            .to_string()
-    })
 }
 
 /// The /settings message: a summary and the keyboard that changes it.
@@ -394,7 +392,11 @@ pub fn categories_prompt(mix: &str, categories: &[(String, i64)]) -> String {
         text.push_str(" none yet; add folders to the media folder and /scan.");
     }
     for (name, count) in categories {
-        text.push_str(&format!("\n• {} ({count} items)", escape_html(name)));
+        text.push_str(&format!(
+            "\n• {} ({})",
+            escape_html(name),
+            plural(count, "item", "items")
+        ));
     }
     text
 }
@@ -515,19 +517,64 @@ pub fn format_uptime(uptime: Duration) -> String {
     }
 }
 
+/// What happens to a story at its slot, as `publish::route` decides it now; /status
+/// says it in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostingMode {
+    /// Storyline publishes it through the Instagram API (dry run: without a call).
+    Published,
+    /// Sent here with buttons for a person to post; `auto_post_button` when 🤖 Auto
+    /// post on the story can publish it through the Instagram API.
+    ByHand { auto_post_button: bool },
+    /// Auto post is on but cannot publish now (the reason): sent here for a person.
+    ByHandBecause(String),
+}
+
+/// The /status mode line: what will really happen at the next slot.
+fn mode_line(dry_run: bool, mode: &PostingMode, account: &ChatAccount) -> String {
+    let by_hand = if dry_run {
+        "🧪 Dry run: stories come here at their slots to try the buttons; nothing is published"
+    } else {
+        "✋ Stories come here at their slots for someone to post by hand"
+    };
+    match mode {
+        PostingMode::Published => {
+            let handle = match account {
+                ChatAccount::Account { account, .. } => escape_html(&account_handle(account)),
+                _ => "the chat's account".to_string(),
+            };
+            if dry_run {
+                format!(
+                    "🧪 Dry run: Auto post goes through publishing as {handle} at each slot \
+                     without calling Instagram; nothing is published"
+                )
+            } else {
+                format!(
+                    "🚀 Auto post: each story is published to Instagram as {handle} at its slot"
+                )
+            }
+        }
+        PostingMode::ByHand {
+            auto_post_button: true,
+        } => format!("{by_hand} (🤖 Auto post on a story publishes it)"),
+        PostingMode::ByHand {
+            auto_post_button: false,
+        } => by_hand.to_string(),
+        PostingMode::ByHandBecause(reason) => format!(
+            "{by_hand}. Auto post is on but cannot publish: {}",
+            escape_html(reason)
+        ),
+    }
+}
+
 pub fn status_text(
     settings: &ChatSettings,
+    mode: &PostingMode,
     paused_by: Option<&str>,
     account: &ChatAccount,
     uptime: Duration,
 ) -> String {
-    let mode = if settings.dry_run_mode {
-        "🧪 Dry run (nothing is published)"
-    } else if settings.enable_instagram_api {
-        "🚀 Live, publishing through the Instagram API"
-    } else {
-        "🚀 Live, stories are sent here to post by hand"
-    };
+    let mode = mode_line(settings.dry_run_mode, mode, account);
     format!(
         "📊 <b>Status</b>\n\n\
          Mode: {mode}\n\
@@ -546,12 +593,28 @@ pub fn status_text(
     )
 }
 
+/// "14:32": for lists whose heading names the zone (/queue, /schedule).
 fn local(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%H:%M").to_string()
 }
 
 fn local_day(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
+}
+
+/// "14:32 CET": a time on its own is in the chat's zone and names it, by the
+/// abbreviation the zone uses at that instant (CET/CEST, EST/EDT; "+04" where
+/// the zone has none), so a time read in summer says it is summer time. The
+/// abbreviations are letters, digits and signs: nothing to escape.
+fn zoned_time(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%H:%M %Z").to_string()
+}
+
+/// "Sun 22 Nov 14:32 CET"
+fn zoned_day(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%a %d %b %H:%M %Z")
+        .to_string()
 }
 
 /// What gives way first when a story's caption would pass Telegram's limit:
@@ -578,11 +641,7 @@ pub fn story_caption(
         Piece::shrinkable(escape_html(category), SHRINK_CATEGORY, 12),
         Piece::fixed("</b> · "),
         Piece::shrinkable(escape_html(name), SHRINK_FILE_NAME, 24),
-        Piece::fixed(format!(
-            "\n🕑 Slot {} {}",
-            local_day(slot, tz),
-            escape_html(tz.name())
-        )),
+        Piece::fixed(format!("\n🕑 Slot {}", zoned_day(slot, tz))),
     ];
     if dry_run {
         pieces.push(Piece::fixed("\n🧪 [dry run]"));
@@ -640,13 +699,13 @@ pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) 
         format!(
             "🧪 <b>Dry run: would have been published to Instagram as @{} at {}</b> (no Instagram call was made)",
             escape_html(username),
-            local(at, tz)
+            zoned_time(at, tz)
         )
     } else {
         format!(
             "✅ <b>Published to Instagram as @{} at {}</b>",
             escape_html(username),
-            local(at, tz)
+            zoned_time(at, tz)
         )
     }
 }
@@ -654,18 +713,19 @@ pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) 
 pub fn connect_text(minutes: i64) -> String {
     format!(
         "🔗 Tap the button to connect an Instagram professional account (the link works once, for \
-         {minutes} minutes). If the page after Instagram's login does not open, copy the whole \
-         address from the browser and paste it here."
+         {}). If the page after Instagram's login does not open, copy the whole \
+         address from the browser and paste it here.",
+        plural(minutes, "minute", "minutes")
     )
 }
 
 pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> String {
     format!(
-        "⚠️ The Instagram access token of @{} could not be renewed: {}. It expires in {days_left} {}; \
+        "⚠️ The Instagram access token of @{} could not be renewed: {}. It expires in {}; \
          reconnect the account before then, or stories will come here to post by hand.",
         escape_html(username),
         escape_html(error),
-        if days_left == 1 { "day" } else { "days" }
+        plural(days_left, "day", "days")
     )
 }
 
@@ -727,7 +787,7 @@ pub fn outcome_line(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -> String
         "{icon} <b>{} by {} at {}</b>",
         outcome_word(status),
         escape_html(by),
-        local(at, tz)
+        zoned_time(at, tz)
     )
 }
 
@@ -744,26 +804,18 @@ pub fn already_decided_text(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -
     format!(
         "Already {} by {by} at {}.",
         outcome_word(status).to_lowercase(),
-        local(at, tz)
+        zoned_time(at, tz)
     )
 }
 
 pub fn missed_text(count: usize, next: Option<DateTime<Utc>>, tz: Tz) -> String {
     let mut text = format!(
-        "⏰ {count} scheduled {} missed while Storyline was not running; {} not sent now.",
-        if count == 1 {
-            "story was"
-        } else {
-            "stories were"
-        },
+        "⏰ {} missed while Storyline was not running; {} not sent now.",
+        plural(count, "scheduled story was", "scheduled stories were"),
         if count == 1 { "it is" } else { "they are" }
     );
     if let Some(next) = next {
-        text.push_str(&format!(
-            " Posting resumes at {} {}.",
-            local_day(next, tz),
-            escape_html(tz.name())
-        ));
+        text.push_str(&format!(" Posting resumes at {}.", zoned_day(next, tz)));
     }
     text
 }
@@ -771,9 +823,9 @@ pub fn missed_text(count: usize, next: Option<DateTime<Utc>>, tz: Tz) -> String 
 pub fn running_dry_text(eligible: usize, posts_per_day: u32) -> String {
     let days = eligible as f64 / f64::from(posts_per_day.max(1));
     format!(
-        "📉 Only {eligible} {} left to post: about {days:.1} days at {posts_per_day} a day. \
+        "📉 Only {} left to post: about {days:.1} days at {posts_per_day} a day. \
          Add photos or videos to the media folder (then /scan).",
-        if eligible == 1 { "item" } else { "items" }
+        plural(eligible, "item", "items")
     )
 }
 
@@ -1117,6 +1169,9 @@ mod tests {
         s.paused_at = Some("2026-11-22T14:02:00Z".into());
         let text = status_text(
             &s,
+            &PostingMode::ByHand {
+                auto_post_button: false,
+            },
             Some("<b>eve</b>"),
             &ChatAccount::NeedsChoice,
             Duration::from_secs(7_380),
@@ -1124,14 +1179,102 @@ mod tests {
         expect![[r#"
             📊 <b>Status</b>
 
-            Mode: 🧪 Dry run (nothing is published)
-            Posting: ⏸️ Paused by &lt;b&gt;eve&lt;/b&gt; since 2026-11-22 14:02 UTC
+            Mode: 🧪 Dry run: stories come here at their slots to try the buttons; nothing is published
+            Posting: ⏸️ Paused by &lt;b&gt;eve&lt;/b&gt; since Sun 22 Nov 15:02 CET
             Posts per day: 3
             Hours: 14:00–02:00 Europe/Berlin
             Instagram API: off
             Instagram account: not chosen yet (/settings)
             Uptime: 2h 3m"#]]
         .assert_eq(&text);
+    }
+
+    #[test]
+    fn status_times_are_in_the_chats_zone_and_name_it() {
+        let mut s = settings();
+        s.is_paused = true;
+        let lines: Vec<String> = [
+            ("Europe/Berlin", "2026-11-22T14:02:00Z"),
+            ("Europe/Berlin", "2026-07-01T09:22:00Z"),
+            ("America/New_York", "2026-11-22T14:02:00Z"),
+            ("Asia/Dubai", "2026-11-22T14:02:00Z"),
+            ("UTC", "2026-11-22T14:02:00Z"),
+        ]
+        .iter()
+        .map(|(zone, at)| {
+            s.timezone = zone.parse().unwrap();
+            s.paused_at = Some(at.to_string());
+            format!("{zone}: {}", pause_line(&s, None))
+        })
+        .collect();
+        expect![[r#"
+            Europe/Berlin: ⏸️ Paused since Sun 22 Nov 15:02 CET
+            Europe/Berlin: ⏸️ Paused since Wed 01 Jul 11:22 CEST
+            America/New_York: ⏸️ Paused since Sun 22 Nov 09:02 EST
+            Asia/Dubai: ⏸️ Paused since Sun 22 Nov 18:02 +04
+            UTC: ⏸️ Paused since Sun 22 Nov 14:02 UTC"#]]
+        .assert_eq(&lines.join("\n"));
+    }
+
+    #[test]
+    fn the_status_mode_says_what_happens_at_a_slot() {
+        let modes = [
+            PostingMode::Published,
+            PostingMode::ByHand {
+                auto_post_button: true,
+            },
+            PostingMode::ByHand {
+                auto_post_button: false,
+            },
+            PostingMode::ByHandBecause("choose the <Instagram> account in /settings".into()),
+        ];
+        let mut lines = Vec::new();
+        for dry_run in [false, true] {
+            for mode in &modes {
+                lines.push(mode_line(dry_run, mode, &brand()));
+            }
+        }
+        expect![[r#"
+            🚀 Auto post: each story is published to Instagram as @brand at its slot
+            ✋ Stories come here at their slots for someone to post by hand (🤖 Auto post on a story publishes it)
+            ✋ Stories come here at their slots for someone to post by hand
+            ✋ Stories come here at their slots for someone to post by hand. Auto post is on but cannot publish: choose the &lt;Instagram&gt; account in /settings
+            🧪 Dry run: Auto post goes through publishing as @brand at each slot without calling Instagram; nothing is published
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published (🤖 Auto post on a story publishes it)
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published. Auto post is on but cannot publish: choose the &lt;Instagram&gt; account in /settings"#]]
+        .assert_eq(&lines.join("\n"));
+    }
+
+    #[test]
+    fn a_whole_day_window_reads_all_day() {
+        let mut s = settings();
+        (s.posting_hours_start, s.posting_hours_end) = (9, 9);
+        let (text, keyboard) = settings_menu(&s, None, "every category alike", &brand());
+        let status = status_text(
+            &s,
+            &PostingMode::Published,
+            None,
+            &brand(),
+            Duration::from_secs(60),
+        );
+        (s.posting_hours_start, s.posting_hours_end) = (0, 0);
+        let lines: Vec<String> = [text, status, render(&keyboard)]
+            .iter()
+            .flat_map(|t| {
+                t.lines()
+                    .filter(|l| l.contains("Hours"))
+                    .map(str::to_string)
+            })
+            .chain([hours_set_text(&s), hours_prompt(&s)])
+            .collect();
+        expect![[r#"
+            Hours: <b>all day from 09:00 Europe/Berlin</b>
+            Hours: all day from 09:00 Europe/Berlin
+            [Hours: all day from 09:00 Europe/Berlin | 1:ask:hours]
+            ✅ Posting hours set to <b>all day Europe/Berlin</b>.
+            🕑 Posting hours, in Europe/Berlin (now all day). Reply with start and end hour from 0 to 23, like <code>14-2</code> (the window may wrap past midnight), or just the start hour. /cancel to keep them."#]]
+        .assert_eq(&lines.join("\n"));
     }
 
     #[test]
@@ -1149,7 +1292,7 @@ mod tests {
         );
         expect![[r#"
             📸 <b>quotes &amp; co</b> · &lt;monday&gt;.jpg
-            🕑 Slot Sun 22 Nov 14:32 Europe/Berlin
+            🕑 Slot Sun 22 Nov 14:32 CET
             🧪 [dry run]"#]]
         .assert_eq(&caption);
         expect![[r#"
@@ -1161,7 +1304,7 @@ mod tests {
         .assert_eq(&render(&reject_confirm_keyboard(17)));
         assert_eq!(
             outcome_line("posted", "@ada", slot, chrono_tz::Europe::Berlin),
-            "✅ <b>Posted by @ada at 14:32</b>"
+            "✅ <b>Posted by @ada at 14:32 CET</b>"
         );
     }
 
@@ -1197,7 +1340,7 @@ mod tests {
                 &name,
                 &note,
                 vec![
-                    format!("📸 <b>quotes</b> · {name}\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin"),
+                    format!("📸 <b>quotes</b> · {name}\n🕑 Slot Sun 22 Nov 14:32 CET"),
                     "\n\n⚠️ Not published automatically: /srv/media/ppp".into(),
                 ],
                 vec!["could not be read".into()],
@@ -1209,8 +1352,8 @@ mod tests {
                 &long_name,
                 &outcome,
                 vec![
-                    "✅ <b>Posted by @ada at 14:32</b>".into(),
-                    "🕑 Slot Sun 22 Nov 14:32 Europe/Berlin".into(),
+                    "✅ <b>Posted by @ada at 14:32 CET</b>".into(),
+                    "🕑 Slot Sun 22 Nov 14:32 CET".into(),
                     format!("📸 <b>{}", "c".repeat(900)),
                     format!("…</b> · {}…\n", "m".repeat(23)),
                 ],
@@ -1237,8 +1380,97 @@ mod tests {
         let short = story_caption("quotes", "a.jpg", slot, tz, false, &outcome);
         assert_eq!(
             short,
-            "📸 <b>quotes</b> · a.jpg\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin\n\n✅ <b>Posted by @ada at 14:32</b>"
+            "📸 <b>quotes</b> · a.jpg\n🕑 Slot Sun 22 Nov 14:32 CET\n\n✅ <b>Posted by @ada at 14:32 CET</b>"
         );
+    }
+
+    /// The rows of the README's "Commands in Telegram" table: (commands, what).
+    fn readme_command_rows() -> Vec<(Vec<String>, String)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Commands in Telegram")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Commands in Telegram section");
+        table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `/"))
+            .map(|row| {
+                let (cell, what) = row.split_once(" | ").expect("a row has two cells");
+                let commands = format!("`/{cell}")
+                    .split('`')
+                    .filter_map(|code| code.strip_prefix('/'))
+                    .flat_map(|code| code.split(", /"))
+                    .map(|code| code.split(' ').next().unwrap_or(code).to_string())
+                    .collect();
+                (commands, what.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_command_and_every_settings_button() {
+        let rows = readme_command_rows();
+        let mut listed: Vec<String> = rows.iter().flat_map(|(c, _)| c.clone()).collect();
+        let mut handled: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
+        listed.sort();
+        handled.sort();
+        assert_eq!(
+            listed, handled,
+            "the README's command table and ui::COMMANDS"
+        );
+
+        let (_, settings_row) = rows
+            .iter()
+            .find(|(commands, _)| commands == &["settings"])
+            .expect("a /settings row");
+        let (_, keyboard) = settings_menu(&settings(), None, "every category alike", &brand());
+        for button in keyboard.iter().flatten() {
+            // "🔒 Locks: posted 30d · skipped 45d" → "Locks"
+            let name = button
+                .text
+                .split([':', '('])
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+                .trim();
+            assert!(
+                settings_row.contains(name),
+                "the README's /settings row does not name {name:?}: {settings_row}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        let next = chrono::DateTime::parse_from_rfc3339("2026-07-01T07:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let berlin = chrono_tz::Europe::Berlin;
+        let texts = [
+            categories_prompt("x", &[("quotes".into(), 1), ("memes".into(), 2)]),
+            running_dry_text(1, 3),
+            running_dry_text(2, 3),
+            missed_text(1, Some(next), berlin),
+            missed_text(2, None, berlin),
+            connect_text(1),
+            refresh_failed_text("brand", "no answer", 1),
+            refresh_failed_text("brand", "no answer", 6),
+        ];
+        expect![[r#"
+            🗂 Category mix (now x). Reply with weights like <code>quotes=50 products=50</code> (a category left out is not posted), or <code>reset</code> for every category alike, or /cancel.
+
+            Categories:
+            • quotes (1 item)
+            • memes (2 items)
+            📉 Only 1 item left to post: about 0.3 days at 3 a day. Add photos or videos to the media folder (then /scan).
+            📉 Only 2 items left to post: about 0.7 days at 3 a day. Add photos or videos to the media folder (then /scan).
+            ⏰ 1 scheduled story was missed while Storyline was not running; it is not sent now. Posting resumes at Wed 01 Jul 09:00 CEST.
+            ⏰ 2 scheduled stories were missed while Storyline was not running; they are not sent now.
+            🔗 Tap the button to connect an Instagram professional account (the link works once, for 1 minute). If the page after Instagram's login does not open, copy the whole address from the browser and paste it here.
+            ⚠️ The Instagram access token of @brand could not be renewed: no answer. It expires in 1 day; reconnect the account before then, or stories will come here to post by hand.
+            ⚠️ The Instagram access token of @brand could not be renewed: no answer. It expires in 6 days; reconnect the account before then, or stories will come here to post by hand."#]]
+        .assert_eq(&texts.join("\n"));
     }
 
     #[test]

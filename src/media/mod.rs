@@ -33,6 +33,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db;
+use crate::domain::markup::plural;
 use crate::domain::status::MediaKind;
 
 /// The category of files directly in the media folder.
@@ -150,15 +151,17 @@ impl ScanReport {
         ]
         .into_iter()
         .filter(|&(n, _, _)| n > 0)
-        .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+        .map(|(n, one, many)| plural(n, one, many))
         .collect();
         if !notes.is_empty() {
             text.push_str(&format!(" ({})", notes.join(", ")));
         }
         text.push_str(&format!(" in {}", format_duration(self.duration)));
         for (category, counts) in &self.per_category {
-            let noun = if counts.active == 1 { "item" } else { "items" };
-            text.push_str(&format!("\n{category}: {} {noun}", counts.active));
+            text.push_str(&format!(
+                "\n{category}: {}",
+                plural(counts.active, "item", "items")
+            ));
             let mut changes = Vec::new();
             if counts.new > 0 {
                 changes.push(format!("+{}", counts.new));
@@ -839,9 +842,12 @@ impl ProgressLine {
         }
         self.last_shown = Some(now);
         let text = match progress {
-            Progress::Walking { files_seen } => format!("scanning: {files_seen} files seen"),
+            Progress::Walking { files_seen } => {
+                format!("scanning: {} seen", plural(files_seen, "file", "files"))
+            }
             Progress::Hashing { done, total, bytes } => format!(
-                "reading: {done}/{total} files, {:.1} MB",
+                "reading: {done}/{}, {:.1} MB",
+                plural(total, "file", "files"),
                 bytes as f64 / 1_000_000.0
             ),
         };

@@ -17,10 +17,10 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::bot;
 use crate::bot::chats::enqueue_all;
+use crate::bot::keyfile;
 use crate::config::{Config, Secret};
 use crate::db;
 use crate::domain::ui;
-use crate::keyfile;
 use crate::media::convert::cache_dir;
 use crate::memory;
 use crate::runlock;
@@ -69,10 +69,14 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &db::timestamp(crate::clock::now()),
     )?;
     info!(
-        "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
+        "storyline {} starting: database {}, {}, Telegram at {}",
         env!("CARGO_PKG_VERSION"),
         config.storage.database.display(),
-        config.access.allowed_chat_ids.len(),
+        crate::domain::markup::plural(
+            config.access.allowed_chat_ids.len(),
+            "allowed chat",
+            "allowed chats"
+        ),
         config.telegram.api_url
     );
 

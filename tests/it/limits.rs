@@ -135,7 +135,10 @@ fn a_fortnight_at_50_posts_a_day_comes_as_several_messages_holding_every_line() 
     // runs 09:00 to 09:00, so a day holds the previous window's slots before 09:00
     // and its own after, 50 a window in all.
     assert_eq!(days.len(), 14, "{days:?}");
-    assert!(days.iter().all(|slots| (1..=100).contains(slots)), "{days:?}");
+    assert!(
+        days.iter().all(|slots| (1..=100).contains(slots)),
+        "{days:?}"
+    );
     let after_today: usize = days[1..].iter().sum();
     assert!(
         (50 * 12..=50 * 14).contains(&after_today),

@@ -214,7 +214,7 @@ fn doctor_fails_on_a_wrong_token_and_a_missing_key_file() {
     let output = env.run(&["doctor"]);
     let text = stdout(&output);
     assert!(
-        doctor_line(&text, "key file").contains("opens the 1 sealed token(s)"),
+        doctor_line(&text, "key file").ends_with("opens the 1 sealed token"),
         "{text}"
     );
 

@@ -611,7 +611,12 @@ fn timezone_and_category_prompts_validate() {
     let menu = say(&env, CHAT, ADMIN, "/settings");
     open_prompt(&env, CHAT, &menu, "🌍 Time zone");
     let bad = say(&env, CHAT, ADMIN, "Mars/Base");
-    assert!(bad.text.contains("IANA"), "{}", bad.text);
+    assert!(
+        bad.text
+            .contains("Use an IANA name such as Europe/Berlin, America/New_York or UTC."),
+        "{}",
+        bad.text
+    );
     let good = say(&env, CHAT, ADMIN, "europe/berlin");
     assert!(good.text.contains("Europe/Berlin"), "{}", good.text);
     let prompt = open_prompt(&env, CHAT, &menu, "🗂 Categories");
