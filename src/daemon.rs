@@ -683,7 +683,7 @@ mod tests {
         let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
         crate::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

@@ -848,7 +848,7 @@ mod tests {
                 "[access]\nadmin_user_ids = [42]\n".to_string()
             };
             let config = crate::config::parse(
-                &format!("[telegram]\nbot_token = \"1:x\"\n{access}"),
+                &format!("[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n{access}"),
                 std::path::Path::new("storyline.toml"),
                 dir.path(),
                 &|_| None,

@@ -1063,9 +1063,9 @@ mod tests {
                 }
             }
             let toml = if url {
-                "[telegram]\nbot_token = \"1:x\"\n[web]\npublic_url = \"https://stories.example.org\"\n"
+                "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n[web]\npublic_url = \"https://stories.example.org\"\n"
             } else {
-                "[telegram]\nbot_token = \"1:x\"\n"
+                "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n"
             };
             let config = crate::config::parse(
                 toml,
@@ -1136,7 +1136,7 @@ mod tests {
         queue::set_slot_status(&conn, slot, QueueStatus::Sending, None).unwrap();
         create_job(&conn, slot, CHAT, account.id, None, true, &t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

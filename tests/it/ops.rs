@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{say, WAIT};
-use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT};
+use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT, TOKEN};
 
 /// A second chat, set up with /start by the admin, so a backup has more than one.
 const OTHER_CHAT: i64 = 777;
@@ -252,11 +252,12 @@ fn doctor_reads_the_env_file_beside_the_config_and_reports_a_bad_config() {
     // No token in the TOML: the env file beside it has one, as under systemd.
     let config = env
         .base_config()
-        .replace("bot_token = \"123456:TEST-token-SECRET-value\"", "");
+        .replace(&format!("bot_token = \"{TOKEN}\""), "");
+    assert!(!config.contains(TOKEN));
     env.write_config_raw(&config);
     std::fs::write(
         env.path().join("env"),
-        "# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"123456:TEST-token-SECRET-value\"\n",
+        format!("# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"{TOKEN}\"\n"),
     )
     .unwrap();
     let output = env.run(&["doctor"]);

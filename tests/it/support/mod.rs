@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 /// The bot token of every test; tests grep logs for "TEST-token-SECRET" to prove it
 /// never leaks.
-pub const TOKEN: &str = "123456:TEST-token-SECRET-value";
+pub const TOKEN: &str = "123456:TEST-token-SECRET-value-0123456789";
 /// The admin user of every test.
 pub const ADMIN: i64 = 42;
 /// A chat the base config allows.
