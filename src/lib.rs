@@ -26,6 +26,7 @@ pub mod memory;
 pub mod oauth;
 pub mod ops;
 pub mod outbox;
+pub mod pairing;
 pub mod picker;
 pub mod poller;
 pub mod posting;

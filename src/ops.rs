@@ -188,6 +188,59 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The database at `path` as a private copy in memory with the migrations
+/// applied, for commands that only look (`plan`, `check`): the file is only
+/// read, and a missing one is not created (the copy is then a new database).
+pub fn read_only_copy(path: &Path) -> Result<Connection> {
+    let mut copy = Connection::open_in_memory()?;
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context(format!("{}: reading the database", path.display())),
+        Ok(_) => {
+            let live = open_leaving_nothing(path)?;
+            copy_all_pages(&live, &mut copy)
+                .with_context(|| format!("{}: reading the database", path.display()))?;
+        }
+    }
+    db::migrate(&mut copy).with_context(|| {
+        format!(
+            "{}: its migrations do not match this storyline {}",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })?;
+    Ok(copy)
+}
+
+/// Opens the database to read without creating anything beside it. SQLite
+/// gives a read-only connection to a WAL database the -wal and -shm files it
+/// lacks; without a -wal (no daemon has it open), the file alone is the whole
+/// database and is read as immutable instead.
+fn open_leaving_nothing(path: &Path) -> Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if fs::symlink_metadata(&wal).is_ok() {
+        return open_read_only(path);
+    }
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' | b'~' => {
+                uri.push(char::from(*byte));
+            }
+            _ => uri.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("{}: opening the database", path.display()))
+}
+
 /// The lines of `PRAGMA integrity_check` other than "ok"; empty when sound.
 fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     let lines = db::integrity_check(conn)?;

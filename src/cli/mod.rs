@@ -303,13 +303,26 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
     };
     Ok(Parsed::Command { config, command })
 }
-/// `storyline check`: the resolved configuration with secrets masked.
+/// `storyline check`: the resolved configuration with secrets masked, then who
+/// the bot answers to (read from the database, which is neither created nor
+/// changed).
 pub fn check(config: &Config) -> String {
     let mut text = config.render_masked();
     if config.telegram.bot_token.is_none() {
         text.push_str(
             "\n# Note: no bot token; `storyline run` needs telegram.bot_token or STORYLINE_TELEGRAM_BOT_TOKEN.\n",
         );
+    }
+    let access = crate::ops::read_only_copy(&config.storage.database)
+        .and_then(|conn| crate::pairing::Access::read(&conn, config, chrono::Utc::now()));
+    text.push_str("\n# Access\n");
+    match access {
+        Ok(access) => {
+            for line in access.lines() {
+                text.push_str(&format!("# {line}\n"));
+            }
+        }
+        Err(e) => text.push_str(&format!("# could not read the database: {e:#}\n")),
     }
     text
 }
