@@ -262,6 +262,8 @@ pub enum Verdict {
     Ok,
     /// Worth knowing, not wrong: a feature left off, a file not created yet.
     Note,
+    /// Works, but should be fixed: a secret others can read.
+    Warn,
     Fail,
 }
 
@@ -297,6 +299,7 @@ impl Report {
             let verdict = match f.verdict {
                 Verdict::Ok => "ok",
                 Verdict::Note => "note",
+                Verdict::Warn => "WARN",
                 Verdict::Fail => "FAIL",
             };
             let body = f.text.replace('\n', "\n                  ");
@@ -307,7 +310,18 @@ impl Report {
             .iter()
             .filter(|f| f.verdict == Verdict::Fail)
             .count();
-        if failed == 0 {
+        let warned = self
+            .findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Warn)
+            .count();
+        if failed == 0 && warned > 0 {
+            let _ = writeln!(
+                text,
+                "All checks passed, with {warned} {} to act on.",
+                if warned == 1 { "warning" } else { "warnings" }
+            );
+        } else if failed == 0 {
             text.push_str("All checks passed.\n");
         } else {
             let _ = writeln!(text, "{failed} of {} checks failed.", self.findings.len());
@@ -360,8 +374,10 @@ pub fn doctor(explicit_config: Option<&Path>, fix: bool) -> Report {
         let _ = write!(text, " (secrets also read from {})", env_file.display());
     }
     findings.push(finding(Verdict::Ok, "config", text));
+    findings.extend(check_config_secrets(&path, &config.secrets_in_file));
     let (database, copy) = check_database(&config);
     findings.push(database);
+    findings.push(check_access(&config, copy.as_ref()));
     // Tokens of active accounts, read from the checked copy; none without a database.
     let tokens = copy
         .as_ref()
@@ -397,6 +413,73 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
             Some((key.trim().to_string(), unquoted.to_string()))
         })
         .collect()
+}
+
+/// A secret in storyline.toml while the file is readable beyond its owner: a
+/// warning, with the two ways out (the env file, or a private mode).
+fn check_config_secrets(path: &Path, secrets: &[&str]) -> Option<Finding> {
+    if secrets.is_empty() {
+        return None;
+    }
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    secrets_verdict(path, secrets, mode)
+}
+
+/// The pure part of `check_config_secrets`.
+fn secrets_verdict(path: &Path, secrets: &[&str], mode: u32) -> Option<Finding> {
+    let readers = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => "everyone on this machine",
+        (true, false) => "its group",
+        (false, false) => return None,
+    };
+    let env_file = path
+        .parent()
+        .map(|d| d.join(ENV_FILE_NAME))
+        .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
+    let variables = secrets
+        .iter()
+        .map(|key| match *key {
+            "telegram.bot_token" => "STORYLINE_TELEGRAM_BOT_TOKEN=...",
+            _ => "STORYLINE_INSTAGRAM_APP_SECRET=...",
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Some(finding(
+        Verdict::Warn,
+        "secrets",
+        format!(
+            "{} holds {} and is mode {mode:04o}, readable by {readers}; put {variables} in {} \
+             (mode 0600; the service reads it as root) and empty {} here, or, when only its \
+             owner runs storyline, run: chmod 600 {0}",
+            path.display(),
+            secrets.join(" and "),
+            env_file.display(),
+            if secrets.len() == 1 {
+                "the key"
+            } else {
+                "the keys"
+            }
+        ),
+    ))
+}
+
+/// Who the bot answers to: the configured and paired admins and the chats they
+/// serve, or how to pair when there are none yet.
+fn check_access(config: &Config, copy: Option<&Connection>) -> Finding {
+    const TOPIC: &str = "access";
+    let access = match copy {
+        Some(conn) => match crate::pairing::Access::read(conn, config, chrono::Utc::now()) {
+            Ok(access) => access,
+            Err(e) => return finding(Verdict::Fail, TOPIC, format!("reading the admins: {e:#}")),
+        },
+        None => crate::pairing::Access::from_config(config),
+    };
+    let verdict = if access.pairing_pending() {
+        Verdict::Note
+    } else {
+        Verdict::Ok
+    };
+    finding(verdict, TOPIC, access.lines().join("\n"))
 }
 
 /// The advice for a file this user may not read.
@@ -756,11 +839,12 @@ fn check_telegram(config: &Config, config_path: &Path, fix: bool) -> Vec<Finding
             .map(|d| d.join(ENV_FILE_NAME))
             .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
         return vec![finding(
-            Verdict::Note,
+            Verdict::Fail,
             TOPIC,
             format!(
-                "skipped: no bot token; put STORYLINE_TELEGRAM_BOT_TOKEN=... in {} \
-                 (or telegram.bot_token in {})",
+                "no bot token, so `storyline run` would stop at once (exit 2); put \
+                 STORYLINE_TELEGRAM_BOT_TOKEN=... in {} (or telegram.bot_token in {}); \
+                 @BotFather in Telegram gives one",
                 env_file.display(),
                 config_path.display()
             ),
@@ -1112,6 +1196,38 @@ mod tests {
             1 of 3 checks failed.
         "#]]
         .assert_eq(&report.render());
+    }
+
+    #[test]
+    fn a_warning_passes_and_is_counted() {
+        let report = Report {
+            findings: vec![
+                finding(Verdict::Ok, "config", "valid"),
+                finding(Verdict::Warn, "secrets", "readable"),
+            ],
+        };
+        assert!(report.passed());
+        expect![[r#"
+            ok    config      valid
+            WARN  secrets     readable
+            All checks passed, with 1 warning to act on.
+        "#]]
+        .assert_eq(&report.render());
+    }
+
+    #[test]
+    fn secrets_in_a_readable_config_are_a_warning() {
+        let path = Path::new("/etc/storyline/storyline.toml");
+        let token = ["telegram.bot_token"];
+        for mode in [0o600, 0o400, 0o700] {
+            assert_eq!(secrets_verdict(path, &token, mode), None, "{mode:o}");
+        }
+        let group = secrets_verdict(path, &token, 0o640).unwrap();
+        assert_eq!(group.verdict, Verdict::Warn);
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and is mode 0640, readable by its group; put STORYLINE_TELEGRAM_BOT_TOKEN=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the key here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&group.text);
+        let both = ["telegram.bot_token", "instagram.app_secret"];
+        let others = secrets_verdict(path, &both, 0o644).unwrap();
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and instagram.app_secret and is mode 0644, readable by everyone on this machine; put STORYLINE_TELEGRAM_BOT_TOKEN=... and STORYLINE_INSTAGRAM_APP_SECRET=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the keys here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&others.text);
     }
 
     #[test]

@@ -45,6 +45,8 @@ Usage: storyline [--config PATH] run
 
 Runs the bot: polls Telegram, answers commands in the allowed chats.
 Needs telegram.bot_token in the config or STORYLINE_TELEGRAM_BOT_TOKEN.
+With no admin and no chat yet, prints a one-time pairing code: send
+/start CODE to the bot within the hour and you become its admin.
 Stops cleanly on SIGTERM or SIGINT.
 ";
 
@@ -52,7 +54,9 @@ const CHECK_HELP: &str = "\
 Usage: storyline [--config PATH] check
 
 Validates the configuration and prints every resolved key; secrets are masked.
-Exit code 0 when valid, 2 when not.
+Then lists the admins and served chats, configured or paired, or says that
+pairing is pending (the database is only read). Exit code 0 when valid, 2 when
+not (a bot token that cannot be one is not valid).
 ";
 
 const MIGRATE_HELP: &str = "\
@@ -105,12 +109,13 @@ replaced with --force. Back up the key file (storage.key_file) with it.
 const DOCTOR_HELP: &str = "\
 Usage: storyline [--config PATH] doctor [--fix]
 
-Checks the configuration, the database (opens, migrations current), the key file
-(32 bytes, mode 0600), the media folder, Telegram (getMe with the token, and no
-webhook blocking polling), the public URL and the Instagram app settings; prints
-one line for each with what to do. Reads secrets from the `env` file beside the
-configuration too, as the systemd unit does. Exit code 0 when nothing failed, 1
-otherwise.
+Checks the configuration (and warns when it holds a secret others can read),
+the database (opens, migrations current), who the admins and served chats are
+(or that pairing is pending), the key file (32 bytes, mode 0600), the media
+folder, Telegram (a token, getMe with it, and no webhook blocking polling), the
+public URL and the Instagram app settings; prints one line for each with what to
+do. Reads secrets from the `env` file beside the configuration too, as the
+systemd unit does. Exit code 0 when nothing failed, 1 otherwise.
 
   --fix   Remove a webhook set on the bot token (Telegram refuses polling while
           one is set); the updates Telegram holds are kept.
