@@ -45,6 +45,10 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
             config.source.display()
         );
     }
+    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") && !dest.is_dir() {
+        // Named as a folder (`backup /mnt/usb/`), so it is one that is missing.
+        check_folder(dest.components().as_path())?;
+    }
     let dest = if dest.is_dir() {
         dest.join(format!(
             "storyline-{}.db",
@@ -53,6 +57,12 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
     } else {
         dest.to_path_buf()
     };
+    // Before anything is written there: a missing folder is the user's to fix,
+    // and must not come back as an error about our temporary file.
+    check_folder(match dest.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    })?;
     if !force && fs::symlink_metadata(&dest).is_ok() {
         bail!(
             "{} already exists; choose another name, or add --force to replace it",
@@ -80,6 +90,19 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
         human_size(size),
         config.storage.key_file.display()
     ))
+}
+
+/// The folder a backup goes to must be there: says which one is missing.
+fn check_folder(folder: &Path) -> Result<()> {
+    match fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!("{} is not a folder", folder.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "folder {} does not exist; create it first (mkdir -p {0}) or give another PATH",
+            folder.display()
+        ),
+        Err(e) => bail!("folder {}: {e}{}", folder.display(), permission_hint(&e)),
+    }
 }
 
 /// A hidden name in the destination folder, so a half-written copy never has the

@@ -84,7 +84,7 @@ Usage: storyline [--config PATH] plan [--days N] [--chat ID]
 Previews the schedule for the next N days (default 3, at most 14): slot times
 and the stories planning would pick. Scans the media folder first. Works
 without a bot token; with no chat set up yet it previews a new chat with
-[defaults].
+[defaults]. A preview only: the database is read, never created or changed.
 ";
 
 const CATEGORIES_HELP: &str = "\
@@ -380,13 +380,17 @@ pub fn queue(config: &Config, chat: Option<i64>) -> Result<String> {
     Ok(text)
 }
 
-/// `storyline plan`: the schedule preview, after a scan.
+/// `storyline plan`: the schedule preview, after a scan. A preview only: it
+/// plans in a copy of the database in memory, so the file is neither created
+/// nor changed.
 pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
+    let mut conn = crate::ops::read_only_copy(&config.storage.database)?;
+    let report = crate::media::scan_showing_progress(&mut conn, &config.media.dir)?;
+    crate::db::queue::sync_content(&conn, &report.touched_content)?;
     let mut text = format!(
         "Media: {}\n",
-        scan(config)?.lines().next().unwrap_or_default()
+        report.summary().lines().next().unwrap_or_default()
     );
-    let mut conn = crate::db::open(&config.storage.database)?;
     let now = chrono::Utc::now();
     let chats = pick_chat(&mut conn, config, chat)?;
     let targets: Vec<(Option<i64>, crate::settings::ChatSettings)> = if chats.is_empty() {
