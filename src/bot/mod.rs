@@ -38,6 +38,7 @@ pub mod accounts;
 pub mod chats;
 pub mod keyfile;
 pub mod oauth;
+pub mod pairing;
 pub mod posting;
 pub mod publish;
 mod setup;
@@ -82,8 +83,9 @@ impl Context<'_> {
         db::timestamp(self.now)
     }
 
-    fn is_admin(&self, user_id: i64) -> bool {
-        self.config.access.admin_user_ids.contains(&user_id)
+    /// Configured or paired: `chats::is_admin`, the one rule.
+    fn is_admin(&self, tx: &Transaction<'_>, user_id: i64) -> Result<bool> {
+        chats::is_admin(tx, self.config, user_id)
     }
 
     fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
@@ -180,7 +182,20 @@ fn handle_message(
     let now = ctx.now_text();
 
     if !is_served(tx, ctx.config, chat_id)? {
-        if matches!(&command, Some((name, _)) if name == "start") && ctx.is_admin(from.id) {
+        let start_args = match &command {
+            Some((name, args)) if name == "start" => Some(*args),
+            _ => None,
+        };
+        let admin = ctx.is_admin(tx, from.id)?;
+        // `/start CODE` with the code `storyline run` printed: the sender becomes
+        // an admin, then the chat is enabled as an admin's /start enables it.
+        let paired = match start_args {
+            Some(args) if !admin && !args.is_empty() => {
+                crate::bot::pairing::redeem(tx, ctx.config, args, from.id, chat_id, ctx.now)?
+            }
+            _ => false,
+        };
+        if start_args.is_some() && (admin || paired) {
             db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), &now)?;
             db::authorize_chat(tx, chat_id, from.id, &now)?;
             record_initial_version(tx, ctx.config, ctx.now, chat_id, Some(from.id))?;
@@ -195,12 +210,13 @@ fn handle_message(
                 &now,
             )?;
             info!("chat {chat_id}: enabled by admin {}", from.id);
-            out.push(telegram::send_message(
-                chat_id,
-                &ui::welcome_text(true),
-                None,
-            ));
-        } else if !(ctx.is_admin(from.id)
+            let text = if paired {
+                ui::paired_text()
+            } else {
+                ui::welcome_text(true)
+            };
+            out.push(telegram::send_message(chat_id, &text, None));
+        } else if !(admin
             && setup::admin_message_in_unserved_chat(
                 tx,
                 ctx,
@@ -302,7 +318,7 @@ fn refuse(
 }
 
 fn remember_user(tx: &Transaction<'_>, ctx: &Context<'_>, user: &telegram::User) -> Result<()> {
-    let role = if ctx.is_admin(user.id) {
+    let role = if ctx.is_admin(tx, user.id)? {
         "admin"
     } else {
         "member"

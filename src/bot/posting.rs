@@ -868,7 +868,7 @@ mod tests {
                 "[access]\nadmin_user_ids = [42]\n".to_string()
             };
             let config = crate::config::parse(
-                &format!("[telegram]\nbot_token = \"1:x\"\n{access}"),
+                &format!("[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n{access}"),
                 std::path::Path::new("storyline.toml"),
                 dir.path(),
                 &|_| None,
@@ -900,7 +900,7 @@ mod tests {
         let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

@@ -225,7 +225,7 @@ pub(super) fn admin_press_in_unserved_chat(
         callback::parse(query.data.as_deref().unwrap_or("")),
         Some(Callback::Wizard(_) | Callback::Cancel)
     );
-    Ok(for_setup && ctx.is_admin(query.from.id) && db::wizard::wizard(tx, chat_id)?.is_some())
+    Ok(for_setup && ctx.is_admin(tx, query.from.id)? && db::wizard::wizard(tx, chat_id)?.is_some())
 }
 
 /// The user's prompt of the wizard, if they have one open, is dropped.

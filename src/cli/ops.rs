@@ -46,6 +46,10 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
             config.source.display()
         );
     }
+    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") && !dest.is_dir() {
+        // Named as a folder (`backup /mnt/usb/`), so it is one that is missing.
+        check_folder(dest.components().as_path())?;
+    }
     let dest = if dest.is_dir() {
         dest.join(format!(
             "storyline-{}.db",
@@ -54,6 +58,12 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
     } else {
         dest.to_path_buf()
     };
+    // Before anything is written there: a missing folder is the user's to fix,
+    // and must not come back as an error about our temporary file.
+    check_folder(match dest.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    })?;
     if !force && fs::symlink_metadata(&dest).is_ok() {
         bail!(
             "{} already exists; choose another name, or add --force to replace it",
@@ -81,6 +91,19 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
         human_size(size),
         config.storage.key_file.display()
     ))
+}
+
+/// The folder a backup goes to must be there: says which one is missing.
+fn check_folder(folder: &Path) -> Result<()> {
+    match fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!("{} is not a folder", folder.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "folder {} does not exist; create it first (mkdir -p {0}) or give another PATH",
+            folder.display()
+        ),
+        Err(e) => bail!("folder {}: {e}{}", folder.display(), permission_hint(&e)),
+    }
 }
 
 /// A hidden name in the destination folder, so a half-written copy never has the
@@ -189,6 +212,59 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The database at `path` as a private copy in memory with the migrations
+/// applied, for commands that only look (`plan`, `check`): the file is only
+/// read, and a missing one is not created (the copy is then a new database).
+pub fn read_only_copy(path: &Path) -> Result<Connection> {
+    let mut copy = Connection::open_in_memory()?;
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context(format!("{}: reading the database", path.display())),
+        Ok(_) => {
+            let live = open_leaving_nothing(path)?;
+            copy_all_pages(&live, &mut copy)
+                .with_context(|| format!("{}: reading the database", path.display()))?;
+        }
+    }
+    db::migrate(&mut copy).with_context(|| {
+        format!(
+            "{}: its migrations do not match this storyline {}",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })?;
+    Ok(copy)
+}
+
+/// Opens the database to read without creating anything beside it. SQLite
+/// gives a read-only connection to a WAL database the -wal and -shm files it
+/// lacks; without a -wal (no daemon has it open), the file alone is the whole
+/// database and is read as immutable instead.
+fn open_leaving_nothing(path: &Path) -> Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if fs::symlink_metadata(&wal).is_ok() {
+        return open_read_only(path);
+    }
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' | b'~' => {
+                uri.push(char::from(*byte));
+            }
+            _ => uri.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("{}: opening the database", path.display()))
+}
+
 /// The lines of `PRAGMA integrity_check` other than "ok"; empty when sound.
 fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     let lines = db::integrity_check(conn)?;
@@ -210,6 +286,8 @@ pub enum Verdict {
     Ok,
     /// Worth knowing, not wrong: a feature left off, a file not created yet.
     Note,
+    /// Works, but should be fixed: a secret others can read.
+    Warn,
     Fail,
 }
 
@@ -245,6 +323,7 @@ impl Report {
             let verdict = match f.verdict {
                 Verdict::Ok => "ok",
                 Verdict::Note => "note",
+                Verdict::Warn => "WARN",
                 Verdict::Fail => "FAIL",
             };
             let body = f.text.replace('\n', "\n                  ");
@@ -255,7 +334,18 @@ impl Report {
             .iter()
             .filter(|f| f.verdict == Verdict::Fail)
             .count();
-        if failed == 0 {
+        let warned = self
+            .findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Warn)
+            .count();
+        if failed == 0 && warned > 0 {
+            let _ = writeln!(
+                text,
+                "All checks passed, with {warned} {} to act on.",
+                if warned == 1 { "warning" } else { "warnings" }
+            );
+        } else if failed == 0 {
             text.push_str("All checks passed.\n");
         } else {
             let _ = writeln!(
@@ -312,8 +402,10 @@ pub fn doctor(explicit_config: Option<&Path>, fix: bool) -> Report {
         let _ = write!(text, " (secrets also read from {})", env_file.display());
     }
     findings.push(finding(Verdict::Ok, "config", text));
+    findings.extend(check_config_secrets(&path, &config.secrets_in_file));
     let (database, copy) = check_database(&config);
     findings.push(database);
+    findings.push(check_access(&config, copy.as_ref()));
     // Tokens of active accounts, read from the checked copy; none without a database.
     let tokens = copy
         .as_ref()
@@ -349,6 +441,73 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
             Some((key.trim().to_string(), unquoted.to_string()))
         })
         .collect()
+}
+
+/// A secret in storyline.toml while the file is readable beyond its owner: a
+/// warning, with the two ways out (the env file, or a private mode).
+fn check_config_secrets(path: &Path, secrets: &[&str]) -> Option<Finding> {
+    if secrets.is_empty() {
+        return None;
+    }
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    secrets_verdict(path, secrets, mode)
+}
+
+/// The pure part of `check_config_secrets`.
+fn secrets_verdict(path: &Path, secrets: &[&str], mode: u32) -> Option<Finding> {
+    let readers = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => "everyone on this machine",
+        (true, false) => "its group",
+        (false, false) => return None,
+    };
+    let env_file = path
+        .parent()
+        .map(|d| d.join(ENV_FILE_NAME))
+        .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
+    let variables = secrets
+        .iter()
+        .map(|key| match *key {
+            "telegram.bot_token" => "STORYLINE_TELEGRAM_BOT_TOKEN=...",
+            _ => "STORYLINE_INSTAGRAM_APP_SECRET=...",
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Some(finding(
+        Verdict::Warn,
+        "secrets",
+        format!(
+            "{} holds {} and is mode {mode:04o}, readable by {readers}; put {variables} in {} \
+             (mode 0600; the service reads it as root) and empty {} here, or, when only its \
+             owner runs storyline, run: chmod 600 {0}",
+            path.display(),
+            secrets.join(" and "),
+            env_file.display(),
+            if secrets.len() == 1 {
+                "the key"
+            } else {
+                "the keys"
+            }
+        ),
+    ))
+}
+
+/// Who the bot answers to: the configured and paired admins and the chats they
+/// serve, or how to pair when there are none yet.
+fn check_access(config: &Config, copy: Option<&Connection>) -> Finding {
+    const TOPIC: &str = "access";
+    let access = match copy {
+        Some(conn) => match crate::bot::pairing::Access::read(conn, config, chrono::Utc::now()) {
+            Ok(access) => access,
+            Err(e) => return finding(Verdict::Fail, TOPIC, format!("reading the admins: {e:#}")),
+        },
+        None => crate::bot::pairing::Access::from_config(config),
+    };
+    let verdict = if access.pairing_pending() {
+        Verdict::Note
+    } else {
+        Verdict::Ok
+    };
+    finding(verdict, TOPIC, access.lines().join("\n"))
 }
 
 /// The advice for a file this user may not read.
@@ -702,11 +861,12 @@ fn check_telegram(config: &Config, config_path: &Path, fix: bool) -> Vec<Finding
             .map(|d| d.join(ENV_FILE_NAME))
             .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
         return vec![finding(
-            Verdict::Note,
+            Verdict::Fail,
             TOPIC,
             format!(
-                "skipped: no bot token; put STORYLINE_TELEGRAM_BOT_TOKEN=... in {} \
-                 (or telegram.bot_token in {})",
+                "no bot token, so `storyline run` would stop at once (exit 2); put \
+                 STORYLINE_TELEGRAM_BOT_TOKEN=... in {} (or telegram.bot_token in {}); \
+                 @BotFather in Telegram gives one",
                 env_file.display(),
                 config_path.display()
             ),
@@ -1069,6 +1229,38 @@ mod tests {
             1 of 3 checks failed.
         "#]]
         .assert_eq(&report.render());
+    }
+
+    #[test]
+    fn a_warning_passes_and_is_counted() {
+        let report = Report {
+            findings: vec![
+                finding(Verdict::Ok, "config", "valid"),
+                finding(Verdict::Warn, "secrets", "readable"),
+            ],
+        };
+        assert!(report.passed());
+        expect![[r#"
+            ok    config      valid
+            WARN  secrets     readable
+            All checks passed, with 1 warning to act on.
+        "#]]
+        .assert_eq(&report.render());
+    }
+
+    #[test]
+    fn secrets_in_a_readable_config_are_a_warning() {
+        let path = Path::new("/etc/storyline/storyline.toml");
+        let token = ["telegram.bot_token"];
+        for mode in [0o600, 0o400, 0o700] {
+            assert_eq!(secrets_verdict(path, &token, mode), None, "{mode:o}");
+        }
+        let group = secrets_verdict(path, &token, 0o640).unwrap();
+        assert_eq!(group.verdict, Verdict::Warn);
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and is mode 0640, readable by its group; put STORYLINE_TELEGRAM_BOT_TOKEN=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the key here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&group.text);
+        let both = ["telegram.bot_token", "instagram.app_secret"];
+        let others = secrets_verdict(path, &both, 0o644).unwrap();
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and instagram.app_secret and is mode 0644, readable by everyone on this machine; put STORYLINE_TELEGRAM_BOT_TOKEN=... and STORYLINE_INSTAGRAM_APP_SECRET=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the keys here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&others.text);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod chats;
 pub mod media;
 pub mod oauth;
+pub mod pairing;
 pub mod publish;
 pub mod queue;
 pub mod wizard;
@@ -70,6 +71,14 @@ pub fn open(path: &Path) -> Result<Connection> {
         );
     }
     Ok(conn)
+}
+
+/// A new database in memory with every migration applied, for unit tests.
+#[cfg(test)]
+pub fn open_in_memory_for_tests() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    migrate(&mut conn).expect("the migrations apply");
+    conn
 }
 
 /// Opens a connection for a thread other than the one that migrated at start.

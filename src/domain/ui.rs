@@ -55,6 +55,15 @@ pub fn welcome_text(chat_just_enabled: bool) -> String {
     )
 }
 
+/// The reply to `/start CODE` with the pairing code `storyline run` printed.
+pub fn paired_text() -> String {
+    format!(
+        "🔑 <b>Paired: you are now an admin of this Storyline.</b> The code is used up; \
+         your /start sets up other chats too.\n\n{}",
+        welcome_text(true)
+    )
+}
+
 pub fn refusal_text(chat_id: i64) -> String {
     format!(
         "Sorry, this bot is not set up for this chat.\n\n\
@@ -1038,6 +1047,16 @@ mod tests {
             account: account(3, "Main Brand", Some("brand")),
             token: TokenHealth::DaysLeft(58),
         }
+    }
+
+    #[test]
+    fn pairing_answers_the_new_admin() {
+        expect![[r#"
+            🔑 <b>Paired: you are now an admin of this Storyline.</b> The code is used up; your /start sets up other chats too.
+
+            ✅ <b>Storyline is now set up for this chat.</b>
+
+            Send /init to be walked through the set-up, or open /settings to choose dry run, posts per day and posting hours. /help lists every command."#]].assert_eq(&paired_text());
     }
 
     #[test]

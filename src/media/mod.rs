@@ -813,14 +813,17 @@ fn sha256_from_hex(text: &str) -> [u8; 32] {
 /// progress on stderr when it is a terminal. The caller prints the summary.
 pub fn run_scan_command(config: &Config) -> Result<ScanReport> {
     let mut conn = db::open(&config.storage.database)?;
+    scan_showing_progress(&mut conn, &config.media.dir)
+}
+
+/// A scan of `media_dir` into `conn`, with a progress line on a terminal.
+pub fn scan_showing_progress(conn: &mut Connection, media_dir: &Path) -> Result<ScanReport> {
     let mut scanner = Scanner::new();
     if !io::stderr().is_terminal() {
-        return scanner.scan(&mut conn, &config.media.dir, Utc::now(), &mut |_| {});
+        return scanner.scan(conn, media_dir, Utc::now(), &mut |_| {});
     }
     let mut line = ProgressLine::default();
-    let report = scanner.scan(&mut conn, &config.media.dir, Utc::now(), &mut |p| {
-        line.show(p)
-    });
+    let report = scanner.scan(conn, media_dir, Utc::now(), &mut |p| line.show(p));
     line.clear();
     report
 }

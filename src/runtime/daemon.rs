@@ -41,6 +41,27 @@ const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a thread that is inside a network call.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
 
+/// While nobody is admin and no chat is served, a new one-time pairing code, on
+/// the terminal and in the log (the one place it is ever written out).
+fn announce_pairing(conn: &Connection, config: &Config) -> Result<()> {
+    let Some(code) = crate::bot::pairing::start(conn, config, crate::clock::now())? else {
+        return Ok(());
+    };
+    let text = format!(
+        "pairing code {code}: no admin and no chat yet, so send /start {code} to the bot in \
+         Telegram, in the chat it should serve, within {} minutes; you become its admin. \
+         Each start prints a new code until then",
+        crate::bot::pairing::LIFETIME_MINUTES
+    );
+    if log::log_enabled!(log::Level::Warn) {
+        warn!("{text}");
+    } else {
+        // [log] level hides warnings; the operator needs this line all the same.
+        eprintln!("storyline: {text}");
+    }
+    Ok(())
+}
+
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
     if let Some(clock) = crate::clock::install_from_env()? {
@@ -61,6 +82,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &db::accounts::sealed_values(&conn)?,
     )?;
     bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
+    announce_pairing(&conn, &config)?;
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
@@ -706,7 +728,7 @@ mod tests {
         let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
         crate::bot::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

@@ -874,7 +874,7 @@ mod tests {
         queue::set_slot_status(&conn, slot, QueueStatus::Sending, None).unwrap();
         create_job(&conn, slot, CHAT, account.id, None, true, &t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

@@ -17,6 +17,7 @@ mod posting;
 mod publishing;
 mod resilience;
 mod settings_menu;
+mod setup;
 mod support;
 mod trust;
 mod web;

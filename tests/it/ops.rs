@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{say, WAIT};
-use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT};
+use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT, TOKEN};
 
 /// A second chat, set up with /start by the admin, so a backup has more than one.
 const OTHER_CHAT: i64 = 777;
@@ -242,7 +242,7 @@ fn doctor_fails_on_a_wrong_token_and_a_missing_key_file() {
         "{text}"
     );
     assert!(doctor_line(&text, "database").starts_with("ok "), "{text}");
-    assert!(text.ends_with("2 of 7 checks failed.\n"), "{text}");
+    assert!(text.ends_with("2 of 8 checks failed.\n"), "{text}");
     assert!(!text.contains("TEST-token-SECRET"), "{text}");
 }
 
@@ -252,11 +252,12 @@ fn doctor_reads_the_env_file_beside_the_config_and_reports_a_bad_config() {
     // No token in the TOML: the env file beside it has one, as under systemd.
     let config = env
         .base_config()
-        .replace("bot_token = \"123456:TEST-token-SECRET-value\"", "");
+        .replace(&format!("bot_token = \"{TOKEN}\""), "");
+    assert!(!config.contains(TOKEN));
     env.write_config_raw(&config);
     std::fs::write(
         env.path().join("env"),
-        "# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"123456:TEST-token-SECRET-value\"\n",
+        format!("# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"{TOKEN}\"\n"),
     )
     .unwrap();
     let output = env.run(&["doctor"]);
@@ -277,14 +278,22 @@ fn doctor_reads_the_env_file_beside_the_config_and_reports_a_bad_config() {
         "{text}"
     );
 
+    // Without a token `run` would exit 2 at once: the doctor fails.
     std::fs::remove_file(env.path().join("env")).unwrap();
     let output = env.run(&["doctor"]);
     let text = stdout(&output);
-    assert!(output.status.success(), "{}", describe_output(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&output)
+    );
+    let telegram = doctor_line(&text, "telegram");
     assert!(
-        doctor_line(&text, "telegram").contains("skipped: no bot token"),
+        telegram.starts_with("FAIL") && telegram.contains("no bot token"),
         "{text}"
     );
+    assert!(text.ends_with("1 of 8 checks failed.\n"), "{text}");
 
     env.write_config_raw("[defaults]\nposts_per_day = 0\n");
     let output = env.run(&["doctor"]);
