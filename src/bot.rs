@@ -461,7 +461,7 @@ fn account_selector(tx: &Transaction<'_>, chat_id: i64) -> Result<(String, teleg
         _ => None,
     };
     Ok(ui::account_selector(
-        &db::accounts::active_accounts(tx)?,
+        &db::accounts::accounts_for_chat(tx, chat_id)?,
         current,
     ))
 }
@@ -537,7 +537,7 @@ fn run_command(
             );
         }
         "accounts" => {
-            let statuses = accounts::active_account_statuses(tx, ctx.key, ctx.now)?;
+            let statuses = accounts::account_statuses_for_chat(tx, ctx.key, chat_id, ctx.now)?;
             let account = ctx.chat_account(tx, chat_id)?;
             reply(out, ui::accounts_text(&statuses, &account));
         }

@@ -1049,6 +1049,7 @@ mod tests {
                     Some("brand"),
                     &crate::config::Secret::new("IGAA-token"),
                     now + expires,
+                    accounts::Owner::Operator,
                     now - chrono::Duration::days(1),
                 )
                 .unwrap();
@@ -1128,6 +1129,7 @@ mod tests {
             Some("brand"),
             &crate::config::Secret::new("IGAA-token"),
             now + chrono::Duration::days(60),
+            accounts::Owner::Operator,
             now,
         )
         .unwrap();

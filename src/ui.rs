@@ -219,6 +219,16 @@ fn token_note(token: TokenHealth) -> String {
 const ADD_ACCOUNT_HINT: &str =
     "<code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>";
 
+/// A chat with no account of its own, nor one shared with it.
+fn no_account_text() -> String {
+    format!(
+        "This chat has no Instagram account yet. Connect one with /connect.\n\n\
+         On the Pi, {ADD_ACCOUNT_HINT} adds one, and \
+         <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that \
+         another chat connected."
+    )
+}
+
 fn account_menu_line(account: &ChatAccount) -> String {
     match account {
         ChatAccount::Account { account, token } => format!(
@@ -254,9 +264,7 @@ fn account_title(account: &Account) -> String {
 pub fn account_selector(accounts: &[Account], current: Option<i64>) -> (String, Keyboard) {
     let mut text = String::from("📸 <b>Instagram account</b>\n\n");
     if accounts.is_empty() {
-        text.push_str(&format!(
-            "No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        ));
+        text.push_str(&no_account_text());
     } else {
         text.push_str(&format!(
             "Choose the account this chat posts to.\n\n\
@@ -297,12 +305,10 @@ pub fn account_unavailable_text() -> String {
     "That account is not available any more. Pick another one.".to_string()
 }
 
-/// /accounts: every active account and its token, and which one this chat uses.
+/// /accounts: the accounts this chat may use and their tokens, and which one it uses.
 pub fn accounts_text(statuses: &[(Account, TokenHealth)], chat: &ChatAccount) -> String {
     if statuses.is_empty() {
-        return format!(
-            "📸 No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        );
+        return format!("📸 {}", no_account_text());
     }
     let current = match chat {
         ChatAccount::Account { account, .. } => Some(account.id),
@@ -1012,8 +1018,9 @@ mod tests {
         expect![[r#"
             📸 <b>Instagram account</b>
 
-            No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&text);
         expect!["[➕ Add account | 1:acct:add] [← Back | 1:back]"].assert_eq(&render(&keyboard));
     }
@@ -1074,8 +1081,9 @@ mod tests {
             This chat has not chosen an account yet: /settings → 📸 Account."#]]
         .assert_eq(&accounts_text(&statuses, &ChatAccount::NeedsChoice));
         expect![[r#"
-            📸 No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            📸 This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&accounts_text(&[], &ChatAccount::None));
     }
 

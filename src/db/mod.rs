@@ -160,6 +160,16 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Applies the migrations up to `version` only, for tests of a later migration.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: i32) -> Result<()> {
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(conn)
+        .context("applying database migrations")?;
+    Ok(())
+}
+
 // ---- kv and the Telegram offset -------------------------------------------------
 
 const LAST_UPDATE_ID: &str = "telegram.last_update_id";
