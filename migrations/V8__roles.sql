@@ -1,4 +1,9 @@
--- Roles in a group: which chats may use an Instagram account.
+-- Roles in a group: which chats may use an Instagram account, and whether a
+-- story's buttons are for everyone in the chat or its administrators only.
+
+-- NULL or 0: every member may press Posted / Skip / Reject; 1: administrators only.
+ALTER TABLE chats ADD COLUMN story_buttons_admins_only INTEGER
+    CHECK (story_buttons_admins_only IN (0, 1));
 
 -- An account added on the command line without --chat is the operator's, and
 -- every chat may choose it. Any other account is for the chats in account_chats.

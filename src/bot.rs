@@ -1,5 +1,6 @@
-//! Handling one Telegram update: access control, commands, the /settings menu and
-//! the values it asks for. Runs on the core loop inside the update's transaction:
+//! Handling one Telegram update: access control (served chats; in a group, who
+//! may administer it, `roles`), commands, the /settings menu and the values it
+//! asks for. Runs on the core loop inside the update's transaction:
 //! reads and writes go through `db`, words and keyboards come from `ui`, and the
 //! replies are returned as `Outgoing` calls that the caller stores in the outbox
 //! in that same transaction.
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::db::{self, PendingInput};
 use crate::picker;
 use crate::posting;
+use crate::roles::{self, Roles, Verdict};
 use crate::settings::{self, Change, ChatRow, ChatSettings, HoursInput, Toggle};
 use crate::status::SettingsPrompt;
 use crate::telegram::{self, CallbackQuery, Message, Outgoing, Update};
@@ -40,6 +42,8 @@ const REFUSAL_INTERVAL_SECS: i64 = 3600;
 
 pub struct Context<'a> {
     pub config: &'a Config,
+    /// What Telegram said about the batch's senders (asked by the poller).
+    pub roles: &'a Roles,
     pub now: DateTime<Utc>,
     pub uptime: Duration,
     /// The bot's own username, once getMe answered; commands addressed to
@@ -67,6 +71,15 @@ impl Context<'_> {
 
     fn is_admin(&self, user_id: i64) -> bool {
         self.config.access.admin_user_ids.contains(&user_id)
+    }
+
+    /// Whether the user may administer the chat (settings, accounts, set-up).
+    fn verdict(&self, chat: &telegram::Chat, user_id: i64) -> Verdict {
+        roles::decide(
+            self.is_admin(user_id),
+            chat.is_private(),
+            self.roles.get(chat.id, user_id),
+        )
     }
 
     fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
@@ -217,6 +230,30 @@ fn handle_message(
             &name,
             &now,
         )?;
+        let verdict = ctx.verdict(&message.chat, from.id);
+        if verdict != Verdict::Allowed {
+            if roles::command_is_for_admins(&name) {
+                info!(
+                    "chat {chat_id}: refused /{name} to user {} ({verdict:?})",
+                    from.id
+                );
+                let text = match verdict {
+                    Verdict::Unknown => ui::role_unknown_text(),
+                    _ => ui::admins_only_text(&name),
+                };
+                out.push(telegram::send_message(chat_id, &text, None));
+                return Ok(());
+            }
+            if name == "start" {
+                // The set-up is for administrators; everyone else gets the welcome.
+                out.push(telegram::send_message(
+                    chat_id,
+                    &ui::welcome_text(false),
+                    None,
+                ));
+                return Ok(());
+            }
+        }
         *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
         return Ok(());
     }
@@ -691,6 +728,29 @@ fn handle_callback(
     let toast = |out: &mut Vec<Outgoing>, text: &str| {
         out.push(telegram::answer_callback(&query.id, text, false))
     };
+    // Story buttons are the members' unless the chat keeps them for its
+    // administrators; Cancel only ever drops the presser's own prompt; every
+    // other button changes or shows the settings.
+    let for_admins = match parsed {
+        Callback::Story { .. } => {
+            current_settings(tx, ctx, chat_id)?
+                .1
+                .story_buttons_admins_only
+        }
+        Callback::Cancel => false,
+        _ => true,
+    };
+    let verdict = ctx.verdict(&message.chat, user_id);
+    if for_admins && verdict != Verdict::Allowed {
+        info!("chat {chat_id}: refused a press on {data} to user {user_id} ({verdict:?})");
+        let text = match (verdict, parsed) {
+            (Verdict::Unknown, _) => ui::role_unknown_text(),
+            (_, Callback::Story { .. }) => ui::story_buttons_admins_only_alert(),
+            _ => ui::admins_only_alert(),
+        };
+        alert(out, &text);
+        return Ok(());
+    }
 
     match parsed {
         Callback::Set { toggle, value } => {

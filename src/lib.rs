@@ -30,6 +30,7 @@ pub mod picker;
 pub mod poller;
 pub mod posting;
 pub mod publish;
+pub mod roles;
 pub mod rows;
 pub mod runlock;
 pub mod runtime;

@@ -81,6 +81,15 @@ fn window_label(settings: &ChatSettings) -> String {
     )
 }
 
+/// Who may press Posted / Skip / Reject under a story.
+fn story_buttons_words(admins_only: bool) -> &'static str {
+    if admins_only {
+        "admins only"
+    } else {
+        "everyone"
+    }
+}
+
 fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if !settings.is_paused {
         return "▶️ Active".to_string();
@@ -117,6 +126,7 @@ pub fn settings_menu(
          Instagram API: <b>{}</b>\n\
          Instagram account: {}\n\
          Posting: <b>{}</b>\n\
+         Story buttons: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
          Hours: <b>{}</b>\n\
          Categories: <b>{}</b>\n\n\
@@ -130,6 +140,7 @@ pub fn settings_menu(
         on_off(settings.enable_instagram_api),
         account_menu_line(account),
         pause_line(settings, paused_by),
+        story_buttons_words(settings.story_buttons_admins_only),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
         escape_html(mix),
@@ -155,10 +166,23 @@ pub fn settings_menu(
             value: !settings.is_paused,
         }),
     );
+    let admins_only = settings.story_buttons_admins_only;
+    let story_buttons = Button::callback(
+        format!(
+            "{} Story buttons: {}",
+            if admins_only { "🔒" } else { "👥" },
+            story_buttons_words(admins_only)
+        ),
+        callback::encode(Callback::Set {
+            toggle: Toggle::StoryButtonsAdminsOnly,
+            value: !admins_only,
+        }),
+    );
     let keyboard = vec![
         vec![toggle(Toggle::DryRun, settings.dry_run_mode)],
         vec![toggle(Toggle::InstagramApi, settings.enable_instagram_api)],
         vec![toggle(Toggle::AutoPost, settings.auto_post)],
+        vec![story_buttons],
         vec![pause],
         vec![Button::callback(
             account_button_label(account),
@@ -458,6 +482,9 @@ pub fn toggle_answer(toggle: Toggle, value: bool, changed: bool) -> String {
     let state = match (toggle, value) {
         (Toggle::Paused, true) => "Posting paused".to_string(),
         (Toggle::Paused, false) => "Posting resumed".to_string(),
+        (Toggle::StoryButtonsAdminsOnly, v) => {
+            format!("Story buttons: {}", story_buttons_words(v))
+        }
         (t, v) => format!("{} {}", t.label(), if v { "ON" } else { "off" }),
     };
     if changed {
@@ -905,6 +932,30 @@ pub fn scan_failed_text(error: &str) -> String {
     format!("⚠️ The scan failed: {}", escape_html(error))
 }
 
+/// An administrators' command sent by someone else in a group.
+pub fn admins_only_text(command: &str) -> String {
+    format!(
+        "🔒 /{} is for this chat's administrators.",
+        escape_html(command)
+    )
+}
+
+/// A settings button pressed by someone else (a callback alert: at most 200 characters).
+pub fn admins_only_alert() -> String {
+    "🔒 Only this chat's administrators can change its settings.".to_string()
+}
+
+/// A story's button pressed by a member where the chat keeps them for administrators.
+pub fn story_buttons_admins_only_alert() -> String {
+    "🔒 In this chat only administrators decide stories.".to_string()
+}
+
+/// Telegram did not answer whether the user administers the chat.
+pub fn role_unknown_text() -> String {
+    "⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."
+        .to_string()
+}
+
 pub fn error_text() -> String {
     "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
 }
@@ -956,6 +1007,7 @@ mod tests {
             posted_lock_days: 30,
             skipped_lock_days: 45,
             auto_post: false,
+            story_buttons_admins_only: false,
         }
     }
 
@@ -1097,6 +1149,7 @@ mod tests {
             Instagram API: <b>off</b>
             Instagram account: <b>@brand</b> (58 days left)
             Posting: <b>▶️ Active</b>
+            Story buttons: <b>everyone</b>
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
             Categories: <b>every category alike</b>
@@ -1107,6 +1160,7 @@ mod tests {
             [✅ Dry run | 1:set:dry:0]
             [⬜ Instagram API | 1:set:api:1]
             [⬜ Auto post | 1:set:auto:1]
+            [👥 Story buttons: everyone | 1:set:sbtn:1]
             [▶️ Active (tap to pause) | 1:set:pause:1]
             [📸 Account: @brand | 1:acct]
             [Posts/Day: 3 | 1:ask:ppd]
@@ -1117,6 +1171,47 @@ mod tests {
             [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
+    }
+
+    #[test]
+    fn roles_texts_and_the_story_buttons_setting() {
+        expect!["🔒 /settings is for this chat's administrators."]
+            .assert_eq(&admins_only_text("settings"));
+        expect!["🔒 /a&lt;b is for this chat's administrators."]
+            .assert_eq(&admins_only_text("a<b"));
+        expect!["🔒 Only this chat's administrators can change its settings."]
+            .assert_eq(&admins_only_alert());
+        expect!["🔒 In this chat only administrators decide stories."]
+            .assert_eq(&story_buttons_admins_only_alert());
+        expect!["⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."]
+            .assert_eq(&role_unknown_text());
+        // Callback alerts are cut by Telegram at 200 characters.
+        for alert in [
+            admins_only_alert(),
+            story_buttons_admins_only_alert(),
+            role_unknown_text(),
+        ] {
+            assert!(alert.chars().count() <= 200, "{alert}");
+        }
+        let mut s = settings();
+        s.story_buttons_admins_only = true;
+        let (text, keyboard) = settings_menu(&s, None, "every category alike", &brand());
+        assert!(text.contains("Story buttons: <b>admins only</b>"), "{text}");
+        let rendered = render(&keyboard);
+        assert!(
+            rendered.contains("[🔒 Story buttons: admins only | 1:set:sbtn:0]"),
+            "{rendered}"
+        );
+        expect!["Story buttons: admins only"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            true,
+            true,
+        ));
+        expect!["Story buttons: everyone already"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            false,
+            false,
+        ));
     }
 
     #[test]

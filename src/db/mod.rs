@@ -202,7 +202,7 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
      paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
-     posted_lock_days, skipped_lock_days, posting_mode";
+     posted_lock_days, skipped_lock_days, posting_mode, story_buttons_admins_only";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -220,6 +220,7 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         posted_lock_days: r.get(11)?,
         skipped_lock_days: r.get(12)?,
         auto_post: r.get::<_, Option<String>>(13)?.map(|m| m == "auto"),
+        story_buttons_admins_only: r.get(14)?,
     })
 }
 
@@ -288,7 +289,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
-             posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14
+             posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14,
+             story_buttons_admins_only = ?15
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -305,7 +307,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
             row.posted_lock_days,
             row.skipped_lock_days,
             row.auto_post
-                .map(|auto| if auto { "auto" } else { "manual" })
+                .map(|auto| if auto { "auto" } else { "manual" }),
+            row.story_buttons_admins_only
         ],
     )?;
     Ok(())
