@@ -7,8 +7,9 @@
 //! and makes no HTTP call of its own on the core thread. Uses `domain`, `db` and the
 //! adapters; never `runtime` or `cli`.
 //!
-//! Handling one Telegram update: access control, commands, the /settings menu and
-//! the values it asks for. Runs on the core loop inside the update's transaction:
+//! Handling one Telegram update: access control (served chats; in a group, who
+//! may administer it, `roles`), commands, the /settings menu and the values it
+//! asks for. Runs on the core loop inside the update's transaction:
 //! reads and writes go through `db`, words and keyboards come from `ui`, and the
 //! replies are returned as `Outgoing` calls that the caller stores in the outbox
 //! in that same transaction.
@@ -33,6 +34,7 @@ use accounts::PickOutcome;
 pub use chats::is_served;
 use chats::settings_snapshot;
 use publish::Route;
+use roles::{Roles, Verdict};
 
 pub mod accounts;
 pub mod chats;
@@ -41,6 +43,7 @@ pub mod oauth;
 pub mod pairing;
 pub mod posting;
 pub mod publish;
+pub mod roles;
 mod setup;
 
 /// Settings whose change moves the chat's slots.
@@ -58,6 +61,8 @@ const REFUSAL_INTERVAL_SECS: i64 = 3600;
 
 pub struct Context<'a> {
     pub config: &'a Config,
+    /// What Telegram said about the batch's senders (asked by the poller).
+    pub roles: &'a Roles,
     pub now: DateTime<Utc>,
     pub uptime: Duration,
     /// The bot's own username, once getMe answered; commands addressed to
@@ -86,6 +91,20 @@ impl Context<'_> {
     /// Configured or paired: `chats::is_admin`, the one rule.
     fn is_admin(&self, tx: &Transaction<'_>, user_id: i64) -> Result<bool> {
         chats::is_admin(tx, self.config, user_id)
+    }
+
+    /// Whether the user may administer the chat (settings, accounts, set-up).
+    fn verdict(
+        &self,
+        tx: &Transaction<'_>,
+        chat: &telegram::Chat,
+        user_id: i64,
+    ) -> Result<Verdict> {
+        Ok(roles::decide(
+            self.is_admin(tx, user_id)?,
+            chat.is_private(),
+            self.roles.get(chat.id, user_id),
+        ))
     }
 
     fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
@@ -244,6 +263,30 @@ fn handle_message(
             &name,
             &now,
         )?;
+        let verdict = ctx.verdict(tx, &message.chat, from.id)?;
+        if verdict != Verdict::Allowed {
+            if roles::command_is_for_admins(&name) {
+                info!(
+                    "chat {chat_id}: refused /{name} to user {} ({verdict:?})",
+                    from.id
+                );
+                let text = match verdict {
+                    Verdict::Unknown => ui::role_unknown_text(),
+                    _ => ui::admins_only_text(&name),
+                };
+                out.push(telegram::send_message(chat_id, &text, None));
+                return Ok(());
+            }
+            if name == "start" {
+                // The set-up is for administrators; everyone else gets the welcome.
+                out.push(telegram::send_message(
+                    chat_id,
+                    &ui::welcome_text(false),
+                    None,
+                ));
+                return Ok(());
+            }
+        }
         *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
         return Ok(());
     }
@@ -489,7 +532,7 @@ fn account_selector(tx: &Transaction<'_>, chat_id: i64) -> Result<(String, teleg
         _ => None,
     };
     Ok(ui::account_selector(
-        &db::accounts::active_accounts(tx)?,
+        &db::accounts::accounts_for_chat(tx, chat_id)?,
         current,
     ))
 }
@@ -599,7 +642,7 @@ fn run_command(
             );
         }
         "accounts" => {
-            let statuses = accounts::active_account_statuses(tx, ctx.key, ctx.now)?;
+            let statuses = accounts::account_statuses_for_chat(tx, ctx.key, chat_id, ctx.now)?;
             let account = ctx.chat_account(tx, chat_id)?;
             reply(out, ui::accounts_text(&statuses, &account));
         }
@@ -753,6 +796,29 @@ fn handle_callback(
     let toast = |out: &mut Vec<Outgoing>, text: &str| {
         out.push(telegram::answer_callback(&query.id, text, false))
     };
+    // Story buttons are the members' unless the chat keeps them for its
+    // administrators; Cancel only ever drops the presser's own prompt; every
+    // other button changes or shows the settings.
+    let for_admins = match parsed {
+        Callback::Story { .. } => {
+            current_settings(tx, ctx, chat_id)?
+                .1
+                .story_buttons_admins_only
+        }
+        Callback::Cancel => false,
+        _ => true,
+    };
+    let verdict = ctx.verdict(tx, &message.chat, user_id)?;
+    if for_admins && verdict != Verdict::Allowed {
+        info!("chat {chat_id}: refused a press on {data} to user {user_id} ({verdict:?})");
+        let text = match (verdict, parsed) {
+            (Verdict::Unknown, _) => ui::role_unknown_text(),
+            (_, Callback::Story { .. }) => ui::story_buttons_admins_only_alert(),
+            _ => ui::admins_only_alert(),
+        };
+        alert(out, &text);
+        return Ok(());
+    }
 
     match parsed {
         Callback::Set { toggle, value } => {

@@ -273,6 +273,7 @@ mod tests {
                     Some("brand"),
                     &crate::config::Secret::new("IGAA-token"),
                     now + expires,
+                    accounts::Owner::Operator,
                     now - chrono::Duration::days(1),
                 )
                 .unwrap();

@@ -80,7 +80,7 @@ fn step_message(
     step: Step,
     choices: &Choices,
 ) -> Result<(String, Keyboard)> {
-    let accounts = db::accounts::active_accounts(tx)?;
+    let accounts = db::accounts::accounts_for_chat(tx, chat_id)?;
     let chat_account = match accounts::active_account_for_chat(tx, chat_id)? {
         AccountChoice::Account(account) => Some(account),
         _ => None,
@@ -276,7 +276,7 @@ pub(super) fn handle_press(
         return Ok(());
     }
     if let wizard::Action::Account(account_id) = press.action {
-        if db::accounts::account(tx, account_id)?.is_none_or(|a| !a.is_active) {
+        if accounts::usable_account(tx, chat_id, account_id)?.is_none() {
             alert(out, &ui::account_unavailable_text());
             let (text, keyboard) =
                 step_message(tx, chat_id, running.id, running.step, &running.choices)?;
@@ -466,7 +466,7 @@ fn complete(
     clear_wizard_prompt(tx, chat_id, user_id, &now)?;
     info!("chat {chat_id}: set-up completed by user {user_id}");
 
-    let accounts = db::accounts::active_accounts(tx)?;
+    let accounts = db::accounts::accounts_for_chat(tx, chat_id)?;
     let chat_account = match accounts::active_account_for_chat(tx, chat_id)? {
         AccountChoice::Account(account) => Some(account),
         _ => None,

@@ -35,6 +35,8 @@ pub struct ChatRow {
     pub skipped_lock_days: Option<u32>,
     /// Some(true) = 'auto', Some(false) = 'manual', None = manual.
     pub auto_post: Option<bool>,
+    /// None = everyone may press a story's buttons.
+    pub story_buttons_admins_only: Option<bool>,
 }
 
 impl ChatRow {
@@ -63,6 +65,8 @@ pub struct ChatSettings {
     pub skipped_lock_days: u32,
     /// Publish unattended at the slot (posting_mode 'auto') rather than on a press.
     pub auto_post: bool,
+    /// Only the chat's administrators may press a story's buttons (in a group).
+    pub story_buttons_admins_only: bool,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -93,6 +97,7 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
         posted_lock_days: row.posted_lock_days.unwrap_or(DEFAULT_POSTED_LOCK_DAYS),
         skipped_lock_days: row.skipped_lock_days.unwrap_or(DEFAULT_SKIPPED_LOCK_DAYS),
         auto_post: row.auto_post.unwrap_or(false),
+        story_buttons_admins_only: row.story_buttons_admins_only.unwrap_or(false),
     }
 }
 
@@ -103,6 +108,7 @@ pub enum Toggle {
     InstagramApi,
     Paused,
     AutoPost,
+    StoryButtonsAdminsOnly,
 }
 
 impl Toggle {
@@ -112,6 +118,7 @@ impl Toggle {
             Toggle::InstagramApi => "enable_instagram_api",
             Toggle::Paused => "is_paused",
             Toggle::AutoPost => "posting_mode_auto",
+            Toggle::StoryButtonsAdminsOnly => "story_buttons_admins_only",
         }
     }
 
@@ -121,6 +128,7 @@ impl Toggle {
             Toggle::InstagramApi => "Instagram API",
             Toggle::Paused => "Paused",
             Toggle::AutoPost => "Auto post",
+            Toggle::StoryButtonsAdminsOnly => "Story buttons for admins only",
         }
     }
 
@@ -130,6 +138,7 @@ impl Toggle {
             Toggle::InstagramApi => settings.enable_instagram_api,
             Toggle::Paused => settings.is_paused,
             Toggle::AutoPost => settings.auto_post,
+            Toggle::StoryButtonsAdminsOnly => settings.story_buttons_admins_only,
         }
     }
 }
@@ -160,6 +169,7 @@ pub fn apply_toggle(
         Toggle::DryRun => row.dry_run_mode = Some(value),
         Toggle::InstagramApi => row.enable_instagram_api = Some(value),
         Toggle::AutoPost => row.auto_post = Some(value),
+        Toggle::StoryButtonsAdminsOnly => row.story_buttons_admins_only = Some(value),
         Toggle::Paused => {
             row.is_paused = value;
             row.paused_at = value.then(|| now.to_string());

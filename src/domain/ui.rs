@@ -89,6 +89,15 @@ fn window_label(settings: &ChatSettings) -> String {
     )
 }
 
+/// Who may press Posted / Skip / Reject under a story.
+fn story_buttons_words(admins_only: bool) -> &'static str {
+    if admins_only {
+        "admins only"
+    } else {
+        "everyone"
+    }
+}
+
 fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if !settings.is_paused {
         return "▶️ Active".to_string();
@@ -123,6 +132,7 @@ pub fn settings_menu(
          Instagram API: <b>{}</b>\n\
          Instagram account: {}\n\
          Posting: <b>{}</b>\n\
+         Story buttons: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
          Hours: <b>{}</b>\n\
          Categories: <b>{}</b>\n\n\
@@ -136,6 +146,7 @@ pub fn settings_menu(
         on_off(settings.enable_instagram_api),
         account_menu_line(account),
         pause_line(settings, paused_by),
+        story_buttons_words(settings.story_buttons_admins_only),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
         escape_html(mix),
@@ -161,10 +172,23 @@ pub fn settings_menu(
             value: !settings.is_paused,
         }),
     );
+    let admins_only = settings.story_buttons_admins_only;
+    let story_buttons = Button::callback(
+        format!(
+            "{} Story buttons: {}",
+            if admins_only { "🔒" } else { "👥" },
+            story_buttons_words(admins_only)
+        ),
+        callback::encode(Callback::Set {
+            toggle: Toggle::StoryButtonsAdminsOnly,
+            value: !admins_only,
+        }),
+    );
     let keyboard = vec![
         vec![toggle(Toggle::DryRun, settings.dry_run_mode)],
         vec![toggle(Toggle::InstagramApi, settings.enable_instagram_api)],
         vec![toggle(Toggle::AutoPost, settings.auto_post)],
+        vec![story_buttons],
         vec![pause],
         vec![Button::callback(
             account_button_label(account),
@@ -225,6 +249,16 @@ fn token_note(token: TokenHealth) -> String {
 const ADD_ACCOUNT_HINT: &str =
     "<code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>";
 
+/// A chat with no account of its own, nor one shared with it.
+fn no_account_text() -> String {
+    format!(
+        "This chat has no Instagram account yet. Connect one with /connect.\n\n\
+         On the Pi, {ADD_ACCOUNT_HINT} adds one, and \
+         <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that \
+         another chat connected."
+    )
+}
+
 fn account_menu_line(account: &ChatAccount) -> String {
     match account {
         ChatAccount::Account { account, token } => format!(
@@ -260,9 +294,7 @@ fn account_title(account: &Account) -> String {
 pub fn account_selector(accounts: &[Account], current: Option<i64>) -> (String, Keyboard) {
     let mut text = String::from("📸 <b>Instagram account</b>\n\n");
     if accounts.is_empty() {
-        text.push_str(&format!(
-            "No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        ));
+        text.push_str(&no_account_text());
     } else {
         text.push_str(&format!(
             "Choose the account this chat posts to.\n\n\
@@ -303,12 +335,10 @@ pub fn account_unavailable_text() -> String {
     "That account is not available any more. Pick another one.".to_string()
 }
 
-/// /accounts: every active account and its token, and which one this chat uses.
+/// /accounts: the accounts this chat may use and their tokens, and which one it uses.
 pub fn accounts_text(statuses: &[(Account, TokenHealth)], chat: &ChatAccount) -> String {
     if statuses.is_empty() {
-        return format!(
-            "📸 No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        );
+        return format!("📸 {}", no_account_text());
     }
     let current = match chat {
         ChatAccount::Account { account, .. } => Some(account.id),
@@ -462,6 +492,9 @@ pub fn toggle_answer(toggle: Toggle, value: bool, changed: bool) -> String {
     let state = match (toggle, value) {
         (Toggle::Paused, true) => "Posting paused".to_string(),
         (Toggle::Paused, false) => "Posting resumed".to_string(),
+        (Toggle::StoryButtonsAdminsOnly, v) => {
+            format!("Story buttons: {}", story_buttons_words(v))
+        }
         (t, v) => format!("{} {}", t.label(), if v { "ON" } else { "off" }),
     };
     if changed {
@@ -959,6 +992,30 @@ pub fn scan_failed_text(error: &str) -> String {
     format!("⚠️ The scan failed: {}", escape_html(error))
 }
 
+/// An administrators' command sent by someone else in a group.
+pub fn admins_only_text(command: &str) -> String {
+    format!(
+        "🔒 /{} is for this chat's administrators.",
+        escape_html(command)
+    )
+}
+
+/// A settings button pressed by someone else (a callback alert: at most 200 characters).
+pub fn admins_only_alert() -> String {
+    "🔒 Only this chat's administrators can change its settings.".to_string()
+}
+
+/// A story's button pressed by a member where the chat keeps them for administrators.
+pub fn story_buttons_admins_only_alert() -> String {
+    "🔒 In this chat only administrators decide stories.".to_string()
+}
+
+/// Telegram did not answer whether the user administers the chat.
+pub fn role_unknown_text() -> String {
+    "⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."
+        .to_string()
+}
+
 pub fn error_text() -> String {
     "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
 }
@@ -1010,6 +1067,7 @@ mod tests {
             posted_lock_days: 30,
             skipped_lock_days: 45,
             auto_post: false,
+            story_buttons_admins_only: false,
         }
     }
 
@@ -1082,8 +1140,9 @@ mod tests {
         expect![[r#"
             📸 <b>Instagram account</b>
 
-            No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&text);
         expect!["[➕ Add account | 1:acct:add] [← Back | 1:back]"].assert_eq(&render(&keyboard));
     }
@@ -1144,8 +1203,9 @@ mod tests {
             This chat has not chosen an account yet: /settings → 📸 Account."#]]
         .assert_eq(&accounts_text(&statuses, &ChatAccount::NeedsChoice));
         expect![[r#"
-            📸 No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            📸 This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&accounts_text(&[], &ChatAccount::None));
     }
 
@@ -1159,6 +1219,7 @@ mod tests {
             Instagram API: <b>off</b>
             Instagram account: <b>@brand</b> (58 days left)
             Posting: <b>▶️ Active</b>
+            Story buttons: <b>everyone</b>
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
             Categories: <b>every category alike</b>
@@ -1169,6 +1230,7 @@ mod tests {
             [✅ Dry run | 1:set:dry:0]
             [⬜ Instagram API | 1:set:api:1]
             [⬜ Auto post | 1:set:auto:1]
+            [👥 Story buttons: everyone | 1:set:sbtn:1]
             [▶️ Active (tap to pause) | 1:set:pause:1]
             [📸 Account: @brand | 1:acct]
             [Posts/Day: 3 | 1:ask:ppd]
@@ -1179,6 +1241,47 @@ mod tests {
             [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
+    }
+
+    #[test]
+    fn roles_texts_and_the_story_buttons_setting() {
+        expect!["🔒 /settings is for this chat's administrators."]
+            .assert_eq(&admins_only_text("settings"));
+        expect!["🔒 /a&lt;b is for this chat's administrators."]
+            .assert_eq(&admins_only_text("a<b"));
+        expect!["🔒 Only this chat's administrators can change its settings."]
+            .assert_eq(&admins_only_alert());
+        expect!["🔒 In this chat only administrators decide stories."]
+            .assert_eq(&story_buttons_admins_only_alert());
+        expect!["⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."]
+            .assert_eq(&role_unknown_text());
+        // Callback alerts are cut by Telegram at 200 characters.
+        for alert in [
+            admins_only_alert(),
+            story_buttons_admins_only_alert(),
+            role_unknown_text(),
+        ] {
+            assert!(alert.chars().count() <= 200, "{alert}");
+        }
+        let mut s = settings();
+        s.story_buttons_admins_only = true;
+        let (text, keyboard) = settings_menu(&s, None, "every category alike", &brand());
+        assert!(text.contains("Story buttons: <b>admins only</b>"), "{text}");
+        let rendered = render(&keyboard);
+        assert!(
+            rendered.contains("[🔒 Story buttons: admins only | 1:set:sbtn:0]"),
+            "{rendered}"
+        );
+        expect!["Story buttons: admins only"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            true,
+            true,
+        ));
+        expect!["Story buttons: everyone already"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            false,
+            false,
+        ));
     }
 
     #[test]

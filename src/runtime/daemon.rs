@@ -18,6 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::bot;
 use crate::bot::chats::enqueue_all;
 use crate::bot::keyfile;
+use crate::bot::roles::Roles;
 use crate::config::{Config, Secret};
 use crate::db;
 use crate::domain::ui;
@@ -138,6 +139,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         shutdown: shutdown.clone(),
         last_poll: last_poll.clone(),
         delete_webhook: config.telegram.delete_webhook,
+        admin_user_ids: config.access.admin_user_ids.clone(),
+        role_cache: Default::default(),
     };
     threads.push(spawn("poller", move || poller.run())?);
     let outbox = Outbox {
@@ -417,8 +420,12 @@ impl Core<'_> {
                 wake_at = wake_at.min(next_watchdog);
             }
             match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
-                Ok(Event::Updates { updates, offset }) => {
-                    let last = self.handle_batch(updates, offset);
+                Ok(Event::Updates {
+                    updates,
+                    offset,
+                    roles,
+                }) => {
+                    let last = self.handle_batch(updates, offset, &roles);
                     if committed.send(last).is_err() {
                         return "the poller stopped";
                     }
@@ -547,11 +554,11 @@ impl Core<'_> {
 
     /// Handles a batch in order; returns the id of the last update of the batch
     /// that is now stored (handled now or before), None when nothing of it is.
-    fn handle_batch(&mut self, updates: Vec<Update>, offset: i64) -> Option<i64> {
+    fn handle_batch(&mut self, updates: Vec<Update>, offset: i64, roles: &Roles) -> Option<i64> {
         let mut last = None;
         let mut failure = None;
         for update in &updates {
-            match self.handle_update(update, offset) {
+            match self.handle_update(update, offset, roles) {
                 Ok(()) => last = Some(update.update_id),
                 Err(e) => {
                     failure = Some(e.context(format!("update {}", update.update_id)));
@@ -575,11 +582,13 @@ impl Core<'_> {
     }
 
     /// One update, one transaction: its effects, its replies and the offset.
-    /// `offset` is the one the batch was asked for with.
-    fn handle_update(&mut self, update: &Update, offset: i64) -> Result<()> {
+    /// `offset` is the one the batch was asked for with; `roles` what Telegram
+    /// said about its senders.
+    fn handle_update(&mut self, update: &Update, offset: i64, roles: &Roles) -> Result<()> {
         let now = crate::clock::now();
         let ctx = bot::Context {
             config: self.config,
+            roles,
             now,
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),

@@ -866,6 +866,7 @@ mod tests {
             Some("brand"),
             &crate::config::Secret::new("IGAA-token"),
             now + chrono::Duration::days(60),
+            accounts::Owner::Operator,
             now,
         )
         .unwrap();

@@ -16,6 +16,7 @@ mod ops;
 mod posting;
 mod publishing;
 mod resilience;
+mod roles;
 mod settings_menu;
 mod setup;
 mod support;
