@@ -265,11 +265,9 @@ fn run_scanner(
         memory::release_free_memory();
         let outcome = match outcome {
             Ok(report) => {
-                info!(
-                    "scan: {}",
-                    report.summary().lines().next().unwrap_or_default()
-                );
-                Ok(report.summary())
+                let summary = report.summary();
+                info!("scan: {}", summary.lines().next().unwrap_or_default());
+                Ok(ui::scan_text(&summary, &report.unsupported, &report.broken))
             }
             Err(e) => {
                 warn!("scan of {} failed: {e:#}", media_dir.display());

@@ -33,6 +33,8 @@ pub mod publish;
 pub mod rows;
 pub mod runlock;
 pub mod runtime;
+#[cfg(test)]
+mod samples;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
