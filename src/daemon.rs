@@ -253,7 +253,7 @@ fn run_scanner(
     requests: &mpsc::Receiver<ScanRequest>,
     events: &Sender<Event>,
 ) {
-    let mut scanner = crate::media::Scanner::new();
+    let mut scanner = crate::media::Scanner::checking_indexed_files();
     while let Ok(request) = requests.recv() {
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.

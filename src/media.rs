@@ -15,8 +15,8 @@
 //! Only real media is indexed: a file with an extension Storyline does not post is
 //! counted per extension, and one whose first bytes (or, for a video, box
 //! structure) are not what its extension says is broken, named in the report and
-//! never indexed; an indexed file found broken is deactivated. Files the walk does
-//! not read again are checked once per process, by their first bytes only.
+//! never indexed; an indexed file found broken is deactivated. The daemon's first
+//! scan also checks the indexed files it does not read again, by their first bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -262,10 +262,11 @@ pub struct Scanner {
     /// Paths (relative to the media folder) already logged as ignored, unreadable
     /// or broken.
     logged: HashSet<String>,
-    /// A scan of this process has checked the content of every indexed file it
-    /// did not read: files indexed before contents were checked, or changed
-    /// without a new size or mtime, are caught at the first scan after a start.
-    checked_indexed: bool,
+    /// The next scan checks the content of every indexed file it does not read
+    /// (its first bytes only), so files indexed before contents were checked, or
+    /// changed without a new size or mtime, are caught: the daemon's first scan
+    /// after a start does (`checking_indexed_files`).
+    check_indexed: bool,
 }
 
 /// An indexed file, as small as it can be: 10,000 of them are about a megabyte.
@@ -292,7 +293,7 @@ enum Action {
     Read,
     /// An inactive row is back unchanged: check its content and reactivate it.
     Reactivate,
-    /// An active row, unchanged: check its content only (`checked_indexed`).
+    /// An active row, unchanged: check its content only (`check_indexed`).
     Check,
 }
 
@@ -322,6 +323,16 @@ enum Outcome {
 impl Scanner {
     pub fn new() -> Scanner {
         Scanner::default()
+    }
+
+    /// A scanner whose first scan also checks the content of the indexed files
+    /// it does not read; the daemon's. (`storyline scan` does not: a warm
+    /// rescan from the command line stays a walk of stats.)
+    pub fn checking_indexed_files() -> Scanner {
+        Scanner {
+            check_indexed: true,
+            ..Scanner::default()
+        }
     }
 
     /// The number of paths logged as ignored or unreadable so far.
@@ -364,7 +375,7 @@ impl Scanner {
             now: db::timestamp(now),
             index,
             logged: &mut self.logged,
-            check_indexed: !self.checked_indexed,
+            check_indexed: self.check_indexed,
             report: ScanReport::default(),
             files_seen: 0,
             progress,
@@ -375,7 +386,7 @@ impl Scanner {
         scan.deactivate_unseen(conn)?;
         let mut report = scan.finish();
         report.duration = started.elapsed();
-        self.checked_indexed = true;
+        self.check_indexed = false;
         Ok(report)
     }
 }
@@ -1881,7 +1892,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_scan_of_a_process_checks_files_indexed_before() {
+    fn the_daemon_s_first_scan_checks_files_indexed_before() {
         let mut f = Fixture::new();
         f.write("a.jpg", b"a");
         f.write("b.mp4", b"b");
@@ -1895,13 +1906,17 @@ mod tests {
         let same_process = f.scan();
         assert_eq!((same_process.unchanged, same_process.gone), (2, 0));
 
-        f.scanner = Scanner::new(); // a restart
+        f.scanner = Scanner::new(); // `storyline scan`: stats only
+        assert_eq!((f.scan().unchanged, f.scanner.logged_paths()), (2, 0));
+        f.scanner = Scanner::checking_indexed_files(); // the daemon, restarted
         let after_restart = f.scan();
         assert_eq!((after_restart.unchanged, after_restart.gone), (1, 1));
         assert_eq!(after_restart.bytes_hashed, 0, "only first bytes were read");
         assert_eq!(after_restart.broken["jpg"], vec!["a.jpg".to_string()]);
         assert!(!f.row("a.jpg").is_active);
         assert!(f.row("b.mp4").is_active);
+        let next = f.scan();
+        assert_eq!((next.unchanged, next.gone, next.broken.len()), (1, 0, 1));
     }
 
     #[test]
