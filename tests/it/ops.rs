@@ -137,8 +137,16 @@ fn doctor_line<'a>(output: &'a str, topic: &str) -> &'a str {
 fn doctor_passes_a_healthy_installation() {
     let env = Env::new();
     std::fs::create_dir(env.media_dir().join("quotes")).unwrap();
-    std::fs::write(env.media_dir().join("quotes/a.jpg"), b"jpeg").unwrap();
-    std::fs::write(env.media_dir().join("b.mp4"), b"mp4").unwrap();
+    std::fs::write(
+        env.media_dir().join("quotes/a.jpg"),
+        crate::support::media::jpeg(b"a"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.media_dir().join("b.mp4"),
+        crate::support::media::mp4(b"b"),
+    )
+    .unwrap();
     run_once(&env);
     let from = env.tg.calls().len();
     let output = env.run(&["doctor"]);

@@ -2,6 +2,7 @@
 //! a person's decision, recorded and locked; the queue, downtime and pauses.
 
 use std::fs;
+use std::io::Write;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -9,16 +10,12 @@ use chrono::Utc;
 use crate::helpers::*;
 use crate::support::{wait_until, Env, SentMessage, ADMIN, CHAT};
 
-/// Writes a file with distinct content under the media folder.
+/// Writes a valid file of the path's kind, of at least `bytes` bytes and with
+/// distinct content, under the media folder.
 fn put(env: &Env, path: &str, bytes: usize) {
     let full = env.media_dir().join(path);
     fs::create_dir_all(full.parent().unwrap()).unwrap();
-    let content: Vec<u8> = (0..bytes)
-        .map(|i| (i as u8) ^ (path.len() as u8).wrapping_mul(31) ^ path.as_bytes()[0])
-        .collect();
-    let mut content = content;
-    content.extend_from_slice(path.as_bytes());
-    fs::write(full, content).unwrap();
+    fs::write(full, crate::support::media::sized(path, bytes)).unwrap();
 }
 
 fn library(env: &Env) {
@@ -482,10 +479,18 @@ fn scan_reports_counts_after_adding_and_removing_files() {
 fn a_file_over_the_upload_limit_is_reported_not_sent() {
     let env = Env::new();
     // Sparse files: a video over Telegram's 50 MB (decimal, as it counts them),
-    // and a "photo" over its 10 MB that is no picture, so that no preview can
-    // stand in for it (a picture gets one: see chat_photos).
-    for (name, len) in [("huge.mp4", 52_000_000), ("huge.jpg", 11 * 1024 * 1024)] {
-        let file = fs::File::create(env.media_dir().join(name)).unwrap();
+    // and a photo over its 10 MB whose header is damaged past its first bytes,
+    // so that no preview can stand in for it (a picture gets one: see
+    // chat_photos). Their first bytes are what the scanner checks.
+    let mut movie_boxes = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x08moov".to_vec();
+    movie_boxes.extend_from_slice(&(52_000_000u32 - 24).to_be_bytes());
+    movie_boxes.extend_from_slice(b"mdat");
+    for (name, len, head) in [
+        ("huge.mp4", 52_000_000, movie_boxes),
+        ("huge.jpg", 11 * 1024 * 1024, b"\xFF\xD8\xFF\xE0".to_vec()),
+    ] {
+        let mut file = fs::File::create(env.media_dir().join(name)).unwrap();
+        file.write_all(&head).unwrap();
         file.set_len(len).unwrap();
     }
     assert!(env.run(&["scan"]).status.success());
@@ -509,7 +514,7 @@ fn a_file_over_the_upload_limit_is_reported_not_sent() {
     assert!(
         photo
             .text
-            .contains("cannot be shown in this chat: it is not a JPEG, PNG or WebP file"),
+            .contains("cannot be shown in this chat: it could not be read as an image: the JPEG header is damaged"),
         "{}",
         photo.text
     );
