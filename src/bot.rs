@@ -531,10 +531,14 @@ fn run_command(
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let paused_by = paused_by_name(tx, &resolved)?;
             let account = ctx.chat_account(tx, chat_id)?;
-            reply(
-                out,
-                ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime),
-            );
+            let mut text = ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime);
+            let media_dir = &ctx.config.media.dir;
+            if !media_dir.is_dir() {
+                text.push_str(&ui::media_folder_missing_line(
+                    &media_dir.display().to_string(),
+                ));
+            }
+            reply(out, text);
         }
         "accounts" => {
             let statuses = accounts::active_account_statuses(tx, ctx.key, ctx.now)?;

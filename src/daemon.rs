@@ -60,6 +60,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &db::accounts::sealed_values(&conn)?,
     )?;
     bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
+    crate::media::create_missing_folder(&config.media.dir, db::media::any_indexed(&conn)?);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,

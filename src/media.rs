@@ -1123,6 +1123,38 @@ fn sha256_from_hex(text: &str) -> [u8; 32] {
     bytes
 }
 
+/// At `run` start: creates the media folder (and the folders above it) when it
+/// is missing, so a new installation has one to fill. Not when files were
+/// indexed from it before: then a missing folder is most likely a disk that is
+/// not mounted, and an empty folder in its place would let the next scan
+/// deactivate the whole library; it is left missing, with a warning.
+pub fn create_missing_folder(media_dir: &Path, indexed_before: bool) {
+    match fs::symlink_metadata(media_dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        // There, or something is in the way: the scan says what.
+        _ => return,
+    }
+    if indexed_before {
+        log::warn!(
+            "{}: the media folder is missing (a disk not mounted?); not creating it, \
+             so the library indexed from it stays as it is",
+            media_dir.display()
+        );
+        return;
+    }
+    match fs::create_dir_all(media_dir) {
+        Ok(()) => log::info!(
+            "{}: created the media folder (it was missing); put photos and videos in it, \
+             top-level folders are categories",
+            media_dir.display()
+        ),
+        Err(err) => log::warn!(
+            "{}: the media folder is missing and could not be created: {err}",
+            media_dir.display()
+        ),
+    }
+}
+
 /// `storyline scan`: scans the configured media folder into the database, showing
 /// progress on stderr when it is a terminal. The caller prints the summary.
 pub fn run_scan_command(config: &Config) -> Result<ScanReport> {
@@ -1958,6 +1990,22 @@ mod tests {
             missing.contains("the media folder does not exist"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn a_missing_folder_is_created_unless_files_were_indexed_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let media = dir.path().join("new/media");
+        create_missing_folder(&media, false);
+        assert!(media.is_dir());
+        let unmounted = dir.path().join("usb/photos");
+        create_missing_folder(&unmounted, true);
+        assert!(!unmounted.exists());
+        // In the way: left to the scan to report.
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"x").unwrap();
+        create_missing_folder(&file, false);
+        assert!(file.is_file());
     }
 
     // ---- property tests (`cargo test --lib fuzz_content`) ----

@@ -785,6 +785,24 @@ pub fn nothing_to_post_text() -> String {
         .to_string()
 }
 
+/// Instead of `nothing_to_post_text` when the media folder itself is missing
+/// (`dir` as configured).
+pub fn media_folder_missing_text(dir: &str) -> String {
+    format!(
+        "📭 Nothing to post: the media folder <code>{}</code> is missing. Create it (or set \
+         <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan.",
+        escape_html(dir)
+    )
+}
+
+/// A line under /status while the media folder is missing.
+pub fn media_folder_missing_line(dir: &str) -> String {
+    format!(
+        "\n⚠️ The media folder <code>{}</code> is missing: nothing is posted until it is back.",
+        escape_html(dir)
+    )
+}
+
 /// The chat's chosen categories have nothing left, though others do.
 pub fn mix_ran_dry_text<'a>(categories: impl IntoIterator<Item = &'a str>) -> String {
     let names: Vec<String> = categories
@@ -1360,5 +1378,15 @@ mod tests {
             scan_text(summary, &BTreeMap::new(), &BTreeMap::new()),
             summary
         );
+    }
+
+    #[test]
+    fn a_missing_media_folder_is_called_missing() {
+        expect![[r#"📭 Nothing to post: the media folder <code>/srv/a&amp;b/media</code> is missing. Create it (or set <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan."#]]
+            .assert_eq(&media_folder_missing_text("/srv/a&b/media"));
+        expect![[r#"
+
+            ⚠️ The media folder <code>media</code> is missing: nothing is posted until it is back."#]]
+        .assert_eq(&media_folder_missing_line("media"));
     }
 }
