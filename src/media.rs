@@ -466,16 +466,10 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn dir(&mut self, dir: &Path, relative_dir: &str) {
-        let unreadable = |walk: &mut Self, relative_path: &str, error: &io::Error| {
-            (walk.visit)(Found::Unreadable {
-                relative_path,
-                error,
-            })
-        };
         let listing = match fs::read_dir(dir) {
             Ok(listing) => listing,
             Err(err) => {
-                unreadable(self, relative_dir, &err);
+                self.unreadable(relative_dir, &err);
                 return;
             }
         };
@@ -486,7 +480,7 @@ impl Walk<'_> {
             match entry {
                 Ok(entry) => entries.push((entry.file_name(), entry)),
                 Err(err) => {
-                    unreadable(self, relative_dir, &err);
+                    self.unreadable(relative_dir, &err);
                     break;
                 }
             }
@@ -504,7 +498,7 @@ impl Walk<'_> {
                 Ok(file_type) => file_type,
                 // Of unknown type, so possibly a folder.
                 Err(err) => {
-                    unreadable(self, &relative_path, &err);
+                    self.unreadable(&relative_path, &err);
                     continue;
                 }
             };
@@ -526,7 +520,7 @@ impl Walk<'_> {
                     // Deleted since the listing: gone, like a file never listed.
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => {
-                        unreadable(self, &relative_path, &err);
+                        self.unreadable(&relative_path, &err);
                         continue;
                     }
                 }
@@ -591,6 +585,13 @@ impl Walk<'_> {
         (self.visit)(Found::Ignored {
             relative_path,
             reason,
+        });
+    }
+
+    fn unreadable(&mut self, relative_path: &str, error: &io::Error) {
+        (self.visit)(Found::Unreadable {
+            relative_path,
+            error,
         });
     }
 }
