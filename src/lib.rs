@@ -18,6 +18,8 @@ pub mod media;
 pub mod memory;
 pub mod runlock;
 pub mod runtime;
+#[cfg(test)]
+mod samples;
 pub mod secret;
 pub mod signing;
 pub mod telegram;

@@ -155,6 +155,7 @@ const LEAVES: &[&str] = &[
     "logging",
     "memory",
     "runlock",
+    "samples",
     "secret",
     "signing",
 ];

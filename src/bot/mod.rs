@@ -636,10 +636,15 @@ fn run_command(
             let paused_by = paused_by_name(tx, &resolved)?;
             let account = ctx.chat_account(tx, chat_id)?;
             let mode = posting_mode(tx, ctx, chat_id, &resolved)?;
-            reply(
-                out,
-                ui::status_text(&resolved, &mode, paused_by.as_deref(), &account, ctx.uptime),
-            );
+            let mut text =
+                ui::status_text(&resolved, &mode, paused_by.as_deref(), &account, ctx.uptime);
+            let media_dir = &ctx.config.media.dir;
+            if !media_dir.is_dir() {
+                text.push_str(&ui::media_folder_missing_line(
+                    &media_dir.display().to_string(),
+                ));
+            }
+            reply(out, text);
         }
         "accounts" => {
             let statuses = accounts::account_statuses_for_chat(tx, ctx.key, chat_id, ctx.now)?;

@@ -266,7 +266,9 @@ pub fn send_slot(
                     None => {
                         // Other categories may still have items: the mix left them
                         // out on purpose, so the slot is skipped rather than filled.
-                        let (reason, text) = if pool.is_empty() {
+                        let (reason, text) = if !config.media.dir.is_dir() {
+                            (MEDIA_FOLDER_MISSING, media_folder_missing_text(config))
+                        } else if pool.is_empty() {
                             ("nothing eligible to post", ui::nothing_to_post_text())
                         } else {
                             (
@@ -288,6 +290,22 @@ pub fn send_slot(
         let path = config.media.dir.join(&item.path);
         let size = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => meta.len(),
+            // Not one file gone but all of them (an unmounted disk): said as it
+            // is, and the library is left as it was for when the folder is back.
+            _ if !config.media.dir.is_dir() => {
+                queue::set_slot_status(
+                    conn,
+                    slot.id,
+                    QueueStatus::Failed,
+                    Some(MEDIA_FOLDER_MISSING),
+                )?;
+                out.push(telegram::send_message(
+                    chat_id,
+                    &media_folder_missing_text(config),
+                    None,
+                ));
+                return Ok(());
+            }
             _ => {
                 info!(
                     "chat {chat_id}: {} is gone; taking the next item",
@@ -368,6 +386,12 @@ pub fn send_slot(
         Some("no sendable file found"),
     )?;
     Ok(())
+}
+
+const MEDIA_FOLDER_MISSING: &str = "the media folder is missing";
+
+fn media_folder_missing_text(config: &Config) -> String {
+    ui::media_folder_missing_text(&config.media.dir.display().to_string())
 }
 
 fn story_message(

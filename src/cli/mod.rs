@@ -338,12 +338,17 @@ pub fn check(config: &Config) -> String {
     text
 }
 
-/// `storyline scan`: scans, brings every chat's view up to date, returns the summary.
+/// `storyline scan`: scans, brings every chat's view up to date, returns the
+/// summary with what is not posted and why.
 pub fn scan(config: &Config) -> Result<String> {
     let report = crate::media::run_scan_command(config)?;
     let conn = crate::db::open(&config.storage.database)?;
     crate::db::queue::sync_content(&conn, &report.touched_content)?;
-    Ok(report.summary())
+    Ok(crate::domain::ui::scan_text(
+        &report.summary(),
+        &report.unsupported,
+        &report.broken,
+    ))
 }
 
 /// The chat a command is about: the one given, else the only served chat.

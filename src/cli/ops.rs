@@ -753,99 +753,75 @@ fn check_media(dir: &Path) -> Finding {
             )
         }
     }
-    let mut counts = MediaCounts::default();
-    if let Err(e) = count_media(dir, dir, 0, &mut counts) {
-        return finding(
-            Verdict::Fail,
-            TOPIC,
-            format!("{}: cannot read: {e}{}", dir.display(), permission_hint(&e)),
-        );
-    }
-    media_verdict(dir, &counts)
+    // The scanner's own walk, rules and content check, so both count the same.
+    let survey = match crate::media::survey(dir) {
+        Ok(survey) => survey,
+        Err(e) => {
+            let hint = e
+                .downcast_ref::<io::Error>()
+                .map(permission_hint)
+                .unwrap_or_default();
+            return finding(
+                Verdict::Fail,
+                TOPIC,
+                format!("{}: cannot read: {e:#}{hint}", dir.display()),
+            );
+        }
+    };
+    media_verdict(dir, &survey)
 }
 
-#[derive(Debug, Default)]
-struct MediaCounts {
-    images: u64,
-    videos: u64,
-    /// Items per category, in name order.
-    categories: std::collections::BTreeMap<String, u64>,
-    unreadable: u64,
-}
-
-/// Deeper than this is a symlink loop, not a photo library (as in the scanner).
-const MAX_DEPTH: usize = 32;
-
-/// Counts what the scanner would pick up, without hashing or writing anything.
-fn count_media(root: &Path, dir: &Path, depth: usize, counts: &mut MediaCounts) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let Ok(entry) = entry else {
-            counts.unreadable += 1;
-            continue;
-        };
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(meta) = fs::metadata(&path) else {
-            counts.unreadable += 1;
-            continue;
-        };
-        if meta.is_dir() {
-            if depth < MAX_DEPTH && count_media(root, &path, depth + 1, counts).is_err() {
-                counts.unreadable += 1;
-            }
-            continue;
-        }
-        let Some(kind) = crate::media::kind_of(&path) else {
-            continue;
-        };
-        match kind {
-            crate::domain::status::MediaKind::Video => counts.videos += 1,
-            _ => counts.images += 1,
-        }
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        *counts
-            .categories
-            .entry(crate::media::category_of(&relative).to_string())
-            .or_default() += 1;
-    }
-    Ok(())
-}
-
-fn media_verdict(dir: &Path, counts: &MediaCounts) -> Finding {
+fn media_verdict(dir: &Path, survey: &crate::media::Survey) -> Finding {
     const TOPIC: &str = "media";
     let shown = dir.display();
-    if counts.images + counts.videos == 0 {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let unsupported: usize = survey.unsupported.values().sum();
+    let broken: usize = survey.broken.values().map(Vec::len).sum();
+    let mut not_posted = Vec::new();
+    if unsupported > 0 {
+        not_posted.push(plural(
+            unsupported,
+            "file of a kind not supported",
+            "files of kinds not supported",
+        ));
+    }
+    if broken > 0 {
+        not_posted.push(plural(broken, "broken file", "broken files"));
+    }
+    let not_posted = if not_posted.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not posted: {} (storyline scan names them)",
+            not_posted.join(", ")
+        )
+    };
+    if survey.images + survey.videos == 0 {
         return finding(
             Verdict::Note,
             TOPIC,
             format!(
-                "{shown} has no photos or videos yet; add some (top-level folders are categories)"
+                "{shown} has no photos or videos yet; add some (top-level folders are categories){not_posted}"
             ),
         );
     }
-    let categories = counts
-        .categories
+    let categories = survey
+        .per_category
         .iter()
         .map(|(name, n)| format!("{name} {n}"))
         .collect::<Vec<_>>()
         .join(", ");
     let mut text = format!(
-        "{shown}: {}, {} ({categories})",
-        plural(counts.images, "photo", "photos"),
-        plural(counts.videos, "video", "videos"),
+        "{shown}: {}, {} ({categories}){not_posted}",
+        plural(survey.images, "photo", "photos"),
+        plural(survey.videos, "video", "videos"),
     );
-    if counts.unreadable > 0 {
+    if survey.unreadable > 0 {
         let _ = write!(
             text,
             "; {} could not be read (check owner and permissions)",
-            plural(counts.unreadable, "entry", "entries")
+            plural(survey.unreadable, "entry", "entries")
         );
         return finding(Verdict::Fail, TOPIC, text);
     }
@@ -1278,16 +1254,33 @@ mod tests {
             "notes.txt",
             ".trash/d.jpg",
         ] {
-            fs::write(root.join(file), b"x").unwrap();
+            fs::write(root.join(file), crate::samples::file(file, file.as_bytes())).unwrap();
         }
         let f = check_media(root);
         assert_eq!(f.verdict, Verdict::Ok, "{}", f.text);
         assert!(
-            f.text
-                .ends_with(": 3 photos, 1 video (products 1, quotes 2, uncategorized 1)"),
+            f.text.ends_with(
+                ": 3 photos, 1 video (products 1, quotes 2, uncategorized 1); \
+                 not posted: 1 file of a kind not supported (storyline scan names them)"
+            ),
             "{}",
             f.text
         );
+
+        // The scanner's walk: a symlink loop is refused, not followed 32 deep;
+        // a file that is not what its extension says is not counted as media.
+        std::os::unix::fs::symlink("..", root.join("quotes/2024/up")).unwrap();
+        fs::write(root.join("products/d.mp4"), b"random bytes").unwrap();
+        let f = check_media(root);
+        assert!(
+            f.text.ends_with(
+                ": 3 photos, 1 video (products 1, quotes 2, uncategorized 1); \
+                 not posted: 1 file of a kind not supported, 1 broken file (storyline scan names them)"
+            ),
+            "{}",
+            f.text
+        );
+
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(check_media(empty.path()).verdict, Verdict::Note);
         assert_eq!(check_media(&root.join("missing")).verdict, Verdict::Fail);

@@ -1,6 +1,7 @@
 //! What the bot says: message texts and inline keyboards. Pure functions of the
 //! data they show; every dynamic string is HTML-escaped here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -877,6 +878,24 @@ pub fn nothing_to_post_text() -> String {
         .to_string()
 }
 
+/// Instead of `nothing_to_post_text` when the media folder itself is missing
+/// (`dir` as configured).
+pub fn media_folder_missing_text(dir: &str) -> String {
+    format!(
+        "📭 Nothing to post: the media folder <code>{}</code> is missing. Create it (or set \
+         <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan.",
+        escape_html(dir)
+    )
+}
+
+/// A line under /status while the media folder is missing.
+pub fn media_folder_missing_line(dir: &str) -> String {
+    format!(
+        "\n⚠️ The media folder <code>{}</code> is missing: nothing is posted until it is back.",
+        escape_html(dir)
+    )
+}
+
 /// The chat's chosen categories have nothing left, though others do.
 pub fn mix_ran_dry_text<'a>(categories: impl IntoIterator<Item = &'a str>) -> String {
     let names: Vec<String> = categories
@@ -986,6 +1005,62 @@ pub fn scan_started_text() -> String {
 
 pub fn scan_report_text(summary: &str) -> String {
     format!("🔎 <b>Scan finished</b>\n{}", escape_html(summary))
+}
+
+/// Broken files named per extension; the rest are counted.
+const BROKEN_NAMES_SHOWN: usize = 5;
+
+/// What a scan did (`summary`), then a line per extension it does not post
+/// ("3 .heic files: not supported, export as JPEG") and per extension of
+/// broken files, named ("1 broken .png file: broken.png"). Plain text for the
+/// command line; `scan_report_text` escapes it for the chat.
+pub fn scan_text(
+    summary: &str,
+    unsupported: &BTreeMap<String, usize>,
+    broken: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let files = |n: usize| if n == 1 { "file" } else { "files" };
+    let mut text = summary.to_string();
+    for (extension, &count) in unsupported {
+        let what = if extension.is_empty() {
+            format!("{count} {} without an extension", files(count))
+        } else {
+            format!("{count} .{extension} {}", files(count))
+        };
+        text.push_str(&format!(
+            "\n{what}: not supported{}",
+            unsupported_hint(extension)
+        ));
+    }
+    for (extension, paths) in broken {
+        let count = paths.len();
+        let mut names = paths
+            .iter()
+            .take(BROKEN_NAMES_SHOWN)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if count > BROKEN_NAMES_SHOWN {
+            names.push_str(&format!(" and {} more", count - BROKEN_NAMES_SHOWN));
+        }
+        text.push_str(&format!(
+            "\n{count} broken .{extension} {}: {names}",
+            files(count)
+        ));
+    }
+    text
+}
+
+/// What to do with a file of an extension Storyline does not post, when there
+/// is a usual answer.
+fn unsupported_hint(extension: &str) -> &'static str {
+    match extension {
+        "heic" | "heif" | "avif" | "tif" | "tiff" | "bmp" | "dng" | "raw" | "cr2" | "cr3"
+        | "nef" | "arw" | "orf" | "rw2" | "raf" | "psd" => ", export as JPEG",
+        "gif" | "avi" | "mkv" | "webm" | "m4v" | "wmv" | "flv" | "3gp" | "mpg" | "mpeg" | "mts"
+        | "m2ts" => ", convert to MP4",
+        _ => "",
+    }
 }
 
 pub fn scan_failed_text(error: &str) -> String {
@@ -1601,5 +1676,70 @@ mod tests {
             invalid_value_text("Bad.", "<script>"),
             "⚠️ Bad. You sent “&lt;script&gt;”. Nothing was changed; try again or /cancel."
         );
+    }
+
+    #[test]
+    fn scan_text_names_what_is_not_posted() {
+        let summary = "2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms\nquotes: 2 items (+2)";
+        let unsupported = BTreeMap::from([
+            ("".to_string(), 2),
+            ("gif".to_string(), 1),
+            ("heic".to_string(), 3),
+            ("txt".to_string(), 1),
+            ("HEIC-like & <odd>".to_string(), 1),
+        ]);
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let broken = BTreeMap::from([
+            ("png".to_string(), names(&["broken.png"])),
+            (
+                "jpg".to_string(),
+                names(&[
+                    "a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg", "g.jpg",
+                ]),
+            ),
+            ("mp4".to_string(), names(&["travel/<clip> & co.mp4"])),
+        ]);
+        let text = scan_text(summary, &unsupported, &broken);
+        expect![[r#"
+            2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms
+            quotes: 2 items (+2)
+            2 files without an extension: not supported
+            1 .HEIC-like & <odd> file: not supported
+            1 .gif file: not supported, convert to MP4
+            3 .heic files: not supported, export as JPEG
+            1 .txt file: not supported
+            7 broken .jpg files: a.jpg, b.jpg, c.jpg, d.jpg, e.jpg and 2 more
+            1 broken .mp4 file: travel/<clip> & co.mp4
+            1 broken .png file: broken.png"#]]
+        .assert_eq(&text);
+        // In the chat the whole report is escaped.
+        expect![[r#"
+            🔎 <b>Scan finished</b>
+            2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms
+            quotes: 2 items (+2)
+            2 files without an extension: not supported
+            1 .HEIC-like &amp; &lt;odd&gt; file: not supported
+            1 .gif file: not supported, convert to MP4
+            3 .heic files: not supported, export as JPEG
+            1 .txt file: not supported
+            7 broken .jpg files: a.jpg, b.jpg, c.jpg, d.jpg, e.jpg and 2 more
+            1 broken .mp4 file: travel/&lt;clip&gt; &amp; co.mp4
+            1 broken .png file: broken.png"#]]
+        .assert_eq(&scan_report_text(&text));
+        // Nothing left out: the summary alone.
+        assert_eq!(
+            scan_text(summary, &BTreeMap::new(), &BTreeMap::new()),
+            summary
+        );
+    }
+
+    #[test]
+    fn a_missing_media_folder_is_called_missing() {
+        expect![[r#"📭 Nothing to post: the media folder <code>/srv/a&amp;b/media</code> is missing. Create it (or set <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan."#]]
+            .assert_eq(&media_folder_missing_text("/srv/a&b/media"));
+        expect![[r#"
+
+            ⚠️ The media folder <code>media</code> is missing: nothing is posted until it is back."#]]
+        .assert_eq(&media_folder_missing_line("media"));
     }
 }

@@ -84,6 +84,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     )?;
     bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
     announce_pairing(&conn, &config)?;
+    crate::media::create_missing_folder(&config.media.dir, db::media::any_indexed(&conn)?);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
@@ -286,7 +287,7 @@ fn run_scanner(
     requests: &mpsc::Receiver<ScanRequest>,
     events: &Sender<Event>,
 ) {
-    let mut scanner = crate::media::Scanner::new();
+    let mut scanner = crate::media::Scanner::checking_indexed_files();
     while let Ok(request) = requests.recv() {
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.
@@ -298,11 +299,9 @@ fn run_scanner(
         memory::release_free_memory();
         let outcome = match outcome {
             Ok(report) => {
-                info!(
-                    "scan: {}",
-                    report.summary().lines().next().unwrap_or_default()
-                );
-                Ok(report.summary())
+                let summary = report.summary();
+                info!("scan: {}", summary.lines().next().unwrap_or_default());
+                Ok(ui::scan_text(&summary, &report.unsupported, &report.broken))
             }
             Err(e) => {
                 warn!("scan of {} failed: {e:#}", media_dir.display());

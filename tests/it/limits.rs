@@ -8,13 +8,11 @@ use std::time::Duration;
 use crate::helpers::*;
 use crate::support::{describe_output, wait_until, Env, SentMessage, ADMIN, CHAT};
 
-/// Writes a file with content no other file has.
-fn put(env: &Env, path: &str, head: &[u8]) {
+/// Writes a valid file of the path's kind with content no other file has.
+fn put(env: &Env, path: &str) {
     let full = env.media_dir().join(path);
     fs::create_dir_all(full.parent().unwrap()).unwrap();
-    let mut content = head.to_vec();
-    content.extend_from_slice(path.as_bytes());
-    fs::write(full, content).unwrap();
+    fs::write(full, crate::support::media::file(path, path.as_bytes())).unwrap();
 }
 
 fn scan(env: &Env) {
@@ -70,7 +68,7 @@ fn a_fortnight_at_50_posts_a_day_comes_as_several_messages_holding_every_line() 
         })
         .collect();
     for path in &paths {
-        put(&env, path, b"\xFF\xD8\xFF");
+        put(&env, path);
     }
     scan(&env);
     let _daemon = env.start_polling();
@@ -305,7 +303,7 @@ fn with_delete_webhook_the_daemon_removes_it_and_serves_what_was_pending() {
 #[test]
 fn a_mov_kept_as_a_document_keeps_its_file_id_and_goes_out_again_as_one() {
     let env = Env::new();
-    put(&env, "clips/holiday.mov", b"\x00\x00\x00\x14ftypqt  ");
+    put(&env, "clips/holiday.mov");
     scan(&env);
     env.tg.answer_videos_as_documents();
     let _daemon = env.start_polling();

@@ -137,8 +137,16 @@ fn doctor_line<'a>(output: &'a str, topic: &str) -> &'a str {
 fn doctor_passes_a_healthy_installation() {
     let env = Env::new();
     std::fs::create_dir(env.media_dir().join("quotes")).unwrap();
-    std::fs::write(env.media_dir().join("quotes/a.jpg"), b"jpeg").unwrap();
-    std::fs::write(env.media_dir().join("b.mp4"), b"mp4").unwrap();
+    std::fs::write(
+        env.media_dir().join("quotes/a.jpg"),
+        crate::support::media::jpeg(b"a"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.media_dir().join("b.mp4"),
+        crate::support::media::mp4(b"b"),
+    )
+    .unwrap();
     run_once(&env);
     let from = env.tg.calls().len();
     let output = env.run(&["doctor"]);
@@ -173,6 +181,72 @@ fn doctor_passes_a_healthy_installation() {
     );
     assert!(text.ends_with("All checks passed.\n"), "{text}");
     assert!(!text.contains("TEST-token-SECRET"), "{text}");
+}
+
+#[test]
+fn doctor_and_scan_count_the_same_files_and_neither_follows_a_symlink_loop() {
+    let env = Env::new();
+    let media = env.media_dir();
+    for (path, tag) in [
+        ("quotes/a.jpg", "a"),
+        ("quotes/2024/b.png", "b"),
+        ("travel/c.mp4", "c"),
+        ("top.webp", "top"),
+    ] {
+        std::fs::create_dir_all(media.join(path).parent().unwrap()).unwrap();
+        std::fs::write(
+            media.join(path),
+            crate::support::media::file(path, tag.as_bytes()),
+        )
+        .unwrap();
+    }
+    std::fs::write(media.join("notes.txt"), b"not media").unwrap();
+    std::fs::write(media.join("travel/broken.png"), b"hello").unwrap();
+    // Loops: each leads back to a folder above it.
+    std::os::unix::fs::symlink(".", media.join("quotes/again")).unwrap();
+    std::os::unix::fs::symlink("../..", media.join("quotes/2024/up")).unwrap();
+
+    let scan = env.run(&["scan"]);
+    assert!(scan.status.success(), "{}", describe_output(&scan));
+    let scanned = stdout(&scan);
+    let new: usize = scanned
+        .split(" new,")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {scanned}"));
+    // "quotes: 2 items (+2)" → quotes 2
+    let scan_categories: Vec<String> = scanned
+        .lines()
+        .filter_map(|line| {
+            let (category, rest) = line.split_once(": ")?;
+            let count = rest.strip_suffix(")")?.split(' ').next()?;
+            rest.contains(" item")
+                .then(|| format!("{category} {count}"))
+        })
+        .collect();
+
+    let doctor = env.run(&["doctor"]);
+    let text = stdout(&doctor);
+    let line = doctor_line(&text, "media");
+    assert!(line.starts_with("ok "), "{text}");
+    assert!(
+        line.ends_with(
+            ": 3 photos, 1 video (quotes 2, travel 1, uncategorized 1); not posted: \
+             1 file of a kind not supported, 1 broken file (storyline scan names them)"
+        ),
+        "{text}"
+    );
+    assert_eq!(new, 3 + 1, "{scanned}");
+    assert_eq!(
+        scan_categories.join(", "),
+        "quotes 2, travel 1, uncategorized 1",
+        "{scanned}"
+    );
+    assert!(
+        scanned.contains("\n1 .txt file: not supported")
+            && scanned.contains("\n1 broken .png file: travel/broken.png"),
+        "{scanned}"
+    );
 }
 
 #[test]

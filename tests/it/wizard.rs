@@ -65,11 +65,12 @@ fn wizard_rows(env: &Env) -> i64 {
         .unwrap()
 }
 
-/// Writes a file with distinct content under the media folder.
+/// Writes a valid file of the path's kind with distinct content under the media
+/// folder.
 fn put(env: &Env, path: &str) {
     let full = env.media_dir().join(path);
     fs::create_dir_all(full.parent().unwrap()).unwrap();
-    fs::write(full, format!("content of {path}").repeat(50)).unwrap();
+    fs::write(full, crate::support::media::sized(path, 1000)).unwrap();
 }
 
 #[test]

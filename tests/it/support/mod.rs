@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod fake_instagram;
 pub mod fake_telegram;
+pub mod media;
 
 #[allow(unused_imports)]
 pub use daemon::Daemon;
