@@ -445,3 +445,53 @@ fn plan_is_a_preview_that_writes_nothing() {
     assert!(stdout(&output).contains("1 new"), "{}", stdout(&output));
     assert_eq!(files(&env), before, "plan changed or added a file");
 }
+
+/// `scripts/ensure-toolchain` on a machine without cargo: it installs Debian's
+/// packages without their recommendations, and when what it got is older than
+/// Cargo.toml's rust-version it stops and says how to get a new enough one,
+/// instead of a build failing later with a page of unrelated errors.
+#[test]
+fn ensure_toolchain_installs_without_recommends_and_refuses_a_too_old_rust() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("apt.log");
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // Debian's package tool, as plain bookworm would answer: its rustc-web is 1.85.
+    script(
+        "apt-get",
+        &format!(
+            "echo \"$*\" >> {log}\n\
+             case \"$*\" in *install*) printf '#!/bin/sh\\necho \"rustc 1.85.0 (built from a source tarball)\"\\n' > {bin}/rustc; chmod +x {bin}/rustc; printf '#!/bin/sh\\nexit 0\\n' > {bin}/cargo; chmod +x {bin}/cargo;; esac",
+            log = log.display(),
+            bin = bin.display()
+        ),
+    );
+    script("sudo", "exec \"$@\"");
+    script("cc", "exit 0");
+    script("python3", "exit 0");
+    // Only the tools a fresh machine has, and the fakes: no cargo, no rustc.
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = std::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-toolchain"))
+        .env("PATH", path)
+        .env_remove("STORYLINE_NEED_LINTS")
+        .output()
+        .unwrap();
+    let apt = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        apt.lines().any(|l| l.contains("install")
+            && l.contains("--no-install-recommends")
+            && l.contains("cargo-web rustc-web")),
+        "{apt}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("needs Rust 1.92 or newer"), "{said}");
+    assert!(said.contains("has 1.85.0"), "{said}");
+    assert!(said.contains("bookworm-security"), "{said}");
+}
