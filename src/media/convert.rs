@@ -1430,6 +1430,35 @@ pub fn cache_dir(config: &crate::config::Config) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each sample decodes as what it claims, and its tag makes it its own.
+    #[test]
+    fn samples_are_real_files_of_their_kind() {
+        for (name, format) in [
+            ("a.jpg", image::ImageFormat::Jpeg),
+            ("a.PNG", image::ImageFormat::Png),
+            ("a.webp", image::ImageFormat::WebP),
+        ] {
+            for tag in [&b""[..], b"x", b"a longer tag with more bytes"] {
+                let bytes = crate::samples::file(name, tag);
+                let decoded = image::load_from_memory_with_format(&bytes, format);
+                assert!(decoded.is_ok(), "{name} {tag:?}: {decoded:?}");
+            }
+            assert_ne!(
+                crate::samples::file(name, b"one"),
+                crate::samples::file(name, b"two"),
+                "{name}"
+            );
+        }
+        assert_eq!(crate::samples::crc32(b"123456789"), 0xCBF4_3926);
+        let movie = crate::samples::mp4(b"tag");
+        assert_eq!(
+            mp4_structure_problem(&mut std::io::Cursor::new(&movie), movie.len() as u64),
+            None
+        );
+        assert_ne!(crate::samples::mp4(b"one"), crate::samples::mp4(b"two"));
+        assert_eq!(crate::samples::file("notes.txt", b"text"), b"text");
+    }
     use std::io::Cursor;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -1807,26 +1836,12 @@ mod tests {
     /// A PNG of a few hundred bytes that claims `width`×`height` pixels: its
     /// header, one IDAT chunk that starts a zlib stream, and no end.
     fn png_claiming(width: u32, height: u32) -> Vec<u8> {
-        fn crc32(bytes: &[u8]) -> u32 {
-            let mut crc = !0u32;
-            for &b in bytes {
-                crc ^= u32::from(b);
-                for _ in 0..8 {
-                    crc = if crc & 1 == 1 {
-                        (crc >> 1) ^ 0xEDB8_8320
-                    } else {
-                        crc >> 1
-                    };
-                }
-            }
-            !crc
-        }
         fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
             out.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let start = out.len();
             out.extend_from_slice(kind);
             out.extend_from_slice(data);
-            let crc = crc32(&out[start..]);
+            let crc = crate::samples::crc32(&out[start..]);
             out.extend_from_slice(&crc.to_be_bytes());
         }
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();

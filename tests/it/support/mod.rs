@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod fake_instagram;
 pub mod fake_telegram;
+#[path = "../../../src/samples.rs"]
 pub mod media;
 
 #[allow(unused_imports)]
