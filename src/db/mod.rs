@@ -14,13 +14,17 @@ pub mod publish;
 pub mod queue;
 pub mod wizard;
 
+mod time;
+#[allow(unused_imports)] // the store's functions move to it in the next step
+pub(crate) use time::{optional_time_at, time_at, Timestamp};
+pub use time::{parse_timestamp, timestamp};
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::domain::settings::ChatRow;
@@ -44,17 +48,6 @@ pub fn is_storage_error(e: &anyhow::Error) -> bool {
             )
         )
     })
-}
-
-/// Timestamps are stored as RFC 3339 UTC text so they sort as text.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Opens (creating it mode 0600 if missing) and configures the database, then
