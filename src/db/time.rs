@@ -29,7 +29,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// A stored time. Reads any RFC 3339 text (as the store always has), not only
 /// the form `timestamp` writes.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -80,6 +80,8 @@ mod tests {
             .unwrap();
         assert_eq!(stored, "2026-12-02T13:45:00Z");
         assert_eq!(timestamp(with_fraction), stored);
+        // The lock "for good" that existing rows hold.
+        assert_eq!(timestamp(crate::db::queue::FOREVER), "9999-12-31T00:00:00Z");
         let back = conn
             .query_row("SELECT ?1", [Timestamp(t)], |r| time_at(r, 0))
             .unwrap();

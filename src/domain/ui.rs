@@ -88,19 +88,15 @@ fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if let Some(name) = paused_by {
         line.push_str(&format!(" by {}", escape_html(name)));
     }
-    if let Some(at) = settings.paused_at.as_deref().and_then(short_time) {
+    if let Some(at) = settings.paused_at.map(short_time) {
         line.push_str(&format!(" since {at}"));
     }
     line
 }
 
-/// "2026-11-22 14:02 UTC" from a stored timestamp.
-fn short_time(stored: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(stored).ok().map(|t| {
-        t.with_timezone(&chrono::Utc)
-            .format("%Y-%m-%d %H:%M UTC")
-            .to_string()
-    })
+/// "2026-11-22 14:02 UTC".
+fn short_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// The /settings message: a summary and the keyboard that changes it.
@@ -1114,7 +1110,7 @@ mod tests {
     fn paused_status_escapes_names() {
         let mut s = settings();
         s.is_paused = true;
-        s.paused_at = Some("2026-11-22T14:02:00Z".into());
+        s.paused_at = Some("2026-11-22T14:02:00Z".parse().unwrap());
         let text = status_text(
             &s,
             Some("<b>eve</b>"),
