@@ -52,7 +52,9 @@ fn generate(media: &Path) -> u64 {
             let bytes = rng.next().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
-        let name = format!("{i:05}.{}", EXTENSIONS[i % EXTENSIONS.len()]);
+        let extension = EXTENSIONS[i % EXTENSIONS.len()];
+        put_header(extension, &mut buffer[..size as usize]);
+        let name = format!("{i:05}.{extension}");
         File::create(folder.join(name))
             .unwrap()
             .write_all(&buffer[..size as usize])
@@ -60,6 +62,30 @@ fn generate(media: &Path) -> u64 {
         total += size;
     }
     total
+}
+
+/// Makes the start of `content` what the scanner checks for its extension (the
+/// rest stays random): a JPEG, PNG or WebP signature, or an MP4's `ftyp`, an
+/// empty `moov` and an `mdat` holding the rest.
+fn put_header(extension: &str, content: &mut [u8]) {
+    let header: Vec<u8> = match extension {
+        "jpg" | "jpeg" => b"\xFF\xD8\xFF\xE0".to_vec(),
+        "png" => b"\x89PNG\r\n\x1a\n".to_vec(),
+        "webp" => {
+            let mut riff = b"RIFF".to_vec();
+            riff.extend_from_slice(&(content.len() as u32 - 8).to_le_bytes());
+            riff.extend_from_slice(b"WEBP");
+            riff
+        }
+        "mp4" => {
+            let mut boxes = b"\0\0\0\x10ftypisom\0\0\0\0\0\0\0\x08moov".to_vec();
+            boxes.extend_from_slice(&(content.len() as u32 - 24).to_be_bytes());
+            boxes.extend_from_slice(b"mdat");
+            boxes
+        }
+        other => panic!("no header for .{other}"),
+    };
+    content[..header.len()].copy_from_slice(&header);
 }
 
 /// Reads every file once so that every timed run sees a warm page cache.

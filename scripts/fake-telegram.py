@@ -29,7 +29,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-TOKEN = "123456:SMOKE-token-SECRET"
+TOKEN = "123456:SMOKE-token-SECRET-0123456789abcde"
 CHAT = 4242  # a private chat: its id is the user's id
 FIRST_UPDATE_ID = 1000
 

@@ -27,6 +27,9 @@ pub use crate::secret::{Secret, MASK};
 pub struct Config {
     /// The file that was loaded.
     pub source: PathBuf,
+    /// The keys that hold a secret in the file itself (not only in the
+    /// environment), e.g. "telegram.bot_token": the file must then be private.
+    pub secrets_in_file: Vec<&'static str>,
     pub telegram: TelegramConfig,
     pub access: AccessConfig,
     pub storage: StorageConfig,
@@ -244,7 +247,7 @@ struct RawFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct RawTelegram {
-    bot_token: Option<String>,
+    bot_token: Option<Spanned<String>>,
     api_url: Option<Spanned<String>>,
     poll_timeout_secs: Option<Spanned<i64>>,
     delete_webhook: Option<bool>,
@@ -327,10 +330,22 @@ impl Checker<'_> {
             defaults,
             log,
         } = raw;
+        let secrets_in_file = [
+            (
+                "telegram.bot_token",
+                telegram.bot_token.as_ref().map(|t| t.get_ref()),
+            ),
+            ("instagram.app_secret", instagram.app_secret.as_ref()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_some_and(|v| !v.trim().is_empty()))
+        .map(|(key, _)| key)
+        .collect();
         Config {
             source: self.source.to_path_buf(),
+            secrets_in_file,
             telegram: TelegramConfig {
-                bot_token: secret(telegram.bot_token, env(ENV_BOT_TOKEN)),
+                bot_token: self.bot_token(telegram.bot_token, env(ENV_BOT_TOKEN)),
                 api_url: self.url(
                     "telegram.api_url",
                     telegram.api_url,
@@ -408,6 +423,31 @@ impl Checker<'_> {
                 level: self.log_level(log.level),
             },
         }
+    }
+
+    /// The token `run` uses (the environment's unless empty, else the file's),
+    /// if it has the shape of a Bot API token; the complaint never shows it.
+    fn bot_token(
+        &mut self,
+        from_file: Option<Spanned<String>>,
+        from_env: Option<String>,
+    ) -> Option<Secret> {
+        if let Some(token) = non_empty(from_env) {
+            if is_bot_token(&token) {
+                return Some(Secret::new(token));
+            }
+            self.problems
+                .push(format!("{ENV_BOT_TOKEN} (environment) {NOT_A_BOT_TOKEN}"));
+            return None;
+        }
+        let from_file = from_file?;
+        let span = from_file.span();
+        let token = non_empty(Some(from_file.into_inner()))?;
+        if is_bot_token(&token) {
+            return Some(Secret::new(token));
+        }
+        self.complain(span, format!("telegram.bot_token {NOT_A_BOT_TOKEN}"));
+        None
     }
 
     fn complain(&mut self, span: Range<usize>, message: String) {
@@ -546,6 +586,26 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Follows the key or variable name in an error; never includes the value.
+const NOT_A_BOT_TOKEN: &str = "is not a Telegram bot token: expected digits, a colon, then 30 or \
+     more letters, digits, - or _ (the shape @BotFather gives, like 123456789:AAH…); \
+     copy it again from @BotFather (/mybots, API Token)";
+
+/// Whether `token` has the shape of a Bot API token: the bot's id (digits), a
+/// colon, and a secret of 30 or more URL-safe characters. Anything else could
+/// never work, and would not even make a valid request URL.
+pub fn is_bot_token(token: &str) -> bool {
+    let Some((id, secret)) = token.split_once(':') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && secret.len() >= 30
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The file's value unless the environment has a non-empty one; empty means "not set"
@@ -957,7 +1017,7 @@ mod tests {
 
     const FULL_EXAMPLE: &str = r#"# Storyline configuration
 [telegram]
-bot_token = "123456:ABC-file-token"
+bot_token = "123456:ABC-file-token-0123456789abcdefghij"
 api_url = "http://127.0.0.1:9000/"
 poll_timeout_secs = 30
 delete_webhook = true
@@ -1109,7 +1169,7 @@ level = "DEBUG"
             name: "env sets secrets the file leaves empty",
             text: "",
             env: &[
-                ("STORYLINE_TELEGRAM_BOT_TOKEN", "env-token"),
+                ("STORYLINE_TELEGRAM_BOT_TOKEN", "654321:ENV-token-0123456789abcdefghijklm"),
                 ("STORYLINE_INSTAGRAM_APP_SECRET", "env-secret"),
             ],
             want: Want::Renders(&["bot_token = \"********\"", "app_secret = \"********\""]),
@@ -1431,28 +1491,113 @@ level = "DEBUG"
         assert_eq!(config.access.allowed_chat_ids, vec![-1001234567890, 42]);
         assert_eq!(
             config.telegram.bot_token.as_ref().map(Secret::expose),
-            Some("123456:ABC-file-token")
+            Some("123456:ABC-file-token-0123456789abcdefghij")
         );
     }
 
     #[test]
     fn rendered_config_parses_back_to_the_same_config() {
         let config = parse_with_env(FULL_EXAMPLE, &[]).unwrap();
-        let again = parse_with_env(&config.render_masked(), &[]).unwrap();
+        // The rendered token is the mask, which is no token: the environment's wins.
+        let token = [(ENV_BOT_TOKEN, "123456:ABC-file-token-0123456789abcdefghij")];
+        let again = parse_with_env(&config.render_masked(), &token).unwrap();
         // Debug masks secrets, so this compares everything else.
         assert_eq!(format!("{config:?}"), format!("{again:?}"));
     }
 
     #[test]
+    fn a_token_that_cannot_be_a_bot_token_is_refused_without_showing_it() {
+        for good in [
+            "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "1:______________________________",
+            "  42:abcdefghijklmnopqrstuvwxyz-ABCDE  ",
+        ] {
+            assert!(
+                parse_with_env("", &[(ENV_BOT_TOKEN, good)]).is_ok(),
+                "{good}"
+            );
+            let file = format!("[telegram]\nbot_token = \"{good}\"\n");
+            assert!(parse_with_env(&file, &[]).is_ok(), "{good}");
+        }
+        for bad in [
+            "not a token",
+            "123456:short-secret",
+            "abc:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            ":AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "123456AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+            "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDs/w",
+            "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5P ALDsaw",
+        ] {
+            let err = parse_with_env("", &[(ENV_BOT_TOKEN, bad)]).unwrap_err();
+            assert!(
+                err.message.starts_with(
+                    "STORYLINE_TELEGRAM_BOT_TOKEN (environment) is not a Telegram bot token"
+                ) && err.message.contains("digits, a colon, then 30 or more"),
+                "{bad}: {}",
+                err.message
+            );
+            let file = format!("[log]\nlevel = \"info\"\n[telegram]\nbot_token = \"{bad}\"\n");
+            let err = parse_with_env(&file, &[]).unwrap_err();
+            assert!(
+                err.message.starts_with(
+                    "storyline.toml:4: telegram.bot_token is not a Telegram bot token"
+                ),
+                "{bad}: {}",
+                err.message
+            );
+            for message in [&err.message, &format!("{err}")] {
+                assert!(!message.contains(bad.trim()), "{bad} shown in {message}");
+            }
+        }
+        // A good token in the environment wins over a bad one in the file.
+        let file = "[telegram]\nbot_token = \"not a token\"\n";
+        let good = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+        let config = parse_with_env(file, &[(ENV_BOT_TOKEN, good)]).unwrap();
+        assert_eq!(
+            config.telegram.bot_token.as_ref().map(Secret::expose),
+            Some(good)
+        );
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_named_whatever_the_environment_says() {
+        let config = parse_with_env(FULL_EXAMPLE, &[]).unwrap();
+        assert_eq!(
+            config.secrets_in_file,
+            ["telegram.bot_token", "instagram.app_secret"]
+        );
+        let env = [
+            (ENV_BOT_TOKEN, "654321:ENV-token-0123456789abcdefghijklm"),
+            (ENV_APP_SECRET, "env-secret"),
+        ];
+        let config = parse_with_env(FULL_EXAMPLE, &env).unwrap();
+        assert_eq!(
+            config.secrets_in_file,
+            ["telegram.bot_token", "instagram.app_secret"]
+        );
+        let config = parse_with_env("[telegram]\nbot_token = \" \"\n", &env).unwrap();
+        assert!(config.secrets_in_file.is_empty());
+        let config = parse_with_env("[instagram]\napp_secret = \"s\"\n", &[]).unwrap();
+        assert_eq!(config.secrets_in_file, ["instagram.app_secret"]);
+    }
+
+    #[test]
     fn env_overrides_file_secrets_unless_empty() {
         let cases: &[(Env, Option<&str>, Option<&str>)] = &[
-            (&[], Some("123456:ABC-file-token"), Some("ig-file-secret")),
+            (
+                &[],
+                Some("123456:ABC-file-token-0123456789abcdefghij"),
+                Some("ig-file-secret"),
+            ),
             (
                 &[
-                    ("STORYLINE_TELEGRAM_BOT_TOKEN", "env-token"),
+                    (
+                        "STORYLINE_TELEGRAM_BOT_TOKEN",
+                        "654321:ENV-token-0123456789abcdefghijklm",
+                    ),
                     ("STORYLINE_INSTAGRAM_APP_SECRET", "env-secret"),
                 ],
-                Some("env-token"),
+                Some("654321:ENV-token-0123456789abcdefghijklm"),
                 Some("env-secret"),
             ),
             (
@@ -1460,7 +1605,7 @@ level = "DEBUG"
                     ("STORYLINE_TELEGRAM_BOT_TOKEN", ""),
                     ("STORYLINE_INSTAGRAM_APP_SECRET", ""),
                 ],
-                Some("123456:ABC-file-token"),
+                Some("123456:ABC-file-token-0123456789abcdefghij"),
                 Some("ig-file-secret"),
             ),
         ];
@@ -1493,7 +1638,7 @@ level = "DEBUG"
             format!("{}", Secret::new("plain")),
         ] {
             for secret in [
-                "123456:ABC-file-token",
+                "123456:ABC-file-token-0123456789abcdefghij",
                 "ig-file-secret",
                 "env-secret",
                 "plain",
@@ -1789,7 +1934,10 @@ level = "DEBUG"
         let listen = (any::<IpAddr>(), any::<u16>(), " {0,1}");
         (
             (
-                of(".{0,24}"),
+                of(prop_oneof![
+                    " {0,2}",
+                    padded("[0-9]{1,12}:[A-Za-z0-9_-]{30,46}")
+                ]),
                 of(any_url()),
                 of(in_range(1, 300)),
                 ids(),
@@ -2035,9 +2183,48 @@ level = "DEBUG"
                 .map_err(|err| TestCaseError::fail(format!("{}\n---\n{text}", err.message)))?;
             file.check(&config)?;
             let rendered = config.render_masked();
-            let again = parse(&rendered, source(), base(), &no_env)
+            // The rendered token is the mask, which is no token: the environment's wins.
+            let token_env = |key: &str| {
+                (key == ENV_BOT_TOKEN && config.telegram.bot_token.is_some())
+                    .then(|| "1:rendered-token-0123456789abcdefghij".to_string())
+            };
+            let again = parse(&rendered, source(), base(), &token_env)
                 .map_err(|err| TestCaseError::fail(format!("{}\n---\n{rendered}", err.message)))?;
             prop_assert_eq!(format!("{config:?}"), format!("{again:?}"));
+        }
+
+        /// A token from the environment or the file is taken exactly when it has
+        /// a bot token's shape; the error about one never shows it.
+        #[test]
+        fn fuzz_config_bot_token_shape(
+            token in prop_oneof!["[ -~]{0,60}", " ?[0-9]{0,10}:[A-Za-z0-9_-]{25,40} ?"],
+            in_file: bool,
+        ) {
+            let file = format!("[telegram]\nbot_token = {}\n", toml::Value::String(token.clone()));
+            let env_token = token.clone();
+            let env = move |key: &str| (key == ENV_BOT_TOKEN).then(|| env_token.clone());
+            let result = if in_file {
+                parse(&file, source(), base(), &no_env)
+            } else {
+                parse("", source(), base(), &env)
+            };
+            let trimmed = token.trim();
+            match result {
+                Ok(config) => {
+                    prop_assert!(trimmed.is_empty() || is_bot_token(trimmed), "{token:?} accepted");
+                    prop_assert_eq!(
+                        config.telegram.bot_token.as_ref().map(Secret::expose),
+                        (!trimmed.is_empty()).then_some(trimmed)
+                    );
+                }
+                Err(err) => {
+                    prop_assert!(!is_bot_token(trimmed), "{token:?} refused: {}", err.message);
+                    prop_assert!(err.message.contains("is not a Telegram bot token"), "{}", err.message);
+                    if trimmed.len() >= 12 {
+                        prop_assert!(!err.message.contains(trimmed), "{}", err.message);
+                    }
+                }
+            }
         }
 
         /// Valid files truncated, flipped or spliced give a Config or an error

@@ -13,12 +13,13 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_input;
 pub mod instagram;
-pub mod keyfile;
 pub mod logging;
 pub mod media;
 pub mod memory;
 pub mod runlock;
 pub mod runtime;
+#[cfg(test)]
+mod samples;
 pub mod secret;
 pub mod signing;
 pub mod telegram;

@@ -152,10 +152,10 @@ const LEAVES: &[&str] = &[
     "config",
     "crypto",
     "fuzz_input",
-    "keyfile",
     "logging",
     "memory",
     "runlock",
+    "samples",
     "secret",
     "signing",
 ];

@@ -1,6 +1,8 @@
-//! Instagram accounts and their tokens: which account a chat posts to, whether
-//! its token is usable, keeping tokens fresh, and the `storyline accounts`
-//! command line.
+//! Instagram accounts and their tokens: which chats may use an account (the
+//! chat that connected it, those it is shared with, or every chat for one the
+//! operator added without a chat), which account a chat posts to, whether its
+//! token is usable, keeping tokens fresh, and the `storyline accounts` command
+//! line.
 //!
 //! Tokens are stored only sealed (`crypto`) under the key file. A missing or
 //! different key never crashes anything: the affected accounts read as
@@ -15,10 +17,11 @@ use chrono::{DateTime, Utc};
 use log::{info, warn};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::bot::keyfile;
 use crate::config::{Config, Secret};
 use crate::crypto::{self, KEY_LEN};
 use crate::db;
-use crate::keyfile;
+use crate::domain::markup::plural;
 
 pub use crate::db::accounts::Account;
 
@@ -44,16 +47,35 @@ pub enum AccountChoice {
     None,
 }
 
-/// The chat's chosen account if it is still active; else the only active
-/// account when there is exactly one (so a chat created after it was added
-/// uses it too); else the chat has to choose, or there is nothing to choose.
+/// Who an account is for, when it is added or connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Added on the command line without `--chat`: every chat may use it.
+    Operator,
+    /// Connected in this chat (or added with `--chat`): it is the chat's, and
+    /// other chats get it only when an admin shares it.
+    Chat(i64),
+}
+
+/// The account, if it is active and the chat may use it.
+pub fn usable_account(conn: &Connection, chat_id: i64, account_id: i64) -> Result<Option<Account>> {
+    let Some(account) = db::accounts::account(conn, account_id)?.filter(|a| a.is_active) else {
+        return Ok(None);
+    };
+    Ok(db::accounts::chat_may_use(conn, account_id, chat_id)?.then_some(account))
+}
+
+/// The chat's chosen account if it is still active and the chat's to use;
+/// else the only such account when there is exactly one (so a chat uses the
+/// account it connected, or the operator's only one, without choosing); else
+/// the chat has to choose, or there is nothing to choose.
 pub fn active_account_for_chat(conn: &Connection, chat_id: i64) -> Result<AccountChoice> {
     if let Some(id) = db::accounts::chat_active_account_id(conn, chat_id)? {
-        if let Some(account) = db::accounts::account(conn, id)?.filter(|a| a.is_active) {
+        if let Some(account) = usable_account(conn, chat_id, id)? {
             return Ok(AccountChoice::Account(account));
         }
     }
-    let mut active = db::accounts::active_accounts(conn)?;
+    let mut active = db::accounts::accounts_for_chat(conn, chat_id)?;
     Ok(match active.len() {
         0 => AccountChoice::None,
         1 => AccountChoice::Account(active.remove(0)),
@@ -72,15 +94,15 @@ pub enum PickOutcome {
     Changed { account: Account, old: Option<i64> },
 }
 
-/// Makes `account_id` the chat's account, if it is an active one. The caller
-/// records the change in settings_history.
+/// Makes `account_id` the chat's account, if it is an active one the chat may
+/// use. The caller records the change in settings_history.
 pub fn choose_account(
     conn: &Connection,
     chat_id: i64,
     account_id: i64,
     now: DateTime<Utc>,
 ) -> Result<PickOutcome> {
-    let Some(account) = db::accounts::account(conn, account_id)?.filter(|a| a.is_active) else {
+    let Some(account) = usable_account(conn, chat_id, account_id)? else {
         return Ok(PickOutcome::Unavailable);
     };
     let old = db::accounts::chat_active_account_id(conn, chat_id)?;
@@ -92,15 +114,14 @@ pub fn choose_account(
     Ok(PickOutcome::Changed { account, old })
 }
 
-/// The chats that post to this account: those that chose it, and, when it is
-/// the only active account, those that chose none that is still active.
+/// The chats that post to this account (`active_account_for_chat`).
 pub fn chats_using_account(conn: &Connection, account_id: i64) -> Result<Vec<i64>> {
-    let mut chats = db::accounts::chats_choosing(conn, account_id)?;
-    let active = db::accounts::active_accounts(conn)?;
-    if matches!(active.as_slice(), [only] if only.id == account_id) {
-        chats.extend(db::accounts::chats_without_active_choice(conn)?);
-        chats.sort_unstable();
-        chats.dedup();
+    let mut chats = Vec::new();
+    for chat_id in db::accounts::chat_ids(conn)? {
+        if matches!(active_account_for_chat(conn, chat_id)?, AccountChoice::Account(a) if a.id == account_id)
+        {
+            chats.push(chat_id);
+        }
     }
     Ok(chats)
 }
@@ -180,13 +201,14 @@ pub fn chat_account(
     })
 }
 
-/// Every active account with the state of its token.
-pub fn active_account_statuses(
+/// The accounts the chat may use, with the state of their tokens.
+pub fn account_statuses_for_chat(
     conn: &Connection,
     key: Option<&[u8; KEY_LEN]>,
+    chat_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Account, TokenHealth)>> {
-    db::accounts::active_accounts(conn)?
+    db::accounts::accounts_for_chat(conn, chat_id)?
         .into_iter()
         .map(|account| {
             let health = usable_token(conn, key, account.id, now)?.health();
@@ -197,7 +219,9 @@ pub fn active_account_statuses(
 
 /// Adds an account with its token, or, for an Instagram user id already
 /// known, updates its name, username and token and makes it active again.
-/// Returns the account and whether it is new.
+/// A new account is `owner`'s; a chat that brings an account it had not (it
+/// logged in as it, or an admin named it) gets it too, shared when another
+/// chat owns it. Returns the account and whether it is new.
 #[allow(clippy::too_many_arguments)]
 pub fn add_or_update_account(
     conn: &Connection,
@@ -207,10 +231,18 @@ pub fn add_or_update_account(
     username: Option<&str>,
     token: &Secret,
     expires_at: DateTime<Utc>,
+    owner: Owner,
     now: DateTime<Utc>,
 ) -> Result<(Account, bool)> {
     let (id, created) =
         db::accounts::upsert_account(conn, display_name, instagram_user_id, username, now)?;
+    match owner {
+        Owner::Operator if created => db::accounts::open_to_every_chat(conn, id, now)?,
+        Owner::Operator => {}
+        Owner::Chat(chat_id) => {
+            db::accounts::give_to_chat(conn, id, chat_id, now)?;
+        }
+    }
     let sealed = crypto::seal(key, token.expose())?;
     db::accounts::store_token(conn, id, &sealed, now, expires_at)?;
     let account = db::accounts::account(conn, id)?
@@ -390,8 +422,8 @@ pub fn refresh_due_tokens(
                 )?;
                 if stored {
                     info!(
-                        "account {account_id}: Instagram token refreshed, valid for {} days",
-                        days_left(expires_at, now)
+                        "account {account_id}: Instagram token refreshed, valid for {}",
+                        plural(days_left(expires_at, now), "day", "days")
                     );
                 }
             }
@@ -426,12 +458,16 @@ pub fn refresh_due_tokens(
 
 pub const ACCOUNTS_HELP: &str = "\
 Usage: storyline [--config PATH] accounts add --name NAME --instagram-id ID --username USER
-                                          --token TOKEN [--expires-in-days N]
+                                          --token TOKEN [--expires-in-days N] [--chat CHAT]
        storyline [--config PATH] accounts list
        storyline [--config PATH] accounts deactivate ID
+       storyline [--config PATH] accounts share ID --chat CHAT
+       storyline [--config PATH] accounts unshare ID --chat CHAT
        storyline [--config PATH] accounts forget-tokens --yes
 
-Manages the Instagram accounts chats can post to.
+Manages the Instagram accounts chats can post to. An account connected with
+/connect belongs to that chat: other chats neither list nor use it until it is
+shared with them.
 
   add          Adds an account with its long-lived access token, sealed with the
                key file. An Instagram id already added is updated instead (name,
@@ -442,11 +478,16 @@ Manages the Instagram accounts chats can post to.
                  --token TOKEN         the access token; `--token -` reads it from
                                        stdin, which keeps it out of the shell history
                  --expires-in-days N   days the token stays valid, 1 to 365 (default 60)
+                 --chat CHAT           the chat it belongs to, as if connected there;
+                                       without it, every chat may use a new account
   list         Every account: id, name, @username, active, days until the token
                expires (\"reconnect needed\" when it cannot be read with the key
-               file). Never prints a token.
+               file), and the chats that may use it. Never prints a token.
   deactivate   Soft delete: chats can no longer choose the account; it stays in
                the history. `add` with its Instagram id brings it back.
+  share        Lets chat CHAT list and use the account too.
+  unshare      Takes a shared account away from chat CHAT (never from the chat it
+               belongs to); if CHAT had chosen it, it must choose again.
   forget-tokens
                For a key file that is lost for good: removes every sealed token
                so that the next start can make a new key. The accounts stay;
@@ -459,6 +500,8 @@ pub enum AccountsCommand {
     Add(NewAccount),
     List,
     Deactivate { id: i64 },
+    Share { id: i64, chat: i64 },
+    Unshare { id: i64, chat: i64 },
     ForgetTokens,
 }
 
@@ -470,6 +513,8 @@ pub struct NewAccount {
     pub username: String,
     pub token: TokenSource,
     pub expires_in_days: u32,
+    /// `--chat`: the chat it belongs to; None: every chat may use it.
+    pub chat: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,6 +628,8 @@ pub fn run_command(config: &Config, command: &AccountsCommand) -> Result<String>
         }
         AccountsCommand::List => list_command(config, now),
         AccountsCommand::Deactivate { id } => deactivate_command(config, *id, now),
+        AccountsCommand::Share { id, chat } => share_command(config, *id, *chat, now),
+        AccountsCommand::Unshare { id, chat } => unshare_command(config, *id, *chat),
         AccountsCommand::ForgetTokens => forget_tokens_command(config),
     }
 }
@@ -591,8 +638,9 @@ fn forget_tokens_command(config: &Config) -> Result<String> {
     let conn = db::open(&config.storage.database)?;
     let removed = db::accounts::forget_tokens(&conn)?;
     Ok(format!(
-        "Removed {removed} sealed Instagram token(s). The next start makes a new key if {} \
+        "Removed {}. The next start makes a new key if {} \
          is missing; connect the accounts again with /connect in their chats.",
+        plural(removed, "sealed Instagram token", "sealed Instagram tokens"),
         config.storage.key_file.display()
     ))
 }
@@ -608,8 +656,12 @@ fn add_command(
         &config.storage.key_file,
         &db::accounts::sealed_values(&conn)?,
     )?;
+    if let Some(chat_id) = new.chat {
+        known_chat(&conn, chat_id)?;
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let expires_at = now + chrono::TimeDelta::days(i64::from(new.expires_in_days));
+    let owner = new.chat.map_or(Owner::Operator, Owner::Chat);
     let (account, created) = add_or_update_account(
         &tx,
         &key,
@@ -618,19 +670,127 @@ fn add_command(
         Some(&new.username),
         token,
         expires_at,
+        owner,
         now,
     )?;
+    let reach = db::accounts::account_reach(&tx, account.id)?;
     tx.commit().context("saving the account")?;
     Ok(format!(
-        "{} account {}: {} (@{}), Instagram id {}. The token is stored sealed and expires in {} days ({}).",
+        "{} account {}: {} (@{}), Instagram id {}. The token is stored sealed and expires in {} ({}). \
+         Chats that may use it: {}.",
         if created { "Added" } else { "Updated" },
         account.id,
         account.display_name,
         new.username,
         account.instagram_user_id,
-        new.expires_in_days,
+        plural(new.expires_in_days, "day", "days"),
         expires_at.format("%Y-%m-%d"),
+        reach_words(&reach),
     ))
+}
+
+/// Refuses a chat Storyline has no row for: a typo must not give an account away.
+fn known_chat(conn: &Connection, chat_id: i64) -> Result<()> {
+    if db::chat(conn, chat_id)?.is_none() {
+        bail!(
+            "Storyline does not know chat {chat_id}: a chat is known once someone wrote to the bot \
+             there, or once `storyline run` started with it in allowed_chat_ids"
+        );
+    }
+    Ok(())
+}
+
+/// "every chat", or the owner and the chats the account is shared with.
+fn reach_words(reach: &db::accounts::AccountReach) -> String {
+    if reach.every_chat {
+        return "every chat".to_string();
+    }
+    let mut chats: Vec<String> = reach
+        .owner
+        .map(|owner| format!("{owner} (owner)"))
+        .into_iter()
+        .collect();
+    chats.extend(reach.shared_with.iter().map(i64::to_string));
+    if chats.is_empty() {
+        "none".to_string()
+    } else {
+        chats.join(", ")
+    }
+}
+
+fn share_command(config: &Config, id: i64, chat_id: i64, now: DateTime<Utc>) -> Result<String> {
+    let conn = db::open(&config.storage.database)?;
+    let Some(account) = db::accounts::account(&conn, id)? else {
+        bail!("there is no account {id}; `storyline accounts list` shows the ids");
+    };
+    known_chat(&conn, chat_id)?;
+    let before = db::accounts::account_reach(&conn, id)?;
+    if before.every_chat {
+        return Ok(format!(
+            "Account {id} ({}) was added without --chat: every chat may use it already.",
+            account.display_name
+        ));
+    }
+    let added = db::accounts::give_to_chat(&conn, id, chat_id, now)?;
+    let reach = db::accounts::account_reach(&conn, id)?;
+    let what = if !added {
+        "already had it"
+    } else if reach.owner == Some(chat_id) {
+        "now owns it (it had no owner)"
+    } else {
+        "may now list and use it"
+    };
+    Ok(format!(
+        "Account {id} ({}): chat {chat_id} {what}. Chats that may use it: {}.",
+        account.display_name,
+        reach_words(&reach)
+    ))
+}
+
+fn unshare_command(config: &Config, id: i64, chat_id: i64) -> Result<String> {
+    let conn = db::open(&config.storage.database)?;
+    let Some(account) = db::accounts::account(&conn, id)? else {
+        bail!("there is no account {id}; `storyline accounts list` shows the ids");
+    };
+    let reach = db::accounts::account_reach(&conn, id)?;
+    if reach.owner == Some(chat_id) {
+        bail!(
+            "account {id} ({}) belongs to chat {chat_id}, which connected it; it cannot be \
+             taken away from it (`storyline accounts deactivate {id}` retires the account)",
+            account.display_name
+        );
+    }
+    let used_it =
+        matches!(active_account_for_chat(&conn, chat_id)?, AccountChoice::Account(a) if a.id == id);
+    if !db::accounts::unshare(&conn, id, chat_id)? {
+        let mut text = format!(
+            "Account {id} ({}) was not shared with chat {chat_id}; nothing changed.",
+            account.display_name
+        );
+        if reach.every_chat {
+            text.push_str(" It was added without --chat, so every chat may use it.");
+        }
+        return Ok(text);
+    }
+    let mut text = format!(
+        "Account {id} ({}) is no longer shared with chat {chat_id}. Chats that may use it: {}.",
+        account.display_name,
+        reach_words(&db::accounts::account_reach(&conn, id)?)
+    );
+    if used_it {
+        text.push_str(&format!(" Chat {chat_id} posted to it; "));
+        text.push_str(&match active_account_for_chat(&conn, chat_id)? {
+            AccountChoice::Account(now_used) => format!(
+                "now it posts to account {} ({}).",
+                now_used.id, now_used.display_name
+            ),
+            AccountChoice::NeedsChoice(_) => {
+                "now it must choose another account in /settings.".to_string()
+            }
+            AccountChoice::None => "now it has no Instagram account.".to_string(),
+        });
+    }
+    Ok(text)
 }
 
 fn list_command(config: &Config, now: DateTime<Utc>) -> Result<String> {
@@ -648,9 +808,11 @@ fn list_command(config: &Config, now: DateTime<Utc>) -> Result<String> {
         "USERNAME".to_string(),
         "ACTIVE".to_string(),
         "TOKEN".to_string(),
+        "CHATS".to_string(),
     ]];
     for account in accounts {
         let token = usable_token(&conn, key.as_ref(), account.id, now)?.health();
+        let reach = reach_words(&db::accounts::account_reach(&conn, account.id)?);
         rows.push([
             account.id.to_string(),
             account.display_name,
@@ -660,13 +822,14 @@ fn list_command(config: &Config, now: DateTime<Utc>) -> Result<String> {
                 .unwrap_or_else(|| "-".to_string()),
             if account.is_active { "yes" } else { "no" }.to_string(),
             token_health_words(token),
+            reach,
         ]);
     }
     Ok(render_table(&rows))
 }
 
-fn render_table(rows: &[[String; 5]]) -> String {
-    let mut widths = [0usize; 5];
+fn render_table<const COLUMNS: usize>(rows: &[[String; COLUMNS]]) -> String {
+    let mut widths = [0usize; COLUMNS];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -705,8 +868,9 @@ fn deactivate_command(config: &Config, id: i64, now: DateTime<Utc>) -> Result<St
     let mut text = format!("Deactivated account {id}: {}.", account.display_name);
     if !chats.is_empty() {
         text.push_str(&format!(
-            " {} chat(s) used it and now need another account (/settings).",
-            chats.len()
+            " {} it and now {} another account (/settings).",
+            plural(chats.len(), "chat used", "chats used"),
+            if chats.len() == 1 { "needs" } else { "need" }
         ));
     }
     Ok(text)
@@ -828,6 +992,7 @@ mod tests {
                 username: "brand".into(),
                 token: TokenSource::Given(Secret::new("IGQ-x")),
                 expires_in_days: 30,
+                chat: None,
             })
         );
         match parsed(&[
@@ -912,6 +1077,65 @@ mod tests {
     }
 
     #[test]
+    fn share_unshare_and_add_with_a_chat_on_the_command_line() {
+        assert_eq!(
+            parsed(&["accounts", "share", "3", "--chat", "-1001234567890"]),
+            AccountsCommand::Share {
+                id: 3,
+                chat: -1_001_234_567_890
+            }
+        );
+        assert_eq!(
+            parsed(&["accounts", "unshare", "--chat=4242", "3"]),
+            AccountsCommand::Unshare { id: 3, chat: 4242 }
+        );
+        match parsed(&[
+            "accounts",
+            "add",
+            "--name=N",
+            "--instagram-id=1",
+            "--username=u",
+            "--token=t",
+            "--chat",
+            "-5555",
+        ]) {
+            AccountsCommand::Add(new) => assert_eq!(new.chat, Some(-5555)),
+            other => panic!("{other:?}"),
+        }
+        for (args, fragment) in [
+            (vec!["accounts", "share", "3"], "needs --chat CHAT"),
+            (
+                vec!["accounts", "unshare", "--chat", "5"],
+                "needs an account id",
+            ),
+            (
+                vec!["accounts", "share", "3", "--chat", "x"],
+                "not a chat id",
+            ),
+            (
+                vec!["accounts", "share", "3", "--chat", "0"],
+                "not a chat id",
+            ),
+            (
+                vec!["accounts", "share", "3", "--chat=1", "--chat=2"],
+                "given twice",
+            ),
+            (vec!["accounts", "list", "--chat", "1"], "invalid option"),
+            (
+                vec!["accounts", "deactivate", "1", "--chat", "1"],
+                "invalid option",
+            ),
+        ] {
+            match parse(&args) {
+                Err(UsageError(message)) => {
+                    assert!(message.contains(fragment), "{args:?}: {message}")
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn refresh_answers() {
         let old = Secret::new("OLD-token");
         let ok = parse_refresh_answer(
@@ -978,6 +1202,7 @@ mod tests {
             Some(username),
             &Secret::new(format!("TOKEN-{username}")),
             expires,
+            Owner::Operator,
             at(1, 0),
         )
         .unwrap();
@@ -1052,6 +1277,72 @@ mod tests {
             Some(first)
         );
         assert_eq!(chats_using_account(&conn, first).unwrap(), vec![7, 8]);
+    }
+
+    #[test]
+    fn an_account_connected_in_a_chat_is_that_chats_until_shared() {
+        let (_dir, mut conn) = database();
+        add_chat(&mut conn, 7);
+        add_chat(&mut conn, 8);
+        let connect = |chat: i64, instagram_id: &str| {
+            add_or_update_account(
+                &conn,
+                &KEY,
+                instagram_id,
+                instagram_id,
+                None,
+                &Secret::new("TOKEN"),
+                at(30, 0),
+                Owner::Chat(chat),
+                at(1, 0),
+            )
+            .unwrap()
+            .0
+            .id
+        };
+        let sevens = connect(7, "1");
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 7).unwrap()),
+            Some(sevens)
+        );
+        // Chat 8 neither sees nor picks it, and is not among its users.
+        assert_eq!(
+            active_account_for_chat(&conn, 8).unwrap(),
+            AccountChoice::None
+        );
+        assert_eq!(
+            choose_account(&conn, 8, sevens, at(2, 0)).unwrap(),
+            PickOutcome::Unavailable
+        );
+        assert!(account_statuses_for_chat(&conn, Some(&KEY), 8, at(2, 0))
+            .unwrap()
+            .is_empty());
+        assert_eq!(chats_using_account(&conn, sevens).unwrap(), vec![7]);
+        // An account the operator added without a chat is everyone's.
+        let operators = add(&conn, "2", "operator", at(30, 0));
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 8).unwrap()),
+            Some(operators)
+        );
+        assert!(matches!(
+            active_account_for_chat(&conn, 7).unwrap(),
+            AccountChoice::NeedsChoice(_)
+        ));
+        // Chat 8 connects the same Instagram account: it gets it too, shared.
+        assert_eq!(connect(8, "1"), sevens);
+        let reach = db::accounts::account_reach(&conn, sevens).unwrap();
+        assert_eq!((reach.owner, reach.shared_with), (Some(7), vec![8]));
+        assert!(matches!(
+            choose_account(&conn, 8, sevens, at(2, 0)).unwrap(),
+            PickOutcome::Changed { .. }
+        ));
+        assert_eq!(chats_using_account(&conn, sevens).unwrap(), vec![8]);
+        // Unshared, chat 8's choice no longer counts.
+        db::accounts::unshare(&conn, sevens, 8).unwrap();
+        assert_eq!(
+            chosen(active_account_for_chat(&conn, 8).unwrap()),
+            Some(operators)
+        );
     }
 
     #[test]

@@ -31,6 +31,23 @@ pub fn is_served(conn: &Connection, config: &Config, chat_id: i64) -> Result<boo
     Ok(db::chats::migrated_from(conn, chat_id)?.is_some_and(|old| allowed.contains(&old)))
 }
 
+/// Who is an admin: the ids `configured` in [access] admin_user_ids and those
+/// who paired with a one-time code (`pairing`), in that order, each once.
+pub fn admins(conn: &Connection, configured: &[i64]) -> Result<Vec<i64>> {
+    let mut all = configured.to_vec();
+    for paired in db::pairing::paired_admins(conn)? {
+        if !all.contains(&paired.user_id) {
+            all.push(paired.user_id);
+        }
+    }
+    Ok(all)
+}
+
+/// Whether this user is an admin (see `admins`).
+pub fn is_admin(conn: &Connection, config: &Config, user_id: i64) -> Result<bool> {
+    Ok(admins(conn, &config.access.admin_user_ids)?.contains(&user_id))
+}
+
 /// Whether `from` → `to` is what Telegram does to a chat: a basic group
 /// becomes a supergroup, never the other way, so following it cannot loop.
 pub fn is_supergroup_upgrade(from: i64, to: i64) -> bool {
@@ -69,8 +86,9 @@ pub fn migrate(
 }
 
 /// Telegram refused a call because it will deliver nothing more to `chat_id`:
-/// the chat becomes inactive, and the first time, each admin hears of it in
-/// private. Returns those messages.
+/// the chat becomes inactive, and the first time, each admin (the configured
+/// `admin_user_ids` and the paired ones) hears of it in private. Returns those
+/// messages.
 pub fn mark_unreachable(
     conn: &Connection,
     chat_id: i64,
@@ -87,7 +105,7 @@ pub fn mark_unreachable(
     );
     let title = db::chat(conn, chat_id)?.and_then(|row| row.title);
     let text = ui::chat_inactive_text(chat_id, title.as_deref(), gone);
-    Ok(admin_user_ids
+    Ok(admins(conn, admin_user_ids)?
         .iter()
         .filter(|admin| **admin != chat_id)
         .map(|admin| telegram::send_message(*admin, &text, None))
@@ -118,6 +136,9 @@ pub enum Hook {
         chat_id: i64,
         name: String,
     },
+    /// The /init wizard's message: its id is stored with the wizard, so that a
+    /// newer message can take the old one's buttons away.
+    WizardMessage { wizard_id: i64 },
 }
 
 impl Hook {
@@ -135,6 +156,7 @@ impl Hook {
                 chat_id: if chat_id == from { to } else { chat_id },
                 name,
             },
+            Hook::WizardMessage { wizard_id } => Hook::WizardMessage { wizard_id },
         }
     }
 }

@@ -7,8 +7,9 @@
 //! and makes no HTTP call of its own on the core thread. Uses `domain`, `db` and the
 //! adapters; never `runtime` or `cli`.
 //!
-//! Handling one Telegram update: access control, commands, the /settings menu and
-//! the values it asks for. Runs on the core loop inside the update's transaction:
+//! Handling one Telegram update: access control (served chats; in a group, who
+//! may administer it, `roles`), commands, the /settings menu and the values it
+//! asks for. Runs on the core loop inside the update's transaction:
 //! reads and writes go through `db`, words and keyboards come from `ui`, and the
 //! replies are returned as `Outgoing` calls that the caller stores in the outbox
 //! in that same transaction.
@@ -32,12 +33,17 @@ use accounts::PickOutcome;
 /// The one rule for "is this chat served" (`chats::is_served`).
 pub use chats::is_served;
 use chats::settings_snapshot;
+use publish::Route;
+use roles::{Roles, Verdict};
 
 pub mod accounts;
 pub mod chats;
+pub mod keyfile;
 pub mod oauth;
+pub mod pairing;
 pub mod posting;
 pub mod publish;
+pub mod roles;
 mod setup;
 
 /// Settings whose change moves the chat's slots.
@@ -55,6 +61,8 @@ const REFUSAL_INTERVAL_SECS: i64 = 3600;
 
 pub struct Context<'a> {
     pub config: &'a Config,
+    /// What Telegram said about the batch's senders (asked by the poller).
+    pub roles: &'a Roles,
     pub now: DateTime<Utc>,
     pub uptime: Duration,
     /// The bot's own username, once getMe answered; commands addressed to
@@ -76,8 +84,23 @@ pub struct FollowUp {
 }
 
 impl Context<'_> {
-    fn is_admin(&self, user_id: i64) -> bool {
-        self.config.access.admin_user_ids.contains(&user_id)
+    /// Configured or paired: `chats::is_admin`, the one rule.
+    fn is_admin(&self, tx: &Transaction<'_>, user_id: i64) -> Result<bool> {
+        chats::is_admin(tx, self.config, user_id)
+    }
+
+    /// Whether the user may administer the chat (settings, accounts, set-up).
+    fn verdict(
+        &self,
+        tx: &Transaction<'_>,
+        chat: &telegram::Chat,
+        user_id: i64,
+    ) -> Result<Verdict> {
+        Ok(roles::decide(
+            self.is_admin(tx, user_id)?,
+            chat.is_private(),
+            self.roles.get(chat.id, user_id),
+        ))
     }
 
     fn chat_account(&self, tx: &Transaction<'_>, chat_id: i64) -> Result<accounts::ChatAccount> {
@@ -174,7 +197,20 @@ fn handle_message(
     let now = ctx.now;
 
     if !is_served(tx, ctx.config, chat_id)? {
-        if matches!(&command, Some((name, _)) if name == "start") && ctx.is_admin(from.id) {
+        let start_args = match &command {
+            Some((name, args)) if name == "start" => Some(*args),
+            _ => None,
+        };
+        let admin = ctx.is_admin(tx, from.id)?;
+        // `/start CODE` with the code `storyline run` printed: the sender becomes
+        // an admin, then the chat is enabled as an admin's /start enables it.
+        let paired = match start_args {
+            Some(args) if !admin && !args.is_empty() => {
+                crate::bot::pairing::redeem(tx, ctx.config, args, from.id, chat_id, ctx.now)?
+            }
+            _ => false,
+        };
+        if start_args.is_some() && (admin || paired) {
             db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), now)?;
             db::authorize_chat(tx, chat_id, from.id, now)?;
             record_initial_version(tx, ctx.config, ctx.now, chat_id, Some(from.id))?;
@@ -189,12 +225,13 @@ fn handle_message(
                 now,
             )?;
             info!("chat {chat_id}: enabled by admin {}", from.id);
-            out.push(telegram::send_message(
-                chat_id,
-                &ui::welcome_text(true),
-                None,
-            ));
-        } else if !(ctx.is_admin(from.id)
+            let text = if paired {
+                ui::paired_text()
+            } else {
+                ui::welcome_text(true)
+            };
+            out.push(telegram::send_message(chat_id, &text, None));
+        } else if !(admin
             && setup::admin_message_in_unserved_chat(
                 tx,
                 ctx,
@@ -214,6 +251,30 @@ fn handle_message(
 
     if let Some((name, args)) = command {
         db::log_interaction(tx, update_id, chat_id, Some(from.id), "command", &name, now)?;
+        let verdict = ctx.verdict(tx, &message.chat, from.id)?;
+        if verdict != Verdict::Allowed {
+            if roles::command_is_for_admins(&name) {
+                info!(
+                    "chat {chat_id}: refused /{name} to user {} ({verdict:?})",
+                    from.id
+                );
+                let text = match verdict {
+                    Verdict::Unknown => ui::role_unknown_text(),
+                    _ => ui::admins_only_text(&name),
+                };
+                out.push(telegram::send_message(chat_id, &text, None));
+                return Ok(());
+            }
+            if name == "start" {
+                // The set-up is for administrators; everyone else gets the welcome.
+                out.push(telegram::send_message(
+                    chat_id,
+                    &ui::welcome_text(false),
+                    None,
+                ));
+                return Ok(());
+            }
+        }
         *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
         return Ok(());
     }
@@ -287,7 +348,7 @@ fn refuse(
 }
 
 fn remember_user(tx: &Transaction<'_>, ctx: &Context<'_>, user: &telegram::User) -> Result<()> {
-    let role = if ctx.is_admin(user.id) {
+    let role = if ctx.is_admin(tx, user.id)? {
         "admin"
     } else {
         "member"
@@ -450,7 +511,7 @@ fn account_selector(tx: &Transaction<'_>, chat_id: i64) -> Result<(String, teleg
         _ => None,
     };
     Ok(ui::account_selector(
-        &db::accounts::active_accounts(tx)?,
+        &db::accounts::accounts_for_chat(tx, chat_id)?,
         current,
     ))
 }
@@ -491,6 +552,39 @@ fn set_toggle(
     ))
 }
 
+/// What happens to the chat's stories at their slots, for /status: what
+/// `publish::route` decides, and why Auto post cannot publish when it is on.
+fn posting_mode(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    resolved: &ChatSettings,
+) -> Result<ui::PostingMode> {
+    let route = publish::route(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?;
+    let (offer_auto_post, note) = match route {
+        Route::Publish { .. } => return Ok(ui::PostingMode::Published),
+        Route::Manual {
+            offer_auto_post,
+            note,
+        } => (offer_auto_post, note),
+    };
+    let reason = match note {
+        Some(reason) => Some(reason),
+        // The route tells a slot's story why only when the API is on; /status
+        // says it whenever Auto post is on.
+        None if resolved.auto_post => {
+            publish::publishable_account(tx, ctx.config, ctx.key, chat_id, resolved, ctx.now)?.err()
+        }
+        None => None,
+    };
+    Ok(match reason {
+        Some(reason) => ui::PostingMode::ByHandBecause(reason),
+        None => ui::PostingMode::ByHand {
+            auto_post_button: offer_auto_post,
+        },
+    })
+}
+
 fn run_command(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
@@ -520,13 +614,19 @@ fn run_command(
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let paused_by = paused_by_name(tx, &resolved)?;
             let account = ctx.chat_account(tx, chat_id)?;
-            reply(
-                out,
-                ui::status_text(&resolved, paused_by.as_deref(), &account, ctx.uptime),
-            );
+            let mode = posting_mode(tx, ctx, chat_id, &resolved)?;
+            let mut text =
+                ui::status_text(&resolved, &mode, paused_by.as_deref(), &account, ctx.uptime);
+            let media_dir = &ctx.config.media.dir;
+            if !media_dir.is_dir() {
+                text.push_str(&ui::media_folder_missing_line(
+                    &media_dir.display().to_string(),
+                ));
+            }
+            reply(out, text);
         }
         "accounts" => {
-            let statuses = accounts::active_account_statuses(tx, ctx.key, ctx.now)?;
+            let statuses = accounts::account_statuses_for_chat(tx, ctx.key, chat_id, ctx.now)?;
             let account = ctx.chat_account(tx, chat_id)?;
             reply(out, ui::accounts_text(&statuses, &account));
         }
@@ -680,6 +780,29 @@ fn handle_callback(
     let toast = |out: &mut Vec<Outgoing>, text: &str| {
         out.push(telegram::answer_callback(&query.id, text, false))
     };
+    // Story buttons are the members' unless the chat keeps them for its
+    // administrators; Cancel only ever drops the presser's own prompt; every
+    // other button changes or shows the settings.
+    let for_admins = match parsed {
+        Callback::Story { .. } => {
+            current_settings(tx, ctx, chat_id)?
+                .1
+                .story_buttons_admins_only
+        }
+        Callback::Cancel => false,
+        _ => true,
+    };
+    let verdict = ctx.verdict(tx, &message.chat, user_id)?;
+    if for_admins && verdict != Verdict::Allowed {
+        info!("chat {chat_id}: refused a press on {data} to user {user_id} ({verdict:?})");
+        let text = match (verdict, parsed) {
+            (Verdict::Unknown, _) => ui::role_unknown_text(),
+            (_, Callback::Story { .. }) => ui::story_buttons_admins_only_alert(),
+            _ => ui::admins_only_alert(),
+        };
+        alert(out, &text);
+        return Ok(());
+    }
 
     match parsed {
         Callback::Set { toggle, value } => {

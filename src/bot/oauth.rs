@@ -308,6 +308,7 @@ pub fn finish(
         Some(&profile.username),
         &long,
         expires_at,
+        accounts::Owner::Chat(row.chat_id),
         now,
     )
     .context("storing the connected account")?;

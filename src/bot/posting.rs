@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use log::{info, warn};
 use rusqlite::Connection;
 
@@ -167,8 +167,8 @@ pub fn tick(
         if !missed_here.is_empty() && !s.is_paused {
             let next = queue::next_pending_for_chat(conn, *chat_id)?.map(|r| r.scheduled_for);
             info!(
-                "chat {chat_id}: {} slot(s) missed while not running",
-                missed_here.len()
+                "chat {chat_id}: {} missed while not running",
+                crate::domain::markup::plural(missed_here.len(), "slot", "slots")
             );
             out.push(telegram::send_message(
                 *chat_id,
@@ -271,7 +271,9 @@ pub fn send_slot(
                     None => {
                         // Other categories may still have items: the mix left them
                         // out on purpose, so the slot is skipped rather than filled.
-                        let (reason, text) = if pool.is_empty() {
+                        let (reason, text) = if !config.media.dir.is_dir() {
+                            (MEDIA_FOLDER_MISSING, media_folder_missing_text(config))
+                        } else if pool.is_empty() {
                             ("nothing eligible to post", ui::nothing_to_post_text())
                         } else {
                             (
@@ -293,6 +295,22 @@ pub fn send_slot(
         let path = config.media.dir.join(&item.path);
         let size = match std::fs::metadata(&path) {
             Ok(meta) if meta.is_file() => meta.len(),
+            // Not one file gone but all of them (an unmounted disk): said as it
+            // is, and the library is left as it was for when the folder is back.
+            _ if !config.media.dir.is_dir() => {
+                queue::set_slot_status(
+                    conn,
+                    slot.id,
+                    QueueStatus::Failed,
+                    Some(MEDIA_FOLDER_MISSING),
+                )?;
+                out.push(telegram::send_message(
+                    chat_id,
+                    &media_folder_missing_text(config),
+                    None,
+                ));
+                return Ok(());
+            }
             _ => {
                 info!(
                     "chat {chat_id}: {} is gone; taking the next item",
@@ -373,6 +391,12 @@ pub fn send_slot(
         Some("no sendable file found"),
     )?;
     Ok(())
+}
+
+const MEDIA_FOLDER_MISSING: &str = "the media folder is missing";
+
+fn media_folder_missing_text(config: &Config) -> String {
+    ui::media_folder_missing_text(&config.media.dir.display().to_string())
 }
 
 fn story_message(
@@ -631,8 +655,11 @@ pub fn queue_lines(
     Ok(lines)
 }
 
-/// The plan for the next `days` days: what is queued, and for windows not
-/// planned yet, what planning would pick (nothing is written).
+/// The plan for `days` local days, today first: each day holds the slots whose
+/// local time falls on it (a window past midnight spills into the next day),
+/// only those still to come — queued slots still pending, and for windows not
+/// planned yet, what planning would pick. Slots already used (sent by /next,
+/// decided, missed) are not listed. Nothing is written.
 pub fn preview(
     conn: &Connection,
     chat_id: Option<i64>,
@@ -641,29 +668,36 @@ pub fn preview(
     now: DateTime<Utc>,
     days: u32,
 ) -> Result<Vec<ui::PlannedDay>> {
-    let horizon = Duration::days(i64::from(days));
+    let today = now.with_timezone(&s.timezone).date_naive();
+    let dates: Vec<NaiveDate> = (0..i64::from(days.max(1)))
+        .filter_map(|d| today.checked_add_signed(Duration::days(d)))
+        .collect();
+    let last = dates.last().copied().unwrap_or(today);
+    let end = schedule::local_midnight_after(last, s.timezone);
     let windows = schedule::upcoming_windows(
         now,
         s.timezone,
         s.posting_hours_start,
         s.posting_hours_end,
-        horizon,
+        end - now,
     );
     let needed = windows.len() * s.posts_per_day as usize;
     let mut pool = match chat_id {
         Some(id) => load_pool(conn, id, now, needed)?,
         None => Pool::new(queue::library_candidates(conn)?, now),
     };
-    let mut out = Vec::new();
+    let mut slots = Vec::new();
     for window in windows {
         let date = window.date.to_string();
-        let mut slots = Vec::new();
         let planned = match chat_id {
             Some(id) => queue::window_planned(conn, id, &date)?,
             None => false,
         };
         if let (true, Some(id)) = (planned, chat_id) {
             for row in queue::window_slots(conn, id, &date)? {
+                if row.status != QueueStatus::Pending {
+                    continue;
+                }
                 let at = row.scheduled_for;
                 let path = match &row.sha256 {
                     Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
@@ -688,12 +722,19 @@ pub fn preview(
                 slots.push((at, path, "planned".to_string()));
             }
         }
-        out.push(ui::PlannedDay {
-            date: window.date,
-            slots,
-        });
     }
-    Ok(out)
+    slots.sort_by_key(|(at, _, _)| *at);
+    Ok(dates
+        .into_iter()
+        .map(|date| ui::PlannedDay {
+            date,
+            slots: slots
+                .iter()
+                .filter(|(at, _, _)| at.with_timezone(&s.timezone).date_naive() == date)
+                .cloned()
+                .collect(),
+        })
+        .collect())
 }
 
 /// The answer to "was it published?" after a publish whose outcome is unknown.
@@ -841,7 +882,7 @@ mod tests {
                 "[access]\nadmin_user_ids = [42]\n".to_string()
             };
             let config = crate::config::parse(
-                &format!("[telegram]\nbot_token = \"1:x\"\n{access}"),
+                &format!("[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n{access}"),
                 std::path::Path::new("storyline.toml"),
                 dir.path(),
                 &|_| None,
@@ -858,5 +899,78 @@ mod tests {
             });
             assert_eq!(told, notice, "case {i}: {out:?}");
         }
+    }
+
+    /// `/schedule N` and `plan --days N`: exactly N local days from today, each with
+    /// the slots whose local time falls on it, and only slots still to come.
+    #[test]
+    fn the_preview_shows_the_days_asked_by_local_date_and_only_what_will_happen() {
+        let now = chrono::DateTime::parse_from_rfc3339("2030-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut conn = Connection::open_in_memory().unwrap();
+        db::migrate(&mut conn).unwrap();
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse(
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
+            std::path::Path::new("storyline.toml"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        let mut s = settings::resolve(&settings::ChatRow::new(CHAT), &config.defaults);
+        s.timezone = berlin;
+        s.posting_hours_start = 14;
+        s.posting_hours_end = 2;
+        s.posts_per_day = 6;
+        let weights = BTreeMap::new();
+        for days in [1, 2, 3, 14] {
+            let plan = preview(&conn, Some(CHAT), &s, &weights, now, days).unwrap();
+            let dates: Vec<String> = plan.iter().map(|d| d.date.to_string()).collect();
+            let expected: Vec<String> = (0..days)
+                .map(|d| (now.date_naive() + Duration::days(i64::from(d))).to_string())
+                .collect();
+            assert_eq!(dates, expected, "{days} days");
+            for day in &plan {
+                for (at, _, _) in &day.slots {
+                    assert_eq!(at.with_timezone(&berlin).date_naive(), day.date, "{at}");
+                    assert!(*at > now, "{at}");
+                }
+            }
+            // The window of 14:00–02:00 spills past midnight: days after the first
+            // begin with the previous window's slots before 02:00.
+            if days >= 2 {
+                let second = &plan[1];
+                assert!(
+                    second.slots.iter().any(|(at, _, _)| {
+                        at.with_timezone(&berlin).time()
+                            < chrono::NaiveTime::from_hms_opt(2, 0, 0).unwrap()
+                    }),
+                    "{:?}",
+                    second.slots
+                );
+            }
+        }
+        // Today's window planned: a slot sent by /next and one rejected are not
+        // listed, a pending one is.
+        let today = now.with_timezone(&berlin).date_naive().to_string();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, CHAT, None, None, now).unwrap();
+        tx.commit().unwrap();
+        queue::mark_window_planned(&conn, CHAT, &today, now).unwrap();
+        let at = |h: i64| now + Duration::hours(h);
+        let pending = queue::insert_slot(&conn, CHAT, at(3), &today, None, now).unwrap();
+        let sent = queue::insert_slot(&conn, CHAT, at(4), &today, None, now).unwrap();
+        let rejected = queue::insert_slot(&conn, CHAT, at(5), &today, None, now).unwrap();
+        queue::set_slot_status(&conn, sent, QueueStatus::Sent, None).unwrap();
+        queue::set_slot_status(&conn, rejected, QueueStatus::Rejected, None).unwrap();
+        let plan = preview(&conn, Some(CHAT), &s, &weights, now, 1).unwrap();
+        let listed: Vec<DateTime<Utc>> = plan[0].slots.iter().map(|(at, _, _)| *at).collect();
+        let pending_at = queue::queue_item(&conn, pending)
+            .unwrap()
+            .unwrap()
+            .scheduled_for;
+        assert_eq!(listed, [pending_at]);
     }
 }

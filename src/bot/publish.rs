@@ -258,6 +258,7 @@ mod tests {
                     Some("brand"),
                     &crate::config::Secret::new("IGAA-token"),
                     now + expires,
+                    accounts::Owner::Operator,
                     now - chrono::Duration::days(1),
                 )
                 .unwrap();
@@ -272,9 +273,9 @@ mod tests {
                 }
             }
             let toml = if url {
-                "[telegram]\nbot_token = \"1:x\"\n[web]\npublic_url = \"https://stories.example.org\"\n"
+                "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n[web]\npublic_url = \"https://stories.example.org\"\n"
             } else {
-                "[telegram]\nbot_token = \"1:x\"\n"
+                "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n"
             };
             let config = crate::config::parse(
                 toml,

@@ -18,6 +18,7 @@ use super::{
     settings_snapshot, Context, PROMPT_TTL_MINUTES,
 };
 use crate::bot::accounts::{self, AccountChoice, PickOutcome};
+use crate::bot::chats::Hook;
 use crate::db::{self, wizard::SETUP_REASON, PendingInput};
 use crate::domain::callback::{self, Callback};
 use crate::domain::picker;
@@ -33,6 +34,8 @@ struct Running {
     choices: Choices,
     started_by: i64,
     started_at: DateTime<Utc>,
+    /// Its message, once Telegram answered the send.
+    message_id: Option<i64>,
 }
 
 /// The chat's set-up in progress; one whose stored values no longer read back
@@ -49,6 +52,7 @@ fn running(tx: &Transaction<'_>, chat_id: i64) -> Result<Option<Running>> {
         choices,
         started_by: stored.started_by,
         started_at: stored.started_at,
+        message_id: stored.message_id,
     }))
 }
 
@@ -77,7 +81,7 @@ fn step_message(
     step: Step,
     choices: &Choices,
 ) -> Result<(String, Keyboard)> {
-    let accounts = db::accounts::active_accounts(tx)?;
+    let accounts = db::accounts::accounts_for_chat(tx, chat_id)?;
     let chat_account = match accounts::active_account_for_chat(tx, chat_id)? {
         AccountChoice::Account(account) => Some(account),
         _ => None,
@@ -93,7 +97,8 @@ fn step_message(
 
 /// /init (and /start in a chat never set up): starts the set-up, or shows the
 /// one in progress again at its step, in a new message whose buttons replace
-/// those of the older one.
+/// those of the older one; the older one (when its id is known) is edited to
+/// say where the set-up went, without buttons.
 pub(super) fn run_init(
     tx: &Transaction<'_>,
     ctx: &Context<'_>,
@@ -117,6 +122,14 @@ pub(super) fn run_init(
                 "chat {chat_id}: set-up resumed at step {} by user {user_id}",
                 running.step.number()
             );
+            if let Some(old) = running.message_id {
+                out.push(telegram::edit_message(
+                    chat_id,
+                    old,
+                    &wizard::moved_text(running.step),
+                    None,
+                ));
+            }
             (id, running.step, running.choices)
         }
         None => {
@@ -137,7 +150,9 @@ pub(super) fn run_init(
         }
     };
     let (text, keyboard) = step_message(tx, chat_id, id, step, &choices)?;
-    out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
+    let mut message = telegram::send_message(chat_id, &text, Some(&keyboard));
+    message.on_result = Some(serde_json::to_value(Hook::WizardMessage { wizard_id: id })?);
+    out.push(message);
     Ok(())
 }
 
@@ -211,7 +226,7 @@ pub(super) fn admin_press_in_unserved_chat(
         callback::parse(query.data.as_deref().unwrap_or("")),
         Some(Callback::Wizard(_) | Callback::Cancel)
     );
-    Ok(for_setup && ctx.is_admin(query.from.id) && db::wizard::wizard(tx, chat_id)?.is_some())
+    Ok(for_setup && ctx.is_admin(tx, query.from.id)? && db::wizard::wizard(tx, chat_id)?.is_some())
 }
 
 /// The user's prompt of the wizard, if they have one open, is dropped.
@@ -253,10 +268,21 @@ pub(super) fn handle_press(
     if press.wizard_id != running.id || press.step != running.step {
         info!("chat {chat_id}: refused a press on a stale or foreign set-up message");
         alert(out, &wizard::stale_text());
+        // A message of an older wizard (its id was not known when /init moved the
+        // set-up on) loses its buttons now. The current message on a step it has
+        // left is about to be edited anyway.
+        if press.wizard_id != running.id && running.message_id != Some(message_id) {
+            out.push(telegram::edit_message(
+                chat_id,
+                message_id,
+                &wizard::moved_text(running.step),
+                None,
+            ));
+        }
         return Ok(());
     }
     if let wizard::Action::Account(account_id) = press.action {
-        if db::accounts::account(tx, account_id)?.is_none_or(|a| !a.is_active) {
+        if accounts::usable_account(tx, chat_id, account_id)?.is_none() {
             alert(out, &ui::account_unavailable_text());
             let (text, keyboard) =
                 step_message(tx, chat_id, running.id, running.step, &running.choices)?;
@@ -446,7 +472,7 @@ fn complete(
     clear_wizard_prompt(tx, chat_id, user_id, now)?;
     info!("chat {chat_id}: set-up completed by user {user_id}");
 
-    let accounts = db::accounts::active_accounts(tx)?;
+    let accounts = db::accounts::accounts_for_chat(tx, chat_id)?;
     let chat_account = match accounts::active_account_for_chat(tx, chat_id)? {
         AccountChoice::Account(account) => Some(account),
         _ => None,

@@ -24,9 +24,11 @@ pub fn parse_args(
     let mut username = None;
     let mut token = None;
     let mut days = None;
+    let mut chat: Option<i64> = None;
     let mut confirmed = false;
     while let Some(arg) = parser.next().map_err(usage)? {
         let adding = verb.as_deref() == Some("add");
+        let names_chats = matches!(verb.as_deref(), Some("add" | "share" | "unshare"));
         match arg {
             Short('c') | Long("config") => {
                 config = Some(PathBuf::from(parser.value().map_err(usage)?));
@@ -48,17 +50,41 @@ pub fn parse_args(
                     return Err(UsageError(format!("--{option} is given twice")));
                 }
             }
+            Long("chat") if names_chats => {
+                let text = option_text("chat", parser.value().map_err(usage)?)?;
+                let id = text.trim().parse::<i64>().ok().filter(|id| *id != 0);
+                let id = id.ok_or_else(|| {
+                    UsageError(format!(
+                        "--chat {text:?} is not a chat id (a number like 4242 or -1001234567890)"
+                    ))
+                })?;
+                if chat.replace(id).is_some() {
+                    return Err(UsageError("--chat is given twice".to_string()));
+                }
+            }
             Long("yes") if verb.as_deref() == Some("forget-tokens") => confirmed = true,
             Value(word) if verb.is_none() => {
                 let word = word.to_string_lossy().into_owned();
-                if !["add", "list", "deactivate", "forget-tokens"].contains(&word.as_str()) {
+                if ![
+                    "add",
+                    "list",
+                    "deactivate",
+                    "share",
+                    "unshare",
+                    "forget-tokens",
+                ]
+                .contains(&word.as_str())
+                {
                     return Err(UsageError(format!(
-                        "unknown accounts command {word:?} (expected add, list, deactivate or forget-tokens)"
+                        "unknown accounts command {word:?} (expected add, list, deactivate, share, unshare or forget-tokens)"
                     )));
                 }
                 verb = Some(word);
             }
-            Value(word) if verb.as_deref() == Some("deactivate") && id.is_none() => {
+            Value(word)
+                if matches!(verb.as_deref(), Some("deactivate" | "share" | "unshare"))
+                    && id.is_none() =>
+            {
                 let text = word.to_string_lossy();
                 id = Some(text.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
                     UsageError(format!(
@@ -82,6 +108,21 @@ pub fn parse_args(
         Some("deactivate") => AccountsCommand::Deactivate {
             id: id.ok_or_else(|| UsageError("accounts deactivate needs an account id".into()))?,
         },
+        Some(verb @ ("share" | "unshare")) => {
+            let id =
+                id.ok_or_else(|| UsageError(format!("accounts {verb} needs an account id")))?;
+            let chat = chat.ok_or_else(|| {
+                UsageError(format!(
+                    "accounts {verb} needs --chat CHAT, the id of the chat (as /status or \
+                     `storyline queue` shows it)"
+                ))
+            })?;
+            if verb == "share" {
+                AccountsCommand::Share { id, chat }
+            } else {
+                AccountsCommand::Unshare { id, chat }
+            }
+        }
         Some(_) => {
             let missing: Vec<&str> = [
                 ("--name", name.is_none()),
@@ -114,6 +155,7 @@ pub fn parse_args(
                     Some(days) => parse_expires_in_days(&days).map_err(bad)?,
                     None => DEFAULT_EXPIRES_IN_DAYS,
                 },
+                chat,
             })
         }
         None => {

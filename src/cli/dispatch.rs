@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::bot::accounts;
+use crate::bot::keyfile;
 use crate::cli::ops;
 use crate::cli::{self, Command};
 use crate::runtime::daemon;
-use crate::{keyfile, logging, runlock};
+use crate::{logging, runlock};
 
 /// Loads the configuration (except for `doctor`, which reports on a broken one)
 /// and runs `command`.

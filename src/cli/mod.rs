@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::config::{self, Config};
+use crate::domain::markup::plural;
 
 pub const USAGE: &str = "\
 storyline — Instagram Stories scheduler driven from Telegram
@@ -50,6 +51,8 @@ Usage: storyline [--config PATH] run
 
 Runs the bot: polls Telegram, answers commands in the allowed chats.
 Needs telegram.bot_token in the config or STORYLINE_TELEGRAM_BOT_TOKEN.
+With no admin and no chat yet, prints a one-time pairing code: send
+/start CODE to the bot within the hour and you become its admin.
 Stops cleanly on SIGTERM or SIGINT.
 ";
 
@@ -57,7 +60,9 @@ const CHECK_HELP: &str = "\
 Usage: storyline [--config PATH] check
 
 Validates the configuration and prints every resolved key; secrets are masked.
-Exit code 0 when valid, 2 when not.
+Then lists the admins and served chats, configured or paired, or says that
+pairing is pending (the database is only read). Exit code 0 when valid, 2 when
+not (a bot token that cannot be one is not valid).
 ";
 
 const MIGRATE_HELP: &str = "\
@@ -85,7 +90,7 @@ Usage: storyline [--config PATH] plan [--days N] [--chat ID]
 Previews the schedule for the next N days (default 3, at most 14): slot times
 and the stories planning would pick. Scans the media folder first. Works
 without a bot token; with no chat set up yet it previews a new chat with
-[defaults].
+[defaults]. A preview only: the database is read, never created or changed.
 ";
 
 const CATEGORIES_HELP: &str = "\
@@ -110,12 +115,13 @@ replaced with --force. Back up the key file (storage.key_file) with it.
 const DOCTOR_HELP: &str = "\
 Usage: storyline [--config PATH] doctor [--fix]
 
-Checks the configuration, the database (opens, migrations current), the key file
-(32 bytes, mode 0600), the media folder, Telegram (getMe with the token, and no
-webhook blocking polling), the public URL and the Instagram app settings; prints
-one line for each with what to do. Reads secrets from the `env` file beside the
-configuration too, as the systemd unit does. Exit code 0 when nothing failed, 1
-otherwise.
+Checks the configuration (and warns when it holds a secret others can read),
+the database (opens, migrations current), who the admins and served chats are
+(or that pairing is pending), the key file (32 bytes, mode 0600), the media
+folder, Telegram (a token, getMe with it, and no webhook blocking polling), the
+public URL and the Instagram app settings; prints one line for each with what to
+do. Reads secrets from the `env` file beside the configuration too, as the
+systemd unit does. Exit code 0 when nothing failed, 1 otherwise.
 
   --fix   Remove a webhook set on the bot token (Telegram refuses polling while
           one is set); the updates Telegram holds are kept.
@@ -308,7 +314,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
     };
     Ok(Parsed::Command { config, command })
 }
-/// `storyline check`: the resolved configuration with secrets masked.
+/// `storyline check`: the resolved configuration with secrets masked, then who
+/// the bot answers to (read from the database, which is neither created nor
+/// changed).
 pub fn check(config: &Config) -> String {
     let mut text = config.render_masked();
     if config.telegram.bot_token.is_none() {
@@ -316,15 +324,31 @@ pub fn check(config: &Config) -> String {
             "\n# Note: no bot token; `storyline run` needs telegram.bot_token or STORYLINE_TELEGRAM_BOT_TOKEN.\n",
         );
     }
+    let access = crate::cli::ops::read_only_copy(&config.storage.database)
+        .and_then(|conn| crate::bot::pairing::Access::read(&conn, config, chrono::Utc::now()));
+    text.push_str("\n# Access\n");
+    match access {
+        Ok(access) => {
+            for line in access.lines() {
+                text.push_str(&format!("# {line}\n"));
+            }
+        }
+        Err(e) => text.push_str(&format!("# could not read the database: {e:#}\n")),
+    }
     text
 }
 
-/// `storyline scan`: scans, brings every chat's view up to date, returns the summary.
+/// `storyline scan`: scans, brings every chat's view up to date, returns the
+/// summary with what is not posted and why.
 pub fn scan(config: &Config) -> Result<String> {
     let report = crate::media::run_scan_command(config)?;
     let conn = crate::db::open(&config.storage.database)?;
     crate::db::queue::sync_content(&conn, &report.touched_content)?;
-    Ok(report.summary())
+    Ok(crate::domain::ui::scan_text(
+        &report.summary(),
+        &report.unsupported,
+        &report.broken,
+    ))
 }
 
 /// The chat a command is about: the one given, else the only served chat.
@@ -367,13 +391,17 @@ pub fn queue(config: &Config, chat: Option<i64>) -> Result<String> {
     Ok(text)
 }
 
-/// `storyline plan`: the schedule preview, after a scan.
+/// `storyline plan`: the schedule preview, after a scan. A preview only: it
+/// plans in a copy of the database in memory, so the file is neither created
+/// nor changed.
 pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
+    let mut conn = crate::cli::ops::read_only_copy(&config.storage.database)?;
+    let report = crate::media::scan_showing_progress(&mut conn, &config.media.dir)?;
+    crate::db::queue::sync_content(&conn, &report.touched_content)?;
     let mut text = format!(
         "Media: {}\n",
-        scan(config)?.lines().next().unwrap_or_default()
+        report.summary().lines().next().unwrap_or_default()
     );
-    let mut conn = crate::db::open(&config.storage.database)?;
     let now = chrono::Utc::now();
     let chats = pick_chat(&mut conn, config, chat)?;
     let targets: Vec<(Option<i64>, crate::domain::settings::ChatSettings)> = if chats.is_empty() {
@@ -394,7 +422,10 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
             None => Default::default(),
         };
         if let Some(id) = chat_id {
-            text.push_str(&format!("\nChat {id}, {} posts a day:\n", s.posts_per_day));
+            text.push_str(&format!(
+                "\nChat {id}, {}:\n",
+                plural(s.posts_per_day, "post a day", "posts a day")
+            ));
         }
         let days = crate::bot::posting::preview(&conn, chat_id, &s, &weights, now, days)?;
         text.push_str(&strip_html(&crate::domain::ui::schedule_text(
@@ -438,8 +469,8 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
     );
     for (category, count) in present {
         text.push_str(&format!(
-            "  {category}: {count} {}\n",
-            if count == 1 { "item" } else { "items" }
+            "  {category}: {}\n",
+            plural(count, "item", "items")
         ));
     }
     Ok(text)

@@ -20,9 +20,10 @@ use anyhow::{bail, Context as _, Result};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::bot::keyfile::KEY_LEN;
 use crate::config::{self, Config};
 use crate::db::{self, accounts::TokenRow};
-use crate::keyfile::KEY_LEN;
+use crate::domain::markup::plural;
 use crate::telegram::{ApiError, Client};
 
 /// How long a backup or a check waits for a lock the daemon holds.
@@ -45,6 +46,10 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
             config.source.display()
         );
     }
+    if dest.as_os_str().as_encoded_bytes().ends_with(b"/") && !dest.is_dir() {
+        // Named as a folder (`backup /mnt/usb/`), so it is one that is missing.
+        check_folder(dest.components().as_path())?;
+    }
     let dest = if dest.is_dir() {
         dest.join(format!(
             "storyline-{}.db",
@@ -53,6 +58,12 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
     } else {
         dest.to_path_buf()
     };
+    // Before anything is written there: a missing folder is the user's to fix,
+    // and must not come back as an error about our temporary file.
+    check_folder(match dest.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    })?;
     if !force && fs::symlink_metadata(&dest).is_ok() {
         bail!(
             "{} already exists; choose another name, or add --force to replace it",
@@ -80,6 +91,19 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
         human_size(size),
         config.storage.key_file.display()
     ))
+}
+
+/// The folder a backup goes to must be there: says which one is missing.
+fn check_folder(folder: &Path) -> Result<()> {
+    match fs::metadata(folder) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!("{} is not a folder", folder.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "folder {} does not exist; create it first (mkdir -p {0}) or give another PATH",
+            folder.display()
+        ),
+        Err(e) => bail!("folder {}: {e}{}", folder.display(), permission_hint(&e)),
+    }
 }
 
 /// A hidden name in the destination folder, so a half-written copy never has the
@@ -188,6 +212,59 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The database at `path` as a private copy in memory with the migrations
+/// applied, for commands that only look (`plan`, `check`): the file is only
+/// read, and a missing one is not created (the copy is then a new database).
+pub fn read_only_copy(path: &Path) -> Result<Connection> {
+    let mut copy = Connection::open_in_memory()?;
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context(format!("{}: reading the database", path.display())),
+        Ok(_) => {
+            let live = open_leaving_nothing(path)?;
+            copy_all_pages(&live, &mut copy)
+                .with_context(|| format!("{}: reading the database", path.display()))?;
+        }
+    }
+    db::migrate(&mut copy).with_context(|| {
+        format!(
+            "{}: its migrations do not match this storyline {}",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })?;
+    Ok(copy)
+}
+
+/// Opens the database to read without creating anything beside it. SQLite
+/// gives a read-only connection to a WAL database the -wal and -shm files it
+/// lacks; without a -wal (no daemon has it open), the file alone is the whole
+/// database and is read as immutable instead.
+fn open_leaving_nothing(path: &Path) -> Result<Connection> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if fs::symlink_metadata(&wal).is_ok() {
+        return open_read_only(path);
+    }
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' | b'~' => {
+                uri.push(char::from(*byte));
+            }
+            _ => uri.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("{}: opening the database", path.display()))
+}
+
 /// The lines of `PRAGMA integrity_check` other than "ok"; empty when sound.
 fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     let lines = db::integrity_check(conn)?;
@@ -198,7 +275,7 @@ fn human_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / f64::from(1 << 10)),
-        b => format!("{b} bytes"),
+        b => plural(b, "byte", "bytes"),
     }
 }
 
@@ -209,6 +286,8 @@ pub enum Verdict {
     Ok,
     /// Worth knowing, not wrong: a feature left off, a file not created yet.
     Note,
+    /// Works, but should be fixed: a secret others can read.
+    Warn,
     Fail,
 }
 
@@ -244,6 +323,7 @@ impl Report {
             let verdict = match f.verdict {
                 Verdict::Ok => "ok",
                 Verdict::Note => "note",
+                Verdict::Warn => "WARN",
                 Verdict::Fail => "FAIL",
             };
             let body = f.text.replace('\n', "\n                  ");
@@ -254,10 +334,25 @@ impl Report {
             .iter()
             .filter(|f| f.verdict == Verdict::Fail)
             .count();
-        if failed == 0 {
+        let warned = self
+            .findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Warn)
+            .count();
+        if failed == 0 && warned > 0 {
+            let _ = writeln!(
+                text,
+                "All checks passed, with {warned} {} to act on.",
+                if warned == 1 { "warning" } else { "warnings" }
+            );
+        } else if failed == 0 {
             text.push_str("All checks passed.\n");
         } else {
-            let _ = writeln!(text, "{failed} of {} checks failed.", self.findings.len());
+            let _ = writeln!(
+                text,
+                "{failed} of {} failed.",
+                plural(self.findings.len(), "check", "checks")
+            );
         }
         text
     }
@@ -307,8 +402,10 @@ pub fn doctor(explicit_config: Option<&Path>, fix: bool) -> Report {
         let _ = write!(text, " (secrets also read from {})", env_file.display());
     }
     findings.push(finding(Verdict::Ok, "config", text));
+    findings.extend(check_config_secrets(&path, &config.secrets_in_file));
     let (database, copy) = check_database(&config);
     findings.push(database);
+    findings.push(check_access(&config, copy.as_ref()));
     // Tokens of active accounts, read from the checked copy; none without a database.
     let tokens = copy
         .as_ref()
@@ -344,6 +441,73 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
             Some((key.trim().to_string(), unquoted.to_string()))
         })
         .collect()
+}
+
+/// A secret in storyline.toml while the file is readable beyond its owner: a
+/// warning, with the two ways out (the env file, or a private mode).
+fn check_config_secrets(path: &Path, secrets: &[&str]) -> Option<Finding> {
+    if secrets.is_empty() {
+        return None;
+    }
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    secrets_verdict(path, secrets, mode)
+}
+
+/// The pure part of `check_config_secrets`.
+fn secrets_verdict(path: &Path, secrets: &[&str], mode: u32) -> Option<Finding> {
+    let readers = match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (_, true) => "everyone on this machine",
+        (true, false) => "its group",
+        (false, false) => return None,
+    };
+    let env_file = path
+        .parent()
+        .map(|d| d.join(ENV_FILE_NAME))
+        .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
+    let variables = secrets
+        .iter()
+        .map(|key| match *key {
+            "telegram.bot_token" => "STORYLINE_TELEGRAM_BOT_TOKEN=...",
+            _ => "STORYLINE_INSTAGRAM_APP_SECRET=...",
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Some(finding(
+        Verdict::Warn,
+        "secrets",
+        format!(
+            "{} holds {} and is mode {mode:04o}, readable by {readers}; put {variables} in {} \
+             (mode 0600; the service reads it as root) and empty {} here, or, when only its \
+             owner runs storyline, run: chmod 600 {0}",
+            path.display(),
+            secrets.join(" and "),
+            env_file.display(),
+            if secrets.len() == 1 {
+                "the key"
+            } else {
+                "the keys"
+            }
+        ),
+    ))
+}
+
+/// Who the bot answers to: the configured and paired admins and the chats they
+/// serve, or how to pair when there are none yet.
+fn check_access(config: &Config, copy: Option<&Connection>) -> Finding {
+    const TOPIC: &str = "access";
+    let access = match copy {
+        Some(conn) => match crate::bot::pairing::Access::read(conn, config, chrono::Utc::now()) {
+            Ok(access) => access,
+            Err(e) => return finding(Verdict::Fail, TOPIC, format!("reading the admins: {e:#}")),
+        },
+        None => crate::bot::pairing::Access::from_config(config),
+    };
+    let verdict = if access.pairing_pending() {
+        Verdict::Note
+    } else {
+        Verdict::Ok
+    };
+    finding(verdict, TOPIC, access.lines().join("\n"))
 }
 
 /// The advice for a file this user may not read.
@@ -460,11 +624,11 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
                 Verdict::Fail,
                 TOPIC,
                 format!(
-                    "{} is missing, and {} Instagram token(s) were sealed with it: restore it \
+                    "{} is missing, and {} sealed with it: restore it \
                      from your backup. Storyline will not start without it (if it is lost for \
                      good, `storyline accounts forget-tokens --yes`, then /connect again)",
                     path.display(),
-                    tokens.len()
+                    plural(tokens.len(), "Instagram token was", "Instagram tokens were")
                 ),
             )
         }
@@ -481,7 +645,7 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
     if verdict.verdict != Verdict::Ok || tokens.is_empty() {
         return verdict;
     }
-    let key = match crate::keyfile::read(path) {
+    let key = match crate::bot::keyfile::read(path) {
         Some(key) => key,
         None => {
             return finding(
@@ -504,19 +668,23 @@ fn check_key_file(path: &Path, tokens: &[TokenRow]) -> Finding {
             Verdict::Fail,
             TOPIC,
             format!(
-                "{} does not open {unopened} of {} sealed Instagram token(s): it is not the key \
+                "{} does not open {unopened} of {}: it is not the key \
                  they were sealed with; restore the right one from your backup, or add the \
                  tokens again (storyline accounts add, or /connect)",
                 path.display(),
-                tokens.len()
+                plural(
+                    tokens.len(),
+                    "sealed Instagram token",
+                    "sealed Instagram tokens"
+                )
             ),
         );
     }
     Finding {
         text: format!(
-            "{}, opens the {} sealed token(s)",
+            "{}, opens the {}",
             verdict.text,
-            tokens.len()
+            plural(tokens.len(), "sealed token", "sealed tokens")
         ),
         ..verdict
     }
@@ -585,109 +753,75 @@ fn check_media(dir: &Path) -> Finding {
             )
         }
     }
-    let mut counts = MediaCounts::default();
-    if let Err(e) = count_media(dir, dir, 0, &mut counts) {
-        return finding(
-            Verdict::Fail,
-            TOPIC,
-            format!("{}: cannot read: {e}{}", dir.display(), permission_hint(&e)),
-        );
-    }
-    media_verdict(dir, &counts)
+    // The scanner's own walk, rules and content check, so both count the same.
+    let survey = match crate::media::survey(dir) {
+        Ok(survey) => survey,
+        Err(e) => {
+            let hint = e
+                .downcast_ref::<io::Error>()
+                .map(permission_hint)
+                .unwrap_or_default();
+            return finding(
+                Verdict::Fail,
+                TOPIC,
+                format!("{}: cannot read: {e:#}{hint}", dir.display()),
+            );
+        }
+    };
+    media_verdict(dir, &survey)
 }
 
-#[derive(Debug, Default)]
-struct MediaCounts {
-    images: u64,
-    videos: u64,
-    /// Items per category, in name order.
-    categories: std::collections::BTreeMap<String, u64>,
-    unreadable: u64,
-}
-
-/// Deeper than this is a symlink loop, not a photo library (as in the scanner).
-const MAX_DEPTH: usize = 32;
-
-/// Counts what the scanner would pick up, without hashing or writing anything.
-fn count_media(root: &Path, dir: &Path, depth: usize, counts: &mut MediaCounts) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let Ok(entry) = entry else {
-            counts.unreadable += 1;
-            continue;
-        };
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(meta) = fs::metadata(&path) else {
-            counts.unreadable += 1;
-            continue;
-        };
-        if meta.is_dir() {
-            if depth < MAX_DEPTH && count_media(root, &path, depth + 1, counts).is_err() {
-                counts.unreadable += 1;
-            }
-            continue;
-        }
-        let Some(kind) = crate::media::kind_of(&path) else {
-            continue;
-        };
-        match kind {
-            crate::domain::status::MediaKind::Video => counts.videos += 1,
-            _ => counts.images += 1,
-        }
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        *counts
-            .categories
-            .entry(crate::media::category_of(&relative).to_string())
-            .or_default() += 1;
-    }
-    Ok(())
-}
-
-fn media_verdict(dir: &Path, counts: &MediaCounts) -> Finding {
+fn media_verdict(dir: &Path, survey: &crate::media::Survey) -> Finding {
     const TOPIC: &str = "media";
     let shown = dir.display();
-    if counts.images + counts.videos == 0 {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let unsupported: usize = survey.unsupported.values().sum();
+    let broken: usize = survey.broken.values().map(Vec::len).sum();
+    let mut not_posted = Vec::new();
+    if unsupported > 0 {
+        not_posted.push(plural(
+            unsupported,
+            "file of a kind not supported",
+            "files of kinds not supported",
+        ));
+    }
+    if broken > 0 {
+        not_posted.push(plural(broken, "broken file", "broken files"));
+    }
+    let not_posted = if not_posted.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; not posted: {} (storyline scan names them)",
+            not_posted.join(", ")
+        )
+    };
+    if survey.images + survey.videos == 0 {
         return finding(
             Verdict::Note,
             TOPIC,
             format!(
-                "{shown} has no photos or videos yet; add some (top-level folders are categories)"
+                "{shown} has no photos or videos yet; add some (top-level folders are categories){not_posted}"
             ),
         );
     }
-    let categories = counts
-        .categories
+    let categories = survey
+        .per_category
         .iter()
         .map(|(name, n)| format!("{name} {n}"))
         .collect::<Vec<_>>()
         .join(", ");
     let mut text = format!(
-        "{shown}: {} {}, {} {} ({categories})",
-        counts.images,
-        if counts.images == 1 {
-            "photo"
-        } else {
-            "photos"
-        },
-        counts.videos,
-        if counts.videos == 1 {
-            "video"
-        } else {
-            "videos"
-        },
+        "{shown}: {}, {} ({categories}){not_posted}",
+        plural(survey.images, "photo", "photos"),
+        plural(survey.videos, "video", "videos"),
     );
-    if counts.unreadable > 0 {
+    if survey.unreadable > 0 {
         let _ = write!(
             text,
-            "; {} entries could not be read (check owner and permissions)",
-            counts.unreadable
+            "; {} could not be read (check owner and permissions)",
+            plural(survey.unreadable, "entry", "entries")
         );
         return finding(Verdict::Fail, TOPIC, text);
     }
@@ -703,11 +837,12 @@ fn check_telegram(config: &Config, config_path: &Path, fix: bool) -> Vec<Finding
             .map(|d| d.join(ENV_FILE_NAME))
             .unwrap_or_else(|| PathBuf::from(ENV_FILE_NAME));
         return vec![finding(
-            Verdict::Note,
+            Verdict::Fail,
             TOPIC,
             format!(
-                "skipped: no bot token; put STORYLINE_TELEGRAM_BOT_TOKEN=... in {} \
-                 (or telegram.bot_token in {})",
+                "no bot token, so `storyline run` would stop at once (exit 2); put \
+                 STORYLINE_TELEGRAM_BOT_TOKEN=... in {} (or telegram.bot_token in {}); \
+                 @BotFather in Telegram gives one",
                 env_file.display(),
                 config_path.display()
             ),
@@ -843,21 +978,27 @@ fn check_instagram(
     let expires: Vec<_> = tokens.iter().filter_map(|t| t.expires_at).collect();
     let expired = expires.iter().filter(|t| **t <= now).count();
     let mut text = format!(
-        "{}; {} active account(s)",
+        "{}; {}",
         app.text.split(':').next().unwrap_or_default(),
-        tokens.len()
+        plural(tokens.len(), "active account", "active accounts")
     );
     if let Some(soonest) = expires.iter().filter(|t| **t > now).min() {
         let _ = write!(
             text,
-            ", next token expiry in {} days",
-            (*soonest - now).num_days()
+            ", next token expiry in {}",
+            plural((*soonest - now).num_days(), "day", "days")
         );
     }
     if expired > 0 {
         let _ = write!(
             text,
-            "; {expired} token(s) expired: connect those accounts again (/connect in Telegram)"
+            "; {} expired: connect {} again (/connect in Telegram)",
+            plural(expired, "token", "tokens"),
+            if expired == 1 {
+                "that account"
+            } else {
+                "those accounts"
+            }
         );
         return finding(Verdict::Fail, "instagram", text);
     }
@@ -950,11 +1091,16 @@ mod tests {
             refresh_reported_on: None,
         };
         let fine = check(Some("1"), true, &[token(30), token(12)]);
-        expect!["app id 1, app secret set; 2 active account(s), next token expiry in 11 days"]
+        expect!["app id 1, app secret set; 2 active accounts, next token expiry in 11 days"]
             .assert_eq(&fine.text);
         assert_eq!(fine.verdict, Verdict::Ok);
         let expired = check(Some("1"), true, &[token(-1), token(12)]);
         assert_eq!(expired.verdict, Verdict::Fail, "{}", expired.text);
+        expect!["app id 1, app secret set; 2 active accounts, next token expiry in 11 days; 1 token expired: connect that account again (/connect in Telegram)"]
+            .assert_eq(&expired.text);
+        let one = check(Some("1"), true, &[token(2)]);
+        expect!["app id 1, app secret set; 1 active account, next token expiry in 1 day"]
+            .assert_eq(&one.text);
         assert_eq!(check_public_url(None).verdict, Verdict::Note);
         assert_eq!(
             check_public_url(Some("http://pi.local")).verdict,
@@ -1063,6 +1209,38 @@ mod tests {
     }
 
     #[test]
+    fn a_warning_passes_and_is_counted() {
+        let report = Report {
+            findings: vec![
+                finding(Verdict::Ok, "config", "valid"),
+                finding(Verdict::Warn, "secrets", "readable"),
+            ],
+        };
+        assert!(report.passed());
+        expect![[r#"
+            ok    config      valid
+            WARN  secrets     readable
+            All checks passed, with 1 warning to act on.
+        "#]]
+        .assert_eq(&report.render());
+    }
+
+    #[test]
+    fn secrets_in_a_readable_config_are_a_warning() {
+        let path = Path::new("/etc/storyline/storyline.toml");
+        let token = ["telegram.bot_token"];
+        for mode in [0o600, 0o400, 0o700] {
+            assert_eq!(secrets_verdict(path, &token, mode), None, "{mode:o}");
+        }
+        let group = secrets_verdict(path, &token, 0o640).unwrap();
+        assert_eq!(group.verdict, Verdict::Warn);
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and is mode 0640, readable by its group; put STORYLINE_TELEGRAM_BOT_TOKEN=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the key here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&group.text);
+        let both = ["telegram.bot_token", "instagram.app_secret"];
+        let others = secrets_verdict(path, &both, 0o644).unwrap();
+        expect!["/etc/storyline/storyline.toml holds telegram.bot_token and instagram.app_secret and is mode 0644, readable by everyone on this machine; put STORYLINE_TELEGRAM_BOT_TOKEN=... and STORYLINE_INSTAGRAM_APP_SECRET=... in /etc/storyline/env (mode 0600; the service reads it as root) and empty the keys here, or, when only its owner runs storyline, run: chmod 600 /etc/storyline/storyline.toml"].assert_eq(&others.text);
+    }
+
+    #[test]
     fn media_counts_per_category() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -1077,16 +1255,33 @@ mod tests {
             "notes.txt",
             ".trash/d.jpg",
         ] {
-            fs::write(root.join(file), b"x").unwrap();
+            fs::write(root.join(file), crate::samples::file(file, file.as_bytes())).unwrap();
         }
         let f = check_media(root);
         assert_eq!(f.verdict, Verdict::Ok, "{}", f.text);
         assert!(
-            f.text
-                .ends_with(": 3 photos, 1 video (products 1, quotes 2, uncategorized 1)"),
+            f.text.ends_with(
+                ": 3 photos, 1 video (products 1, quotes 2, uncategorized 1); \
+                 not posted: 1 file of a kind not supported (storyline scan names them)"
+            ),
             "{}",
             f.text
         );
+
+        // The scanner's walk: a symlink loop is refused, not followed 32 deep;
+        // a file that is not what its extension says is not counted as media.
+        std::os::unix::fs::symlink("..", root.join("quotes/2024/up")).unwrap();
+        fs::write(root.join("products/d.mp4"), b"random bytes").unwrap();
+        let f = check_media(root);
+        assert!(
+            f.text.ends_with(
+                ": 3 photos, 1 video (products 1, quotes 2, uncategorized 1); \
+                 not posted: 1 file of a kind not supported, 1 broken file (storyline scan names them)"
+            ),
+            "{}",
+            f.text
+        );
+
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(check_media(empty.path()).verdict, Verdict::Note);
         assert_eq!(check_media(&root.join("missing")).verdict, Verdict::Fail);

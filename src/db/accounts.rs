@@ -1,6 +1,7 @@
-//! SQL for Instagram accounts, their sealed tokens (`api_tokens`), and the
-//! account each chat has chosen (`chats.active_account_id`). Tokens come and go
-//! here only sealed; `accounts` seals and opens them.
+//! SQL for Instagram accounts, their sealed tokens (`api_tokens`), the chats
+//! that may use each (`account_chats`, or `every_chat`), and the account each
+//! chat has chosen (`chats.active_account_id`). Tokens come and go here only
+//! sealed; `accounts` seals and opens them.
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -90,13 +91,113 @@ pub fn all_accounts(conn: &Connection) -> Result<Vec<Account>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The accounts a chat may choose, oldest first.
+/// Every active account, whoever may use it, oldest first.
 pub fn active_accounts(conn: &Connection) -> Result<Vec<Account>> {
     let sql =
         format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE is_active = 1 ORDER BY id");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], account_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The accounts a chat may choose: active, and open to every chat, owned by
+/// it or shared with it; oldest first.
+pub fn accounts_for_chat(conn: &Connection, chat_id: i64) -> Result<Vec<Account>> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts
+         WHERE is_active = 1 AND (every_chat = 1
+             OR id IN (SELECT account_id FROM account_chats WHERE chat_id = ?1))
+         ORDER BY id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([chat_id], account_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether the chat may use the account (active or not).
+pub fn chat_may_use(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM instagram_accounts WHERE id = ?1 AND every_chat = 1)
+             OR EXISTS (SELECT 1 FROM account_chats WHERE account_id = ?1 AND chat_id = ?2)",
+        params![account_id, chat_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Who may use an account, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountReach {
+    /// Added on the command line without a chat: every chat may use it.
+    pub every_chat: bool,
+    pub owner: Option<i64>,
+    /// The chats it is shared with, besides its owner.
+    pub shared_with: Vec<i64>,
+}
+
+pub fn account_reach(conn: &Connection, account_id: i64) -> Result<AccountReach> {
+    let every_chat = conn
+        .query_row(
+            "SELECT every_chat FROM instagram_accounts WHERE id = ?1",
+            [account_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let mut stmt = conn.prepare(
+        "SELECT chat_id, is_owner FROM account_chats WHERE account_id = ?1 ORDER BY chat_id",
+    )?;
+    let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut reach = AccountReach {
+        every_chat,
+        owner: None,
+        shared_with: Vec::new(),
+    };
+    for row in rows {
+        let (chat_id, is_owner): (i64, bool) = row?;
+        if is_owner {
+            reach.owner = Some(chat_id);
+        } else {
+            reach.shared_with.push(chat_id);
+        }
+    }
+    Ok(reach)
+}
+
+/// Opens the account to every chat (an account the operator added without a chat).
+pub fn open_to_every_chat(conn: &Connection, account_id: i64, now: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "UPDATE instagram_accounts SET every_chat = 1, updated_at = ?2 WHERE id = ?1",
+        params![account_id, Timestamp(now)],
+    )?;
+    Ok(())
+}
+
+/// Gives the chat the account: as its owner when it has none, else shared.
+/// Returns false when the chat had it already.
+pub fn give_to_chat(
+    conn: &Connection,
+    account_id: i64,
+    chat_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let added = conn.execute(
+        "INSERT INTO account_chats (account_id, chat_id, is_owner, since)
+         VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM account_chats
+                                     WHERE account_id = ?1 AND is_owner = 1), ?3)
+         ON CONFLICT (account_id, chat_id) DO NOTHING",
+        params![account_id, chat_id, Timestamp(now)],
+    )?;
+    Ok(added == 1)
+}
+
+/// Takes a shared account away from a chat; never from its owner. Returns
+/// false when it was not shared with the chat.
+pub fn unshare(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool> {
+    let removed = conn.execute(
+        "DELETE FROM account_chats WHERE account_id = ?1 AND chat_id = ?2 AND is_owner = 0",
+        params![account_id, chat_id],
+    )?;
+    Ok(removed == 1)
 }
 
 /// Soft delete. Returns false when there is no such account.
@@ -277,20 +378,9 @@ pub fn set_chat_active_account(
     Ok(())
 }
 
-/// Chats that chose this account.
-pub fn chats_choosing(conn: &Connection, account_id: i64) -> Result<Vec<i64>> {
-    let mut stmt =
-        conn.prepare("SELECT chat_id FROM chats WHERE active_account_id = ?1 ORDER BY chat_id")?;
-    let rows = stmt.query_map([account_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Chats whose choice is unset or names an account that is no longer active.
-pub fn chats_without_active_choice(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT c.chat_id FROM chats c LEFT JOIN instagram_accounts a ON a.id = c.active_account_id
-         WHERE a.id IS NULL OR a.is_active = 0 ORDER BY c.chat_id",
-    )?;
+/// Every chat's id, for finding those that post to an account.
+pub fn chat_ids(conn: &Connection) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare("SELECT chat_id FROM chats ORDER BY chat_id")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -324,6 +414,129 @@ mod tests {
         assert_eq!(account.username.as_deref(), Some("brand2"));
         assert!(account.is_active);
         assert!(!deactivate_account(&conn, 999, t).unwrap());
+    }
+
+    #[test]
+    fn an_account_reaches_its_owner_the_chats_it_is_shared_with_or_every_chat() {
+        let (_dir, conn) = conn();
+        let t = at("2026-01-01T00:00:00Z");
+        for chat in [7, 8, 9] {
+            conn.execute(
+                "INSERT INTO chats (chat_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+                params![chat, Timestamp(t)],
+            )
+            .unwrap();
+        }
+        let (owned, _) = upsert_account(&conn, "Owned", "1", None, t).unwrap();
+        let (everyone, _) = upsert_account(&conn, "Everyone", "2", None, t).unwrap();
+        assert!(give_to_chat(&conn, owned, 7, t).unwrap());
+        assert!(!give_to_chat(&conn, owned, 7, t).unwrap());
+        open_to_every_chat(&conn, everyone, t).unwrap();
+        let ids = |chat| -> Vec<i64> {
+            accounts_for_chat(&conn, chat)
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect()
+        };
+        assert_eq!(ids(7), [owned, everyone]);
+        assert_eq!(ids(8), [everyone]);
+        assert!(chat_may_use(&conn, owned, 7).unwrap());
+        assert!(!chat_may_use(&conn, owned, 8).unwrap());
+        assert!(chat_may_use(&conn, everyone, 8).unwrap());
+
+        // Shared with 8: it sees it; the owner stays the owner.
+        assert!(give_to_chat(&conn, owned, 8, t).unwrap());
+        assert_eq!(ids(8), [owned, everyone]);
+        assert_eq!(
+            account_reach(&conn, owned).unwrap(),
+            AccountReach {
+                every_chat: false,
+                owner: Some(7),
+                shared_with: vec![8],
+            }
+        );
+        // Unsharing takes it from 8, never from its owner.
+        assert!(!unshare(&conn, owned, 7).unwrap());
+        assert!(unshare(&conn, owned, 8).unwrap());
+        assert!(!unshare(&conn, owned, 8).unwrap());
+        assert_eq!(ids(8), [everyone]);
+        assert_eq!(ids(7), [owned, everyone]);
+        // A deactivated account is listed nowhere.
+        deactivate_account(&conn, owned, t).unwrap();
+        assert_eq!(ids(7), [everyone]);
+        assert!(chat_may_use(&conn, owned, 7).unwrap());
+        assert_eq!(
+            account_reach(&conn, everyone).unwrap(),
+            AccountReach {
+                every_chat: true,
+                owner: None,
+                shared_with: vec![],
+            }
+        );
+    }
+
+    /// Builds a database as V7 left it, fills it with `setup`, applies V8 and
+    /// returns (account, chat, is_owner) and the accounts open to every chat.
+    fn after_v8(setup: &str) -> (Vec<(i64, i64, bool)>, Vec<i64>) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate_to(&mut conn, 7).unwrap();
+        conn.execute_batch(setup).unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT account_id, chat_id, is_owner FROM account_chats ORDER BY 1, 2")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id FROM instagram_accounts WHERE every_chat = 1 ORDER BY id")
+            .unwrap();
+        let open = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (rows, open)
+    }
+
+    const ACCOUNTS: &str = "
+        INSERT INTO instagram_accounts (id, display_name, instagram_user_id, is_active, created_at, updated_at)
+        VALUES (1, 'A', '1', 1, 't', 't'), (2, 'B', '2', 0, 't', 't'), (3, 'C', '3', 1, 't', 't');";
+
+    #[test]
+    fn the_migration_keeps_each_account_for_the_chats_that_use_it() {
+        // Chats 10 and 20 chose A (10 is older), 30 chose B (since deactivated),
+        // 40 chose nothing; C is used by no chat.
+        let (rows, open) = after_v8(&format!(
+            "{ACCOUNTS}
+             INSERT INTO chats (chat_id, active_account_id, created_at, updated_at) VALUES
+                 (20, 1, '2026-01-02T00:00:00Z', 't'), (10, 1, '2026-01-03T00:00:00Z', 't'),
+                 (30, 2, '2026-01-01T00:00:00Z', 't'), (40, NULL, '2026-01-01T00:00:00Z', 't');"
+        ));
+        // A is the oldest chooser's (20), shared with 10; B stays 30's.
+        assert_eq!(rows, [(1, 10, false), (1, 20, true), (2, 30, true)]);
+        assert_eq!(open, [3]);
+    }
+
+    #[test]
+    fn the_migration_keeps_the_only_account_for_the_chats_that_post_to_it() {
+        // One active account (A): chats without a choice, or with a deactivated
+        // one (B), post to it; the oldest of them owns it.
+        let (rows, open) = after_v8(&format!(
+            "{ACCOUNTS}
+             UPDATE instagram_accounts SET is_active = 0 WHERE id = 3;
+             INSERT INTO chats (chat_id, active_account_id, created_at, updated_at) VALUES
+                 (10, NULL, '2026-01-02T00:00:00Z', 't'), (20, NULL, '2026-01-01T00:00:00Z', 't'),
+                 (30, 2, '2026-01-03T00:00:00Z', 't');"
+        ));
+        assert_eq!(
+            rows,
+            [(1, 10, false), (1, 20, true), (1, 30, false), (2, 30, true)]
+        );
+        assert_eq!(open, [3]);
     }
 
     #[test]

@@ -61,6 +61,15 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaItem> {
     })
 }
 
+/// Whether any file was ever indexed (active or not).
+pub fn any_indexed(conn: &Connection) -> Result<bool> {
+    Ok(
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM media_items)", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 /// Calls `each` with every row, active or not, one at a time so the caller can
 /// build whatever compact index it wants without a second copy in between.
 pub fn each_indexed_file(conn: &Connection, each: &mut dyn FnMut(IndexedFile)) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod chats;
 pub mod media;
 pub mod oauth;
+pub mod pairing;
 pub mod publish;
 pub mod queue;
 pub mod wizard;
@@ -63,6 +64,14 @@ pub fn open(path: &Path) -> Result<Connection> {
         );
     }
     Ok(conn)
+}
+
+/// A new database in memory with every migration applied, for unit tests.
+#[cfg(test)]
+pub fn open_in_memory_for_tests() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    migrate(&mut conn).expect("the migrations apply");
+    conn
 }
 
 /// Opens a connection for a thread other than the one that migrated at start.
@@ -157,6 +166,16 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Applies the migrations up to `version` only, for tests of a later migration.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: i32) -> Result<()> {
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(version))
+        .run(conn)
+        .context("applying database migrations")?;
+    Ok(())
+}
+
 // ---- kv and the Telegram offset -------------------------------------------------
 
 const LAST_UPDATE_ID: &str = "telegram.last_update_id";
@@ -189,7 +208,7 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
      paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
-     posted_lock_days, skipped_lock_days, posting_mode";
+     posted_lock_days, skipped_lock_days, posting_mode, story_buttons_admins_only";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -207,6 +226,7 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         posted_lock_days: r.get(11)?,
         skipped_lock_days: r.get(12)?,
         auto_post: r.get::<_, Option<String>>(13)?.map(|m| m == "auto"),
+        story_buttons_admins_only: r.get(14)?,
     })
 }
 
@@ -280,7 +300,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
-             posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14
+             posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14,
+             story_buttons_admins_only = ?15
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -297,7 +318,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
             row.posted_lock_days,
             row.skipped_lock_days,
             row.auto_post
-                .map(|auto| if auto { "auto" } else { "manual" })
+                .map(|auto| if auto { "auto" } else { "manual" }),
+            row.story_buttons_admins_only
         ],
     )?;
     Ok(())

@@ -20,13 +20,15 @@ pub struct StoredWizard {
     pub choices: String,
     pub started_by: i64,
     pub started_at: DateTime<Utc>,
+    /// The wizard's message, once Telegram answered its send.
+    pub message_id: Option<i64>,
 }
 
 pub fn wizard(conn: &Connection, chat_id: i64) -> Result<Option<StoredWizard>> {
     Ok(conn
         .query_row(
-            "SELECT id, chat_id, step, choices, started_by, started_at FROM setup_wizards
-             WHERE chat_id = ?1",
+            "SELECT id, chat_id, step, choices, started_by, started_at, message_id
+             FROM setup_wizards WHERE chat_id = ?1",
             [chat_id],
             |r| {
                 Ok(StoredWizard {
@@ -36,6 +38,7 @@ pub fn wizard(conn: &Connection, chat_id: i64) -> Result<Option<StoredWizard>> {
                     choices: r.get(3)?,
                     started_by: r.get(4)?,
                     started_at: time_at(r, 5)?,
+                    message_id: r.get(6)?,
                 })
             },
         )
@@ -85,6 +88,16 @@ pub fn save_wizard(
     Ok(())
 }
 
+/// Records the message showing the wizard with this id; a wizard replaced since
+/// (resumed, cancelled, completed) is left alone.
+pub fn set_wizard_message(conn: &Connection, id: i64, message_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE setup_wizards SET message_id = ?2 WHERE id = ?1",
+        params![id, message_id],
+    )?;
+    Ok(())
+}
+
 pub fn delete_wizard(tx: &Transaction<'_>, chat_id: i64) -> Result<()> {
     tx.execute("DELETE FROM setup_wizards WHERE chat_id = ?1", [chat_id])?;
     Ok(())
@@ -122,8 +135,15 @@ mod tests {
             (stored.id, stored.step, stored.choices.as_str()),
             (first, 3, "{\"x\":1}")
         );
+        assert_eq!(stored.message_id, None);
+        set_wizard_message(&tx, first, 55).unwrap();
+        assert_eq!(wizard(&tx, 7).unwrap().unwrap().message_id, Some(55));
         let second = put_wizard(&tx, 7, stored.step, &stored.choices, 42, t, t).unwrap();
         assert_ne!(first, second);
+        // The new message is not known yet; the old wizard's id no longer names a row.
+        assert_eq!(wizard(&tx, 7).unwrap().unwrap().message_id, None);
+        set_wizard_message(&tx, first, 56).unwrap();
+        assert_eq!(wizard(&tx, 7).unwrap().unwrap().message_id, None);
         delete_wizard(&tx, 7).unwrap();
         // AUTOINCREMENT: a deleted id is never handed out again.
         let third = put_wizard(&tx, 7, 1, "{}", 42, t, t).unwrap();

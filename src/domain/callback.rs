@@ -102,6 +102,7 @@ fn toggle_code(toggle: Toggle) -> &'static str {
         Toggle::InstagramApi => "api",
         Toggle::Paused => "pause",
         Toggle::AutoPost => "auto",
+        Toggle::StoryButtonsAdminsOnly => "sbtn",
     }
 }
 
@@ -143,6 +144,7 @@ pub fn parse(data: &str) -> Option<Callback> {
                 "api" => Toggle::InstagramApi,
                 "pause" => Toggle::Paused,
                 "auto" => Toggle::AutoPost,
+                "sbtn" => Toggle::StoryButtonsAdminsOnly,
                 _ => return None,
             };
             let value = match *value {
@@ -244,6 +246,7 @@ mod tests {
             Toggle::InstagramApi,
             Toggle::Paused,
             Toggle::AutoPost,
+            Toggle::StoryButtonsAdminsOnly,
         ] {
             for value in [false, true] {
                 all.push(Callback::Set { toggle, value });
@@ -327,6 +330,7 @@ mod tests {
             Toggle::InstagramApi,
             Toggle::Paused,
             Toggle::AutoPost,
+            Toggle::StoryButtonsAdminsOnly,
         ])
     }
 

@@ -1,6 +1,8 @@
 //! Pure: the plain data the core's texts and keyboards are made of — inline
-//! `Button`s and `Keyboard`s, Telegram-HTML escaping, why a chat is gone.
-//! `ui` and `wizard` build with these; `telegram` sends them (and re-exports them).
+//! `Button`s and `Keyboard`s, Telegram-HTML escaping, counted nouns (`plural`),
+//! why a chat is gone. `ui` and `wizard` build with these; `telegram` sends them
+//! (and re-exports them). It depends on nothing, so the CLI, `ops` and the
+//! modules below `ui` count with the same `plural`.
 
 use serde::Serialize;
 
@@ -49,6 +51,15 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
+/// A count and its noun, agreeing: "1 item", "3 items", "0 items". `one` and
+/// `many` may carry more words that agree too ("story was" / "stories were").
+/// Any number type: the count is shown as it prints, and only "1" is singular.
+pub fn plural(count: impl std::fmt::Display, one: &str, many: &str) -> String {
+    let count = count.to_string();
+    let noun = if count == "1" { one } else { many };
+    format!("{count} {noun}")
+}
+
 /// Why a chat no longer gets the bot's messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatGone {
@@ -82,5 +93,26 @@ impl ChatGone {
         ]
         .into_iter()
         .find(|gone| gone.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plural_agrees_with_its_count() {
+        let cases: [(String, &str); 7] = [
+            (plural(1usize, "item", "items"), "1 item"),
+            (plural(0u32, "item", "items"), "0 items"),
+            (plural(2i64, "file", "files"), "2 files"),
+            (plural(11u64, "day", "days"), "11 days"),
+            (plural(-1i64, "day", "days"), "-1 days"),
+            (plural(1.5f64, "day", "days"), "1.5 days"),
+            (plural(1, "story was", "stories were"), "1 story was"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
     }
 }

@@ -34,8 +34,7 @@ pub enum ChatAccount {
 /// "58 days", "expired", "reconnect needed".
 pub fn token_health_words(health: TokenHealth) -> String {
     match health {
-        TokenHealth::DaysLeft(1) => "1 day".to_string(),
-        TokenHealth::DaysLeft(days) => format!("{days} days"),
+        TokenHealth::DaysLeft(days) => crate::domain::markup::plural(days, "day", "days"),
         TokenHealth::Expired => "expired".to_string(),
         TokenHealth::ReconnectNeeded => "reconnect needed".to_string(),
     }

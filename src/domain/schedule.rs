@@ -128,6 +128,15 @@ pub fn slots(window: &Window, posts: u32, seed: u64) -> Vec<DateTime<Utc>> {
         .collect()
 }
 
+/// The instant a local day ends: the first moment of the next local date (its
+/// midnight, or the first minute after a DST gap that skips it).
+pub fn local_midnight_after(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    match date.succ_opt() {
+        Some(next) => local_hour_instant(tz, next, 0),
+        None => DateTime::<Utc>::MAX_UTC,
+    }
+}
+
 /// The instant the wall clock in `tz` shows `hour`:00 on `date`: the earlier one when
 /// the clock shows it twice, the end of the gap when it skips it.
 fn local_hour_instant(tz: Tz, date: NaiveDate, hour: u32) -> DateTime<Utc> {

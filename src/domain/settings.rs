@@ -36,6 +36,8 @@ pub struct ChatRow {
     pub skipped_lock_days: Option<u32>,
     /// Some(true) = 'auto', Some(false) = 'manual', None = manual.
     pub auto_post: Option<bool>,
+    /// None = everyone may press a story's buttons.
+    pub story_buttons_admins_only: Option<bool>,
 }
 
 impl ChatRow {
@@ -65,6 +67,8 @@ pub struct ChatSettings {
     pub skipped_lock_days: u32,
     /// Publish unattended at the slot (posting_mode 'auto') rather than on a press.
     pub auto_post: bool,
+    /// Only the chat's administrators may press a story's buttons (in a group).
+    pub story_buttons_admins_only: bool,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -107,6 +111,7 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
         posted_lock_days: row.posted_lock_days.unwrap_or(DEFAULT_POSTED_LOCK_DAYS),
         skipped_lock_days: row.skipped_lock_days.unwrap_or(DEFAULT_SKIPPED_LOCK_DAYS),
         auto_post: row.auto_post.unwrap_or(false),
+        story_buttons_admins_only: row.story_buttons_admins_only.unwrap_or(false),
     }
 }
 
@@ -117,6 +122,7 @@ pub enum Toggle {
     InstagramApi,
     Paused,
     AutoPost,
+    StoryButtonsAdminsOnly,
 }
 
 impl Toggle {
@@ -126,6 +132,7 @@ impl Toggle {
             Toggle::InstagramApi => "enable_instagram_api",
             Toggle::Paused => "is_paused",
             Toggle::AutoPost => "posting_mode_auto",
+            Toggle::StoryButtonsAdminsOnly => "story_buttons_admins_only",
         }
     }
 
@@ -135,6 +142,7 @@ impl Toggle {
             Toggle::InstagramApi => "Instagram API",
             Toggle::Paused => "Paused",
             Toggle::AutoPost => "Auto post",
+            Toggle::StoryButtonsAdminsOnly => "Story buttons for admins only",
         }
     }
 
@@ -144,6 +152,7 @@ impl Toggle {
             Toggle::InstagramApi => settings.enable_instagram_api,
             Toggle::Paused => settings.is_paused,
             Toggle::AutoPost => settings.auto_post,
+            Toggle::StoryButtonsAdminsOnly => settings.story_buttons_admins_only,
         }
     }
 }
@@ -174,6 +183,7 @@ pub fn apply_toggle(
         Toggle::DryRun => row.dry_run_mode = Some(value),
         Toggle::InstagramApi => row.enable_instagram_api = Some(value),
         Toggle::AutoPost => row.auto_post = Some(value),
+        Toggle::StoryButtonsAdminsOnly => row.story_buttons_admins_only = Some(value),
         Toggle::Paused => {
             row.is_paused = value;
             row.paused_at = value.then_some(now);
@@ -373,7 +383,8 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
         .find(|tz| tz.name().eq_ignore_ascii_case(t))
         .copied()
         .ok_or_else(|| {
-            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin,              America/New_York or UTC."
+            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin, \
+             America/New_York or UTC."
                 .to_string()
         })
 }
@@ -399,9 +410,15 @@ pub fn parse_lock_days(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
-/// "14:00–02:00"
+/// "14:00–02:00"; equal hours are a window of the whole day (see
+/// `schedule::window_for`): "all day", or "all day from 09:00" when the day
+/// starts at another hour than midnight (the slots spread from there).
 pub fn format_window(start: u32, end: u32) -> String {
-    format!("{start:02}:00–{end:02}:00")
+    match (start, end) {
+        (0, 0) => "all day".to_string(),
+        (start, end) if start == end => format!("all day from {start:02}:00"),
+        (start, end) => format!("{start:02}:00–{end:02}:00"),
+    }
 }
 
 #[cfg(test)]
@@ -579,13 +596,36 @@ mod tests {
             parse_timezone("america/new_york"),
             Ok(chrono_tz::America::New_York)
         );
-        assert!(parse_timezone("Mars/Base").unwrap_err().contains("IANA"));
+        assert_eq!(
+            parse_timezone("Mars/Base"),
+            Err(
+                "That is not a time zone name I know. Use an IANA name such as \
+                 Europe/Berlin, America/New_York or UTC."
+                    .to_string()
+            )
+        );
         assert!(parse_timezone("").is_err());
         assert_eq!(parse_lock_days("30 45"), Ok((30, 45)));
         assert_eq!(parse_lock_days("0,7"), Ok((0, 7)));
         for bad in ["30", "30 45 60", "a b", "-1 4", "9999 1", ""] {
             assert!(parse_lock_days(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn windows_read_as_hours_or_all_day() {
+        let shown: Vec<String> = [(14, 2), (9, 21), (0, 23), (0, 0), (9, 9), (23, 23)]
+            .iter()
+            .map(|&(start, end)| format!("{start}-{end}: {}", format_window(start, end)))
+            .collect();
+        expect_test::expect![[r#"
+            14-2: 14:00–02:00
+            9-21: 09:00–21:00
+            0-23: 00:00–23:00
+            0-0: all day
+            9-9: all day from 09:00
+            23-23: all day from 23:00"#]]
+        .assert_eq(&shown.join("\n"));
     }
 
     #[test]

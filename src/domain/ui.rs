@@ -1,6 +1,7 @@
 //! What the bot says: message texts and inline keyboards. Pure functions of the
 //! data they show; every dynamic string is HTML-escaped here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -8,7 +9,7 @@ use chrono_tz::Tz;
 
 use crate::domain::callback::{self, Ask, Callback, StoryAction};
 use crate::domain::html_fit::{self, Piece};
-use crate::domain::markup::{escape_html, Button, ChatGone, Keyboard};
+use crate::domain::markup::{escape_html, plural, Button, ChatGone, Keyboard};
 use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth};
 use crate::domain::settings::{format_window, ChatSettings, Toggle};
 
@@ -55,6 +56,15 @@ pub fn welcome_text(chat_just_enabled: bool) -> String {
     )
 }
 
+/// The reply to `/start CODE` with the pairing code `storyline run` printed.
+pub fn paired_text() -> String {
+    format!(
+        "🔑 <b>Paired: you are now an admin of this Storyline.</b> The code is used up; \
+         your /start sets up other chats too.\n\n{}",
+        welcome_text(true)
+    )
+}
+
 pub fn refusal_text(chat_id: i64) -> String {
     format!(
         "Sorry, this bot is not set up for this chat.\n\n\
@@ -80,6 +90,15 @@ fn window_label(settings: &ChatSettings) -> String {
     )
 }
 
+/// Who may press Posted / Skip / Reject under a story.
+fn story_buttons_words(admins_only: bool) -> &'static str {
+    if admins_only {
+        "admins only"
+    } else {
+        "everyone"
+    }
+}
+
 fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if !settings.is_paused {
         return "▶️ Active".to_string();
@@ -88,15 +107,10 @@ fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if let Some(name) = paused_by {
         line.push_str(&format!(" by {}", escape_html(name)));
     }
-    if let Some(at) = settings.paused_at.map(short_time) {
-        line.push_str(&format!(" since {at}"));
+    if let Some(at) = settings.paused_at {
+        line.push_str(&format!(" since {}", zoned_day(at, settings.timezone)));
     }
     line
-}
-
-/// "2026-11-22 14:02 UTC".
-fn short_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// The /settings message: a summary and the keyboard that changes it.
@@ -112,6 +126,7 @@ pub fn settings_menu(
          Instagram API: <b>{}</b>\n\
          Instagram account: {}\n\
          Posting: <b>{}</b>\n\
+         Story buttons: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
          Hours: <b>{}</b>\n\
          Categories: <b>{}</b>\n\n\
@@ -125,6 +140,7 @@ pub fn settings_menu(
         on_off(settings.enable_instagram_api),
         account_menu_line(account),
         pause_line(settings, paused_by),
+        story_buttons_words(settings.story_buttons_admins_only),
         settings.posts_per_day,
         escape_html(&window_label(settings)),
         escape_html(mix),
@@ -150,10 +166,23 @@ pub fn settings_menu(
             value: !settings.is_paused,
         }),
     );
+    let admins_only = settings.story_buttons_admins_only;
+    let story_buttons = Button::callback(
+        format!(
+            "{} Story buttons: {}",
+            if admins_only { "🔒" } else { "👥" },
+            story_buttons_words(admins_only)
+        ),
+        callback::encode(Callback::Set {
+            toggle: Toggle::StoryButtonsAdminsOnly,
+            value: !admins_only,
+        }),
+    );
     let keyboard = vec![
         vec![toggle(Toggle::DryRun, settings.dry_run_mode)],
         vec![toggle(Toggle::InstagramApi, settings.enable_instagram_api)],
         vec![toggle(Toggle::AutoPost, settings.auto_post)],
+        vec![story_buttons],
         vec![pause],
         vec![Button::callback(
             account_button_label(account),
@@ -214,6 +243,16 @@ fn token_note(token: TokenHealth) -> String {
 const ADD_ACCOUNT_HINT: &str =
     "<code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>";
 
+/// A chat with no account of its own, nor one shared with it.
+fn no_account_text() -> String {
+    format!(
+        "This chat has no Instagram account yet. Connect one with /connect.\n\n\
+         On the Pi, {ADD_ACCOUNT_HINT} adds one, and \
+         <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that \
+         another chat connected."
+    )
+}
+
 fn account_menu_line(account: &ChatAccount) -> String {
     match account {
         ChatAccount::Account { account, token } => format!(
@@ -249,9 +288,7 @@ fn account_title(account: &Account) -> String {
 pub fn account_selector(accounts: &[Account], current: Option<i64>) -> (String, Keyboard) {
     let mut text = String::from("📸 <b>Instagram account</b>\n\n");
     if accounts.is_empty() {
-        text.push_str(&format!(
-            "No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        ));
+        text.push_str(&no_account_text());
     } else {
         text.push_str(&format!(
             "Choose the account this chat posts to.\n\n\
@@ -292,12 +329,10 @@ pub fn account_unavailable_text() -> String {
     "That account is not available any more. Pick another one.".to_string()
 }
 
-/// /accounts: every active account and its token, and which one this chat uses.
+/// /accounts: the accounts this chat may use and their tokens, and which one it uses.
 pub fn accounts_text(statuses: &[(Account, TokenHealth)], chat: &ChatAccount) -> String {
     if statuses.is_empty() {
-        return format!(
-            "📸 No Instagram account has been added yet. Add one on the Pi with\n{ADD_ACCOUNT_HINT}"
-        );
+        return format!("📸 {}", no_account_text());
     }
     let current = match chat {
         ChatAccount::Account { account, .. } => Some(account.id),
@@ -390,7 +425,11 @@ pub fn categories_prompt(mix: &str, categories: &[(String, i64)]) -> String {
         text.push_str(" none yet; add folders to the media folder and /scan.");
     }
     for (name, count) in categories {
-        text.push_str(&format!("\n• {} ({count} items)", escape_html(name)));
+        text.push_str(&format!(
+            "\n• {} ({})",
+            escape_html(name),
+            plural(count, "item", "items")
+        ));
     }
     text
 }
@@ -447,6 +486,9 @@ pub fn toggle_answer(toggle: Toggle, value: bool, changed: bool) -> String {
     let state = match (toggle, value) {
         (Toggle::Paused, true) => "Posting paused".to_string(),
         (Toggle::Paused, false) => "Posting resumed".to_string(),
+        (Toggle::StoryButtonsAdminsOnly, v) => {
+            format!("Story buttons: {}", story_buttons_words(v))
+        }
         (t, v) => format!("{} {}", t.label(), if v { "ON" } else { "off" }),
     };
     if changed {
@@ -511,19 +553,64 @@ pub fn format_uptime(uptime: Duration) -> String {
     }
 }
 
+/// What happens to a story at its slot, as `publish::route` decides it now; /status
+/// says it in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostingMode {
+    /// Storyline publishes it through the Instagram API (dry run: without a call).
+    Published,
+    /// Sent here with buttons for a person to post; `auto_post_button` when 🤖 Auto
+    /// post on the story can publish it through the Instagram API.
+    ByHand { auto_post_button: bool },
+    /// Auto post is on but cannot publish now (the reason): sent here for a person.
+    ByHandBecause(String),
+}
+
+/// The /status mode line: what will really happen at the next slot.
+fn mode_line(dry_run: bool, mode: &PostingMode, account: &ChatAccount) -> String {
+    let by_hand = if dry_run {
+        "🧪 Dry run: stories come here at their slots to try the buttons; nothing is published"
+    } else {
+        "✋ Stories come here at their slots for someone to post by hand"
+    };
+    match mode {
+        PostingMode::Published => {
+            let handle = match account {
+                ChatAccount::Account { account, .. } => escape_html(&account_handle(account)),
+                _ => "the chat's account".to_string(),
+            };
+            if dry_run {
+                format!(
+                    "🧪 Dry run: Auto post goes through publishing as {handle} at each slot \
+                     without calling Instagram; nothing is published"
+                )
+            } else {
+                format!(
+                    "🚀 Auto post: each story is published to Instagram as {handle} at its slot"
+                )
+            }
+        }
+        PostingMode::ByHand {
+            auto_post_button: true,
+        } => format!("{by_hand} (🤖 Auto post on a story publishes it)"),
+        PostingMode::ByHand {
+            auto_post_button: false,
+        } => by_hand.to_string(),
+        PostingMode::ByHandBecause(reason) => format!(
+            "{by_hand}. Auto post is on but cannot publish: {}",
+            escape_html(reason)
+        ),
+    }
+}
+
 pub fn status_text(
     settings: &ChatSettings,
+    mode: &PostingMode,
     paused_by: Option<&str>,
     account: &ChatAccount,
     uptime: Duration,
 ) -> String {
-    let mode = if settings.dry_run_mode {
-        "🧪 Dry run (nothing is published)"
-    } else if settings.enable_instagram_api {
-        "🚀 Live, publishing through the Instagram API"
-    } else {
-        "🚀 Live, stories are sent here to post by hand"
-    };
+    let mode = mode_line(settings.dry_run_mode, mode, account);
     format!(
         "📊 <b>Status</b>\n\n\
          Mode: {mode}\n\
@@ -542,12 +629,28 @@ pub fn status_text(
     )
 }
 
+/// "14:32": for lists whose heading names the zone (/queue, /schedule).
 fn local(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%H:%M").to_string()
 }
 
 fn local_day(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
+}
+
+/// "14:32 CET": a time on its own is in the chat's zone and names it, by the
+/// abbreviation the zone uses at that instant (CET/CEST, EST/EDT; "+04" where
+/// the zone has none), so a time read in summer says it is summer time. The
+/// abbreviations are letters, digits and signs: nothing to escape.
+fn zoned_time(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz).format("%H:%M %Z").to_string()
+}
+
+/// "Sun 22 Nov 14:32 CET"
+fn zoned_day(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%a %d %b %H:%M %Z")
+        .to_string()
 }
 
 /// What gives way first when a story's caption would pass Telegram's limit:
@@ -574,11 +677,7 @@ pub fn story_caption(
         Piece::shrinkable(escape_html(category), SHRINK_CATEGORY, 12),
         Piece::fixed("</b> · "),
         Piece::shrinkable(escape_html(name), SHRINK_FILE_NAME, 24),
-        Piece::fixed(format!(
-            "\n🕑 Slot {} {}",
-            local_day(slot, tz),
-            escape_html(tz.name())
-        )),
+        Piece::fixed(format!("\n🕑 Slot {}", zoned_day(slot, tz))),
     ];
     if dry_run {
         pieces.push(Piece::fixed("\n🧪 [dry run]"));
@@ -636,13 +735,13 @@ pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) 
         format!(
             "🧪 <b>Dry run: would have been published to Instagram as @{} at {}</b> (no Instagram call was made)",
             escape_html(username),
-            local(at, tz)
+            zoned_time(at, tz)
         )
     } else {
         format!(
             "✅ <b>Published to Instagram as @{} at {}</b>",
             escape_html(username),
-            local(at, tz)
+            zoned_time(at, tz)
         )
     }
 }
@@ -650,18 +749,19 @@ pub fn published_line(username: &str, at: DateTime<Utc>, tz: Tz, dry_run: bool) 
 pub fn connect_text(minutes: i64) -> String {
     format!(
         "🔗 Tap the button to connect an Instagram professional account (the link works once, for \
-         {minutes} minutes). If the page after Instagram's login does not open, copy the whole \
-         address from the browser and paste it here."
+         {}). If the page after Instagram's login does not open, copy the whole \
+         address from the browser and paste it here.",
+        plural(minutes, "minute", "minutes")
     )
 }
 
 pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> String {
     format!(
-        "⚠️ The Instagram access token of @{} could not be renewed: {}. It expires in {days_left} {}; \
+        "⚠️ The Instagram access token of @{} could not be renewed: {}. It expires in {}; \
          reconnect the account before then, or stories will come here to post by hand.",
         escape_html(username),
         escape_html(error),
-        if days_left == 1 { "day" } else { "days" }
+        plural(days_left, "day", "days")
     )
 }
 
@@ -723,7 +823,7 @@ pub fn outcome_line(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -> String
         "{icon} <b>{} by {} at {}</b>",
         outcome_word(status),
         escape_html(by),
-        local(at, tz)
+        zoned_time(at, tz)
     )
 }
 
@@ -740,26 +840,18 @@ pub fn already_decided_text(status: &str, by: &str, at: DateTime<Utc>, tz: Tz) -
     format!(
         "Already {} by {by} at {}.",
         outcome_word(status).to_lowercase(),
-        local(at, tz)
+        zoned_time(at, tz)
     )
 }
 
 pub fn missed_text(count: usize, next: Option<DateTime<Utc>>, tz: Tz) -> String {
     let mut text = format!(
-        "⏰ {count} scheduled {} missed while Storyline was not running; {} not sent now.",
-        if count == 1 {
-            "story was"
-        } else {
-            "stories were"
-        },
+        "⏰ {} missed while Storyline was not running; {} not sent now.",
+        plural(count, "scheduled story was", "scheduled stories were"),
         if count == 1 { "it is" } else { "they are" }
     );
     if let Some(next) = next {
-        text.push_str(&format!(
-            " Posting resumes at {} {}.",
-            local_day(next, tz),
-            escape_html(tz.name())
-        ));
+        text.push_str(&format!(" Posting resumes at {}.", zoned_day(next, tz)));
     }
     text
 }
@@ -767,9 +859,9 @@ pub fn missed_text(count: usize, next: Option<DateTime<Utc>>, tz: Tz) -> String 
 pub fn running_dry_text(eligible: usize, posts_per_day: u32) -> String {
     let days = eligible as f64 / f64::from(posts_per_day.max(1));
     format!(
-        "📉 Only {eligible} {} left to post: about {days:.1} days at {posts_per_day} a day. \
+        "📉 Only {} left to post: about {days:.1} days at {posts_per_day} a day. \
          Add photos or videos to the media folder (then /scan).",
-        if eligible == 1 { "item" } else { "items" }
+        plural(eligible, "item", "items")
     )
 }
 
@@ -777,6 +869,24 @@ pub fn nothing_to_post_text() -> String {
     "📭 Nothing to post: every item is resting after a recent post or skip, or the media folder is empty. \
      Add photos or videos to the media folder, then /scan."
         .to_string()
+}
+
+/// Instead of `nothing_to_post_text` when the media folder itself is missing
+/// (`dir` as configured).
+pub fn media_folder_missing_text(dir: &str) -> String {
+    format!(
+        "📭 Nothing to post: the media folder <code>{}</code> is missing. Create it (or set \
+         <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan.",
+        escape_html(dir)
+    )
+}
+
+/// A line under /status while the media folder is missing.
+pub fn media_folder_missing_line(dir: &str) -> String {
+    format!(
+        "\n⚠️ The media folder <code>{}</code> is missing: nothing is posted until it is back.",
+        escape_html(dir)
+    )
 }
 
 /// The chat's chosen categories have nothing left, though others do.
@@ -866,7 +976,7 @@ pub fn schedule_text(days: &[PlannedDay], tz: Tz, paused: bool) -> String {
     for day in days {
         text.push_str(&format!("\n\n<b>{}</b>", day.date.format("%a %d %b")));
         if day.slots.is_empty() {
-            text.push_str("\n• no slots left in this window");
+            text.push_str("\n• nothing planned");
         }
         for (at, path, status) in &day.slots {
             text.push_str(&format!(
@@ -890,8 +1000,88 @@ pub fn scan_report_text(summary: &str) -> String {
     format!("🔎 <b>Scan finished</b>\n{}", escape_html(summary))
 }
 
+/// Broken files named per extension; the rest are counted.
+const BROKEN_NAMES_SHOWN: usize = 5;
+
+/// What a scan did (`summary`), then a line per extension it does not post
+/// ("3 .heic files: not supported, export as JPEG") and per extension of
+/// broken files, named ("1 broken .png file: broken.png"). Plain text for the
+/// command line; `scan_report_text` escapes it for the chat.
+pub fn scan_text(
+    summary: &str,
+    unsupported: &BTreeMap<String, usize>,
+    broken: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let files = |n: usize| if n == 1 { "file" } else { "files" };
+    let mut text = summary.to_string();
+    for (extension, &count) in unsupported {
+        let what = if extension.is_empty() {
+            format!("{count} {} without an extension", files(count))
+        } else {
+            format!("{count} .{extension} {}", files(count))
+        };
+        text.push_str(&format!(
+            "\n{what}: not supported{}",
+            unsupported_hint(extension)
+        ));
+    }
+    for (extension, paths) in broken {
+        let count = paths.len();
+        let mut names = paths
+            .iter()
+            .take(BROKEN_NAMES_SHOWN)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if count > BROKEN_NAMES_SHOWN {
+            names.push_str(&format!(" and {} more", count - BROKEN_NAMES_SHOWN));
+        }
+        text.push_str(&format!(
+            "\n{count} broken .{extension} {}: {names}",
+            files(count)
+        ));
+    }
+    text
+}
+
+/// What to do with a file of an extension Storyline does not post, when there
+/// is a usual answer.
+fn unsupported_hint(extension: &str) -> &'static str {
+    match extension {
+        "heic" | "heif" | "avif" | "tif" | "tiff" | "bmp" | "dng" | "raw" | "cr2" | "cr3"
+        | "nef" | "arw" | "orf" | "rw2" | "raf" | "psd" => ", export as JPEG",
+        "gif" | "avi" | "mkv" | "webm" | "m4v" | "wmv" | "flv" | "3gp" | "mpg" | "mpeg" | "mts"
+        | "m2ts" => ", convert to MP4",
+        _ => "",
+    }
+}
+
 pub fn scan_failed_text(error: &str) -> String {
     format!("⚠️ The scan failed: {}", escape_html(error))
+}
+
+/// An administrators' command sent by someone else in a group.
+pub fn admins_only_text(command: &str) -> String {
+    format!(
+        "🔒 /{} is for this chat's administrators.",
+        escape_html(command)
+    )
+}
+
+/// A settings button pressed by someone else (a callback alert: at most 200 characters).
+pub fn admins_only_alert() -> String {
+    "🔒 Only this chat's administrators can change its settings.".to_string()
+}
+
+/// A story's button pressed by a member where the chat keeps them for administrators.
+pub fn story_buttons_admins_only_alert() -> String {
+    "🔒 In this chat only administrators decide stories.".to_string()
+}
+
+/// Telegram did not answer whether the user administers the chat.
+pub fn role_unknown_text() -> String {
+    "⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."
+        .to_string()
 }
 
 pub fn error_text() -> String {
@@ -945,6 +1135,7 @@ mod tests {
             posted_lock_days: 30,
             skipped_lock_days: 45,
             auto_post: false,
+            story_buttons_admins_only: false,
         }
     }
 
@@ -985,6 +1176,16 @@ mod tests {
     }
 
     #[test]
+    fn pairing_answers_the_new_admin() {
+        expect![[r#"
+            🔑 <b>Paired: you are now an admin of this Storyline.</b> The code is used up; your /start sets up other chats too.
+
+            ✅ <b>Storyline is now set up for this chat.</b>
+
+            Send /init to be walked through the set-up, or open /settings to choose dry run, posts per day and posting hours. /help lists every command."#]].assert_eq(&paired_text());
+    }
+
+    #[test]
     fn account_selector_marks_the_chats_account() {
         let accounts = [
             account(3, "Main Brand", Some("brand")),
@@ -1007,8 +1208,9 @@ mod tests {
         expect![[r#"
             📸 <b>Instagram account</b>
 
-            No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&text);
         expect!["[➕ Add account | 1:acct:add] [← Back | 1:back]"].assert_eq(&render(&keyboard));
     }
@@ -1069,8 +1271,9 @@ mod tests {
             This chat has not chosen an account yet: /settings → 📸 Account."#]]
         .assert_eq(&accounts_text(&statuses, &ChatAccount::NeedsChoice));
         expect![[r#"
-            📸 No Instagram account has been added yet. Add one on the Pi with
-            <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code>"#]]
+            📸 This chat has no Instagram account yet. Connect one with /connect.
+
+            On the Pi, <code>storyline accounts add --name NAME --instagram-id ID --username USER --token -</code> adds one, and <code>storyline accounts share ID --chat CHAT</code> lets this chat use one that another chat connected."#]]
         .assert_eq(&accounts_text(&[], &ChatAccount::None));
     }
 
@@ -1084,6 +1287,7 @@ mod tests {
             Instagram API: <b>off</b>
             Instagram account: <b>@brand</b> (58 days left)
             Posting: <b>▶️ Active</b>
+            Story buttons: <b>everyone</b>
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
             Categories: <b>every category alike</b>
@@ -1094,6 +1298,7 @@ mod tests {
             [✅ Dry run | 1:set:dry:0]
             [⬜ Instagram API | 1:set:api:1]
             [⬜ Auto post | 1:set:auto:1]
+            [👥 Story buttons: everyone | 1:set:sbtn:1]
             [▶️ Active (tap to pause) | 1:set:pause:1]
             [📸 Account: @brand | 1:acct]
             [Posts/Day: 3 | 1:ask:ppd]
@@ -1107,12 +1312,56 @@ mod tests {
     }
 
     #[test]
+    fn roles_texts_and_the_story_buttons_setting() {
+        expect!["🔒 /settings is for this chat's administrators."]
+            .assert_eq(&admins_only_text("settings"));
+        expect!["🔒 /a&lt;b is for this chat's administrators."]
+            .assert_eq(&admins_only_text("a<b"));
+        expect!["🔒 Only this chat's administrators can change its settings."]
+            .assert_eq(&admins_only_alert());
+        expect!["🔒 In this chat only administrators decide stories."]
+            .assert_eq(&story_buttons_admins_only_alert());
+        expect!["⏳ Telegram did not say whether you are an administrator here. Please try again in a minute."]
+            .assert_eq(&role_unknown_text());
+        // Callback alerts are cut by Telegram at 200 characters.
+        for alert in [
+            admins_only_alert(),
+            story_buttons_admins_only_alert(),
+            role_unknown_text(),
+        ] {
+            assert!(alert.chars().count() <= 200, "{alert}");
+        }
+        let mut s = settings();
+        s.story_buttons_admins_only = true;
+        let (text, keyboard) = settings_menu(&s, None, "every category alike", &brand());
+        assert!(text.contains("Story buttons: <b>admins only</b>"), "{text}");
+        let rendered = render(&keyboard);
+        assert!(
+            rendered.contains("[🔒 Story buttons: admins only | 1:set:sbtn:0]"),
+            "{rendered}"
+        );
+        expect!["Story buttons: admins only"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            true,
+            true,
+        ));
+        expect!["Story buttons: everyone already"].assert_eq(&toggle_answer(
+            Toggle::StoryButtonsAdminsOnly,
+            false,
+            false,
+        ));
+    }
+
+    #[test]
     fn paused_status_escapes_names() {
         let mut s = settings();
         s.is_paused = true;
         s.paused_at = Some("2026-11-22T14:02:00Z".parse().unwrap());
         let text = status_text(
             &s,
+            &PostingMode::ByHand {
+                auto_post_button: false,
+            },
             Some("<b>eve</b>"),
             &ChatAccount::NeedsChoice,
             Duration::from_secs(7_380),
@@ -1120,14 +1369,102 @@ mod tests {
         expect![[r#"
             📊 <b>Status</b>
 
-            Mode: 🧪 Dry run (nothing is published)
-            Posting: ⏸️ Paused by &lt;b&gt;eve&lt;/b&gt; since 2026-11-22 14:02 UTC
+            Mode: 🧪 Dry run: stories come here at their slots to try the buttons; nothing is published
+            Posting: ⏸️ Paused by &lt;b&gt;eve&lt;/b&gt; since Sun 22 Nov 15:02 CET
             Posts per day: 3
             Hours: 14:00–02:00 Europe/Berlin
             Instagram API: off
             Instagram account: not chosen yet (/settings)
             Uptime: 2h 3m"#]]
         .assert_eq(&text);
+    }
+
+    #[test]
+    fn status_times_are_in_the_chats_zone_and_name_it() {
+        let mut s = settings();
+        s.is_paused = true;
+        let lines: Vec<String> = [
+            ("Europe/Berlin", "2026-11-22T14:02:00Z"),
+            ("Europe/Berlin", "2026-07-01T09:22:00Z"),
+            ("America/New_York", "2026-11-22T14:02:00Z"),
+            ("Asia/Dubai", "2026-11-22T14:02:00Z"),
+            ("UTC", "2026-11-22T14:02:00Z"),
+        ]
+        .iter()
+        .map(|(zone, at)| {
+            s.timezone = zone.parse().unwrap();
+            s.paused_at = Some(at.parse().unwrap());
+            format!("{zone}: {}", pause_line(&s, None))
+        })
+        .collect();
+        expect![[r#"
+            Europe/Berlin: ⏸️ Paused since Sun 22 Nov 15:02 CET
+            Europe/Berlin: ⏸️ Paused since Wed 01 Jul 11:22 CEST
+            America/New_York: ⏸️ Paused since Sun 22 Nov 09:02 EST
+            Asia/Dubai: ⏸️ Paused since Sun 22 Nov 18:02 +04
+            UTC: ⏸️ Paused since Sun 22 Nov 14:02 UTC"#]]
+        .assert_eq(&lines.join("\n"));
+    }
+
+    #[test]
+    fn the_status_mode_says_what_happens_at_a_slot() {
+        let modes = [
+            PostingMode::Published,
+            PostingMode::ByHand {
+                auto_post_button: true,
+            },
+            PostingMode::ByHand {
+                auto_post_button: false,
+            },
+            PostingMode::ByHandBecause("choose the <Instagram> account in /settings".into()),
+        ];
+        let mut lines = Vec::new();
+        for dry_run in [false, true] {
+            for mode in &modes {
+                lines.push(mode_line(dry_run, mode, &brand()));
+            }
+        }
+        expect![[r#"
+            🚀 Auto post: each story is published to Instagram as @brand at its slot
+            ✋ Stories come here at their slots for someone to post by hand (🤖 Auto post on a story publishes it)
+            ✋ Stories come here at their slots for someone to post by hand
+            ✋ Stories come here at their slots for someone to post by hand. Auto post is on but cannot publish: choose the &lt;Instagram&gt; account in /settings
+            🧪 Dry run: Auto post goes through publishing as @brand at each slot without calling Instagram; nothing is published
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published (🤖 Auto post on a story publishes it)
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published
+            🧪 Dry run: stories come here at their slots to try the buttons; nothing is published. Auto post is on but cannot publish: choose the &lt;Instagram&gt; account in /settings"#]]
+        .assert_eq(&lines.join("\n"));
+    }
+
+    #[test]
+    fn a_whole_day_window_reads_all_day() {
+        let mut s = settings();
+        (s.posting_hours_start, s.posting_hours_end) = (9, 9);
+        let (text, keyboard) = settings_menu(&s, None, "every category alike", &brand());
+        let status = status_text(
+            &s,
+            &PostingMode::Published,
+            None,
+            &brand(),
+            Duration::from_secs(60),
+        );
+        (s.posting_hours_start, s.posting_hours_end) = (0, 0);
+        let lines: Vec<String> = [text, status, render(&keyboard)]
+            .iter()
+            .flat_map(|t| {
+                t.lines()
+                    .filter(|l| l.contains("Hours"))
+                    .map(str::to_string)
+            })
+            .chain([hours_set_text(&s), hours_prompt(&s)])
+            .collect();
+        expect![[r#"
+            Hours: <b>all day from 09:00 Europe/Berlin</b>
+            Hours: all day from 09:00 Europe/Berlin
+            [Hours: all day from 09:00 Europe/Berlin | 1:ask:hours]
+            ✅ Posting hours set to <b>all day Europe/Berlin</b>.
+            🕑 Posting hours, in Europe/Berlin (now all day). Reply with start and end hour from 0 to 23, like <code>14-2</code> (the window may wrap past midnight), or just the start hour. /cancel to keep them."#]]
+        .assert_eq(&lines.join("\n"));
     }
 
     #[test]
@@ -1145,7 +1482,7 @@ mod tests {
         );
         expect![[r#"
             📸 <b>quotes &amp; co</b> · &lt;monday&gt;.jpg
-            🕑 Slot Sun 22 Nov 14:32 Europe/Berlin
+            🕑 Slot Sun 22 Nov 14:32 CET
             🧪 [dry run]"#]]
         .assert_eq(&caption);
         expect![[r#"
@@ -1157,7 +1494,7 @@ mod tests {
         .assert_eq(&render(&reject_confirm_keyboard(17)));
         assert_eq!(
             outcome_line("posted", "@ada", slot, chrono_tz::Europe::Berlin),
-            "✅ <b>Posted by @ada at 14:32</b>"
+            "✅ <b>Posted by @ada at 14:32 CET</b>"
         );
     }
 
@@ -1193,7 +1530,7 @@ mod tests {
                 &name,
                 &note,
                 vec![
-                    format!("📸 <b>quotes</b> · {name}\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin"),
+                    format!("📸 <b>quotes</b> · {name}\n🕑 Slot Sun 22 Nov 14:32 CET"),
                     "\n\n⚠️ Not published automatically: /srv/media/ppp".into(),
                 ],
                 vec!["could not be read".into()],
@@ -1205,8 +1542,8 @@ mod tests {
                 &long_name,
                 &outcome,
                 vec![
-                    "✅ <b>Posted by @ada at 14:32</b>".into(),
-                    "🕑 Slot Sun 22 Nov 14:32 Europe/Berlin".into(),
+                    "✅ <b>Posted by @ada at 14:32 CET</b>".into(),
+                    "🕑 Slot Sun 22 Nov 14:32 CET".into(),
                     format!("📸 <b>{}", "c".repeat(900)),
                     format!("…</b> · {}…\n", "m".repeat(23)),
                 ],
@@ -1233,8 +1570,97 @@ mod tests {
         let short = story_caption("quotes", "a.jpg", slot, tz, false, &outcome);
         assert_eq!(
             short,
-            "📸 <b>quotes</b> · a.jpg\n🕑 Slot Sun 22 Nov 14:32 Europe/Berlin\n\n✅ <b>Posted by @ada at 14:32</b>"
+            "📸 <b>quotes</b> · a.jpg\n🕑 Slot Sun 22 Nov 14:32 CET\n\n✅ <b>Posted by @ada at 14:32 CET</b>"
         );
+    }
+
+    /// The rows of the README's "Commands in Telegram" table: (commands, what).
+    fn readme_command_rows() -> Vec<(Vec<String>, String)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Commands in Telegram")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Commands in Telegram section");
+        table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `/"))
+            .map(|row| {
+                let (cell, what) = row.split_once(" | ").expect("a row has two cells");
+                let commands = format!("`/{cell}")
+                    .split('`')
+                    .filter_map(|code| code.strip_prefix('/'))
+                    .flat_map(|code| code.split(", /"))
+                    .map(|code| code.split(' ').next().unwrap_or(code).to_string())
+                    .collect();
+                (commands, what.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_command_and_every_settings_button() {
+        let rows = readme_command_rows();
+        let mut listed: Vec<String> = rows.iter().flat_map(|(c, _)| c.clone()).collect();
+        let mut handled: Vec<String> = COMMANDS.iter().map(|(c, _)| c.to_string()).collect();
+        listed.sort();
+        handled.sort();
+        assert_eq!(
+            listed, handled,
+            "the README's command table and ui::COMMANDS"
+        );
+
+        let (_, settings_row) = rows
+            .iter()
+            .find(|(commands, _)| commands == &["settings"])
+            .expect("a /settings row");
+        let (_, keyboard) = settings_menu(&settings(), None, "every category alike", &brand());
+        for button in keyboard.iter().flatten() {
+            // "🔒 Locks: posted 30d · skipped 45d" → "Locks"
+            let name = button
+                .text
+                .split([':', '('])
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+                .trim();
+            assert!(
+                settings_row.contains(name),
+                "the README's /settings row does not name {name:?}: {settings_row}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        let next = chrono::DateTime::parse_from_rfc3339("2026-07-01T07:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let berlin = chrono_tz::Europe::Berlin;
+        let texts = [
+            categories_prompt("x", &[("quotes".into(), 1), ("memes".into(), 2)]),
+            running_dry_text(1, 3),
+            running_dry_text(2, 3),
+            missed_text(1, Some(next), berlin),
+            missed_text(2, None, berlin),
+            connect_text(1),
+            refresh_failed_text("brand", "no answer", 1),
+            refresh_failed_text("brand", "no answer", 6),
+        ];
+        expect![[r#"
+            🗂 Category mix (now x). Reply with weights like <code>quotes=50 products=50</code> (a category left out is not posted), or <code>reset</code> for every category alike, or /cancel.
+
+            Categories:
+            • quotes (1 item)
+            • memes (2 items)
+            📉 Only 1 item left to post: about 0.3 days at 3 a day. Add photos or videos to the media folder (then /scan).
+            📉 Only 2 items left to post: about 0.7 days at 3 a day. Add photos or videos to the media folder (then /scan).
+            ⏰ 1 scheduled story was missed while Storyline was not running; it is not sent now. Posting resumes at Wed 01 Jul 09:00 CEST.
+            ⏰ 2 scheduled stories were missed while Storyline was not running; they are not sent now.
+            🔗 Tap the button to connect an Instagram professional account (the link works once, for 1 minute). If the page after Instagram's login does not open, copy the whole address from the browser and paste it here.
+            ⚠️ The Instagram access token of @brand could not be renewed: no answer. It expires in 1 day; reconnect the account before then, or stories will come here to post by hand.
+            ⚠️ The Instagram access token of @brand could not be renewed: no answer. It expires in 6 days; reconnect the account before then, or stories will come here to post by hand."#]]
+        .assert_eq(&texts.join("\n"));
     }
 
     #[test]
@@ -1243,5 +1669,70 @@ mod tests {
             invalid_value_text("Bad.", "<script>"),
             "⚠️ Bad. You sent “&lt;script&gt;”. Nothing was changed; try again or /cancel."
         );
+    }
+
+    #[test]
+    fn scan_text_names_what_is_not_posted() {
+        let summary = "2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms\nquotes: 2 items (+2)";
+        let unsupported = BTreeMap::from([
+            ("".to_string(), 2),
+            ("gif".to_string(), 1),
+            ("heic".to_string(), 3),
+            ("txt".to_string(), 1),
+            ("HEIC-like & <odd>".to_string(), 1),
+        ]);
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let broken = BTreeMap::from([
+            ("png".to_string(), names(&["broken.png"])),
+            (
+                "jpg".to_string(),
+                names(&[
+                    "a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg", "g.jpg",
+                ]),
+            ),
+            ("mp4".to_string(), names(&["travel/<clip> & co.mp4"])),
+        ]);
+        let text = scan_text(summary, &unsupported, &broken);
+        expect![[r#"
+            2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms
+            quotes: 2 items (+2)
+            2 files without an extension: not supported
+            1 .HEIC-like & <odd> file: not supported
+            1 .gif file: not supported, convert to MP4
+            3 .heic files: not supported, export as JPEG
+            1 .txt file: not supported
+            7 broken .jpg files: a.jpg, b.jpg, c.jpg, d.jpg, e.jpg and 2 more
+            1 broken .mp4 file: travel/<clip> & co.mp4
+            1 broken .png file: broken.png"#]]
+        .assert_eq(&text);
+        // In the chat the whole report is escaped.
+        expect![[r#"
+            🔎 <b>Scan finished</b>
+            2 new, 0 changed, 0 gone, 0 unchanged (8 unsupported, 9 broken) in 5 ms
+            quotes: 2 items (+2)
+            2 files without an extension: not supported
+            1 .HEIC-like &amp; &lt;odd&gt; file: not supported
+            1 .gif file: not supported, convert to MP4
+            3 .heic files: not supported, export as JPEG
+            1 .txt file: not supported
+            7 broken .jpg files: a.jpg, b.jpg, c.jpg, d.jpg, e.jpg and 2 more
+            1 broken .mp4 file: travel/&lt;clip&gt; &amp; co.mp4
+            1 broken .png file: broken.png"#]]
+        .assert_eq(&scan_report_text(&text));
+        // Nothing left out: the summary alone.
+        assert_eq!(
+            scan_text(summary, &BTreeMap::new(), &BTreeMap::new()),
+            summary
+        );
+    }
+
+    #[test]
+    fn a_missing_media_folder_is_called_missing() {
+        expect![[r#"📭 Nothing to post: the media folder <code>/srv/a&amp;b/media</code> is missing. Create it (or set <code>[media] dir</code> in storyline.toml), add photos or videos, then /scan."#]]
+            .assert_eq(&media_folder_missing_text("/srv/a&b/media"));
+        expect![[r#"
+
+            ⚠️ The media folder <code>media</code> is missing: nothing is posted until it is back."#]]
+        .assert_eq(&media_folder_missing_line("media"));
     }
 }

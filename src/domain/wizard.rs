@@ -18,7 +18,7 @@ pub use crate::domain::callback::wizard::{
     category_key, encode_press, parse_press, Action, Field, Press, Step,
 };
 use crate::domain::callback::{self, Callback};
-use crate::domain::markup::{escape_html, Button, Keyboard};
+use crate::domain::markup::{escape_html, plural, Button, Keyboard};
 use crate::domain::rows::Account;
 use crate::domain::settings::{self, format_window};
 
@@ -148,7 +148,7 @@ pub fn press(step: Step, choices: &Choices, action: Action, categories: &[String
         }
         Action::Skip => {
             next.account_id = None;
-            show(Step::Media, next, "Instagram skipped for now".to_string())
+            show(Step::Media, next, "Instagram left as it is".to_string())
         }
         Action::Account(id) => {
             next.account_id = Some(id);
@@ -174,7 +174,7 @@ pub fn press(step: Step, choices: &Choices, action: Action, categories: &[String
         }
         Action::PostsPerDay(n) => {
             next.posts_per_day = n;
-            show(step, next, format!("{n} posts a day"))
+            show(step, next, plural(n, "post a day", "posts a day"))
         }
         Action::Hours { start, end } => {
             next.hours_start = start;
@@ -296,16 +296,18 @@ fn media_line(choices: &Choices, view: &View<'_>) -> String {
     if view.categories.is_empty() {
         return "every category folder (none yet)".to_string();
     }
-    if on.len() == view.categories.len() {
-        return format!("all {} category folders", on.len());
+    match on.len() {
+        1 if view.categories.len() == 1 => return "the one category folder".to_string(),
+        n if n == view.categories.len() => return format!("all {n} category folders"),
+        _ => {}
     }
     escape_html(&on.join(", "))
 }
 
 fn schedule_line(choices: &Choices) -> String {
     format!(
-        "<b>{}</b> posts a day, <b>{}</b> {}",
-        choices.posts_per_day,
+        "<b>{}</b>, <b>{}</b> {}",
+        plural(choices.posts_per_day, "post a day", "posts a day"),
         format_window(choices.hours_start, choices.hours_end),
         escape_html(&choices.timezone)
     )
@@ -372,19 +374,30 @@ pub fn step_message(
             ]);
         }
         Step::Instagram => {
-            text.push_str(
-                "Connect your Instagram Business account so Storyline can publish for you, \
-                 or skip for now: stories still come here to post by hand.",
-            );
+            match view.chat_account {
+                Some(account) => text.push_str(&format!(
+                    "This chat posts to <b>{}</b>. Tap Next → to keep it, or connect or pick \
+                     another account.",
+                    escape_html(&account_handle(account))
+                )),
+                None => text.push_str(
+                    "Connect your Instagram Business account so Storyline can publish for you, \
+                     or skip for now: stories still come here to post by hand.",
+                ),
+            }
             if !view.accounts.is_empty() {
                 text.push_str("\n\nOr pick an account that is already added:");
             }
             text.push_str(&format!("\n\nChosen: {}", instagram_line(choices, view)));
+            // No pick keeps the chat's account, so that one is ticked.
+            let ticked = choices
+                .account_id
+                .or(view.chat_account.map(|account| account.id));
             for account in view.accounts {
                 keyboard.push(vec![button(
                     format!(
                         "{}{}",
-                        mark(choices.account_id == Some(account.id)),
+                        mark(ticked == Some(account.id)),
                         account_title(account)
                     ),
                     Action::Account(account.id),
@@ -394,9 +407,17 @@ pub fn step_message(
                 "🔗 Connect Instagram".to_string(),
                 Action::Connect,
             )]);
-            if choices.account_id.is_some() {
-                // Next keeps the pick; this drops it again.
-                keyboard.push(vec![button("Skip for now".to_string(), Action::Skip)]);
+            // Next keeps the pick; this drops it again, back to the chat's account
+            // (if it has one) or to none.
+            match (choices.account_id, view.chat_account) {
+                (Some(_), None) => {
+                    keyboard.push(vec![button("Skip for now".to_string(), Action::Skip)])
+                }
+                (Some(id), Some(account)) if account.id != id => keyboard.push(vec![button(
+                    format!("↩️ Keep {}", account_handle(account)),
+                    Action::Skip,
+                )]),
+                _ => {}
             }
         }
         Step::Media => {
@@ -416,9 +437,9 @@ pub fn step_message(
                 let on = !choices.excluded_categories.contains(name);
                 keyboard.push(vec![button(
                     format!(
-                        "{} {name} · {count} {}",
+                        "{} {name} · {}",
                         if on { "✅" } else { "⬜" },
-                        if *count == 1 { "item" } else { "items" }
+                        plural(count, "item", "items")
                     ),
                     Action::Category {
                         key: category_key(name),
@@ -492,7 +513,8 @@ pub fn step_message(
     }
     let forward = match step {
         Step::Summary => button("✅ Complete".to_string(), Action::Complete),
-        Step::Instagram if choices.account_id.is_none() => {
+        // Nothing chosen and nothing to keep: going on skips Instagram.
+        Step::Instagram if choices.account_id.is_none() && view.chat_account.is_none() => {
             button("Skip for now →".to_string(), Action::Skip)
         }
         _ => button("Next →".to_string(), Action::Next),
@@ -528,6 +550,16 @@ pub fn cancelled_text() -> String {
 /// the wizard has left.
 pub fn stale_text() -> String {
     "This set-up message is out of date. Send /init to continue where you left off.".to_string()
+}
+
+/// An older wizard message once /init showed the set-up again in a newer one.
+pub fn moved_text(step: Step) -> String {
+    format!(
+        "🧭 <b>Set up Storyline</b>\n\nThis set-up moved to a newer message below \
+         (now at step {} of 5, {}). Its buttons are there.",
+        step.number(),
+        step.title()
+    )
 }
 
 pub fn not_running_text() -> String {
@@ -743,7 +775,7 @@ mod tests {
                 Mode: 🚀 Live
                 Instagram: <b>&lt;Promo&gt;</b>
                 Media: quotes &amp; co
-                Schedule: <b>7</b> posts a day, <b>08:00–20:00</b> Europe/Berlin
+                Schedule: <b>7 posts a day</b>, <b>08:00–20:00</b> Europe/Berlin
 
                 Tap ✅ Complete to apply these settings.
                 ---
@@ -756,7 +788,7 @@ mod tests {
             Mode: 🚀 Live
             Instagram: <b>&lt;Promo&gt;</b>
             Media: quotes &amp; co
-            Schedule: <b>7</b> posts a day, <b>08:00–20:00</b> Europe/Berlin
+            Schedule: <b>7 posts a day</b>, <b>08:00–20:00</b> Europe/Berlin
 
             Change anything later in /settings; /help lists every command."#]]
         .assert_eq(&completed_text(&c, &view, true));
@@ -778,12 +810,12 @@ mod tests {
                 🧭 <b>Set up Storyline</b> · step 2 of 5
 
                 <b>2. Instagram</b>
-                Connect your Instagram Business account so Storyline can publish for you, or skip for now: stories still come here to post by hand.
+                This chat posts to <b>@brand</b>. Tap Next → to keep it, or connect or pick another account.
 
                 Chosen: <b>@brand</b> (as now)
                 ---
                 [🔗 Connect Instagram | 1:wz:7:2:conn]
-                [← Back | 1:wz:7:2:back] [Skip for now → | 1:wz:7:2:skip]
+                [← Back | 1:wz:7:2:back] [Next → | 1:wz:7:2:next]
                 [✖️ Cancel setup | 1:wz:7:2:stop]"#]],
         );
         check_step(
@@ -805,10 +837,107 @@ mod tests {
             Mode: 🧪 Dry run (nothing is published)
             Instagram: <b>@brand</b> (as now)
             Media: every category folder (none yet)
-            Schedule: <b>3</b> posts a day, <b>14:00–02:00</b> Europe/Berlin
+            Schedule: <b>3 posts a day</b>, <b>14:00–02:00</b> Europe/Berlin
 
             Change anything later in /settings; /help lists every command."#]]
         .assert_eq(&completed_text(&choices(), &view, false));
+    }
+
+    #[test]
+    fn the_instagram_step_offers_next_when_the_chat_has_an_account() {
+        let accounts = [
+            account(3, "Main Brand", Some("brand")),
+            account(12, "<Promo>", None),
+        ];
+        let categories = [("quotes".to_string(), 1)];
+        let view = View {
+            accounts: &accounts,
+            chat_account: Some(&accounts[0]),
+            categories: &categories,
+        };
+        let mut c = choices();
+        c.posts_per_day = 1;
+        // Nothing picked: the chat's account is ticked and kept by Next →.
+        check_step(
+            Step::Instagram,
+            &c,
+            &view,
+            expect![[r#"
+                🧭 <b>Set up Storyline</b> · step 2 of 5
+
+                <b>2. Instagram</b>
+                This chat posts to <b>@brand</b>. Tap Next → to keep it, or connect or pick another account.
+
+                Or pick an account that is already added:
+
+                Chosen: <b>@brand</b> (as now)
+                ---
+                [✅ Main Brand (@brand) | 1:wz:7:2:acct:3]
+                [<Promo> | 1:wz:7:2:acct:12]
+                [🔗 Connect Instagram | 1:wz:7:2:conn]
+                [← Back | 1:wz:7:2:back] [Next → | 1:wz:7:2:next]
+                [✖️ Cancel setup | 1:wz:7:2:stop]"#]],
+        );
+        // Another account picked: a button goes back to the chat's own.
+        c.account_id = Some(12);
+        check_step(
+            Step::Instagram,
+            &c,
+            &view,
+            expect![[r#"
+                🧭 <b>Set up Storyline</b> · step 2 of 5
+
+                <b>2. Instagram</b>
+                This chat posts to <b>@brand</b>. Tap Next → to keep it, or connect or pick another account.
+
+                Or pick an account that is already added:
+
+                Chosen: <b>&lt;Promo&gt;</b>
+                ---
+                [Main Brand (@brand) | 1:wz:7:2:acct:3]
+                [✅ <Promo> | 1:wz:7:2:acct:12]
+                [🔗 Connect Instagram | 1:wz:7:2:conn]
+                [↩️ Keep @brand | 1:wz:7:2:skip]
+                [← Back | 1:wz:7:2:back] [Next → | 1:wz:7:2:next]
+                [✖️ Cancel setup | 1:wz:7:2:stop]"#]],
+        );
+        // One category and one post a day are counted in the singular.
+        expect![[r#"
+            ✅ <b>Storyline is set up for this chat.</b>
+
+            Mode: 🧪 Dry run (nothing is published)
+            Instagram: <b>&lt;Promo&gt;</b>
+            Media: the one category folder
+            Schedule: <b>1 post a day</b>, <b>14:00–02:00</b> Europe/Berlin
+
+            Change anything later in /settings; /help lists every command."#]]
+        .assert_eq(&completed_text(&c, &view, false));
+        let shown = |effect: Effect| match effect {
+            Effect::Show { toast, .. } => toast,
+            other => panic!("{other:?}"),
+        };
+        let names = ["quotes".to_string()];
+        expect!["1 post a day"].assert_eq(&shown(press(
+            Step::Schedule,
+            &c,
+            Action::PostsPerDay(1),
+            &names,
+        )));
+        expect!["all day from 09:00"].assert_eq(&shown(press(
+            Step::Schedule,
+            &c,
+            Action::Hours { start: 9, end: 9 },
+            &names,
+        )));
+    }
+
+    #[test]
+    fn an_older_wizard_message_says_where_the_set_up_moved() {
+        expect![[r#"
+            🧭 <b>Set up Storyline</b>
+
+            This set-up moved to a newer message below (now at step 4 of 5, Schedule). Its buttons are there."#]]
+        .assert_eq(&moved_text(Step::Schedule));
     }
 
     #[test]

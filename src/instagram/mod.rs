@@ -377,46 +377,7 @@ impl GraphError {
 
     /// Storyline's sentence for the errors whose own words do not say what helps.
     fn explanation(&self) -> Option<&'static str> {
-        let text = match (self.code(), self.subcode()) {
-            (_, Some(SUBCODE_DAILY_LIMIT)) => {
-                "Instagram says the account has reached its limit of posts for the last 24 \
-                 hours."
-            }
-            (_, Some(2_207_051)) => {
-                "Instagram blocked the post: it restricts activity it takes for spam. \
-                 Storyline does not try again, so as not to deepen the block; post this \
-                 story by hand, and if it is not spam, tell Instagram in its app."
-            }
-            (_, Some(2_207_050)) => {
-                "Instagram says the account is inactive, checkpointed or restricted; sign in \
-                 to the Instagram app and do what it asks."
-            }
-            (_, Some(2_207_001)) => "Instagram kept failing with a server error.",
-            (_, Some(2_207_003)) => {
-                "Instagram took too long to download the media from Storyline's web page."
-            }
-            (_, Some(2_207_052)) | (Some(9004), None) => {
-                "Instagram could not download the media from Storyline's web page; check \
-                 that [web] public_url is reachable from the internet."
-            }
-            (_, Some(2_207_006 | 2_207_008 | 2_207_020 | 2_207_032 | 2_207_053)) => {
-                "Instagram could not use the uploaded media, not even after a new upload."
-            }
-            (_, Some(2_207_026)) => "Instagram does not take this video format (MP4 or MOV).",
-            (_, Some(2_207_004)) => "The image is too large for Instagram (8 MiB at most).",
-            (_, Some(2_207_005)) => "Instagram does not take this image format.",
-            (_, Some(2_207_009)) => "Instagram does not take this aspect ratio.",
-            (Some(10 | 200..=299), _) => {
-                "Instagram says the app lacks a permission for this; reconnect the account \
-                 and allow content publishing."
-            }
-            (Some(368), _) => {
-                "Instagram has blocked this activity for a while for a policy reason; \
-                 Storyline does not push it."
-            }
-            _ => return None,
-        };
-        Some(text)
+        explain(self.code(), self.subcode())
     }
 
     /// Instagram's own sentence: its message for people if it sent one, else its message;
@@ -482,7 +443,58 @@ impl GraphError {
     }
 }
 
+/// Storyline's sentence for the errors whose own words do not say what helps, by
+/// Meta's code and subcode (a failed container's `status` text names only a subcode).
+fn explain(code: Option<i64>, subcode: Option<i64>) -> Option<&'static str> {
+    let text = match (code, subcode) {
+        (_, Some(SUBCODE_DAILY_LIMIT)) => {
+            "Instagram says the account has reached its limit of posts for the last 24 \
+                 hours."
+        }
+        (_, Some(2_207_051)) => {
+            "Instagram blocked the post: it restricts activity it takes for spam. \
+                 Storyline does not try again, so as not to deepen the block; post this \
+                 story by hand, and if it is not spam, tell Instagram in its app."
+        }
+        (_, Some(2_207_050)) => {
+            "Instagram says the account is inactive, checkpointed or restricted; sign in \
+                 to the Instagram app and do what it asks."
+        }
+        (_, Some(2_207_001)) => "Instagram kept failing with a server error.",
+        (_, Some(2_207_003)) => {
+            "Instagram took too long to download the media from Storyline's web page."
+        }
+        (_, Some(2_207_052)) | (Some(9004), None) => {
+            "Instagram could not download the media from Storyline's web page; check \
+                 that [web] public_url is reachable from the internet."
+        }
+        (_, Some(2_207_006 | 2_207_008 | 2_207_020 | 2_207_032 | 2_207_053)) => {
+            "Instagram could not use the uploaded media, not even after a new upload."
+        }
+        (_, Some(2_207_026)) => "Instagram does not take this video format (MP4 or MOV).",
+        (_, Some(2_207_004)) => "The image is too large for Instagram (8 MiB at most).",
+        (_, Some(2_207_005)) => "Instagram does not take this image format.",
+        (_, Some(2_207_009)) => "Instagram does not take this aspect ratio.",
+        (Some(10 | 200..=299), _) => {
+            "Instagram says the app lacks a permission for this; reconnect the account \
+                 and allow content publishing."
+        }
+        (Some(368), _) => {
+            "Instagram has blocked this activity for a while for a policy reason; \
+                 Storyline does not push it."
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
 impl ContainerStatus {
+    /// Storyline's sentence for the subcode the `status` text names, if it has one.
+    pub fn explanation(&self) -> Option<&'static str> {
+        let subcode = self.detail.as_deref().and_then(subcode_in_text)?;
+        explain(None, Some(subcode))
+    }
+
     /// What to do about a container that ended in ERROR or EXPIRED. The `status` text
     /// may name the error's subcode, which `error_action` then reads; a container that
     /// failed is used up, so trying again means a new one.

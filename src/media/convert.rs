@@ -1299,27 +1299,77 @@ fn find_box<R: Read + Seek>(
     let mut at = start;
     while at.checked_add(8)? <= end {
         *budget = budget.checked_sub(1)?;
-        r.seek(SeekFrom::Start(at)).ok()?;
-        let mut header = [0u8; 8];
-        r.read_exact(&mut header).ok()?;
-        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let (size, header_len) = match size32 {
-            0 => (end - at, 8), // to the end of the enclosing space
-            1 => {
-                let mut large = [0u8; 8];
-                r.read_exact(&mut large).ok()?;
-                (u64::from_be_bytes(large), 16)
-            }
-            n => (u64::from(n), 8),
-        };
-        let box_end = at.checked_add(size)?;
-        if size < header_len || box_end > end {
-            return None;
-        }
-        if header[4..8] == kind {
-            return Some((at + header_len, box_end));
+        let (found, payload, box_end) = box_at(r, at, end)?;
+        if found == kind {
+            return Some((payload, box_end));
         }
         at = box_end;
+    }
+    None
+}
+
+/// The box whose header starts at `at`: its kind, where its payload starts and
+/// where it ends. `None` when the header cannot be read or the box does not fit
+/// in `at..end`.
+fn box_at<R: Read + Seek>(r: &mut R, at: u64, end: u64) -> Option<([u8; 4], u64, u64)> {
+    r.seek(SeekFrom::Start(at)).ok()?;
+    let mut header = [0u8; 8];
+    r.read_exact(&mut header).ok()?;
+    let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let (size, header_len) = match size32 {
+        0 => (end.checked_sub(at)?, 8), // to the end of the enclosing space
+        1 => {
+            let mut large = [0u8; 8];
+            r.read_exact(&mut large).ok()?;
+            (u64::from_be_bytes(large), 16)
+        }
+        n => (u64::from(n), 8),
+    };
+    let box_end = at.checked_add(size)?;
+    if size < header_len || box_end > end {
+        return None;
+    }
+    let kind = [header[4], header[5], header[6], header[7]];
+    Some((kind, at + header_len, box_end))
+}
+
+/// The boxes an MP4 or QuickTime movie may begin with: `ftyp`, or in older
+/// QuickTime files the movie, its media data or padding.
+const FIRST_MOVIE_BOXES: [&[u8; 4]; 7] = [
+    b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot",
+];
+
+/// Why a file of `file_len` bytes is not an MP4 or QuickTime movie, if it is
+/// not: its top-level boxes must begin with one a movie begins with, follow each
+/// other to the end of the file (fewer than 8 stray bytes at the end pass), and
+/// include the `moov` that describes the media. Only box headers are read.
+/// A file with more top-level boxes than a budget allows (a long fragmented
+/// recording) passes once the budget is spent.
+pub fn mp4_structure_problem<R: Read + Seek>(r: &mut R, file_len: u64) -> Option<&'static str> {
+    const NOT_A_MOVIE: &str = "it is not an MP4 or QuickTime movie";
+    let mut first = [0u8; 8];
+    if r.seek(SeekFrom::Start(0)).is_err() || r.read_exact(&mut first).is_err() {
+        return Some(NOT_A_MOVIE);
+    }
+    if !FIRST_MOVIE_BOXES.iter().any(|kind| first[4..8] == kind[..]) {
+        return Some(NOT_A_MOVIE);
+    }
+    let mut budget = 4096u32;
+    let mut has_moov = false;
+    let mut at = 0u64;
+    while at.saturating_add(8) <= file_len {
+        budget -= 1;
+        if budget == 0 {
+            return None;
+        }
+        let Some((kind, _, box_end)) = box_at(r, at, file_len) else {
+            return Some("it is damaged: a box runs past the end of the file (cut short?)");
+        };
+        has_moov |= &kind == b"moov";
+        at = box_end;
+    }
+    if !has_moov {
+        return Some("it is damaged: it has no movie header (moov box)");
     }
     None
 }
@@ -2375,10 +2425,12 @@ mod tests {
     }
 
     /// What `mp4_duration` may answer: nothing, or a positive, finite number.
+    /// And the structure check (the scanner's) does not panic on the same input.
     fn check_duration(bytes: &[u8], claimed_len: u64) -> Result<(), TestCaseError> {
         if let Some(seconds) = mp4_duration(&mut Cursor::new(bytes), claimed_len) {
             prop_assert!(seconds.is_finite() && seconds > 0.0, "{}", seconds);
         }
+        let _ = mp4_structure_problem(&mut Cursor::new(bytes), claimed_len);
         Ok(())
     }
 
@@ -2439,6 +2491,13 @@ mod tests {
             prop_assert_eq!(
                 duration_of(&file),
                 Some(duration as f64 / f64::from(timescale))
+            );
+            // After an ftyp, the same boxes are a movie to the scanner.
+            let mut movie = mp4_box(b"ftyp", b"isom");
+            movie.extend_from_slice(&file);
+            prop_assert_eq!(
+                mp4_structure_problem(&mut Cursor::new(&movie), movie.len() as u64),
+                None
             );
         }
 

@@ -14,14 +14,20 @@
 //! The walk follows symlinks that stay inside the media folder and refuses the rest;
 //! what it refuses is logged once per path for the life of the `Scanner`, since the
 //! daemon scans every few minutes and the same stray `.DS_Store` should not fill the
-//! journal.
+//! journal. `storyline doctor` counts the folder through the same walk (`survey`).
+//!
+//! Only real media is indexed: a file with an extension Storyline does not post is
+//! counted per extension, and one whose first bytes (or, for a video, box
+//! structure) are not what its extension says is broken, named in the report and
+//! never indexed; an indexed file found broken is deactivated. The daemon's first
+//! scan also checks the indexed files it does not read again, by their first bytes.
 
 pub mod convert;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,6 +39,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db;
+use crate::domain::markup::plural;
 use crate::domain::status::MediaKind;
 
 /// The category of files directly in the media folder.
@@ -76,6 +83,51 @@ pub fn category_of(relative_path: &str) -> &str {
     match relative_path.split_once('/') {
         Some((top, _)) => top,
         None => UNCATEGORIZED,
+    }
+}
+
+/// A file's extension as the scan report groups files: lower case, without the
+/// dot; "" for a name without one.
+pub fn extension_of(relative_path: &str) -> String {
+    Path::new(relative_path)
+        .extension()
+        .map(|ext| ext.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+/// How a JPEG and a PNG begin; a WebP is a RIFF file of form `WEBP`.
+const JPEG_MAGIC: &[u8] = b"\xFF\xD8\xFF";
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// Why the content of a file of `file_len` bytes is not what its extension
+/// promises, if it is not: an image must begin as a JPEG, PNG or WebP does; a
+/// video must have the box structure of an MP4 or QuickTime movie. Reads the
+/// first 12 bytes of an image and the box headers of a video; an error is the
+/// reader's, never the content's.
+pub fn content_problem<R: Read + Seek>(
+    kind: MediaKind,
+    r: &mut R,
+    file_len: u64,
+) -> io::Result<Option<&'static str>> {
+    match kind {
+        MediaKind::Image => {
+            r.seek(io::SeekFrom::Start(0))?;
+            let mut head = [0u8; 12];
+            let mut filled = 0;
+            while filled < head.len() {
+                match r.read(&mut head[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            let head = &head[..filled];
+            let is_webp = head.len() == 12 && head.starts_with(b"RIFF") && &head[8..] == b"WEBP";
+            let is_image = head.starts_with(JPEG_MAGIC) || head.starts_with(PNG_MAGIC) || is_webp;
+            Ok((!is_image).then_some("it is not a JPEG, PNG or WebP image"))
+        }
+        MediaKind::Video => Ok(convert::mp4_structure_problem(r, file_len)),
     }
 }
 
@@ -126,6 +178,13 @@ pub struct ScanReport {
     pub unreadable: usize,
     /// Active files whose content is also at another active path.
     pub duplicates: usize,
+    /// Files not posted for their extension: how many per extension (as
+    /// `extension_of` gives it).
+    pub unsupported: BTreeMap<String, usize>,
+    /// Files whose content is not what their extension says (`content_problem`):
+    /// their relative paths per extension, in walk order. Never indexed; an
+    /// indexed one is deactivated.
+    pub broken: BTreeMap<String, Vec<String>>,
     pub bytes_hashed: u64,
     pub per_category: BTreeMap<String, CategoryCounts>,
     /// sha256 of every content whose rows were added, changed, deactivated or
@@ -137,28 +196,35 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// "12 new, 1 changed, 2 gone, 340 unchanged (3 ignored) in 1.2 s", then one line
-    /// per category: "quotes: 120 items (+3, −1)".
+    /// per category: "quotes: 120 items (+3, −1)". What is not posted and why is
+    /// `ui::scan_text`'s to say.
     pub fn summary(&self) -> String {
         let mut text = format!(
             "{} new, {} changed, {} gone, {} unchanged",
             self.new, self.changed, self.gone, self.unchanged
         );
+        let unsupported: usize = self.unsupported.values().sum();
+        let broken: usize = self.broken.values().map(Vec::len).sum();
         let notes: Vec<String> = [
             (self.ignored, "ignored", "ignored"),
             (self.unreadable, "unreadable", "unreadable"),
             (self.duplicates, "duplicate", "duplicates"),
+            (unsupported, "unsupported", "unsupported"),
+            (broken, "broken", "broken"),
         ]
         .into_iter()
         .filter(|&(n, _, _)| n > 0)
-        .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+        .map(|(n, one, many)| plural(n, one, many))
         .collect();
         if !notes.is_empty() {
             text.push_str(&format!(" ({})", notes.join(", ")));
         }
         text.push_str(&format!(" in {}", format_duration(self.duration)));
         for (category, counts) in &self.per_category {
-            let noun = if counts.active == 1 { "item" } else { "items" };
-            text.push_str(&format!("\n{category}: {} {noun}", counts.active));
+            text.push_str(&format!(
+                "\n{category}: {}",
+                plural(counts.active, "item", "items")
+            ));
             let mut changes = Vec::new();
             if counts.new > 0 {
                 changes.push(format!("+{}", counts.new));
@@ -201,8 +267,14 @@ pub enum Progress {
 /// is logged once, not at every rescan.
 #[derive(Debug, Default)]
 pub struct Scanner {
-    /// Paths (relative to the media folder) already logged as ignored or unreadable.
+    /// Paths (relative to the media folder) already logged as ignored, unreadable
+    /// or broken.
     logged: HashSet<String>,
+    /// The next scan checks the content of every indexed file it does not read
+    /// (its first bytes only), so files indexed before contents were checked, or
+    /// changed without a new size or mtime, are caught: the daemon's first scan
+    /// after a start does (`checking_indexed_files`).
+    check_indexed: bool,
 }
 
 /// An indexed file, as small as it can be: 10,000 of them are about a megabyte.
@@ -216,13 +288,21 @@ struct Known {
     seen: bool,
 }
 
-/// A file the walk found that needs a write.
+/// A file the walk found that needs reading, checking or a write.
 struct Work {
     relative_path: Box<str>,
     kind: MediaKind,
-    /// Size or mtime differ from the index (or it has no row): read it. Otherwise
-    /// an inactive row is back unchanged and only needs reactivating.
-    read: bool,
+    action: Action,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Size or mtime differ from the index (or it has no row): check and hash it.
+    Read,
+    /// An inactive row is back unchanged: check its content and reactivate it.
+    Reactivate,
+    /// An active row, unchanged: check its content only (`check_indexed`).
+    Check,
 }
 
 struct Hashed {
@@ -234,6 +314,10 @@ struct Hashed {
 enum Outcome {
     Read(Hashed),
     Reactivate,
+    /// Checked again and still what it was.
+    Unchanged,
+    /// Its content is not what its extension says (`content_problem`).
+    Broken(&'static str),
     /// Deleted between the walk and the read.
     Vanished,
     /// Became empty or not a regular file between the walk and the read.
@@ -247,6 +331,16 @@ enum Outcome {
 impl Scanner {
     pub fn new() -> Scanner {
         Scanner::default()
+    }
+
+    /// A scanner whose first scan also checks the content of the indexed files
+    /// it does not read; the daemon's. (`storyline scan` does not: a warm
+    /// rescan from the command line stays a walk of stats.)
+    pub fn checking_indexed_files() -> Scanner {
+        Scanner {
+            check_indexed: true,
+            ..Scanner::default()
+        }
     }
 
     /// The number of paths logged as ignored or unreadable so far.
@@ -267,19 +361,7 @@ impl Scanner {
         let started = Instant::now();
         // Checked before anything is written: an unmounted USB disk must not
         // deactivate the whole library.
-        let root = match fs::canonicalize(media_dir) {
-            Ok(root) => root,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
-                "{}: the media folder does not exist (create it, or point [media] dir elsewhere)",
-                media_dir.display()
-            ),
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("{}: opening the media folder", media_dir.display()))
-            }
-        };
-        fs::read_dir(&root)
-            .with_context(|| format!("{}: reading the media folder", media_dir.display()))?;
+        let root = open_media_folder(media_dir)?;
 
         let mut index: HashMap<Box<str>, Known> = HashMap::new();
         db::media::each_indexed_file(conn, &mut |file| {
@@ -301,8 +383,8 @@ impl Scanner {
             now,
             index,
             logged: &mut self.logged,
+            check_indexed: self.check_indexed,
             report: ScanReport::default(),
-            ancestors: Vec::new(),
             files_seen: 0,
             progress,
         };
@@ -312,55 +394,90 @@ impl Scanner {
         scan.deactivate_unseen(conn)?;
         let mut report = scan.finish();
         report.duration = started.elapsed();
+        self.check_indexed = false;
         Ok(report)
     }
 }
 
-/// The state of one scan.
-struct Scan<'a> {
-    /// As configured, for messages.
-    media_dir: &'a Path,
-    /// Canonical, for walking and for telling whether a symlink leads outside.
+/// The canonical path of the media folder, once it is known to be a folder that
+/// can be listed; else an error that says so in words.
+fn open_media_folder(media_dir: &Path) -> Result<std::path::PathBuf> {
+    let root = match fs::canonicalize(media_dir) {
+        Ok(root) => root,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
+            "{}: the media folder does not exist (create it, or point [media] dir elsewhere)",
+            media_dir.display()
+        ),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("{}: opening the media folder", media_dir.display()))
+        }
+    };
+    let metadata = fs::metadata(&root)
+        .with_context(|| format!("{}: reading the media folder", media_dir.display()))?;
+    if !metadata.is_dir() {
+        bail!("{}: the media folder is not a folder", media_dir.display());
+    }
+    fs::read_dir(&root)
+        .with_context(|| format!("{}: reading the media folder", media_dir.display()))?;
+    Ok(root)
+}
+
+/// What the walk found at one path under the media folder.
+enum Found<'a> {
+    /// A regular, non-empty file with an extension Storyline posts.
+    Media {
+        relative_path: String,
+        kind: MediaKind,
+        metadata: &'a Metadata,
+    },
+    /// A regular file with an extension Storyline does not post.
+    Unsupported { relative_path: &'a str },
+    /// Left out by an ignore rule (hidden, partial upload, empty, a symlink
+    /// leading outside or in a loop…).
+    Ignored {
+        relative_path: &'a str,
+        reason: &'a str,
+    },
+    /// A folder, or an entry of unknown type, that could not be read: nothing is
+    /// known of what is under it.
+    Unreadable {
+        relative_path: &'a str,
+        error: &'a io::Error,
+    },
+}
+
+/// The one walk of the media folder and its ignore rules, for the scanner and
+/// for `storyline doctor`: calls `visit` for every file and every refused path
+/// under `root` (canonical, from `open_media_folder`), in name order within a
+/// folder. Symlinks are followed while they stay inside `root`; one leading to a
+/// folder above it (a loop) is refused.
+fn walk_media_folder(root: &Path, visit: &mut dyn FnMut(Found<'_>)) -> io::Result<()> {
+    let root_meta = fs::metadata(root)?;
+    let mut walk = Walk {
+        root,
+        ancestors: vec![(root_meta.dev(), root_meta.ino())],
+        visit,
+    };
+    walk.dir(root, "");
+    Ok(())
+}
+
+struct Walk<'a> {
+    /// Canonical, for telling whether a symlink leads outside.
     root: &'a Path,
-    now: DateTime<Utc>,
-    index: HashMap<Box<str>, Known>,
-    logged: &'a mut HashSet<String>,
-    report: ScanReport,
     /// Device and inode of each folder between the root and the one being walked,
     /// to stop at a symlink that leads back up.
     ancestors: Vec<(u64, u64)>,
-    files_seen: usize,
-    progress: &'a mut dyn FnMut(Progress),
+    visit: &'a mut dyn FnMut(Found<'_>),
 }
 
-impl Scan<'_> {
-    /// Walks the tree; returns the files to read or reactivate. Files that need
-    /// nothing are marked seen and counted as unchanged on the way.
-    fn walk(&mut self) -> Result<Vec<Work>> {
-        let root_meta = fs::metadata(self.root)
-            .with_context(|| format!("{}: reading the media folder", self.media_dir.display()))?;
-        if !root_meta.is_dir() {
-            bail!(
-                "{}: the media folder is not a folder",
-                self.media_dir.display()
-            );
-        }
-        self.ancestors.push((root_meta.dev(), root_meta.ino()));
-        let mut work = Vec::new();
-        let root = self.root;
-        self.walk_dir(root, "", &mut work);
-        self.ancestors.pop();
-        (self.progress)(Progress::Walking {
-            files_seen: self.files_seen,
-        });
-        Ok(work)
-    }
-
-    fn walk_dir(&mut self, dir: &Path, relative_dir: &str, work: &mut Vec<Work>) {
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path, relative_dir: &str) {
         let listing = match fs::read_dir(dir) {
             Ok(listing) => listing,
             Err(err) => {
-                self.unreadable_folder(relative_dir, &err);
+                self.unreadable(relative_dir, &err);
                 return;
             }
         };
@@ -371,7 +488,7 @@ impl Scan<'_> {
             match entry {
                 Ok(entry) => entries.push((entry.file_name(), entry)),
                 Err(err) => {
-                    self.unreadable_folder(relative_dir, &err);
+                    self.unreadable(relative_dir, &err);
                     break;
                 }
             }
@@ -389,7 +506,7 @@ impl Scan<'_> {
                 Ok(file_type) => file_type,
                 // Of unknown type, so possibly a folder.
                 Err(err) => {
-                    self.unreadable_folder(&relative_path, &err);
+                    self.unreadable(&relative_path, &err);
                     continue;
                 }
             };
@@ -411,7 +528,7 @@ impl Scan<'_> {
                     // Deleted since the listing: gone, like a file never listed.
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => {
-                        self.unreadable_folder(&relative_path, &err);
+                        self.unreadable(&relative_path, &err);
                         continue;
                     }
                 }
@@ -424,11 +541,11 @@ impl Scan<'_> {
                     self.ignored(&relative_path, "folders nested too deep");
                 } else {
                     self.ancestors.push(id);
-                    self.walk_dir(&entry.path(), &relative_path, work);
+                    self.dir(&entry.path(), &relative_path);
                     self.ancestors.pop();
                 }
             } else {
-                self.walk_file(relative_path, &metadata, work);
+                self.file(relative_path, &metadata);
             }
         }
     }
@@ -447,12 +564,14 @@ impl Scan<'_> {
         fs::metadata(&target).map_err(|err| format!("symlink cannot be followed: {err}"))
     }
 
-    fn walk_file(&mut self, relative_path: String, metadata: &Metadata, work: &mut Vec<Work>) {
-        self.files_seen += 1;
-        (self.progress)(Progress::Walking {
-            files_seen: self.files_seen,
-        });
+    fn file(&mut self, relative_path: String, metadata: &Metadata) {
         let Some(kind) = kind_of(Path::new(&relative_path)) else {
+            // A socket or a device is no one's photo: not worth a word.
+            if metadata.is_file() {
+                (self.visit)(Found::Unsupported {
+                    relative_path: &relative_path,
+                });
+            }
             return;
         };
         if !metadata.is_file() {
@@ -463,27 +582,185 @@ impl Scan<'_> {
             self.ignored(&relative_path, "empty file");
             return;
         }
+        (self.visit)(Found::Media {
+            relative_path,
+            kind,
+            metadata,
+        });
+    }
+
+    fn ignored(&mut self, relative_path: &str, reason: &str) {
+        (self.visit)(Found::Ignored {
+            relative_path,
+            reason,
+        });
+    }
+
+    fn unreadable(&mut self, relative_path: &str, error: &io::Error) {
+        (self.visit)(Found::Unreadable {
+            relative_path,
+            error,
+        });
+    }
+}
+
+/// What the media folder holds, seen as the scanner sees it (the same walk,
+/// rules and content check) but without the index: for `storyline doctor`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Files that would be posted: photos and videos, and per category.
+    pub images: usize,
+    pub videos: usize,
+    pub per_category: BTreeMap<String, usize>,
+    /// As in `ScanReport`.
+    pub unsupported: BTreeMap<String, usize>,
+    pub broken: BTreeMap<String, Vec<String>>,
+    pub ignored: usize,
+    pub unreadable: usize,
+}
+
+/// Counts the media folder's files without hashing or writing anything; reads
+/// the first bytes (a video's box headers) of each photo and video.
+pub fn survey(media_dir: &Path) -> Result<Survey> {
+    let root = open_media_folder(media_dir)?;
+    let mut survey = Survey::default();
+    walk_media_folder(&root, &mut |found| match found {
+        Found::Media {
+            relative_path,
+            kind,
+            ..
+        } => match check_file(&root.join(&relative_path), kind) {
+            None => {
+                match kind {
+                    MediaKind::Image => survey.images += 1,
+                    MediaKind::Video => survey.videos += 1,
+                }
+                *survey
+                    .per_category
+                    .entry(category_of(&relative_path).to_owned())
+                    .or_default() += 1;
+            }
+            Some(Outcome::Broken(_)) => survey
+                .broken
+                .entry(extension_of(&relative_path))
+                .or_default()
+                .push(relative_path),
+            Some(Outcome::Ignored(_)) => survey.ignored += 1,
+            Some(Outcome::Unreadable(_)) => survey.unreadable += 1,
+            Some(_) => {}
+        },
+        Found::Unsupported { relative_path } => {
+            *survey
+                .unsupported
+                .entry(extension_of(relative_path))
+                .or_default() += 1
+        }
+        Found::Ignored { .. } => survey.ignored += 1,
+        Found::Unreadable { .. } => survey.unreadable += 1,
+    })
+    .with_context(|| format!("{}: reading the media folder", media_dir.display()))?;
+    Ok(survey)
+}
+
+/// The state of one scan.
+struct Scan<'a> {
+    /// As configured, for messages.
+    media_dir: &'a Path,
+    /// Canonical, for walking and reading.
+    root: &'a Path,
+    now: DateTime<Utc>,
+    index: HashMap<Box<str>, Known>,
+    logged: &'a mut HashSet<String>,
+    /// Check the content of active indexed files that are not read again.
+    check_indexed: bool,
+    report: ScanReport,
+    files_seen: usize,
+    progress: &'a mut dyn FnMut(Progress),
+}
+
+impl Scan<'_> {
+    /// Walks the tree; returns the files to read, check or reactivate. Files that
+    /// need nothing are marked seen and counted as unchanged on the way.
+    fn walk(&mut self) -> Result<Vec<Work>> {
+        let mut work = Vec::new();
+        let root = self.root;
+        walk_media_folder(root, &mut |found| self.found(found, &mut work))
+            .with_context(|| format!("{}: reading the media folder", self.media_dir.display()))?;
+        (self.progress)(Progress::Walking {
+            files_seen: self.files_seen,
+        });
+        Ok(work)
+    }
+
+    fn found(&mut self, found: Found<'_>, work: &mut Vec<Work>) {
+        match found {
+            Found::Media {
+                relative_path,
+                kind,
+                metadata,
+            } => {
+                self.file_seen();
+                self.media_file(relative_path, kind, metadata, work);
+            }
+            Found::Unsupported { relative_path } => {
+                self.file_seen();
+                *self
+                    .report
+                    .unsupported
+                    .entry(extension_of(relative_path))
+                    .or_default() += 1;
+            }
+            Found::Ignored {
+                relative_path,
+                reason,
+            } => self.ignored(relative_path, reason),
+            Found::Unreadable {
+                relative_path,
+                error,
+            } => self.unreadable_folder(relative_path, error),
+        }
+    }
+
+    fn file_seen(&mut self) {
+        self.files_seen += 1;
+        (self.progress)(Progress::Walking {
+            files_seen: self.files_seen,
+        });
+    }
+
+    fn media_file(
+        &mut self,
+        relative_path: String,
+        kind: MediaKind,
+        metadata: &Metadata,
+        work: &mut Vec<Work>,
+    ) {
         let size = metadata.len() as i64;
         let mtime_ns = mtime_ns(metadata);
-        let read = match self.index.get_mut(relative_path.as_str()) {
+        let action = match self.index.get_mut(relative_path.as_str()) {
             Some(known) if known.size == size && known.mtime_ns == mtime_ns => {
-                known.seen = true;
-                if known.is_active {
+                if !known.is_active {
+                    known.seen = true;
+                    Action::Reactivate
+                } else if self.check_indexed {
+                    // Marked seen once its content passes.
+                    Action::Check
+                } else {
+                    known.seen = true;
                     self.report.unchanged += 1;
                     return;
                 }
-                false
             }
-            _ => true,
+            _ => Action::Read,
         };
         work.push(Work {
             relative_path: relative_path.into_boxed_str(),
             kind,
-            read,
+            action,
         });
     }
 
-    /// Reads the files the walk found new or changed and records every result, one
+    /// Reads (or checks) the files the walk found and records every result, one
     /// transaction per batch. Files are read before the batch's transaction opens,
     /// so other writers wait for a few inserts, never for the disk.
     fn read_and_record(&mut self, conn: &mut Connection, work: &[Work]) -> Result<()> {
@@ -496,11 +773,13 @@ impl Scan<'_> {
             let mut end = start;
             while end < total && end - start < BATCH_FILES && batch_bytes < BATCH_BYTES {
                 let item = &work[end];
-                let outcome = if item.read {
-                    let path = self.root.join(&*item.relative_path);
-                    read_file(&path, &mut buffer, &mut batch_bytes)
-                } else {
-                    Outcome::Reactivate
+                let path = self.root.join(&*item.relative_path);
+                let outcome = match item.action {
+                    Action::Read => read_file(&path, item.kind, &mut buffer, &mut batch_bytes),
+                    Action::Reactivate => {
+                        check_file(&path, item.kind).unwrap_or(Outcome::Reactivate)
+                    }
+                    Action::Check => check_file(&path, item.kind).unwrap_or(Outcome::Unchanged),
                 };
                 outcomes.push(outcome);
                 end += 1;
@@ -592,8 +871,17 @@ impl Scan<'_> {
                 category_counts(&mut self.report, category).new += 1;
                 self.report.touched_content.push(sha256);
             }
+            Outcome::Unchanged => {
+                if let Some(known) = known {
+                    known.seen = true;
+                }
+                self.report.unchanged += 1;
+            }
             // Not marked seen: an indexed file is deactivated with the others gone.
             Outcome::Vanished => {}
+            // Not marked seen either: an indexed file whose content went bad is
+            // deactivated, so it is no longer scheduled.
+            Outcome::Broken(reason) => self.broken(path, reason),
             Outcome::Ignored(reason) => self.ignored(path, reason),
             Outcome::Busy => {
                 if let Some(known) = known {
@@ -666,6 +954,21 @@ impl Scan<'_> {
         }
     }
 
+    /// Names the file in the report and logs it once.
+    fn broken(&mut self, relative_path: &str, reason: &str) {
+        self.report
+            .broken
+            .entry(extension_of(relative_path))
+            .or_default()
+            .push(relative_path.to_owned());
+        if self.logged.insert(relative_path.to_owned()) {
+            log::warn!(
+                "{}: not posted: {reason}",
+                self.media_dir.join(relative_path).display()
+            );
+        }
+    }
+
     /// Logs the failure and leaves what the index says about the file as it was: a
     /// file that cannot be read for a moment is not gone.
     fn unreadable(&mut self, relative_path: &str, err: &io::Error) {
@@ -705,24 +1008,47 @@ fn category_counts<'r>(report: &'r mut ScanReport, category: &str) -> &'r mut Ca
         .expect("just inserted")
 }
 
-/// Reads a whole file through `buffer`, adding what it read to `bytes`. Size and
-/// mtime come from the open file, before reading: if the file changes afterwards,
-/// its mtime will differ from the stored one and the next scan reads it again.
-fn read_file(path: &Path, buffer: &mut [u8], bytes: &mut u64) -> Outcome {
+/// Opens a file the walk found and checks its content (`content_problem`):
+/// the open file and its metadata, or what became of it.
+fn open_checked(path: &Path, kind: MediaKind) -> std::result::Result<(File, Metadata), Outcome> {
     let mut file = match File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Outcome::Vanished,
-        Err(err) => return Outcome::Unreadable(err),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Outcome::Vanished),
+        Err(err) => return Err(Outcome::Unreadable(err)),
     };
     let metadata = match file.metadata() {
         Ok(metadata) => metadata,
-        Err(err) => return Outcome::Unreadable(err),
+        Err(err) => return Err(Outcome::Unreadable(err)),
     };
     if !metadata.is_file() {
-        return Outcome::Ignored("not a regular file");
+        return Err(Outcome::Ignored("not a regular file"));
     }
     if metadata.len() == 0 {
-        return Outcome::Ignored("empty file");
+        return Err(Outcome::Ignored("empty file"));
+    }
+    match content_problem(kind, &mut file, metadata.len()) {
+        Ok(None) => Ok((file, metadata)),
+        Ok(Some(reason)) => Err(Outcome::Broken(reason)),
+        Err(err) => Err(Outcome::Unreadable(err)),
+    }
+}
+
+/// Checks a file's content without hashing it: `None` when it passes.
+fn check_file(path: &Path, kind: MediaKind) -> Option<Outcome> {
+    open_checked(path, kind).err()
+}
+
+/// Checks a file's content, then reads it whole through `buffer`, adding what it
+/// read to `bytes`. Size and mtime come from the open file, before reading: if
+/// the file changes afterwards, its mtime will differ from the stored one and the
+/// next scan reads it again.
+fn read_file(path: &Path, kind: MediaKind, buffer: &mut [u8], bytes: &mut u64) -> Outcome {
+    let (mut file, metadata) = match open_checked(path, kind) {
+        Ok(opened) => opened,
+        Err(outcome) => return outcome,
+    };
+    if let Err(err) = file.rewind() {
+        return Outcome::Unreadable(err);
     }
     let mut context = digest::Context::new(&digest::SHA256);
     let mut read = 0u64;
@@ -806,18 +1132,53 @@ fn sha256_from_hex(text: &str) -> [u8; 32] {
     bytes
 }
 
+/// At `run` start: creates the media folder (and the folders above it) when it
+/// is missing, so a new installation has one to fill. Not when files were
+/// indexed from it before: then a missing folder is most likely a disk that is
+/// not mounted, and an empty folder in its place would let the next scan
+/// deactivate the whole library; it is left missing, with a warning.
+pub fn create_missing_folder(media_dir: &Path, indexed_before: bool) {
+    match fs::symlink_metadata(media_dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        // There, or something is in the way: the scan says what.
+        _ => return,
+    }
+    if indexed_before {
+        log::warn!(
+            "{}: the media folder is missing (a disk not mounted?); not creating it, \
+             so the library indexed from it stays as it is",
+            media_dir.display()
+        );
+        return;
+    }
+    match fs::create_dir_all(media_dir) {
+        Ok(()) => log::info!(
+            "{}: created the media folder (it was missing); put photos and videos in it, \
+             top-level folders are categories",
+            media_dir.display()
+        ),
+        Err(err) => log::warn!(
+            "{}: the media folder is missing and could not be created: {err}",
+            media_dir.display()
+        ),
+    }
+}
+
 /// `storyline scan`: scans the configured media folder into the database, showing
 /// progress on stderr when it is a terminal. The caller prints the summary.
 pub fn run_scan_command(config: &Config) -> Result<ScanReport> {
     let mut conn = db::open(&config.storage.database)?;
+    scan_showing_progress(&mut conn, &config.media.dir)
+}
+
+/// A scan of `media_dir` into `conn`, with a progress line on a terminal.
+pub fn scan_showing_progress(conn: &mut Connection, media_dir: &Path) -> Result<ScanReport> {
     let mut scanner = Scanner::new();
     if !io::stderr().is_terminal() {
-        return scanner.scan(&mut conn, &config.media.dir, Utc::now(), &mut |_| {});
+        return scanner.scan(conn, media_dir, Utc::now(), &mut |_| {});
     }
     let mut line = ProgressLine::default();
-    let report = scanner.scan(&mut conn, &config.media.dir, Utc::now(), &mut |p| {
-        line.show(p)
-    });
+    let report = scanner.scan(conn, media_dir, Utc::now(), &mut |p| line.show(p));
     line.clear();
     report
 }
@@ -839,9 +1200,12 @@ impl ProgressLine {
         }
         self.last_shown = Some(now);
         let text = match progress {
-            Progress::Walking { files_seen } => format!("scanning: {files_seen} files seen"),
+            Progress::Walking { files_seen } => {
+                format!("scanning: {} seen", plural(files_seen, "file", "files"))
+            }
             Progress::Hashing { done, total, bytes } => format!(
-                "reading: {done}/{total} files, {:.1} MB",
+                "reading: {done}/{}, {:.1} MB",
+                plural(total, "file", "files"),
                 bytes as f64 / 1_000_000.0
             ),
         };
@@ -868,6 +1232,8 @@ mod tests {
     use chrono::TimeZone;
     use expect_test::{expect, Expect};
 
+    use crate::samples;
+
     struct Fixture {
         dir: tempfile::TempDir,
         media: PathBuf,
@@ -893,7 +1259,13 @@ mod tests {
             self.media.join(relative_path)
         }
 
-        fn write(&self, relative_path: &str, content: &[u8]) {
+        /// Writes a valid file of the path's kind carrying `tag`
+        /// (`samples::file`): the same tag, the same content.
+        fn write(&self, relative_path: &str, tag: &[u8]) {
+            self.write_raw(relative_path, &samples::file(relative_path, tag));
+        }
+
+        fn write_raw(&self, relative_path: &str, content: &[u8]) {
             let path = self.path(relative_path);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(&path, content).unwrap();
@@ -965,6 +1337,15 @@ mod tests {
         hex(digest.as_ref().try_into().unwrap())
     }
 
+    /// The hash of what `Fixture::write` writes for this path and tag.
+    fn sha_of(relative_path: &str, tag: &[u8]) -> String {
+        sha256_hex(&samples::file(relative_path, tag))
+    }
+
+    fn len_of(relative_path: &str, tag: &[u8]) -> u64 {
+        samples::file(relative_path, tag).len() as u64
+    }
+
     #[test]
     fn kinds_by_extension() {
         let cases = [
@@ -998,6 +1379,8 @@ mod tests {
         fs::create_dir(f.path("empty-folder")).unwrap();
         let report = f.scan();
         assert_eq!((report.new, report.ignored), (6, 0));
+        assert_eq!(report.unsupported, BTreeMap::from([("txt".to_string(), 1)]));
+        assert!(report.broken.is_empty());
         f.check_index(expect![[r#"
             quotes/a.png quotes image
             quotes/deep/er/b.WEBP quotes image
@@ -1015,7 +1398,10 @@ mod tests {
             ]
         );
         let row = f.row("travel/c.mp4");
-        assert_eq!((row.size, row.sha256), (1, sha256_hex(b"c")));
+        assert_eq!(
+            (row.size as u64, row.sha256),
+            (len_of("c.mp4", b"c"), sha_of("c.mp4", b"c"))
+        );
     }
 
     #[test]
@@ -1036,7 +1422,7 @@ mod tests {
         f.write("quotes/b.JPG.tmp", b"x");
         f.write("quotes/c.mp4.crdownload", b"x");
         f.write("quotes/d.png.partial", b"x");
-        f.write("quotes/empty.jpg", b"");
+        f.write_raw("quotes/empty.jpg", b"");
         symlink(outside.join("secret.jpg"), f.path("quotes/out.jpg")).unwrap();
         symlink(&outside, f.path("outside-folder")).unwrap();
         let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
@@ -1128,7 +1514,7 @@ mod tests {
         assert_eq!(
             first.bytes_hashed,
             (0..20)
-                .map(|i| format!("file {i}").len() as u64)
+                .map(|i| len_of("f.jpg", format!("file {i}").as_bytes()))
                 .sum::<u64>()
         );
         assert_eq!(first.touched_content.len(), 20);
@@ -1160,14 +1546,18 @@ mod tests {
         f.set_mtime("q/b.jpg", 1_700_000_100);
         let report = f.scan();
         assert_eq!((report.changed, report.unchanged, report.new), (1, 1, 0));
-        assert_eq!(report.bytes_hashed, 9, "both were read again");
-        let mut touched = vec![sha256_hex(b"first"), sha256_hex(b"FIRST")];
+        assert_eq!(
+            report.bytes_hashed,
+            len_of("a.jpg", b"FIRST") + len_of("b.jpg", b"same"),
+            "both were read again"
+        );
+        let mut touched = vec![sha_of("a.jpg", b"first"), sha_of("a.jpg", b"FIRST")];
         touched.sort();
         assert_eq!(report.touched_content, touched);
 
         let after = f.row("q/a.jpg");
         assert_eq!(after.id, before.id);
-        assert_eq!(after.sha256, sha256_hex(b"FIRST"));
+        assert_eq!(after.sha256, sha_of("a.jpg", b"FIRST"));
         assert_eq!(after.mtime_ns, 1_700_000_100_000_000_000);
         let a = db::media::item_by_id(&f.conn, after.id).unwrap().unwrap();
         assert_eq!(
@@ -1195,7 +1585,7 @@ mod tests {
         fs::remove_dir_all(f.path("other")).unwrap();
         let report = f.scan();
         assert_eq!((report.gone, report.unchanged), (2, 1));
-        let mut gone = vec![sha256_hex(b"a"), sha256_hex(b"c")];
+        let mut gone = vec![sha_of("a.jpg", b"a"), sha_of("c.jpg", b"c")];
         gone.sort();
         assert_eq!(report.touched_content, gone);
         assert_eq!(
@@ -1214,7 +1604,7 @@ mod tests {
             q/b.jpg q image
         "#]]);
         assert_eq!(
-            db::media::active_item_for_content(&f.conn, &sha256_hex(b"a")).unwrap(),
+            db::media::active_item_for_content(&f.conn, &sha_of("a.jpg", b"a")).unwrap(),
             None
         );
 
@@ -1222,7 +1612,7 @@ mod tests {
         fs::rename(f.dir.path().join("a.jpg"), f.path("q/a.jpg")).unwrap();
         let report = f.scan();
         assert_eq!((report.new, report.gone, report.bytes_hashed), (1, 0, 0));
-        assert_eq!(report.touched_content, vec![sha256_hex(b"a")]);
+        assert_eq!(report.touched_content, vec![sha_of("a.jpg", b"a")]);
         let row = f.row("q/a.jpg");
         assert_eq!((row.id, row.is_active), (id, true));
 
@@ -1231,7 +1621,7 @@ mod tests {
         let report = f.scan();
         assert_eq!((report.new, report.changed), (1, 0));
         f.check_counts_match_table(&report);
-        assert_eq!(f.row("other/c.jpg").sha256, sha256_hex(b"c2"));
+        assert_eq!(f.row("other/c.jpg").sha256, sha_of("c.jpg", b"c2"));
         assert!(f.row("other/c.jpg").is_active);
     }
 
@@ -1251,7 +1641,7 @@ mod tests {
             db::media::active_categories(&f.conn).unwrap(),
             vec![("a".to_string(), 1), ("b".to_string(), 2)]
         );
-        let sha = sha256_hex(b"same picture");
+        let sha = sha_of("one.jpg", b"same picture");
         let first = db::media::active_item_for_content(&f.conn, &sha)
             .unwrap()
             .unwrap();
@@ -1349,5 +1739,350 @@ mod tests {
             ..ScanReport::default()
         };
         expect!["0 new, 0 changed, 0 gone, 5 unchanged in 38 ms"].assert_eq(&quiet.summary());
+
+        let not_posted = ScanReport {
+            new: 2,
+            unsupported: BTreeMap::from([("heic".to_string(), 3), ("txt".to_string(), 1)]),
+            broken: BTreeMap::from([("png".to_string(), vec!["broken.png".to_string()])]),
+            duration: Duration::from_millis(5),
+            ..ScanReport::default()
+        };
+        expect!["2 new, 0 changed, 0 gone, 0 unchanged (4 unsupported, 1 broken) in 5 ms"]
+            .assert_eq(&not_posted.summary());
+    }
+
+    /// What `content_problem` says of each named content, as "name (kind): verdict".
+    fn check_content(cases: &[(&str, MediaKind, &[u8])], expected: Expect) {
+        let mut text = String::new();
+        for (name, kind, bytes) in cases {
+            let verdict = content_problem(*kind, &mut io::Cursor::new(bytes), bytes.len() as u64)
+                .unwrap()
+                .unwrap_or("ok");
+            text.push_str(&format!("{name} ({kind}): {verdict}\n"));
+        }
+        expected.assert_eq(&text);
+    }
+
+    #[test]
+    fn content_is_checked_by_its_first_bytes_and_boxes() {
+        let mut cut_movie = samples::mp4(b"tag");
+        cut_movie.truncate(cut_movie.len() - 10);
+        let mut no_moov = samples::mp4_box(b"ftyp", b"qt  ");
+        no_moov.extend(samples::mp4_box(b"mdat", &[7; 40]));
+        let mut old_quicktime = samples::mp4_box(b"wide", b"");
+        old_quicktime.extend(samples::mp4_box(b"mdat", &[7; 40]));
+        old_quicktime.extend(samples::mp4_box(
+            b"moov",
+            &samples::mp4_box(b"mvhd", &[0; 100]),
+        ));
+        let mut stray_tail = samples::mp4(b"tag");
+        stray_tail.extend_from_slice(b"\0\0\0");
+        let image = MediaKind::Image;
+        let video = MediaKind::Video;
+        check_content(
+            &[
+                ("jpeg", image, &samples::jpeg(b"tag")),
+                ("png", image, &samples::png(b"tag")),
+                ("webp", image, &samples::webp(b"tag")),
+                ("JPEG magic alone", image, b"\xFF\xD8\xFF"),
+                ("WebP header alone", image, b"RIFF\0\0\0\0WEBPVP8 "),
+                ("text", image, b"hello"),
+                ("half a JPEG magic", image, b"\xFF\xD8"),
+                ("a WAVE", image, b"RIFF\0\0\0\0WAVEfmt "),
+                ("PNG signature cut", image, b"\x89PNG\r\n\x1a"),
+                ("mp4 named as an image", image, &samples::mp4(b"tag")),
+                ("mp4", video, &samples::mp4(b"tag")),
+                ("old QuickTime", video, &old_quicktime),
+                ("3 stray bytes at the end", video, &stray_tail),
+                ("cut short", video, &cut_movie),
+                ("no moov", video, &no_moov),
+                ("ftyp claiming more", video, b"\0\0\0\x14ftypqt  "),
+                ("jpeg named as a video", video, &samples::jpeg(b"tag")),
+                ("random bytes", video, b"random bytes named clip.mp4"),
+                ("ftyp alone", video, b"\0\0\0\x08ftyp"),
+                ("nothing", video, b""),
+            ],
+            expect![[r#"
+                jpeg (image): ok
+                png (image): ok
+                webp (image): ok
+                JPEG magic alone (image): ok
+                WebP header alone (image): ok
+                text (image): it is not a JPEG, PNG or WebP image
+                half a JPEG magic (image): it is not a JPEG, PNG or WebP image
+                a WAVE (image): it is not a JPEG, PNG or WebP image
+                PNG signature cut (image): it is not a JPEG, PNG or WebP image
+                mp4 named as an image (image): it is not a JPEG, PNG or WebP image
+                mp4 (video): ok
+                old QuickTime (video): ok
+                3 stray bytes at the end (video): ok
+                cut short (video): it is damaged: a box runs past the end of the file (cut short?)
+                no moov (video): it is damaged: it has no movie header (moov box)
+                ftyp claiming more (video): it is damaged: a box runs past the end of the file (cut short?)
+                jpeg named as a video (video): it is not an MP4 or QuickTime movie
+                random bytes (video): it is not an MP4 or QuickTime movie
+                ftyp alone (video): it is damaged: it has no movie header (moov box)
+                nothing (video): it is not an MP4 or QuickTime movie
+            "#]],
+        );
+    }
+
+    #[test]
+    fn unsupported_and_broken_files_are_counted_named_and_never_indexed() {
+        let mut f = Fixture::new();
+        f.write("good.jpg", b"good");
+        f.write("travel/clip.mov", b"clip");
+        for name in [
+            "a.heic",
+            "b.HEIC",
+            "travel/c.heic",
+            "notes.txt",
+            "README",
+            "anim.gif",
+        ] {
+            f.write_raw(name, b"not posted");
+        }
+        f.write_raw("broken.png", b"hello");
+        f.write_raw("travel/clip.mp4", b"random bytes named clip.mp4");
+        f.write_raw("travel/cut.mp4", &samples::mp4(b"cut")[..30]);
+        // The ignore rules come first and stay silent.
+        f.write_raw(".DS_Store", b"x");
+        f.write_raw("travel/.hidden.png", b"x");
+        f.write_raw("a.heic.part", b"x");
+        let report = f.scan();
+        assert_eq!((report.new, report.ignored), (2, 3));
+        let counts = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|&(e, n)| (e.to_string(), n)).collect()
+        };
+        assert_eq!(
+            report.unsupported,
+            counts(&[("", 1), ("gif", 1), ("heic", 3), ("txt", 1)])
+        );
+        let broken = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(e, paths)| (e.to_string(), paths.iter().map(|p| p.to_string()).collect()))
+                .collect()
+        };
+        assert_eq!(
+            report.broken,
+            broken(&[
+                ("mp4", &["travel/clip.mp4", "travel/cut.mp4"]),
+                ("png", &["broken.png"])
+            ])
+        );
+        f.check_index(expect![[r#"
+            good.jpg uncategorized image
+            travel/clip.mov travel video
+        "#]]);
+        assert_eq!(
+            f.scanner.logged_paths(),
+            3 + 3,
+            "ignored and broken, once each"
+        );
+
+        // The next scan says the same, without hashing anything.
+        let again = f.scan();
+        assert_eq!((again.unchanged, again.new, again.bytes_hashed), (2, 0, 0));
+        assert_eq!(again.unsupported, report.unsupported);
+        assert_eq!(again.broken, report.broken);
+
+        // Fixed: indexed like any new file.
+        f.write("broken.png", b"fixed");
+        let fixed = f.scan();
+        assert_eq!(fixed.new, 1);
+        assert!(!fixed.broken.contains_key("png"));
+        assert!(f.row("broken.png").is_active);
+    }
+
+    #[test]
+    fn an_indexed_file_whose_content_breaks_is_deactivated_and_stays_out() {
+        let mut f = Fixture::new();
+        f.write("q/a.jpg", b"a");
+        f.write("q/b.jpg", b"b");
+        f.set_mtime("q/a.jpg", 1_700_000_000);
+        f.scan();
+        let id = f.row("q/a.jpg").id;
+
+        f.write_raw("q/a.jpg", b"saved over by a text editor");
+        f.set_mtime("q/a.jpg", 1_700_000_100);
+        let report = f.scan();
+        assert_eq!((report.gone, report.unchanged), (1, 1));
+        assert_eq!(report.broken["jpg"], vec!["q/a.jpg".to_string()]);
+        assert_eq!(report.touched_content, vec![sha_of("a.jpg", b"a")]);
+        assert_eq!(report.per_category["q"].active, 1);
+        assert!(!f.row("q/a.jpg").is_active);
+        f.check_counts_match_table(&report);
+
+        // Still broken: named again, nothing more to deactivate.
+        let again = f.scan();
+        assert_eq!((again.gone, again.new, again.broken.len()), (0, 0, 1));
+
+        // And a broken file back with the size and mtime of its row is not
+        // reactivated either.
+        fs::remove_file(f.path("q/a.jpg")).unwrap();
+        f.scan();
+        let mut same_size = b"not a picture".repeat(100);
+        same_size.resize(len_of("a.jpg", b"a") as usize, b'!');
+        f.write_raw("q/a.jpg", &same_size);
+        f.set_mtime("q/a.jpg", 1_700_000_000);
+        let back = f.scan();
+        assert_eq!((back.new, back.broken.len()), (0, 1));
+        assert!(!f.row("q/a.jpg").is_active);
+
+        // Restored: the same row, active again.
+        f.write("q/a.jpg", b"a");
+        let restored = f.scan();
+        assert_eq!(restored.new, 1);
+        let row = f.row("q/a.jpg");
+        assert_eq!((row.id, row.is_active), (id, true));
+    }
+
+    #[test]
+    fn the_daemon_s_first_scan_checks_files_indexed_before() {
+        let mut f = Fixture::new();
+        f.write("a.jpg", b"a");
+        f.write("b.mp4", b"b");
+        f.set_mtime("a.jpg", 1_700_000_000);
+        f.scan();
+        // As an earlier version indexed junk: the file changes, its size and
+        // mtime do not.
+        let junk = vec![b'x'; len_of("a.jpg", b"a") as usize];
+        f.write_raw("a.jpg", &junk);
+        f.set_mtime("a.jpg", 1_700_000_000);
+        let same_process = f.scan();
+        assert_eq!((same_process.unchanged, same_process.gone), (2, 0));
+
+        f.scanner = Scanner::new(); // `storyline scan`: stats only
+        assert_eq!((f.scan().unchanged, f.scanner.logged_paths()), (2, 0));
+        f.scanner = Scanner::checking_indexed_files(); // the daemon, restarted
+        let after_restart = f.scan();
+        assert_eq!((after_restart.unchanged, after_restart.gone), (1, 1));
+        assert_eq!(after_restart.bytes_hashed, 0, "only first bytes were read");
+        assert_eq!(after_restart.broken["jpg"], vec!["a.jpg".to_string()]);
+        assert!(!f.row("a.jpg").is_active);
+        assert!(f.row("b.mp4").is_active);
+        let next = f.scan();
+        assert_eq!((next.unchanged, next.gone, next.broken.len()), (1, 0, 1));
+    }
+
+    #[test]
+    fn the_survey_counts_what_the_scan_indexes() {
+        let mut f = Fixture::new();
+        f.write("quotes/a.jpg", b"a");
+        f.write("quotes/2024/b.PNG", b"b");
+        f.write("products/c.mp4", b"c");
+        f.write("top.webp", b"top");
+        f.write_raw("notes.txt", b"x");
+        f.write_raw("products/broken.mov", b"x");
+        f.write_raw(".trash/d.jpg", b"x");
+        f.write_raw("quotes/empty.jpg", b"");
+        // A symlink loop, and a link to a folder outside: both refused.
+        symlink(".", f.path("quotes/again")).unwrap();
+        symlink("..", f.path("quotes/2024/up")).unwrap();
+        symlink(f.dir.path(), f.path("outside")).unwrap();
+        let survey = survey(&f.media).unwrap();
+        let report = f.scan();
+        assert_eq!(survey.images + survey.videos, report.new);
+        assert_eq!((survey.images, survey.videos), (3, 1));
+        let scanned: BTreeMap<String, usize> = report
+            .per_category
+            .iter()
+            .map(|(category, counts)| (category.clone(), counts.active))
+            .collect();
+        assert_eq!(survey.per_category, scanned);
+        assert_eq!(survey.unsupported, report.unsupported);
+        assert_eq!(survey.broken, report.broken);
+        assert_eq!(
+            (survey.ignored, survey.unreadable),
+            (report.ignored, report.unreadable)
+        );
+        assert_eq!(survey.ignored, 5);
+
+        fs::remove_dir_all(&f.media).unwrap();
+        let missing = format!("{:#}", super::survey(&f.media).unwrap_err());
+        assert!(
+            missing.contains("the media folder does not exist"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_missing_folder_is_created_unless_files_were_indexed_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let media = dir.path().join("new/media");
+        create_missing_folder(&media, false);
+        assert!(media.is_dir());
+        let unmounted = dir.path().join("usb/photos");
+        create_missing_folder(&unmounted, true);
+        assert!(!unmounted.exists());
+        // In the way: left to the scan to report.
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"x").unwrap();
+        create_missing_folder(&file, false);
+        assert!(file.is_file());
+    }
+
+    // ---- property tests (`cargo test --lib fuzz_content`) ----
+
+    use crate::fuzz_input::{self, mutations};
+    use proptest::prelude::*;
+
+    const CONTENT_PIECES: &[&[u8]] = &[
+        b"\xFF\xD8\xFF",
+        b"\x89PNG\r\n\x1a\n",
+        b"RIFF",
+        b"WEBP",
+        b"ftyp",
+        b"moov",
+        b"mdat",
+        b"wide",
+        b"\0\0\0\0",
+        b"\0\0\0\x01",
+        b"\0\0\0\x08",
+        b"\xff\xff\xff\xff",
+        b"\0\0\0\x01moov\xff\xff\xff\xff\xff\xff\xff\xff",
+    ];
+
+    fn any_kind() -> impl Strategy<Value = MediaKind> {
+        prop::sample::select(MediaKind::ALL.to_vec())
+    }
+
+    fn any_sample() -> impl Strategy<Value = (MediaKind, Vec<u8>)> {
+        (0usize..4, prop::collection::vec(any::<u8>(), 0..64)).prop_map(
+            |(which, tag)| match which {
+                0 => (MediaKind::Image, samples::jpeg(&tag)),
+                1 => (MediaKind::Image, samples::png(&tag)),
+                2 => (MediaKind::Image, samples::webp(&tag)),
+                _ => (MediaKind::Video, samples::mp4(&tag)),
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(512))]
+
+        /// Arbitrary bytes never panic, also when the file claims another length.
+        #[test]
+        fn fuzz_content_arbitrary_bytes(
+            kind in any_kind(),
+            bytes in prop::collection::vec(any::<u8>(), 0..256),
+            claimed in prop_oneof![Just(None), any::<u64>().prop_map(Some)],
+        ) {
+            let len = claimed.unwrap_or(bytes.len() as u64);
+            let _ = content_problem(kind, &mut io::Cursor::new(&bytes), len);
+        }
+
+        /// Valid files pass; mutations of them never panic.
+        #[test]
+        fn fuzz_content_mutated_samples(
+            (kind, bytes) in any_sample(),
+            changes in mutations(CONTENT_PIECES),
+        ) {
+            let verdict = content_problem(kind, &mut io::Cursor::new(&bytes), bytes.len() as u64);
+            prop_assert_eq!(verdict.ok(), Some(None));
+            let mutated = fuzz_input::mutate(&bytes, &changes);
+            let _ = content_problem(kind, &mut io::Cursor::new(&mutated), mutated.len() as u64);
+        }
     }
 }

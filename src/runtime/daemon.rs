@@ -17,10 +17,11 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::bot;
 use crate::bot::chats::enqueue_all;
+use crate::bot::keyfile;
+use crate::bot::roles::Roles;
 use crate::config::{Config, Secret};
 use crate::db;
 use crate::domain::ui;
-use crate::keyfile;
 use crate::media::convert::cache_dir;
 use crate::memory;
 use crate::runlock;
@@ -40,6 +41,27 @@ const SCHEDULING: &str = "scheduler (due stories wait; retrying)";
 const SCHEDULER_EVERY: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a thread that is inside a network call.
 const JOIN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// While nobody is admin and no chat is served, a new one-time pairing code, on
+/// the terminal and in the log (the one place it is ever written out).
+fn announce_pairing(conn: &Connection, config: &Config) -> Result<()> {
+    let Some(code) = crate::bot::pairing::start(conn, config, crate::clock::now())? else {
+        return Ok(());
+    };
+    let text = format!(
+        "pairing code {code}: no admin and no chat yet, so send /start {code} to the bot in \
+         Telegram, in the chat it should serve, within {} minutes; you become its admin. \
+         Each start prints a new code until then",
+        crate::bot::pairing::LIFETIME_MINUTES
+    );
+    if log::log_enabled!(log::Level::Warn) {
+        warn!("{text}");
+    } else {
+        // [log] level hides warnings; the operator needs this line all the same.
+        eprintln!("storyline: {text}");
+    }
+    Ok(())
+}
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
@@ -61,6 +83,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &db::accounts::sealed_values(&conn)?,
     )?;
     bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
+    announce_pairing(&conn, &config)?;
+    crate::media::create_missing_folder(&config.media.dir, db::media::any_indexed(&conn)?);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
@@ -69,10 +93,14 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         crate::clock::now(),
     )?;
     info!(
-        "storyline {} starting: database {}, {} allowed chat(s), Telegram at {}",
+        "storyline {} starting: database {}, {}, Telegram at {}",
         env!("CARGO_PKG_VERSION"),
         config.storage.database.display(),
-        config.access.allowed_chat_ids.len(),
+        crate::domain::markup::plural(
+            config.access.allowed_chat_ids.len(),
+            "allowed chat",
+            "allowed chats"
+        ),
         config.telegram.api_url
     );
 
@@ -112,6 +140,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         shutdown: shutdown.clone(),
         last_poll: last_poll.clone(),
         delete_webhook: config.telegram.delete_webhook,
+        admin_user_ids: config.access.admin_user_ids.clone(),
+        role_cache: Default::default(),
     };
     threads.push(spawn("poller", move || poller.run())?);
     let outbox = Outbox {
@@ -257,7 +287,7 @@ fn run_scanner(
     requests: &mpsc::Receiver<ScanRequest>,
     events: &Sender<Event>,
 ) {
-    let mut scanner = crate::media::Scanner::new();
+    let mut scanner = crate::media::Scanner::checking_indexed_files();
     while let Ok(request) = requests.recv() {
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.
@@ -269,11 +299,9 @@ fn run_scanner(
         memory::release_free_memory();
         let outcome = match outcome {
             Ok(report) => {
-                info!(
-                    "scan: {}",
-                    report.summary().lines().next().unwrap_or_default()
-                );
-                Ok(report.summary())
+                let summary = report.summary();
+                info!("scan: {}", summary.lines().next().unwrap_or_default());
+                Ok(ui::scan_text(&summary, &report.unsupported, &report.broken))
             }
             Err(e) => {
                 warn!("scan of {} failed: {e:#}", media_dir.display());
@@ -345,6 +373,16 @@ impl Core<'_> {
         let mut next_housekeeping = Instant::now();
         let mut next_scan = Instant::now();
         let mut next_tick = Instant::now();
+        // On a first start (nothing indexed yet) the plan waits for the first scan:
+        // planning an empty library would warn "only 0 items left" and leave slots
+        // without items. With an index, due slots do not wait for a rescan.
+        let mut first_scan_pending = match db::media::active_categories(self.conn) {
+            Ok(categories) => categories.is_empty(),
+            Err(e) => {
+                warn!("reading the media index: {e:#}");
+                false
+            }
+        };
         // Under systemd with WatchdogSec, pings come from this loop and nowhere else,
         // so a loop that hangs is restarted; twice per period leaves room for a slow turn.
         let watchdog_every = sd_notify::watchdog_enabled().map(|timeout| timeout / 2);
@@ -366,20 +404,27 @@ impl Core<'_> {
                 let _ = self.scans.send(ScanRequest { requested_by: None });
                 next_scan = now + self.rescan_every;
             }
-            if now >= next_tick {
+            if now >= next_tick && !first_scan_pending {
                 next_tick = if self.scheduler_tick() {
                     self.next_tick_after(Instant::now())
                 } else {
                     Instant::now() + SCHEDULER_RETRY
                 };
             }
-            let mut wake_at = next_housekeeping.min(next_scan).min(next_tick);
+            let mut wake_at = next_housekeeping.min(next_scan);
+            if !first_scan_pending {
+                wake_at = wake_at.min(next_tick);
+            }
             if watchdog_every.is_some() {
                 wake_at = wake_at.min(next_watchdog);
             }
             match events.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
-                Ok(Event::Updates { updates, offset }) => {
-                    let last = self.handle_batch(updates, offset);
+                Ok(Event::Updates {
+                    updates,
+                    offset,
+                    roles,
+                }) => {
+                    let last = self.handle_batch(updates, offset, &roles);
                     if committed.send(last).is_err() {
                         return "the poller stopped";
                     }
@@ -392,6 +437,7 @@ impl Core<'_> {
                     outcome,
                 }) => {
                     self.scan_finished(requested_by, outcome);
+                    first_scan_pending = false;
                     next_tick = Instant::now();
                 }
                 Ok(Event::LoginFinished) => {
@@ -506,11 +552,11 @@ impl Core<'_> {
 
     /// Handles a batch in order; returns the id of the last update of the batch
     /// that is now stored (handled now or before), None when nothing of it is.
-    fn handle_batch(&mut self, updates: Vec<Update>, offset: i64) -> Option<i64> {
+    fn handle_batch(&mut self, updates: Vec<Update>, offset: i64, roles: &Roles) -> Option<i64> {
         let mut last = None;
         let mut failure = None;
         for update in &updates {
-            match self.handle_update(update, offset) {
+            match self.handle_update(update, offset, roles) {
                 Ok(()) => last = Some(update.update_id),
                 Err(e) => {
                     failure = Some(e.context(format!("update {}", update.update_id)));
@@ -534,11 +580,13 @@ impl Core<'_> {
     }
 
     /// One update, one transaction: its effects, its replies and the offset.
-    /// `offset` is the one the batch was asked for with.
-    fn handle_update(&mut self, update: &Update, offset: i64) -> Result<()> {
+    /// `offset` is the one the batch was asked for with; `roles` what Telegram
+    /// said about its senders.
+    fn handle_update(&mut self, update: &Update, offset: i64, roles: &Roles) -> Result<()> {
         let now = crate::clock::now();
         let ctx = bot::Context {
             config: self.config,
+            roles,
             now,
             uptime: self.started.elapsed(),
             bot_username: self.bot_username.as_deref(),
@@ -686,7 +734,7 @@ mod tests {
         let slot = db::queue::insert_slot(&conn, 7, t, "2026-01-01", None, t).unwrap();
         crate::bot::publish::create_job(&conn, slot, 7, account, None, false, t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

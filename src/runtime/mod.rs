@@ -20,17 +20,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
+use crate::bot::roles::Roles;
 use crate::telegram::Update;
 
 const THREAD_STACK: usize = 512 * 1024;
 
 /// Everything the core loop reacts to.
 pub enum Event {
-    /// A batch from getUpdates asked for with `offset`; the poller waits for
-    /// the commit answer.
+    /// A batch from getUpdates asked for with `offset`, with what Telegram said
+    /// about the senders who need a role (`roles::question`); the poller waits
+    /// for the commit answer.
     Updates {
         updates: Vec<Update>,
         offset: i64,
+        roles: Roles,
     },
     /// getMe answered: the bot's own @username.
     BotIdentity {

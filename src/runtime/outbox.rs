@@ -231,6 +231,14 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
     };
     match (hook, delivered) {
         (_, Delivered::NotModified) => Ok(()),
+        (Hook::WizardMessage { wizard_id }, Delivered::Taken(result)) => {
+            match telegram::sent_message_info(result).0 {
+                Some(message_id) => db::wizard::set_wizard_message(conn, wizard_id, message_id),
+                None => Ok(()),
+            }
+        }
+        // Nothing was shown; a later /init sends the wizard again.
+        (Hook::WizardMessage { .. }, Delivered::Refused { .. }) => Ok(()),
         (
             Hook::Story {
                 queue_id,

@@ -3,6 +3,11 @@
 //! Telegram forgets an update only when a later getUpdates carries a higher
 //! offset, so an update the core has not committed is fetched again after a crash.
 //!
+//! Before handing a batch over, it asks Telegram (getChatMember) what the
+//! senders who need a role are in their group (`roles::question`), keeping the
+//! answers for `roles::ROLE_TTL`: this thread does HTTP anyway, and the core
+//! must not wait on Telegram inside its write transaction.
+//!
 //! A 409 Conflict has two causes: another program polling with the token, or a
 //! webhook set on it. getWebhookInfo tells them apart, so the log says which,
 //! and a webhook is removed when the configuration allows it.
@@ -15,8 +20,9 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::bot::roles::{self, Role, RoleCache, Roles};
 use crate::runtime::{sleep_unless, Event};
-use crate::telegram::{ApiError, Client};
+use crate::telegram::{ApiError, Client, Update};
 
 pub struct Poller {
     pub client: Client,
@@ -32,6 +38,10 @@ pub struct Poller {
     pub last_poll: Arc<std::sync::atomic::AtomicI64>,
     /// Remove a webhook that blocks polling (telegram.delete_webhook).
     pub delete_webhook: bool,
+    /// `[access] admin_user_ids`: Telegram is never asked about them.
+    pub admin_user_ids: Vec<i64>,
+    /// Telegram's recent answers to getChatMember.
+    pub role_cache: RoleCache,
 }
 
 /// Why Telegram answered getUpdates with 409.
@@ -91,9 +101,11 @@ impl Poller {
                         .max()
                         .unwrap_or(self.offset);
                     debug!("received {} update(s) up to {last}", updates.len());
+                    let roles = self.ask_roles(&updates);
                     let batch = Event::Updates {
                         updates,
                         offset: self.offset,
+                        roles,
                     };
                     if self.events.send(batch).is_err() {
                         return;
@@ -169,6 +181,54 @@ impl Poller {
             debug!("getUpdates still refused (409, {cause:?}); next try in {delay:?}");
         }
         sleep_unless(&self.shutdown, crate::clock::real_duration(delay));
+    }
+
+    /// Telegram's word on each sender of the batch who needs a role, from the
+    /// cache or by getChatMember. A user Telegram does not know in the chat
+    /// (400 "user not found") is a member. After one call fails for an outage,
+    /// the rest of the batch is not asked (Unknown): a slow Telegram must not
+    /// hold the batch for a timeout per user.
+    fn ask_roles(&mut self, updates: &[Update]) -> Roles {
+        let now = crate::clock::now();
+        let mut found = Roles::default();
+        let mut reachable = true;
+        for update in updates {
+            let Some((chat_id, user_id)) = roles::question(update, &self.admin_user_ids) else {
+                continue;
+            };
+            if found.contains(chat_id, user_id) {
+                continue;
+            }
+            let role = match self.role_cache.fresh(chat_id, user_id, now) {
+                Some(role) => role,
+                None if !reachable || self.shutdown.load(Ordering::Relaxed) => Role::Unknown,
+                None => match self.client.is_chat_admin(chat_id, user_id) {
+                    Ok(admin) => {
+                        self.role_cache.remember(chat_id, user_id, admin, now);
+                        if admin {
+                            Role::Administrator
+                        } else {
+                            Role::Member
+                        }
+                    }
+                    Err(e) if !e.is_transient() => {
+                        debug!("getChatMember for user {user_id} in chat {chat_id}: {e}; not an administrator");
+                        self.role_cache.remember(chat_id, user_id, false, now);
+                        Role::Member
+                    }
+                    Err(e) => {
+                        warn!(
+                            "could not ask Telegram whether user {user_id} administers chat \
+                             {chat_id} ({e}); what needs an administrator is refused until it answers"
+                        );
+                        reachable = false;
+                        Role::Unknown
+                    }
+                },
+            };
+            found.insert(chat_id, user_id, role);
+        }
+        found
     }
 
     fn wait_for_commit(&self) -> Option<Option<i64>> {

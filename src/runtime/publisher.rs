@@ -694,16 +694,20 @@ fn not_published(reason: String, tries: &Tries) -> Outcome {
     Outcome::Fallback(format!("{reason}{}", tries.note()))
 }
 
-/// Why a container ended in ERROR or EXPIRED, in Instagram's own words (its `status`).
+/// Why a container ended in ERROR or EXPIRED: Instagram's own words (its `status`),
+/// after Storyline's sentence for the error code they name, if it has one.
 fn container_failure(status: &ContainerStatus) -> String {
     let what = if status.code == StatusCode::Error {
         "could not process"
     } else {
         "let the upload expire for"
     };
-    match &status.detail {
-        Some(detail) => format!("Instagram {what} the story. Instagram said: “{detail}”"),
-        None => format!("Instagram {what} the story and gave no reason."),
+    match (&status.detail, status.explanation()) {
+        (Some(detail), Some(explained)) => {
+            format!("Instagram {what} the story: {explained} Instagram said: “{detail}”")
+        }
+        (Some(detail), None) => format!("Instagram {what} the story. Instagram said: “{detail}”"),
+        (None, _) => format!("Instagram {what} the story and gave no reason."),
     }
 }
 
@@ -785,12 +789,27 @@ mod tests {
                 StatusCode::Error,
                 Some("Error: Media upload has failed with error code 2207026")
             )),
-            "Instagram could not process the story. Instagram said: “Error: Media upload has \
-             failed with error code 2207026”"
+            "Instagram could not process the story: Instagram does not take this video format \
+             (MP4 or MOV). Instagram said: “Error: Media upload has failed with error code \
+             2207026”"
         );
         assert_eq!(
             container_failure(&status(StatusCode::Expired, None)),
             "Instagram let the upload expire for the story and gave no reason."
+        );
+        // A status that names no code Storyline knows is quoted alone.
+        assert_eq!(
+            container_failure(&status(
+                StatusCode::Error,
+                Some("Error: <not> supported & co")
+            )),
+            "Instagram could not process the story. Instagram said: “Error: <not> supported & co”"
+        );
+        // A status that names only a code gets Storyline's sentence for it first.
+        assert_eq!(
+            container_failure(&status(StatusCode::Error, Some("Error: 2207026"))),
+            "Instagram could not process the story: Instagram does not take this video \
+             format (MP4 or MOV). Instagram said: “Error: 2207026”"
         );
     }
 
@@ -840,6 +859,7 @@ mod tests {
             Some("brand"),
             &crate::config::Secret::new("IGAA-token"),
             now + chrono::Duration::days(60),
+            accounts::Owner::Operator,
             now,
         )
         .unwrap();
@@ -848,7 +868,7 @@ mod tests {
         queue::set_slot_status(&conn, slot, QueueStatus::Sending, None).unwrap();
         create_job(&conn, slot, CHAT, account.id, None, true, t).unwrap();
         let config = crate::config::parse(
-            "[telegram]\nbot_token = \"1:x\"\n",
+            "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
             dir.path(),
             &|_| None,

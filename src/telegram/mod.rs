@@ -54,9 +54,21 @@ pub struct Chat {
     pub username: Option<String>,
     #[serde(default)]
     pub first_name: Option<String>,
+    /// "private", "group", "supergroup" or "channel"; absent only in hand-made updates.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
 }
 
 impl Chat {
+    /// A one-to-one chat with a user (whose user id is the chat id). Without a
+    /// type, the id tells: groups and channels have negative ids.
+    pub fn is_private(&self) -> bool {
+        match self.kind.as_deref() {
+            Some(kind) => kind == "private",
+            None => self.id > 0,
+        }
+    }
+
     /// A human name for the chat, for logs and the chats table.
     pub fn name(&self) -> Option<&str> {
         self.title
@@ -501,6 +513,18 @@ pub struct Client {
 /// Longest answer we accept; getUpdates with 100 updates is far below this.
 const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// getChatMember holds up a batch of updates: better a quick "try again" than a
+/// long wait.
+const MEMBER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A ChatMember object's status: "creator" and "administrator" run the chat;
+/// "member", "restricted", "left" and "kicked" do not.
+pub fn member_is_admin(member: &Value) -> bool {
+    matches!(
+        member.get("status").and_then(Value::as_str),
+        Some("creator" | "administrator")
+    )
+}
 
 impl Client {
     pub fn new(api_url: &str, token: Secret) -> Client {
@@ -562,6 +586,18 @@ impl Client {
         let info = self.call("getWebhookInfo", &json!({}))?;
         let url = info.get("url").and_then(Value::as_str).unwrap_or_default();
         Ok((!url.is_empty()).then(|| url_host(url)))
+    }
+
+    /// Whether the user is an administrator (or the creator) of the chat, by
+    /// getChatMember. A user Telegram does not know in the chat is answered with
+    /// 400 "user not found", which the caller takes for "not an administrator".
+    pub fn is_chat_admin(&self, chat_id: i64, user_id: i64) -> Result<bool, ApiError> {
+        let member = self.call_with_timeout(
+            "getChatMember",
+            &json!({ "chat_id": chat_id, "user_id": user_id }),
+            MEMBER_CALL_TIMEOUT,
+        )?;
+        Ok(member_is_admin(&member))
     }
 
     /// Removes the webhook; the updates Telegram holds for the bot are kept.
@@ -814,6 +850,32 @@ mod tests {
         ));
         let e = parse_response(400, r#"{"ok":false,"error_code":400,"description":"Bad Request: message is not modified: x"}"#).unwrap_err();
         assert!(e.is_not_modified() && !e.is_transient());
+    }
+
+    #[test]
+    fn chat_members_and_chat_kinds() {
+        for (status, admin) in [
+            ("creator", true),
+            ("administrator", true),
+            ("member", false),
+            ("restricted", false),
+            ("left", false),
+            ("kicked", false),
+            ("Administrator", false),
+        ] {
+            let member = json!({"status": status, "user": {"id": 7, "is_bot": false}});
+            assert_eq!(member_is_admin(&member), admin, "{status}");
+        }
+        assert!(!member_is_admin(&json!({})));
+        assert!(!member_is_admin(&json!("administrator")));
+
+        let chat = |value: Value| serde_json::from_value::<Chat>(value).unwrap();
+        assert!(chat(json!({"id": 7, "type": "private"})).is_private());
+        assert!(!chat(json!({"id": -7, "type": "group"})).is_private());
+        assert!(!chat(json!({"id": -1007, "type": "supergroup"})).is_private());
+        // Telegram always sends the type; without it, the sign of the id tells.
+        assert!(chat(json!({"id": 7})).is_private());
+        assert!(!chat(json!({"id": -7})).is_private());
     }
 
     #[test]

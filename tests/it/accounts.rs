@@ -129,8 +129,13 @@ fn add_list_update_and_deactivate_on_the_command_line() {
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 2, "{listed}");
     let columns: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(columns, ["ID", "NAME", "USERNAME", "ACTIVE", "TOKEN"]);
+    assert_eq!(
+        columns,
+        ["ID", "NAME", "USERNAME", "ACTIVE", "TOKEN", "CHATS"]
+    );
     assert!(lines[1].starts_with("1 "), "{listed}");
+    // Added without --chat: the operator's, for every chat.
+    assert!(lines[1].ends_with("every chat"), "{listed}");
     for part in ["Main Brand", "@brand", "yes", "60 days"] {
         assert!(lines[1].contains(part), "{part} missing: {listed}");
     }

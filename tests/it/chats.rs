@@ -39,9 +39,7 @@ fn library(env: &Env) {
     for (name, size) in [("quotes/one.jpg", 1500), ("quotes/two.jpg", 1700)] {
         let path = env.media_dir().join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-        bytes.extend_from_slice(name.as_bytes());
-        fs::write(path, bytes).unwrap();
+        fs::write(path, crate::support::media::sized(name, size)).unwrap();
     }
     run_ok(env, &["scan"]);
 }

@@ -68,6 +68,68 @@ fn help_start_status_pause_resume_dryrun() {
 }
 
 #[test]
+fn status_shows_times_in_the_chats_zone_and_what_happens_at_a_slot() {
+    let env = Env::new();
+    let _daemon = env.start_polling();
+    let menu = say(&env, CHAT, ADMIN, "/settings");
+    open_prompt(&env, CHAT, &menu, "🌍 Time zone");
+    let set = say(&env, CHAT, ADMIN, "Europe/Berlin");
+    assert!(set.text.contains("Europe/Berlin"), "{}", set.text);
+
+    say(&env, CHAT, ADMIN, "/pause");
+    let paused_at: String = env
+        .db()
+        .query_row(
+            "SELECT paused_at FROM chats WHERE chat_id = ?1",
+            [CHAT],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let since = chrono::DateTime::parse_from_rfc3339(&paused_at)
+        .unwrap()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .format("since %a %d %b %H:%M %Z")
+        .to_string();
+    let status = say(&env, CHAT, ADMIN, "/status");
+    assert!(
+        status.text.contains(&format!("Paused by @ada {since}")),
+        "{since}: {}",
+        status.text
+    );
+    assert!(!status.text.contains("UTC"), "{}", status.text);
+    assert!(
+        status.text.contains("Mode: 🧪 Dry run: stories come here"),
+        "{}",
+        status.text
+    );
+
+    // Live with the Instagram API on but Auto post off: a person posts.
+    say(&env, CHAT, ADMIN, "/dryrun off");
+    let menu = say(&env, CHAT, ADMIN, "/settings");
+    press(&env, CHAT, &menu, "⬜ Instagram API");
+    let status = say(&env, CHAT, ADMIN, "/status");
+    assert!(
+        status
+            .text
+            .contains("Mode: ✋ Stories come here at their slots for someone to post by hand\n"),
+        "{}",
+        status.text
+    );
+    assert!(!status.text.contains("🚀"), "{}", status.text);
+    // Auto post on, but nothing to publish with: still by hand, and why.
+    let menu = say(&env, CHAT, ADMIN, "/settings");
+    press(&env, CHAT, &menu, "⬜ Auto post");
+    let status = say(&env, CHAT, ADMIN, "/status");
+    assert!(
+        status
+            .text
+            .contains("by hand. Auto post is on but cannot publish: "),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
 fn an_unknown_chat_is_refused_once_with_its_id_and_sees_nothing_else() {
     let env = Env::new();
     let _daemon = env.start_polling();
@@ -129,6 +191,8 @@ fn an_admin_enables_a_new_chat_with_start() {
 #[test]
 fn html_in_names_is_escaped() {
     let env = Env::new();
+    // /pause in a group is for its administrators: Telegram says Eve is one.
+    env.tg.set_member(CHAT, 5, "administrator");
     let _daemon = env.start_polling();
     env.tg.push_raw_update(serde_json::json!({
         "update_id": 5000,

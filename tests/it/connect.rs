@@ -135,6 +135,19 @@ fn connect_through_the_web_page_stores_a_sealed_active_account() {
         .unwrap();
     assert_eq!(user_id, IG_USER);
     assert!(active.is_some());
+    // The account is the chat's that connected it, and no other's.
+    let (owner, others, every_chat): (i64, i64, bool) = s
+        .env
+        .db()
+        .query_row(
+            "SELECT (SELECT chat_id FROM account_chats WHERE is_owner = 1),
+                    (SELECT count(*) FROM account_chats WHERE is_owner = 0),
+                    (SELECT every_chat FROM instagram_accounts)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((owner, others, every_chat), (CHAT, 0, false));
     let reason: String = s
         .env
         .db()

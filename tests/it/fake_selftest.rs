@@ -431,6 +431,51 @@ fn a_blocked_or_deleted_chat_refuses_every_call_naming_it() {
 }
 
 #[test]
+fn get_chat_member_answers_the_status_a_test_set_and_refuses_strangers() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let group = -77;
+    tg.set_member(group, 7, "administrator");
+    tg.set_member(group, 8, "member");
+    tg.set_member(-1_000_000_000_077, 8, "creator");
+    for (chat, user, status) in [
+        (group, 7, "administrator"),
+        (group, 8, "member"),
+        (-1_000_000_000_077, 8, "creator"),
+    ] {
+        let member = api.ok("getChatMember", json!({"chat_id": chat, "user_id": user}));
+        assert_eq!(member["status"], json!(status), "{member}");
+        assert_eq!(member["user"]["id"], json!(user), "{member}");
+    }
+    // Form-encoded ids, as some clients send them, are read too.
+    let member = api.ok(
+        "getChatMember",
+        json!({"chat_id": group.to_string(), "user_id": "7"}),
+    );
+    assert_eq!(member["status"], json!("administrator"));
+    // A user set in another chat, or in none, is unknown here: the real 400.
+    for (chat, user, description) in [
+        (group, 9, "Bad Request: user not found"),
+        (-78, 7, "Bad Request: user not found"),
+        (group, 0, "Bad Request: invalid user_id specified"),
+    ] {
+        let (status, body) = api.call("getChatMember", json!({"chat_id": chat, "user_id": user}));
+        assert_eq!(status, 400, "{chat} {user}");
+        assert_eq!(
+            body,
+            json!({"ok": false, "error_code": 400, "description": description})
+        );
+    }
+    let (status, _) = api.call("getChatMember", json!({"user_id": 7}));
+    assert_eq!(status, 400);
+    // A demotion shows at once.
+    tg.set_member(group, 7, "member");
+    let member = api.ok("getChatMember", json!({"chat_id": group, "user_id": 7}));
+    assert_eq!(member["status"], json!("member"));
+    assert_eq!(tg.calls_of("getChatMember").len(), 9);
+}
+
+#[test]
 fn held_updates_wait_until_released() {
     let tg = FakeTelegram::start(TOKEN);
     let api = client(&tg);

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{say, WAIT};
-use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT};
+use crate::support::{describe_output, Daemon, Env, ADMIN, CHAT, TOKEN};
 
 /// A second chat, set up with /start by the admin, so a backup has more than one.
 const OTHER_CHAT: i64 = 777;
@@ -137,8 +137,16 @@ fn doctor_line<'a>(output: &'a str, topic: &str) -> &'a str {
 fn doctor_passes_a_healthy_installation() {
     let env = Env::new();
     std::fs::create_dir(env.media_dir().join("quotes")).unwrap();
-    std::fs::write(env.media_dir().join("quotes/a.jpg"), b"jpeg").unwrap();
-    std::fs::write(env.media_dir().join("b.mp4"), b"mp4").unwrap();
+    std::fs::write(
+        env.media_dir().join("quotes/a.jpg"),
+        crate::support::media::jpeg(b"a"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.media_dir().join("b.mp4"),
+        crate::support::media::mp4(b"b"),
+    )
+    .unwrap();
     run_once(&env);
     let from = env.tg.calls().len();
     let output = env.run(&["doctor"]);
@@ -173,6 +181,72 @@ fn doctor_passes_a_healthy_installation() {
     );
     assert!(text.ends_with("All checks passed.\n"), "{text}");
     assert!(!text.contains("TEST-token-SECRET"), "{text}");
+}
+
+#[test]
+fn doctor_and_scan_count_the_same_files_and_neither_follows_a_symlink_loop() {
+    let env = Env::new();
+    let media = env.media_dir();
+    for (path, tag) in [
+        ("quotes/a.jpg", "a"),
+        ("quotes/2024/b.png", "b"),
+        ("travel/c.mp4", "c"),
+        ("top.webp", "top"),
+    ] {
+        std::fs::create_dir_all(media.join(path).parent().unwrap()).unwrap();
+        std::fs::write(
+            media.join(path),
+            crate::support::media::file(path, tag.as_bytes()),
+        )
+        .unwrap();
+    }
+    std::fs::write(media.join("notes.txt"), b"not media").unwrap();
+    std::fs::write(media.join("travel/broken.png"), b"hello").unwrap();
+    // Loops: each leads back to a folder above it.
+    std::os::unix::fs::symlink(".", media.join("quotes/again")).unwrap();
+    std::os::unix::fs::symlink("../..", media.join("quotes/2024/up")).unwrap();
+
+    let scan = env.run(&["scan"]);
+    assert!(scan.status.success(), "{}", describe_output(&scan));
+    let scanned = stdout(&scan);
+    let new: usize = scanned
+        .split(" new,")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {scanned}"));
+    // "quotes: 2 items (+2)" → quotes 2
+    let scan_categories: Vec<String> = scanned
+        .lines()
+        .filter_map(|line| {
+            let (category, rest) = line.split_once(": ")?;
+            let count = rest.strip_suffix(")")?.split(' ').next()?;
+            rest.contains(" item")
+                .then(|| format!("{category} {count}"))
+        })
+        .collect();
+
+    let doctor = env.run(&["doctor"]);
+    let text = stdout(&doctor);
+    let line = doctor_line(&text, "media");
+    assert!(line.starts_with("ok "), "{text}");
+    assert!(
+        line.ends_with(
+            ": 3 photos, 1 video (quotes 2, travel 1, uncategorized 1); not posted: \
+             1 file of a kind not supported, 1 broken file (storyline scan names them)"
+        ),
+        "{text}"
+    );
+    assert_eq!(new, 3 + 1, "{scanned}");
+    assert_eq!(
+        scan_categories.join(", "),
+        "quotes 2, travel 1, uncategorized 1",
+        "{scanned}"
+    );
+    assert!(
+        scanned.contains("\n1 .txt file: not supported")
+            && scanned.contains("\n1 broken .png file: travel/broken.png"),
+        "{scanned}"
+    );
 }
 
 #[test]
@@ -214,7 +288,7 @@ fn doctor_fails_on_a_wrong_token_and_a_missing_key_file() {
     let output = env.run(&["doctor"]);
     let text = stdout(&output);
     assert!(
-        doctor_line(&text, "key file").contains("opens the 1 sealed token(s)"),
+        doctor_line(&text, "key file").ends_with("opens the 1 sealed token"),
         "{text}"
     );
 
@@ -242,7 +316,7 @@ fn doctor_fails_on_a_wrong_token_and_a_missing_key_file() {
         "{text}"
     );
     assert!(doctor_line(&text, "database").starts_with("ok "), "{text}");
-    assert!(text.ends_with("2 of 7 checks failed.\n"), "{text}");
+    assert!(text.ends_with("2 of 8 checks failed.\n"), "{text}");
     assert!(!text.contains("TEST-token-SECRET"), "{text}");
 }
 
@@ -252,11 +326,12 @@ fn doctor_reads_the_env_file_beside_the_config_and_reports_a_bad_config() {
     // No token in the TOML: the env file beside it has one, as under systemd.
     let config = env
         .base_config()
-        .replace("bot_token = \"123456:TEST-token-SECRET-value\"", "");
+        .replace(&format!("bot_token = \"{TOKEN}\""), "");
+    assert!(!config.contains(TOKEN));
     env.write_config_raw(&config);
     std::fs::write(
         env.path().join("env"),
-        "# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"123456:TEST-token-SECRET-value\"\n",
+        format!("# secrets\nSTORYLINE_TELEGRAM_BOT_TOKEN=\"{TOKEN}\"\n"),
     )
     .unwrap();
     let output = env.run(&["doctor"]);
@@ -277,14 +352,22 @@ fn doctor_reads_the_env_file_beside_the_config_and_reports_a_bad_config() {
         "{text}"
     );
 
+    // Without a token `run` would exit 2 at once: the doctor fails.
     std::fs::remove_file(env.path().join("env")).unwrap();
     let output = env.run(&["doctor"]);
     let text = stdout(&output);
-    assert!(output.status.success(), "{}", describe_output(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&output)
+    );
+    let telegram = doctor_line(&text, "telegram");
     assert!(
-        doctor_line(&text, "telegram").contains("skipped: no bot token"),
+        telegram.starts_with("FAIL") && telegram.contains("no bot token"),
         "{text}"
     );
+    assert!(text.ends_with("1 of 8 checks failed.\n"), "{text}");
 
     env.write_config_raw("[defaults]\nposts_per_day = 0\n");
     let output = env.run(&["doctor"]);

@@ -71,7 +71,7 @@ fn other_processes_on_the_live_database_lose_no_confirmed_change() {
     for n in 0..3 {
         fs::write(
             env.media_dir().join(format!("{n}.jpg")),
-            [0xff, 0xd8, 0xff, n],
+            crate::support::media::jpeg(&[n]),
         )
         .unwrap();
     }

@@ -65,11 +65,12 @@ fn wizard_rows(env: &Env) -> i64 {
         .unwrap()
 }
 
-/// Writes a file with distinct content under the media folder.
+/// Writes a valid file of the path's kind with distinct content under the media
+/// folder.
 fn put(env: &Env, path: &str) {
     let full = env.media_dir().join(path);
     fs::create_dir_all(full.parent().unwrap()).unwrap();
-    fs::write(full, format!("content of {path}").repeat(50)).unwrap();
+    fs::write(full, crate::support::media::sized(path, 1000)).unwrap();
 }
 
 #[test]
@@ -91,7 +92,7 @@ fn start_in_a_new_chat_runs_all_five_steps_and_complete_records_one_version() {
     for expected in [
         "Mode: 🧪 Dry run",
         "Instagram: not connected yet",
-        "Schedule: <b>3</b> posts a day, <b>14:00–02:00</b> UTC",
+        "Schedule: <b>3 posts a day</b>, <b>14:00–02:00</b> UTC",
     ] {
         assert!(
             summary.text.contains(expected),
@@ -173,7 +174,7 @@ fn chosen_and_typed_values_are_applied_in_one_version() {
     assert!(
         summary
             .text
-            .contains("<b>7</b> posts a day, <b>09:00–21:00</b> Europe/Berlin"),
+            .contains("<b>7 posts a day</b>, <b>09:00–21:00</b> Europe/Berlin"),
         "{}",
         summary.text
     );
@@ -429,7 +430,7 @@ fn a_restart_mid_wizard_resumes_at_the_same_step_with_the_values() {
     let summary = forward_to(&env, CHAT, back, 5);
     assert!(summary.text.contains("🚀 Live"), "{}", summary.text);
     assert!(
-        summary.text.contains("<b>5</b> posts a day"),
+        summary.text.contains("<b>5 posts a day</b>"),
         "{}",
         summary.text
     );
@@ -437,6 +438,86 @@ fn a_restart_mid_wizard_resumes_at_the_same_step_with_the_values() {
     assert_eq!(chat_column(&env, CHAT, "dry_run_mode"), Some(0));
     assert_eq!(chat_column(&env, CHAT, "posts_per_day"), Some(5));
     assert_eq!(setup_rows(&env, CHAT).len(), 1);
+}
+
+/// The message id stored with the chat's running wizard, once the outbox recorded it.
+fn wizard_message_id(env: &Env) -> Option<i64> {
+    env.db()
+        .query_row(
+            "SELECT message_id FROM setup_wizards WHERE chat_id = ?1",
+            [CHAT],
+            |r| r.get(0),
+        )
+        .unwrap_or(None)
+}
+
+/// Waits until the message no longer has buttons; returns it.
+fn without_buttons(env: &Env, message_id: i64) -> SentMessage {
+    wait_until("the old message to lose its buttons", WAIT, || {
+        env.tg
+            .message(CHAT, message_id)
+            .filter(|m| m.reply_markup.is_none())
+    })
+}
+
+#[test]
+fn init_again_moves_the_set_up_and_the_old_message_says_where_without_buttons() {
+    let env = Env::new();
+    let _daemon = env.start_polling();
+    let first = say(&env, CHAT, ADMIN, "/init");
+    let first = forward(&env, CHAT, &first);
+    wait_until("the wizard's message id to be stored", WAIT, || {
+        (wizard_message_id(&env) == Some(first.message_id)).then_some(())
+    });
+
+    let resumed = say(&env, CHAT, ADMIN, "/init");
+    assert_ne!(resumed.message_id, first.message_id);
+    assert_eq!(step_of(&resumed), 2, "{}", resumed.text);
+    let old = without_buttons(&env, first.message_id);
+    assert!(
+        old.text
+            .contains("This set-up moved to a newer message below (now at step 2 of 5"),
+        "{}",
+        old.text
+    );
+    // The set-up goes on in the new message.
+    let media = forward(&env, CHAT, &resumed);
+    assert_eq!(media.message_id, resumed.message_id);
+
+    // A message whose id was never stored (Telegram had not answered yet when
+    // /init came again) keeps its buttons until pressed; the press then says
+    // it is out of date and takes them away.
+    wait_until("the second message id to be stored", WAIT, || {
+        (wizard_message_id(&env) == Some(resumed.message_id)).then_some(())
+    });
+    env.db()
+        .execute("UPDATE setup_wizards SET message_id = NULL", [])
+        .unwrap();
+    let newest = say(&env, CHAT, ADMIN, "/init");
+    assert_eq!(step_of(&newest), 3, "{}", newest.text);
+    assert!(
+        env.tg
+            .message(CHAT, media.message_id)
+            .is_some_and(|m| m.reply_markup.is_some()),
+        "an old message whose id is unknown is not edited on /init"
+    );
+    let answer = press_data(
+        &env,
+        CHAT,
+        ADMIN,
+        media.message_id,
+        &button_data(&media, "Next →"),
+    );
+    assert!(is_alert(&answer), "{answer:?}");
+    let old = without_buttons(&env, media.message_id);
+    assert!(
+        old.text.contains("moved to a newer message below"),
+        "{}",
+        old.text
+    );
+    let newest_now = env.tg.message(CHAT, newest.message_id).unwrap();
+    assert_eq!(step_of(&newest_now), 3);
+    assert!(newest_now.reply_markup.is_some());
 }
 
 #[test]

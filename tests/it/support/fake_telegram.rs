@@ -13,7 +13,9 @@
 //! document, as Telegram does with videos it cannot take as videos.
 //! Like the real sendPhoto, it refuses an uploaded photo over 10 MB or whose
 //! sides add up to more than 10,000 or are more than 20:1 (it reads the
-//! picture's header from the multipart body).
+//! picture's header from the multipart body). getChatMember answers with the
+//! status a test gave the user in that chat (`set_member`), and, as strictly as
+//! the real one, 400 "user not found" for anyone else.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -64,6 +66,7 @@ const METHODS: &[&str] = &[
     "deleteWebhook",
     "getWebhookInfo",
     "setWebhook",
+    "getChatMember",
 ];
 
 /// One HTTP request the fake received.
@@ -184,6 +187,8 @@ struct State {
     refusing: HashMap<i64, ApiError>,
     /// Titles that differ from the default one (a supergroup keeps its group's).
     titles: HashMap<i64, String>,
+    /// (chat, user) → ChatMember status ("creator", "administrator", "member", …).
+    members: HashMap<(i64, i64), String>,
 }
 
 #[derive(Default)]
@@ -504,6 +509,15 @@ impl FakeTelegram {
         self.shared.lock().webhook_url.clone()
     }
 
+    /// What getChatMember answers for `user_id` in `chat_id` from now on: a
+    /// ChatMember with this status ("creator", "administrator", "member",
+    /// "restricted", "left", "kicked").
+    pub fn set_member(&self, chat_id: i64, user_id: i64, status: &str) {
+        let mut state = self.shared.lock();
+        state.members.insert((chat_id, user_id), status.to_string());
+        self.shared.changed.notify_all();
+    }
+
     /// From now on a video upload is answered as Telegram answers a video it cannot
     /// take as one (some .mov files): as a document, with a document file_id.
     pub fn answer_videos_as_documents(&self) {
@@ -694,6 +708,7 @@ impl State {
             updates_held: false,
             refusing: HashMap::new(),
             titles: HashMap::new(),
+            members: HashMap::new(),
         }
     }
 
@@ -847,6 +862,7 @@ impl State {
                 self.webhook_url = str_param(params, "url").unwrap_or_default();
                 Ok(json!(true))
             }
+            "getChatMember" => self.chat_member(params),
             "getWebhookInfo" => Ok(json!({
                 "url": self.webhook_url,
                 "has_custom_certificate": false,
@@ -854,6 +870,33 @@ impl State {
             })),
             _ => Err(ApiError::new(404, "Not Found")),
         }
+    }
+
+    /// A ChatMember as the real API shapes it, for the status a test set.
+    fn chat_member(&self, params: &Value) -> ApiResult {
+        let chat_id = chat_id_param(params)?;
+        let user_id = match int_param(params, "user_id") {
+            Some(id) if id > 0 => id,
+            _ => return Err(bad_request("invalid user_id specified")),
+        };
+        let Some(status) = self.members.get(&(chat_id, user_id)) else {
+            return Err(bad_request("user not found"));
+        };
+        let mut member = json!({
+            "status": status,
+            "user": user_json(user_id, &format!("user{user_id}")),
+        });
+        match status.as_str() {
+            "creator" => member["is_anonymous"] = json!(false),
+            "administrator" => {
+                member["can_be_edited"] = json!(false);
+                member["is_anonymous"] = json!(false);
+                member["can_manage_chat"] = json!(true);
+                member["can_delete_messages"] = json!(true);
+            }
+            _ => {}
+        }
+        Ok(member)
     }
 
     fn store_bot_message(

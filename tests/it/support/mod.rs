@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod fake_instagram;
 pub mod fake_telegram;
+pub mod media;
 
 #[allow(unused_imports)]
 pub use daemon::Daemon;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// The bot token of every test; tests grep logs for "TEST-token-SECRET" to prove it
 /// never leaks.
-pub const TOKEN: &str = "123456:TEST-token-SECRET-value";
+pub const TOKEN: &str = "123456:TEST-token-SECRET-value-0123456789";
 /// The admin user of every test.
 pub const ADMIN: i64 = 42;
 /// A chat the base config allows.
@@ -134,9 +135,13 @@ level = "debug"
         self.write_config_raw(&config);
     }
 
-    /// Writes storyline.toml exactly as given, for tests of bad configs.
+    /// Writes storyline.toml exactly as given, for tests of bad configs. Mode 0600,
+    /// as a file holding the bot token should be (`doctor` warns otherwise).
     pub fn write_config_raw(&self, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
         fs::write(self.config_path(), text).expect("write storyline.toml");
+        fs::set_permissions(self.config_path(), fs::Permissions::from_mode(0o600))
+            .expect("make storyline.toml private");
     }
 
     /// Opens the daemon's database read/write for assertions; waits up to 5 s on a

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use log::{error, info};
+
+use crate::domain::markup::plural;
 use ring::rand::{SecureRandom, SystemRandom};
 
 pub use crate::crypto::KEY_LEN;
@@ -39,30 +41,31 @@ const LOST_FOR_GOOD: &str = "If that key is lost for good, `storyline accounts f
 /// file readable by others is made 0600 (with an ERROR line saying so).
 pub fn load(path: &Path, sealed: &[String]) -> Result<[u8; KEY_LEN]> {
     let shown = path.display();
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed.is_empty() => {
-            create(path)?;
-            return read(path).ok_or_else(|| {
-                KeyRefused(format!("{shown}: the key file just created cannot be read")).into()
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(KeyRefused(format!(
-                "{shown}: the key file is missing, but the database holds {} sealed Instagram \
-                 token(s) that only that key opens. Not making a new key. Restore the key file \
-                 from the backup you made with the database (same path, mode 0600). {LOST_FOR_GOOD}",
-                sealed.len()
+    let meta =
+        match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed.is_empty() => {
+                create(path)?;
+                return read(path).ok_or_else(|| {
+                    KeyRefused(format!("{shown}: the key file just created cannot be read")).into()
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KeyRefused(format!(
+                "{shown}: the key file is missing, but the database holds {} that only that key \
+                 opens. Not making a new key. Restore the key file from the backup you made with \
+                 the database (same path, mode 0600). {LOST_FOR_GOOD}",
+                plural(sealed.len(), "sealed Instagram token", "sealed Instagram tokens")
             ))
-            .into())
-        }
-        Err(e) => {
-            return Err(KeyRefused(format!("{shown}: cannot read the key file: {e}")).into())
-        }
-    };
+                .into())
+            }
+            Err(e) => {
+                return Err(KeyRefused(format!("{shown}: cannot read the key file: {e}")).into())
+            }
+        };
     if !meta.is_file() || meta.len() != KEY_LEN as u64 {
         let what = if meta.is_file() {
-            format!("is {} bytes, not {KEY_LEN}", meta.len())
+            format!("is {}, not {KEY_LEN}", plural(meta.len(), "byte", "bytes"))
         } else {
             "is not a file".to_string()
         };
@@ -70,9 +73,13 @@ pub fn load(path: &Path, sealed: &[String]) -> Result<[u8; KEY_LEN]> {
             "Move it away and start again: a new key is made when the file is missing.".to_string()
         } else {
             format!(
-                "The database holds {} sealed Instagram token(s) that only the right key opens: \
+                "The database holds {} that only the right key opens: \
                  restore it from your backup. {LOST_FOR_GOOD}",
-                sealed.len()
+                plural(
+                    sealed.len(),
+                    "sealed Instagram token",
+                    "sealed Instagram tokens"
+                )
             )
         };
         return Err(KeyRefused(format!("{shown}: the key file {what}. {advice}")).into());
@@ -95,9 +102,9 @@ pub fn load(path: &Path, sealed: &[String]) -> Result<[u8; KEY_LEN]> {
         .count();
     if unopened > 0 {
         return Err(KeyRefused(format!(
-            "{shown} does not open {unopened} of {} sealed Instagram token(s): it is not the \
+            "{shown} does not open {unopened} of {}: it is not the \
              key they were sealed with. Restore the right key file from your backup. {LOST_FOR_GOOD}",
-            sealed.len()
+            plural(sealed.len(), "sealed Instagram token", "sealed Instagram tokens")
         ))
         .into());
     }
