@@ -25,7 +25,7 @@ fn main() {
     let started = Instant::now();
     {
         let tx = conn.transaction().expect("transaction");
-        db::insert_chat(&tx, chat_id, None, None, &now_text).expect("chat");
+        db::insert_chat(&tx, chat_id, None, None, now).expect("chat");
         let mut item = tx
             .prepare(
                 "INSERT INTO media_items (path, category, kind, size, mtime_ns, sha256, first_seen, last_seen)

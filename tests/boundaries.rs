@@ -5,7 +5,9 @@
 //!   `DELETE FROM`, `CREATE TABLE/INDEX/TRIGGER/VIEW` or `PRAGMA`, upper case)
 //!   only in src/db/;
 //! - `ureq` only in the HTTP adapters, src/telegram/ and src/instagram/;
-//! - `tiny_http` nowhere in the program (the web page is std::net).
+//! - `tiny_http` nowhere in the program (the web page is std::net);
+//! - `db::timestamp` (a time as stored text) only in src/db/: the rest of the
+//!   program hands the store a `DateTime<Utc>` and gets typed times back.
 //!
 //! A small lexer skips comments and splits code from string literals, so prose
 //! may name these words. `#[cfg(test)]` at column 0 followed by a `mod … {` is
@@ -50,10 +52,14 @@ fn f(conn: &Connection) {
     let s: &'static str = "a"; // tiny_http::Server in a comment
     let server = tiny_http::Server::http("127.0.0.1:0");
     let ok = "Pragma-free words: Select, DELETE key, CREATE a story, UPDATE it";
+    let at = crate::db::timestamp(now); // db::timestamp(now) in a comment
+    let times = slots.map(db::timestamp);
+    let fine = "db::timestamp(now)"; db::timestamps(); my_db::timestamp_of(t);
 }
 #[cfg(test)]
 mod tests {
     fn g() { conn.execute("DELETE FROM chats", []); let _ = ureq::get("x"); }
+    fn fixture() -> String { db::timestamp(t) }
 }
 "##;
     let found = check("daemon.rs", program);
@@ -64,12 +70,18 @@ mod tests {
             "src/daemon.rs:6: SQL outside src/db/: \"UPDATE chats SET x = 1\"",
             "src/daemon.rs:7: SQL outside src/db/: \"SELECT \\\"a\\\" FROM t\"",
             "src/daemon.rs:9: `tiny_http` in the program (the web page is std::net)",
+            "src/daemon.rs:11: `db::timestamp` outside src/db/ (hand the store a DateTime<Utc>)",
+            "src/daemon.rs:12: `db::timestamp` outside src/db/ (hand the store a DateTime<Utc>)",
         ],
     );
-    assert_eq!(check("db/queue.rs", program).len(), 2, "SQL is the store's");
+    assert_eq!(
+        check("db/queue.rs", program).len(),
+        2,
+        "SQL and stored times are the store's"
+    );
     assert_eq!(
         check("telegram/mod.rs", program).len(),
-        3,
+        5,
         "ureq is the adapters'"
     );
 }
@@ -90,6 +102,12 @@ fn check(relative: &str, text: &str) -> Vec<String> {
         if has_word(code, "tiny_http") {
             out.push(format!(
                 "src/{relative}:{}: `tiny_http` in the program (the web page is std::net)",
+                line + 1
+            ));
+        }
+        if !in_store && has_word(code, "db::timestamp") {
+            out.push(format!(
+                "src/{relative}:{}: `db::timestamp` outside src/db/ (hand the store a DateTime<Utc>)",
                 line + 1
             ));
         }

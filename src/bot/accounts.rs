@@ -109,7 +109,7 @@ pub fn choose_account(
     if old == Some(account_id) {
         return Ok(PickOutcome::Unchanged(account));
     }
-    db::accounts::set_chat_active_account(conn, chat_id, Some(account_id), &db::timestamp(now))?;
+    db::accounts::set_chat_active_account(conn, chat_id, Some(account_id), now)?;
     info!("chat {chat_id}: Instagram account set to {account_id}");
     Ok(PickOutcome::Changed { account, old })
 }
@@ -170,7 +170,7 @@ pub fn usable_token(
     let Some(row) = db::accounts::token(conn, account_id)? else {
         return Ok(TokenState::ReconnectNeeded);
     };
-    let Some(expires_at) = row.expires_at.as_deref().and_then(db::parse_timestamp) else {
+    let Some(expires_at) = row.expires_at else {
         return Ok(TokenState::ReconnectNeeded);
     };
     if expires_at <= now {
@@ -234,18 +234,17 @@ pub fn add_or_update_account(
     owner: Owner,
     now: DateTime<Utc>,
 ) -> Result<(Account, bool)> {
-    let now_text = db::timestamp(now);
     let (id, created) =
-        db::accounts::upsert_account(conn, display_name, instagram_user_id, username, &now_text)?;
+        db::accounts::upsert_account(conn, display_name, instagram_user_id, username, now)?;
     match owner {
-        Owner::Operator if created => db::accounts::open_to_every_chat(conn, id, &now_text)?,
+        Owner::Operator if created => db::accounts::open_to_every_chat(conn, id, now)?,
         Owner::Operator => {}
         Owner::Chat(chat_id) => {
-            db::accounts::give_to_chat(conn, id, chat_id, &now_text)?;
+            db::accounts::give_to_chat(conn, id, chat_id, now)?;
         }
     }
     let sealed = crypto::seal(key, token.expose())?;
-    db::accounts::store_token(conn, id, &sealed, &now_text, &db::timestamp(expires_at))?;
+    db::accounts::store_token(conn, id, &sealed, now, expires_at)?;
     let account = db::accounts::account(conn, id)?
         .ok_or_else(|| anyhow!("account {id} vanished while it was saved"))?;
     Ok((account, created))
@@ -383,11 +382,10 @@ pub fn refresh_due_tokens(
 ) -> Result<Vec<RefreshReport>> {
     let mut reports = Vec::new();
     for row in db::accounts::active_account_tokens(conn)? {
-        let issued_at = db::parse_timestamp(&row.issued_at);
-        let expires_at = row.expires_at.as_deref().and_then(db::parse_timestamp);
-        let (Some(issued_at), Some(expires_at)) = (issued_at, expires_at) else {
+        let Some(expires_at) = row.expires_at else {
             continue;
         };
+        let issued_at = row.issued_at;
         if !refresh_due(issued_at, expires_at, now) {
             continue;
         }
@@ -419,8 +417,8 @@ pub fn refresh_due_tokens(
                     account_id,
                     &row.sealed_value,
                     &sealed,
-                    &db::timestamp(now),
-                    &db::timestamp(expires_at),
+                    now,
+                    expires_at,
                 )?;
                 if stored {
                     info!(
@@ -733,7 +731,7 @@ fn share_command(config: &Config, id: i64, chat_id: i64, now: DateTime<Utc>) -> 
             account.display_name
         ));
     }
-    let added = db::accounts::give_to_chat(&conn, id, chat_id, &db::timestamp(now))?;
+    let added = db::accounts::give_to_chat(&conn, id, chat_id, now)?;
     let reach = db::accounts::account_reach(&conn, id)?;
     let what = if !added {
         "already had it"
@@ -866,7 +864,7 @@ fn deactivate_command(config: &Config, id: i64, now: DateTime<Utc>) -> Result<St
         ));
     }
     let chats = chats_using_account(&conn, id)?;
-    db::accounts::deactivate_account(&conn, id, &db::timestamp(now))?;
+    db::accounts::deactivate_account(&conn, id, now)?;
     let mut text = format!("Deactivated account {id}: {}.", account.display_name);
     if !chats.is_empty() {
         text.push_str(&format!(
@@ -1213,7 +1211,7 @@ mod tests {
 
     fn add_chat(conn: &mut Connection, chat_id: i64) {
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, chat_id, None, None, "2026-03-01T00:00:00Z").unwrap();
+        db::insert_chat(&tx, chat_id, None, None, at(1, 0)).unwrap();
         tx.commit().unwrap();
     }
 
@@ -1269,7 +1267,7 @@ mod tests {
         assert_eq!(chats_using_account(&conn, second).unwrap(), vec![7]);
 
         // The chosen account goes away: the only one left takes over.
-        db::accounts::deactivate_account(&conn, second, "2026-03-03T00:00:00Z").unwrap();
+        db::accounts::deactivate_account(&conn, second, at(3, 0)).unwrap();
         assert_eq!(
             choose_account(&conn, 8, second, at(3, 0)).unwrap(),
             PickOutcome::Unavailable
@@ -1448,9 +1446,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let row = token_row(&conn, due);
-        assert_eq!(row.issued_at, db::timestamp(now));
+        assert_eq!(row.issued_at, now);
         assert!(!row.sealed_value.contains("renewed"));
-        assert_eq!(token_row(&conn, fresh).issued_at, db::timestamp(at(1, 0)));
+        assert_eq!(token_row(&conn, fresh).issued_at, at(1, 0));
 
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert_eq!(reports[0].account.id, failing);

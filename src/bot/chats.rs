@@ -69,7 +69,7 @@ pub fn migrate(
         return Ok(Vec::new());
     }
     let reason = format!("group {from} became supergroup {to}");
-    let moved = db::chats::move_chat(tx, from, to, &reason, &db::timestamp(now))?;
+    let moved = db::chats::move_chat(tx, from, to, &reason, now)?;
     let readdressed = readdress_calls(tx, from, to)?;
     if readdressed > 0 {
         info!("chat {from}: {readdressed} waiting call(s) now go to supergroup {to}");
@@ -96,7 +96,7 @@ pub fn mark_unreachable(
     admin_user_ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<Vec<Outgoing>> {
-    if !db::chats::mark_inactive(conn, chat_id, gone.name(), &db::timestamp(now))? {
+    if !db::chats::mark_inactive(conn, chat_id, gone.name(), now)? {
         return Ok(Vec::new());
     }
     warn!(
@@ -223,13 +223,17 @@ pub fn record_change_version(
         &serde_json::to_string(changes)?,
         Some(user_id),
         reason,
-        &db::timestamp(now),
+        now,
     )
 }
 
 /// Stores the core's decided calls in the outbox, in order, each within
 /// Telegram's length limits (a long message becomes several).
-pub fn enqueue_all(conn: &Connection, calls: &[telegram::Outgoing], now: &str) -> Result<()> {
+pub fn enqueue_all(
+    conn: &Connection,
+    calls: &[telegram::Outgoing],
+    now: DateTime<Utc>,
+) -> Result<()> {
     for call in calls.iter().flat_map(telegram::fit_to_limits) {
         let hook = call.on_result.as_ref().map(|h| h.to_string());
         db::enqueue_with_hook(
@@ -264,7 +268,7 @@ mod tests {
     fn a_move_readdresses_waiting_calls_and_tells_the_chat_once() {
         let (_dir, mut conn) = database();
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, GROUP, Some("Team"), Some(42), "2026-01-01T00:00:00Z").unwrap();
+        db::insert_chat(&tx, GROUP, Some("Team"), Some(42), now()).unwrap();
         let story = crate::bot::chats::Hook::Story {
             queue_id: 3,
             media_item_id: 4,
@@ -279,7 +283,7 @@ mod tests {
                 ..telegram::send_message(GROUP, "a story", None)
             },
         ];
-        crate::bot::chats::enqueue_all(&tx, &calls, "2026-01-01T00:00:00Z").unwrap();
+        crate::bot::chats::enqueue_all(&tx, &calls, now()).unwrap();
         let told = migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
         assert_eq!(told.len(), 1);
         assert_eq!(telegram::call_chat_id(&told[0].params), Some(SUPERGROUP));
@@ -323,13 +327,13 @@ mod tests {
         )
         .unwrap();
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, GROUP, None, None, "2026-01-01T00:00:00Z").unwrap();
+        db::insert_chat(&tx, GROUP, None, None, now()).unwrap();
         assert!(is_served(&tx, &config, GROUP).unwrap());
         assert!(!is_served(&tx, &config, SUPERGROUP).unwrap());
         migrate(&tx, GROUP, SUPERGROUP, now()).unwrap();
         assert!(is_served(&tx, &config, SUPERGROUP).unwrap());
         // Not just any chat that was once another.
-        db::insert_chat(&tx, -7, None, None, "2026-01-01T00:00:00Z").unwrap();
+        db::insert_chat(&tx, -7, None, None, now()).unwrap();
         migrate(&tx, -7, -1_000_000_000_007, now()).unwrap();
         assert!(!is_served(&tx, &config, -1_000_000_000_007).unwrap());
         tx.commit().unwrap();
@@ -339,7 +343,7 @@ mod tests {
     fn admins_hear_once_that_a_chat_is_gone_until_it_writes_again() {
         let (_dir, mut conn) = database();
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, 4242, Some("Ada"), None, "2026-01-01T00:00:00Z").unwrap();
+        db::insert_chat(&tx, 4242, Some("Ada"), None, now()).unwrap();
         tx.commit().unwrap();
         let admins = [42, 4242, 43];
         let told = mark_unreachable(&conn, 4242, ChatGone::Blocked, &admins, now()).unwrap();

@@ -84,10 +84,6 @@ pub struct FollowUp {
 }
 
 impl Context<'_> {
-    fn now_text(&self) -> String {
-        db::timestamp(self.now)
-    }
-
     /// Configured or paired: `chats::is_admin`, the one rule.
     fn is_admin(&self, tx: &Transaction<'_>, user_id: i64) -> Result<bool> {
         chats::is_admin(tx, self.config, user_id)
@@ -198,7 +194,7 @@ fn handle_message(
     let chat_id = message.chat.id;
     let text = message.text.as_deref().unwrap_or("");
     let command = parse_command(text, ctx.bot_username);
-    let now = ctx.now_text();
+    let now = ctx.now;
 
     if !is_served(tx, ctx.config, chat_id)? {
         let start_args = match &command {
@@ -215,8 +211,8 @@ fn handle_message(
             _ => false,
         };
         if start_args.is_some() && (admin || paired) {
-            db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), &now)?;
-            db::authorize_chat(tx, chat_id, from.id, &now)?;
+            db::insert_chat(tx, chat_id, message.chat.name(), Some(from.id), now)?;
+            db::authorize_chat(tx, chat_id, from.id, now)?;
             record_initial_version(tx, ctx.config, ctx.now, chat_id, Some(from.id))?;
             remember_user(tx, ctx, from)?;
             db::log_interaction(
@@ -226,7 +222,7 @@ fn handle_message(
                 Some(from.id),
                 "command",
                 "start",
-                &now,
+                now,
             )?;
             info!("chat {chat_id}: enabled by admin {}", from.id);
             let text = if paired {
@@ -254,15 +250,7 @@ fn handle_message(
     remember_user(tx, ctx, from)?;
 
     if let Some((name, args)) = command {
-        db::log_interaction(
-            tx,
-            update_id,
-            chat_id,
-            Some(from.id),
-            "command",
-            &name,
-            &now,
-        )?;
+        db::log_interaction(tx, update_id, chat_id, Some(from.id), "command", &name, now)?;
         let verdict = ctx.verdict(tx, &message.chat, from.id)?;
         if verdict != Verdict::Allowed {
             if roles::command_is_for_admins(&name) {
@@ -299,7 +287,7 @@ fn handle_message(
                 Some(from.id),
                 "message",
                 "oauth_paste",
-                &now,
+                now,
             )?;
             let state = pasted_state.unwrap_or(state);
             // A pasted URL must carry a state of this chat; anything else is refused.
@@ -322,7 +310,7 @@ fn handle_message(
             return Ok(());
         }
     }
-    if let Some(pending) = db::pending_input(tx, chat_id, from.id, &now)? {
+    if let Some(pending) = db::pending_input(tx, chat_id, from.id, now)? {
         db::log_interaction(
             tx,
             update_id,
@@ -330,7 +318,7 @@ fn handle_message(
             Some(from.id),
             "message",
             &pending.field,
-            &now,
+            now,
         )?;
         return answer_prompt(tx, ctx, chat_id, from.id, &pending, text, out);
     }
@@ -345,12 +333,11 @@ fn refuse(
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     let recently = db::last_refusal(tx, chat_id)?
-        .and_then(|t| db::parse_timestamp(&t))
         .is_some_and(|t| (ctx.now - t).num_seconds() < REFUSAL_INTERVAL_SECS);
     if recently {
         return Ok(());
     }
-    db::record_refusal(tx, chat_id, &ctx.now_text())?;
+    db::record_refusal(tx, chat_id, ctx.now)?;
     info!("chat {chat_id}: not served; told it its id");
     out.push(telegram::send_message(
         chat_id,
@@ -372,7 +359,7 @@ fn remember_user(tx: &Transaction<'_>, ctx: &Context<'_>, user: &telegram::User)
         user.username.as_deref(),
         &user.first_name,
         role,
-        &ctx.now_text(),
+        ctx.now,
     )
 }
 
@@ -383,7 +370,7 @@ fn ensure_chat(
     chat_id: i64,
     title: Option<&str>,
 ) -> Result<ChatRow> {
-    if db::insert_chat(tx, chat_id, title, None, &ctx.now_text())? {
+    if db::insert_chat(tx, chat_id, title, None, ctx.now)? {
         record_initial_version(tx, ctx.config, ctx.now, chat_id, None)?;
     } else if let Some(title) = title {
         db::update_chat_title(tx, chat_id, title)?;
@@ -408,7 +395,7 @@ pub fn add_allowed_chats(
             );
             continue;
         }
-        if db::insert_chat(&tx, *chat_id, None, None, &db::timestamp(now))? {
+        if db::insert_chat(&tx, *chat_id, None, None, now)? {
             record_initial_version(&tx, config, now, *chat_id, None)?;
         }
     }
@@ -426,15 +413,7 @@ pub fn record_initial_version(
 ) -> Result<()> {
     let row = db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id));
     let snapshot = settings_snapshot(tx, chat_id, &settings::resolve(&row, &config.defaults))?;
-    db::record_settings_version(
-        tx,
-        chat_id,
-        &snapshot,
-        "[]",
-        by,
-        "chat created",
-        &db::timestamp(now),
-    )
+    db::record_settings_version(tx, chat_id, &snapshot, "[]", by, "chat created", now)
 }
 
 /// The /connect answer: a one-time link to the web page, or which keys of
@@ -475,8 +454,8 @@ fn save_changes(
     if changes.is_empty() {
         return Ok(resolved);
     }
-    let now = ctx.now_text();
-    db::save_chat_settings(tx, row, &now)?;
+    let now = ctx.now;
+    db::save_chat_settings(tx, row, now)?;
     db::record_settings_version(
         tx,
         row.chat_id,
@@ -484,7 +463,7 @@ fn save_changes(
         &serde_json::to_string(changes)?,
         Some(user_id),
         reason,
-        &now,
+        now,
     )?;
     if changes
         .iter()
@@ -563,7 +542,7 @@ fn set_toggle(
         toggle,
         value,
         user_id,
-        &ctx.now_text(),
+        ctx.now,
     );
     let changed = change.is_some();
     let changes: Vec<Change> = change.into_iter().collect();
@@ -714,7 +693,7 @@ fn run_command(
         }
         "connect" => out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?),
         "cancel" => {
-            let text = if db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())? {
+            let text = if db::clear_pending_input(tx, chat_id, user_id, ctx.now)? {
                 ui::cancelled_text()
             } else {
                 ui::nothing_to_cancel_text()
@@ -768,7 +747,7 @@ fn handle_callback(
     }
     ensure_chat(tx, ctx, chat_id, message.chat.name())?;
     remember_user(tx, ctx, &query.from)?;
-    let now = ctx.now_text();
+    let now = ctx.now;
     let data = query.data.as_deref().unwrap_or("");
     let Some(parsed) = callback::parse(data) else {
         db::log_interaction(
@@ -778,7 +757,7 @@ fn handle_callback(
             Some(query.from.id),
             "callback",
             "invalid",
-            &now,
+            now,
         )?;
         info!("chat {chat_id}: rejected a button press with unknown data");
         alert(
@@ -794,7 +773,7 @@ fn handle_callback(
         Some(query.from.id),
         "callback",
         data,
-        &now,
+        now,
     )?;
     let user_id = query.from.id;
     let message_id = message.message_id;
@@ -866,9 +845,9 @@ fn handle_callback(
                 field: field.as_str().to_string(),
                 stash: None,
                 menu_message_id: Some(message_id),
-                expires_at: db::timestamp(ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES)),
+                expires_at: ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES),
             };
-            db::set_pending_input(tx, chat_id, user_id, &pending, &now)?;
+            db::set_pending_input(tx, chat_id, user_id, &pending, now)?;
             toast(out, "Reply with the new value");
             out.push(telegram::send_message(
                 chat_id,
@@ -877,7 +856,7 @@ fn handle_callback(
             ));
         }
         Callback::Cancel => {
-            if db::clear_pending_input(tx, chat_id, user_id, &now)? {
+            if db::clear_pending_input(tx, chat_id, user_id, now)? {
                 toast(out, "Cancelled");
                 out.push(telegram::edit_message(
                     chat_id,
@@ -1018,7 +997,7 @@ fn take_answer(
     text: &str,
     out: &mut Vec<Outgoing>,
 ) -> Result<Option<settings::Answer>> {
-    let now = ctx.now_text();
+    let now = ctx.now;
     match settings::read_answer(asked, text) {
         Err(e) => {
             out.push(telegram::send_message(
@@ -1034,7 +1013,7 @@ fn take_answer(
                 stash: Some(start.to_string()),
                 ..pending.clone()
             };
-            db::set_pending_input(tx, chat_id, user_id, &next, &now)?;
+            db::set_pending_input(tx, chat_id, user_id, &next, now)?;
             out.push(telegram::send_message(
                 chat_id,
                 &ui::hours_end_prompt(start),
@@ -1043,7 +1022,7 @@ fn take_answer(
             Ok(None)
         }
         Ok(settings::Answer::Lost) => {
-            db::clear_pending_input(tx, chat_id, user_id, &now)?;
+            db::clear_pending_input(tx, chat_id, user_id, now)?;
             Ok(None)
         }
         Ok(answer) => Ok(Some(answer)),
@@ -1067,7 +1046,7 @@ fn answer_prompt(
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     use settings::{Answer, Asked};
-    let now = ctx.now_text();
+    let now = ctx.now;
     let (mut row, _) = current_settings(tx, ctx, chat_id)?;
     let defaults = &ctx.config.defaults;
     let asked = match SettingsPrompt::parse(&pending.field) {
@@ -1085,7 +1064,7 @@ fn answer_prompt(
             return setup::answer_prompt(tx, ctx, chat_id, user_id, pending, text, out);
         }
         None => {
-            db::clear_pending_input(tx, chat_id, user_id, &now)?;
+            db::clear_pending_input(tx, chat_id, user_id, now)?;
             return Ok(());
         }
     };
@@ -1200,7 +1179,7 @@ fn finish_prompt(
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     let resolved = save_changes(tx, ctx, row, changes, user_id, "settings menu")?;
-    db::clear_pending_input(tx, chat_id, user_id, &ctx.now_text())?;
+    db::clear_pending_input(tx, chat_id, user_id, ctx.now)?;
     out.push(telegram::send_message(chat_id, &confirmation, None));
     if let Some(menu_id) = pending.menu_message_id {
         let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;

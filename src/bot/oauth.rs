@@ -80,8 +80,8 @@ pub fn new_link(
         &state,
         chat_id,
         user_id,
-        &db::timestamp(now),
-        &db::timestamp(now + Duration::minutes(STATE_LIFETIME_MINUTES)),
+        now,
+        now + Duration::minutes(STATE_LIFETIME_MINUTES),
     )?;
     Ok(format!("{}/oauth/start?state={state}", app.public_url))
 }
@@ -90,7 +90,7 @@ pub use crate::db::oauth::StateRow;
 
 /// A state that is known, unused and unexpired at `now`.
 pub fn live_state(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
-    db::oauth::live_state(conn, state, &db::timestamp(now))
+    db::oauth::live_state(conn, state, now)
 }
 
 /// The newest live state of a user in a chat, for a pasted bare code.
@@ -100,14 +100,14 @@ pub fn live_state_of(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    db::oauth::live_state_of(conn, chat_id, user_id, &db::timestamp(now))
+    db::oauth::live_state_of(conn, chat_id, user_id, now)
 }
 
 /// Marks a live state used; false when it was unknown, used or expired.
 fn consume(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
     let row = live_state(conn, state, now)?;
     if row.is_some() {
-        db::oauth::mark_used(conn, state, &db::timestamp(now))?;
+        db::oauth::mark_used(conn, state, now)?;
     }
     Ok(row)
 }
@@ -397,7 +397,7 @@ pub fn tell_chat(
         )?;
     }
     let message = crate::telegram::send_message(chat_id, &text, None);
-    crate::bot::chats::enqueue_all(&tx, &[message], &db::timestamp(now))?;
+    crate::bot::chats::enqueue_all(&tx, &[message], now)?;
     tx.commit()?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! has paired. Guesses are checked in constant time (`ring::hmac::verify`).
 
 use anyhow::{anyhow, Result};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use log::info;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -51,8 +51,8 @@ pub fn start(conn: &Connection, config: &Config, now: DateTime<Utc>) -> Result<O
         conn,
         &salt,
         tag.as_ref(),
-        &db::timestamp(now),
-        &db::timestamp(now + Duration::minutes(LIFETIME_MINUTES)),
+        now,
+        now + Duration::minutes(LIFETIME_MINUTES),
     )?;
     Ok(Some(code))
 }
@@ -97,18 +97,17 @@ pub fn redeem(
     if !is_open(conn, config)? {
         return Ok(false);
     }
-    let now_text = db::timestamp(now);
-    let Some(live) = db::pairing::live_code(conn, &now_text)? else {
+    let Some(live) = db::pairing::live_code(conn, now)? else {
         return Ok(false);
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, &live.salt);
     if hmac::verify(&key, code.as_bytes(), &live.tag).is_err() {
         return Ok(false);
     }
-    if !db::pairing::use_code(conn, live.id, user_id, chat_id, &now_text)? {
+    if !db::pairing::use_code(conn, live.id, user_id, chat_id, now)? {
         return Ok(false);
     }
-    db::pairing::add_admin(conn, user_id, chat_id, &now_text)?;
+    db::pairing::add_admin(conn, user_id, chat_id, now)?;
     info!("chat {chat_id}: paired with the one-time code; user {user_id} is now an admin");
     Ok(true)
 }
@@ -122,7 +121,7 @@ pub struct Access {
     /// Chats an admin enabled: (chat, admin).
     pub enabled_chats: Vec<(i64, i64)>,
     /// When the live pairing code expires, if one is live.
-    pub code_expires: Option<String>,
+    pub code_expires: Option<DateTime<Utc>>,
 }
 
 impl Access {
@@ -132,7 +131,7 @@ impl Access {
             paired_admins: db::pairing::paired_admins(conn)?,
             configured_chats: config.access.allowed_chat_ids.clone(),
             enabled_chats: db::pairing::authorized_chats(conn)?,
-            code_expires: db::pairing::live_code_expiry(conn, &db::timestamp(now))?,
+            code_expires: db::pairing::live_code_expiry(conn, now)?,
         })
     }
 
@@ -164,9 +163,10 @@ impl Access {
                  should serve"
                     .to_string(),
             ];
-            if let Some(until) = &self.code_expires {
+            if let Some(until) = self.code_expires {
                 lines.push(format!(
-                    "a pairing code is live until {until} (see the log of `storyline run`)"
+                    "a pairing code is live until {} (see the log of `storyline run`)",
+                    utc_text(until)
                 ));
             }
             return lines;
@@ -185,7 +185,9 @@ impl Access {
             .chain(self.paired_admins.iter().map(|a| {
                 format!(
                     "{} (paired in chat {} at {})",
-                    a.user_id, a.chat_id, a.added_at
+                    a.user_id,
+                    a.chat_id,
+                    utc_text(a.added_at)
                 )
             }))
             .collect();
@@ -204,6 +206,11 @@ impl Access {
             format!("served chats: {}", list(chats)),
         ]
     }
+}
+
+/// "2026-03-01T10:00:00Z": how `check` and `doctor` have always shown these times.
+fn utc_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -277,7 +284,7 @@ mod tests {
         assert!(!redeem(&conn, &open, &code, 8, -6, at(102)).unwrap());
         // The caller enables the chat; then pairing is closed and a start makes no code.
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, -5, None, Some(7), "2026-03-01T10:41:00Z").unwrap();
+        db::insert_chat(&tx, -5, None, Some(7), at(101)).unwrap();
         tx.commit().unwrap();
         assert!(!is_open(&conn, &open).unwrap());
         assert_eq!(start(&conn, &open, at(103)).unwrap(), None);

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 use log::{info, warn};
 use rusqlite::Connection;
 
@@ -70,8 +70,13 @@ fn load_pool_now(conn: &Connection, chat_id: i64, now: DateTime<Utc>) -> Result<
     load(conn, chat_id, now, 1, queue::eligible_now_in_category)
 }
 
-type EligibleQuery =
-    fn(&Connection, i64, &str, &str, usize) -> Result<Vec<crate::domain::picker::Candidate>>;
+type EligibleQuery = fn(
+    &Connection,
+    i64,
+    &str,
+    DateTime<Utc>,
+    usize,
+) -> Result<Vec<crate::domain::picker::Candidate>>;
 
 fn load(
     conn: &Connection,
@@ -80,10 +85,9 @@ fn load(
     needed: usize,
     query: EligibleQuery,
 ) -> Result<Pool> {
-    let now_text = db::timestamp(now);
     let mut candidates = Vec::new();
     for category in queue::chat_categories_present(conn, chat_id)? {
-        candidates.extend(query(conn, chat_id, &category, &now_text, needed)?);
+        candidates.extend(query(conn, chat_id, &category, now, needed)?);
     }
     Ok(Pool::new(candidates, now))
 }
@@ -96,7 +100,6 @@ pub fn plan_chat(
     s: &ChatSettings,
     now: DateTime<Utc>,
 ) -> Result<usize> {
-    let now_text = db::timestamp(now);
     let mut added = 0;
     for window in schedule::upcoming_windows(
         now,
@@ -122,14 +125,14 @@ pub fn plan_chat(
             queue::insert_slot(
                 conn,
                 chat_id,
-                &db::timestamp(*at),
+                *at,
                 &date,
                 pick.as_ref().map(|c| c.sha256.as_str()),
-                &now_text,
+                now,
             )?;
             added += 1;
         }
-        queue::mark_window_planned(conn, chat_id, &date, &now_text)?;
+        queue::mark_window_planned(conn, chat_id, &date, now)?;
     }
     Ok(added)
 }
@@ -141,7 +144,7 @@ pub fn replan(conn: &Connection, chat_id: i64, s: &ChatSettings, now: DateTime<U
     let open: Vec<String> = (-1..=2)
         .map(|d| (local_today + Duration::days(d)).to_string())
         .collect();
-    queue::forget_future_plan(conn, chat_id, &db::timestamp(now), &open)
+    queue::forget_future_plan(conn, chat_id, now, &open)
 }
 
 /// One scheduler pass: missed slots, planning, the pool warning, and the slots
@@ -153,8 +156,8 @@ pub fn tick(
     now: DateTime<Utc>,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
-    let missed_before = db::timestamp(now - MISSED_AFTER);
-    let missed = queue::mark_missed(conn, &missed_before)?;
+    let missed_before = now - MISSED_AFTER;
+    let missed = queue::mark_missed(conn, missed_before)?;
     let chats = served_chats(conn, config)?;
     // Telegram delivers nothing to these: no plan, no notices, no stories.
     let inactive = crate::bot::chats::inactive_chats(conn)?;
@@ -162,8 +165,7 @@ pub fn tick(
         plan_chat(conn, *chat_id, s, now)?;
         let missed_here: Vec<&QueueRow> = missed.iter().filter(|m| m.chat_id == *chat_id).collect();
         if !missed_here.is_empty() && !s.is_paused {
-            let next = queue::next_pending_for_chat(conn, *chat_id)?
-                .and_then(|r| db::parse_timestamp(&r.scheduled_for));
+            let next = queue::next_pending_for_chat(conn, *chat_id)?.map(|r| r.scheduled_for);
             info!(
                 "chat {chat_id}: {} missed while not running",
                 crate::domain::markup::plural(missed_here.len(), "slot", "slots")
@@ -176,7 +178,7 @@ pub fn tick(
         }
         warn_if_running_dry(conn, *chat_id, s, now, out)?;
     }
-    for slot in queue::due_slots(conn, &db::timestamp(now), &missed_before)? {
+    for slot in queue::due_slots(conn, now, missed_before)? {
         let Some((_, s)) = chats.iter().find(|(id, _)| *id == slot.chat_id) else {
             queue::set_slot_status(
                 conn,
@@ -219,7 +221,7 @@ fn warn_if_running_dry(
         return Ok(());
     }
     let needed = POOL_WARNING_DAYS * s.posts_per_day as usize;
-    let eligible = queue::count_eligible(conn, chat_id, &db::timestamp(now), needed)?;
+    let eligible = queue::count_eligible(conn, chat_id, now, needed)?;
     if eligible < needed {
         queue::set_pool_warned(conn, chat_id, &local_today)?;
         out.push(telegram::send_message(
@@ -244,17 +246,20 @@ pub fn send_slot(
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     let chat_id = slot.chat_id;
-    let now_text = db::timestamp(now);
     // A planned item that was posted, locked or sent by /next since planning is
     // not sent again: the slot picks anew.
     let mut sha = match slot.sha256.clone() {
-        Some(planned) if queue::content_available(conn, chat_id, &planned, &now_text, slot.id)? => {
+        Some(planned) if queue::content_available(conn, chat_id, &planned, now, slot.id)? => {
             Some(planned)
         }
         _ => None,
     };
     let weights = queue::category_weights(conn, chat_id)?;
-    let mut rng = Rng::new(seed_for(chat_id, &slot.scheduled_for));
+    // Seeded with the slot's time as stored, so a slot draws as it always did.
+    let stored_time = slot
+        .scheduled_for
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut rng = Rng::new(seed_for(chat_id, &stored_time));
     // Each round either sends or rules out one content, so this ends.
     for _ in 0..64 {
         let content = match sha.take() {
@@ -360,7 +365,7 @@ pub fn send_slot(
                 account_id,
                 dry_run,
             } => {
-                publish::create_job(conn, slot.id, chat_id, account_id, None, dry_run, &now_text)?;
+                publish::create_job(conn, slot.id, chat_id, account_id, None, dry_run, now)?;
             }
             publish::Route::Manual {
                 offer_auto_post,
@@ -431,11 +436,10 @@ fn story_caption(
     s: &ChatSettings,
     lines: &[crate::domain::html_fit::Piece],
 ) -> String {
-    let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
     ui::story_caption(
         &item.category,
         &item.path,
-        at,
+        slot.scheduled_for,
         s.timezone,
         s.dry_run_mode,
         lines,
@@ -457,14 +461,7 @@ pub fn send_next(
         Some(slot) => slot,
         None => {
             let date = now.with_timezone(&s.timezone).date_naive().to_string();
-            let id = queue::insert_slot(
-                conn,
-                chat_id,
-                &db::timestamp(now),
-                &date,
-                None,
-                &db::timestamp(now),
-            )?;
+            let id = queue::insert_slot(conn, chat_id, now, &date, None, now)?;
             queue::queue_item(conn, id)?
                 .ok_or_else(|| anyhow::anyhow!("queue row {id} vanished"))?
         }
@@ -513,11 +510,7 @@ pub fn handle_story_press(
     if row.status != QueueStatus::Sent {
         let text = match (row.status, row.decided_by) {
             (QueueStatus::Posted | QueueStatus::Skipped | QueueStatus::Rejected, Some(by)) => {
-                let at = row
-                    .decided_at
-                    .as_deref()
-                    .and_then(db::parse_timestamp)
-                    .unwrap_or(now);
+                let at = row.decided_at.unwrap_or(now);
                 ui::already_decided_text(
                     row.status.as_str(),
                     &db::user_display_name(conn, by)?,
@@ -550,7 +543,7 @@ pub fn handle_story_press(
                         account_id,
                         Some(query.from.id),
                         s.dry_run_mode,
-                        &db::timestamp(now),
+                        now,
                     )?;
                     queue::set_slot_status(conn, queue_id, QueueStatus::Sending, None)?;
                     out.push(telegram::answer_callback(
@@ -591,14 +584,13 @@ pub fn handle_story_press(
                 StoryAction::Skip => (QueueStatus::Skipped, Some(s.skipped_lock_days), "skipped"),
                 _ => (QueueStatus::Rejected, None, "rejected"),
             };
-            let now_text = db::timestamp(now);
             let until = match lock_days {
                 Some(0) => None,
-                Some(days) => Some(db::timestamp(now + Duration::days(i64::from(days)))),
-                None => Some(FOREVER.to_string()),
+                Some(days) => Some(now + Duration::days(i64::from(days))),
+                None => Some(FOREVER),
             };
             let user = query.from.id;
-            queue::decide(conn, queue_id, status, user, &now_text)?;
+            queue::decide(conn, queue_id, status, user, now)?;
             let method = if s.dry_run_mode { "dry_run" } else { "manual" };
             queue::record_history(
                 conn,
@@ -609,16 +601,16 @@ pub fn handle_story_press(
                 status.as_str(),
                 method,
                 Some(user),
-                &now_text,
+                now,
             )?;
             queue::record_decision(
                 conn,
                 chat_id,
                 &sha,
                 status == QueueStatus::Posted,
-                until.as_deref(),
+                until,
                 reason,
-                &now_text,
+                now,
             )?;
             let by = db::user_display_name(conn, user)?;
             info!("chat {chat_id}: {} {status} by user {user}", item.path);
@@ -648,7 +640,7 @@ pub fn queue_lines(
 ) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     for row in queue::upcoming(conn, chat_id, limit)? {
-        let at = db::parse_timestamp(&row.scheduled_for).unwrap_or_default();
+        let at = row.scheduled_for;
         let item = match &row.sha256 {
             Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
             None => None,
@@ -706,9 +698,7 @@ pub fn preview(
                 if row.status != QueueStatus::Pending {
                     continue;
                 }
-                let Some(at) = db::parse_timestamp(&row.scheduled_for) else {
-                    continue;
-                };
+                let at = row.scheduled_for;
                 let path = match &row.sha256 {
                     Some(sha) => db::media::active_item_for_content(conn, sha)?.map(|i| i.path),
                     None => None,
@@ -801,7 +791,7 @@ fn answer_unknown_outcome(
             ..job
         };
         publish::record_published(conn, &decided, &row, &item, &s, "instagram_api", None, now)?;
-        db::publish::set_state(conn, row.id, JobState::Published, None, &db::timestamp(now))?;
+        db::publish::set_state(conn, row.id, JobState::Published, None, now)?;
         out.push(telegram::answer_callback(
             &query.id,
             "Recorded as published",
@@ -820,7 +810,7 @@ fn answer_unknown_outcome(
             job.account_id,
             Some(query.from.id),
             job.dry_run,
-            &db::timestamp(now),
+            now,
         )?;
         out.push(telegram::answer_callback(
             &query.id,
@@ -867,9 +857,9 @@ mod tests {
         for (i, (minutes, paused, served, status, notice)) in cases.into_iter().enumerate() {
             let mut conn = Connection::open_in_memory().unwrap();
             db::migrate(&mut conn).unwrap();
-            let t = db::timestamp(now);
+            let t = now;
             let tx = conn.transaction().unwrap();
-            db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+            db::insert_chat(&tx, CHAT, None, None, t).unwrap();
             tx.commit().unwrap();
             conn.execute(
                 "UPDATE chats SET is_paused = ?1, authorized_by = NULL WHERE chat_id = ?2",
@@ -880,10 +870,10 @@ mod tests {
             let slot = queue::insert_slot(
                 &conn,
                 CHAT,
-                &db::timestamp(slot_at),
+                slot_at,
                 &slot_at.date_naive().to_string(),
                 None,
-                &t,
+                t,
             )
             .unwrap();
             let access = if served {
@@ -920,7 +910,6 @@ mod tests {
             .with_timezone(&Utc);
         let mut conn = Connection::open_in_memory().unwrap();
         db::migrate(&mut conn).unwrap();
-        let t = db::timestamp(now);
         let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::parse(
@@ -967,13 +956,13 @@ mod tests {
         // listed, a pending one is.
         let today = now.with_timezone(&berlin).date_naive().to_string();
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+        db::insert_chat(&tx, CHAT, None, None, now).unwrap();
         tx.commit().unwrap();
-        queue::mark_window_planned(&conn, CHAT, &today, &t).unwrap();
-        let at = |h: i64| db::timestamp(now + Duration::hours(h));
-        let pending = queue::insert_slot(&conn, CHAT, &at(3), &today, None, &t).unwrap();
-        let sent = queue::insert_slot(&conn, CHAT, &at(4), &today, None, &t).unwrap();
-        let rejected = queue::insert_slot(&conn, CHAT, &at(5), &today, None, &t).unwrap();
+        queue::mark_window_planned(&conn, CHAT, &today, now).unwrap();
+        let at = |h: i64| now + Duration::hours(h);
+        let pending = queue::insert_slot(&conn, CHAT, at(3), &today, None, now).unwrap();
+        let sent = queue::insert_slot(&conn, CHAT, at(4), &today, None, now).unwrap();
+        let rejected = queue::insert_slot(&conn, CHAT, at(5), &today, None, now).unwrap();
         queue::set_slot_status(&conn, sent, QueueStatus::Sent, None).unwrap();
         queue::set_slot_status(&conn, rejected, QueueStatus::Rejected, None).unwrap();
         let plan = preview(&conn, Some(CHAT), &s, &weights, now, 1).unwrap();
@@ -982,9 +971,6 @@ mod tests {
             .unwrap()
             .unwrap()
             .scheduled_for;
-        assert_eq!(
-            listed.iter().map(|a| db::timestamp(*a)).collect::<Vec<_>>(),
-            [pending_at]
-        );
+        assert_eq!(listed, [pending_at]);
     }
 }

@@ -113,13 +113,7 @@ pub fn set_job_state(
     state: JobState,
     error: Option<&str>,
 ) -> Result<()> {
-    db::publish::set_state(
-        conn,
-        queue_id,
-        state,
-        error,
-        &db::timestamp(crate::clock::now()),
-    )
+    db::publish::set_state(conn, queue_id, state, error, crate::clock::now())
 }
 
 /// At start: a job that was sending media_publish when the process died has an
@@ -176,9 +170,8 @@ pub fn record_published(
     media_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let now_text = db::timestamp(now);
     let by = job.requested_by;
-    queue::mark_posted(conn, slot.id, by, &now_text)?;
+    queue::mark_posted(conn, slot.id, by, now)?;
     queue::record_history(
         conn,
         job.chat_id,
@@ -188,22 +181,14 @@ pub fn record_published(
         "posted",
         method,
         by,
-        &now_text,
+        now,
     )?;
     if let Some(media_id) = media_id {
         queue::set_history_media_id(conn, slot.id, media_id)?;
     }
     let until = (s.posted_lock_days > 0)
-        .then(|| db::timestamp(now + chrono::Duration::days(i64::from(s.posted_lock_days))));
-    queue::record_decision(
-        conn,
-        job.chat_id,
-        &item.sha256,
-        true,
-        until.as_deref(),
-        "posted",
-        &now_text,
-    )
+        .then(|| now + chrono::Duration::days(i64::from(s.posted_lock_days)));
+    queue::record_decision(conn, job.chat_id, &item.sha256, true, until, "posted", now)
 }
 
 /// Queued jobs, for the core to hand to the publisher thread.
@@ -260,9 +245,9 @@ mod tests {
         {
             let mut conn = Connection::open_in_memory().unwrap();
             db::migrate(&mut conn).unwrap();
-            let t = db::timestamp(now);
+            let t = now;
             let tx = conn.transaction().unwrap();
-            db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+            db::insert_chat(&tx, CHAT, None, None, t).unwrap();
             tx.commit().unwrap();
             let add = |name: &str, user: &str, expires: chrono::Duration| {
                 accounts::add_or_update_account(

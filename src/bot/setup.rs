@@ -9,6 +9,7 @@
 //! admins may run the wizard, and completing it enables the chat.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use log::info;
 use rusqlite::Transaction;
 
@@ -32,7 +33,7 @@ struct Running {
     step: Step,
     choices: Choices,
     started_by: i64,
-    started_at: String,
+    started_at: DateTime<Utc>,
     /// Its message, once Telegram answered the send.
     message_id: Option<i64>,
 }
@@ -105,7 +106,7 @@ pub(super) fn run_init(
     user_id: i64,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
-    let now = ctx.now_text();
+    let now = ctx.now;
     let (id, step, choices) = match running(tx, chat_id)? {
         Some(running) => {
             let id = db::wizard::put_wizard(
@@ -114,8 +115,8 @@ pub(super) fn run_init(
                 running.step.number(),
                 &running.choices.to_json(),
                 running.started_by,
-                &running.started_at,
-                &now,
+                running.started_at,
+                now,
             )?;
             info!(
                 "chat {chat_id}: set-up resumed at step {} by user {user_id}",
@@ -141,8 +142,8 @@ pub(super) fn run_init(
                 Step::Mode.number(),
                 &choices.to_json(),
                 user_id,
-                &now,
-                &now,
+                now,
+                now,
             )?;
             info!("chat {chat_id}: set-up started by user {user_id}");
             (id, Step::Mode, choices)
@@ -171,16 +172,16 @@ pub(super) fn admin_message_in_unserved_chat(
         return Ok(false);
     };
     let chat_id = message.chat.id;
-    let now = ctx.now_text();
+    let now = ctx.now;
     let in_progress = db::wizard::wizard(tx, chat_id)?.is_some();
     let log = |kind: &str, name: &str| {
-        db::log_interaction(tx, update_id, chat_id, Some(from.id), kind, name, &now)
+        db::log_interaction(tx, update_id, chat_id, Some(from.id), kind, name, now)
     };
     match command.map(|(name, _)| name.as_str()) {
         Some("init") => {
             // The chat's row holds its prompts and /connect links; it is not
             // served until the set-up completes.
-            if db::insert_chat(tx, chat_id, message.chat.name(), None, &now)? {
+            if db::insert_chat(tx, chat_id, message.chat.name(), None, now)? {
                 record_initial_version(tx, ctx.config, ctx.now, chat_id, Some(from.id))?;
             }
             remember_user(tx, ctx, from)?;
@@ -190,7 +191,7 @@ pub(super) fn admin_message_in_unserved_chat(
         Some("cancel") if in_progress => {
             remember_user(tx, ctx, from)?;
             log("command", "cancel")?;
-            let text = if db::clear_pending_input(tx, chat_id, from.id, &now)? {
+            let text = if db::clear_pending_input(tx, chat_id, from.id, now)? {
                 ui::cancelled_text()
             } else {
                 ui::nothing_to_cancel_text()
@@ -198,7 +199,7 @@ pub(super) fn admin_message_in_unserved_chat(
             out.push(telegram::send_message(chat_id, &text, None));
         }
         None if in_progress => {
-            let Some(pending) = db::pending_input(tx, chat_id, from.id, &now)?
+            let Some(pending) = db::pending_input(tx, chat_id, from.id, now)?
                 .filter(|pending| is_wizard_field(&pending.field))
             else {
                 return Ok(false);
@@ -229,7 +230,12 @@ pub(super) fn admin_press_in_unserved_chat(
 }
 
 /// The user's prompt of the wizard, if they have one open, is dropped.
-fn clear_wizard_prompt(tx: &Transaction<'_>, chat_id: i64, user_id: i64, now: &str) -> Result<()> {
+fn clear_wizard_prompt(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if db::pending_input(tx, chat_id, user_id, now)?.is_some_and(|p| is_wizard_field(&p.field)) {
         db::clear_pending_input(tx, chat_id, user_id, now)?;
     }
@@ -253,7 +259,7 @@ pub(super) fn handle_press(
         out.push(telegram::answer_callback(&query.id, text, false))
     };
     let user_id = query.from.id;
-    let now = ctx.now_text();
+    let now = ctx.now;
     let Some(running) = running(tx, chat_id)? else {
         alert(out, &wizard::not_running_text());
         return Ok(());
@@ -296,7 +302,7 @@ pub(super) fn handle_press(
             choices,
             toast: toast_text,
         } => {
-            db::wizard::save_wizard(tx, running.id, step.number(), &choices.to_json(), &now)?;
+            db::wizard::save_wizard(tx, running.id, step.number(), &choices.to_json(), now)?;
             toast(out, &toast_text);
             let (text, keyboard) = step_message(tx, chat_id, running.id, step, &choices)?;
             out.push(telegram::edit_message(
@@ -321,9 +327,9 @@ pub(super) fn handle_press(
                 field: field.name().to_string(),
                 stash: None,
                 menu_message_id: Some(message_id),
-                expires_at: db::timestamp(ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES)),
+                expires_at: ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES),
             };
-            db::set_pending_input(tx, chat_id, user_id, &pending, &now)?;
+            db::set_pending_input(tx, chat_id, user_id, &pending, now)?;
             toast(out, "Reply with the value");
             out.push(telegram::send_message(
                 chat_id,
@@ -339,7 +345,7 @@ pub(super) fn handle_press(
         }
         Effect::Cancel => {
             db::wizard::delete_wizard(tx, chat_id)?;
-            clear_wizard_prompt(tx, chat_id, user_id, &now)?;
+            clear_wizard_prompt(tx, chat_id, user_id, now)?;
             info!("chat {chat_id}: set-up cancelled by user {user_id}");
             toast(out, "Set-up cancelled");
             out.push(telegram::edit_message(
@@ -366,7 +372,7 @@ fn complete(
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     let user_id = query.from.id;
-    let now = ctx.now_text();
+    let now = ctx.now;
     let choices = &running.choices;
     let served = is_served(tx, ctx.config, chat_id)?;
     let (mut row, _) = current_settings(tx, ctx, chat_id)?;
@@ -382,7 +388,7 @@ fn complete(
                     running.id,
                     Step::Instagram.number(),
                     &again.to_json(),
-                    &now,
+                    now,
                 )?;
                 out.push(telegram::answer_callback(
                     &query.id,
@@ -414,7 +420,7 @@ fn complete(
         Toggle::DryRun,
         choices.dry_run,
         user_id,
-        &now,
+        now,
     ));
     changes.extend(settings::apply_posts_per_day(
         &mut row,
@@ -443,7 +449,7 @@ fn complete(
         });
     }
     if !served {
-        db::authorize_chat(tx, chat_id, user_id, &now)?;
+        db::authorize_chat(tx, chat_id, user_id, now)?;
         info!("chat {chat_id}: enabled by admin {user_id} through the set-up");
     }
     if changes.is_empty() {
@@ -457,13 +463,13 @@ fn complete(
             "[]",
             Some(user_id),
             SETUP_REASON,
-            &now,
+            now,
         )?;
     } else {
         save_changes(tx, ctx, &row, &changes, user_id, SETUP_REASON)?;
     }
     db::wizard::delete_wizard(tx, chat_id)?;
-    clear_wizard_prompt(tx, chat_id, user_id, &now)?;
+    clear_wizard_prompt(tx, chat_id, user_id, now)?;
     info!("chat {chat_id}: set-up completed by user {user_id}");
 
     let accounts = db::accounts::accounts_for_chat(tx, chat_id)?;
@@ -502,13 +508,13 @@ pub(super) fn answer_prompt(
     text: &str,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
-    let now = ctx.now_text();
+    let now = ctx.now;
     let reply = |out: &mut Vec<Outgoing>, text: String| {
         out.push(telegram::send_message(chat_id, &text, None))
     };
     let (Some(field), Some(running)) = (Field::from_name(&pending.field), running(tx, chat_id)?)
     else {
-        db::clear_pending_input(tx, chat_id, user_id, &now)?;
+        db::clear_pending_input(tx, chat_id, user_id, now)?;
         reply(out, wizard::not_running_text());
         return Ok(());
     };
@@ -551,9 +557,9 @@ pub(super) fn answer_prompt(
         running.id,
         running.step.number(),
         &choices.to_json(),
-        &now,
+        now,
     )?;
-    db::clear_pending_input(tx, chat_id, user_id, &now)?;
+    db::clear_pending_input(tx, chat_id, user_id, now)?;
     reply(out, wizard::value_taken_text(&taken));
     if let Some(wizard_message_id) = pending.menu_message_id {
         let (text, keyboard) = step_message(tx, chat_id, running.id, running.step, &choices)?;

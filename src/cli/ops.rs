@@ -975,10 +975,7 @@ fn check_instagram(
     if tokens.is_empty() || app.verdict == Verdict::Fail {
         return app;
     }
-    let expires: Vec<_> = tokens
-        .iter()
-        .filter_map(|t| t.expires_at.as_deref().and_then(crate::db::parse_timestamp))
-        .collect();
+    let expires: Vec<_> = tokens.iter().filter_map(|t| t.expires_at).collect();
     let expired = expires.iter().filter(|t| **t <= now).count();
     let mut text = format!(
         "{}; {}",
@@ -1084,8 +1081,12 @@ mod tests {
         let token = |days: i64| TokenRow {
             account_id: 1,
             sealed_value: String::new(),
-            issued_at: String::new(),
-            expires_at: Some(crate::db::timestamp(now + chrono::TimeDelta::days(days))),
+            issued_at: now,
+            // As read back from the store: to the second.
+            expires_at: Some(chrono::SubsecRound::trunc_subsecs(
+                now + chrono::TimeDelta::days(days),
+                0,
+            )),
             last_refresh_error: None,
             refresh_reported_on: None,
         };

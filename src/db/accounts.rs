@@ -4,7 +4,10 @@
 //! sealed; `accounts` seals and opens them.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{optional_time_at, time_at, Timestamp};
 
 /// `api_tokens.service` and `token_type` of an Instagram account's access token.
 const INSTAGRAM: &str = "instagram";
@@ -17,8 +20,8 @@ pub use crate::domain::rows::Account;
 pub struct TokenRow {
     pub account_id: i64,
     pub sealed_value: String,
-    pub issued_at: String,
-    pub expires_at: Option<String>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub last_refresh_error: Option<String>,
     /// The UTC date ("2026-01-24") the chats were last told of a failed refresh.
     pub refresh_reported_on: Option<String>,
@@ -44,7 +47,7 @@ pub fn upsert_account(
     display_name: &str,
     instagram_user_id: &str,
     username: Option<&str>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<(i64, bool)> {
     let existing: Option<i64> = conn
         .query_row(
@@ -59,7 +62,7 @@ pub fn upsert_account(
                 "UPDATE instagram_accounts SET display_name = ?2, username = ?3, is_active = 1,
                      updated_at = ?4
                  WHERE id = ?1",
-                params![id, display_name, username, now],
+                params![id, display_name, username, Timestamp(now)],
             )?;
             Ok((id, false))
         }
@@ -68,7 +71,7 @@ pub fn upsert_account(
                 "INSERT INTO instagram_accounts
                      (display_name, instagram_user_id, username, is_active, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 1, ?4, ?4)",
-                params![display_name, instagram_user_id, username, now],
+                params![display_name, instagram_user_id, username, Timestamp(now)],
             )?;
             Ok((conn.last_insert_rowid(), true))
         }
@@ -161,23 +164,28 @@ pub fn account_reach(conn: &Connection, account_id: i64) -> Result<AccountReach>
 }
 
 /// Opens the account to every chat (an account the operator added without a chat).
-pub fn open_to_every_chat(conn: &Connection, account_id: i64, now: &str) -> Result<()> {
+pub fn open_to_every_chat(conn: &Connection, account_id: i64, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE instagram_accounts SET every_chat = 1, updated_at = ?2 WHERE id = ?1",
-        params![account_id, now],
+        params![account_id, Timestamp(now)],
     )?;
     Ok(())
 }
 
 /// Gives the chat the account: as its owner when it has none, else shared.
 /// Returns false when the chat had it already.
-pub fn give_to_chat(conn: &Connection, account_id: i64, chat_id: i64, now: &str) -> Result<bool> {
+pub fn give_to_chat(
+    conn: &Connection,
+    account_id: i64,
+    chat_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let added = conn.execute(
         "INSERT INTO account_chats (account_id, chat_id, is_owner, since)
          VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM account_chats
                                      WHERE account_id = ?1 AND is_owner = 1), ?3)
          ON CONFLICT (account_id, chat_id) DO NOTHING",
-        params![account_id, chat_id, now],
+        params![account_id, chat_id, Timestamp(now)],
     )?;
     Ok(added == 1)
 }
@@ -193,10 +201,10 @@ pub fn unshare(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool>
 }
 
 /// Soft delete. Returns false when there is no such account.
-pub fn deactivate_account(conn: &Connection, id: i64, now: &str) -> Result<bool> {
+pub fn deactivate_account(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<bool> {
     let found = conn.execute(
         "UPDATE instagram_accounts SET is_active = 0, updated_at = ?2 WHERE id = ?1",
-        params![id, now],
+        params![id, Timestamp(now)],
     )?;
     Ok(found == 1)
 }
@@ -210,8 +218,8 @@ fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
         account_id: r.get(0)?,
         sealed_value: r.get(1)?,
-        issued_at: r.get(2)?,
-        expires_at: r.get(3)?,
+        issued_at: time_at(r, 2)?,
+        expires_at: optional_time_at(r, 3)?,
         last_refresh_error: r.get(4)?,
         refresh_reported_on: r.get(5)?,
     })
@@ -223,8 +231,8 @@ pub fn store_token(
     conn: &Connection,
     account_id: i64,
     sealed_value: &str,
-    issued_at: &str,
-    expires_at: &str,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO api_tokens (service, token_type, account_id, sealed_value, issued_at, expires_at)
@@ -238,8 +246,8 @@ pub fn store_token(
             ACCESS_TOKEN,
             account_id,
             sealed_value,
-            issued_at,
-            expires_at
+            Timestamp(issued_at),
+            Timestamp(expires_at)
         ],
     )?;
     Ok(())
@@ -297,8 +305,8 @@ pub fn replace_refreshed_token(
     account_id: i64,
     old_sealed: &str,
     new_sealed: &str,
-    issued_at: &str,
-    expires_at: &str,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> Result<bool> {
     let replaced = conn.execute(
         "UPDATE api_tokens SET sealed_value = ?5, issued_at = ?6, expires_at = ?7,
@@ -310,8 +318,8 @@ pub fn replace_refreshed_token(
             account_id,
             old_sealed,
             new_sealed,
-            issued_at,
-            expires_at
+            Timestamp(issued_at),
+            Timestamp(expires_at)
         ],
     )?;
     Ok(replaced == 1)
@@ -361,11 +369,11 @@ pub fn set_chat_active_account(
     conn: &Connection,
     chat_id: i64,
     account_id: Option<i64>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "UPDATE chats SET active_account_id = ?2, updated_at = ?3 WHERE chat_id = ?1",
-        params![chat_id, account_id, now],
+        params![chat_id, account_id, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -381,6 +389,10 @@ pub fn chat_ids(conn: &Connection) -> Result<Vec<i64>> {
 mod tests {
     use super::*;
 
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
     fn conn() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("a.db")).unwrap();
@@ -390,7 +402,7 @@ mod tests {
     #[test]
     fn upsert_updates_by_instagram_id_and_reactivates() {
         let (_dir, conn) = conn();
-        let t = "2026-01-01T00:00:00Z";
+        let t = at("2026-01-01T00:00:00Z");
         let (id, created) = upsert_account(&conn, "Main", "178", Some("brand"), t).unwrap();
         assert!(created);
         assert!(deactivate_account(&conn, id, t).unwrap());
@@ -407,11 +419,11 @@ mod tests {
     #[test]
     fn an_account_reaches_its_owner_the_chats_it_is_shared_with_or_every_chat() {
         let (_dir, conn) = conn();
-        let t = "2026-01-01T00:00:00Z";
+        let t = at("2026-01-01T00:00:00Z");
         for chat in [7, 8, 9] {
             conn.execute(
                 "INSERT INTO chats (chat_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-                params![chat, t],
+                params![chat, Timestamp(t)],
             )
             .unwrap();
         }
@@ -530,15 +542,15 @@ mod tests {
     #[test]
     fn a_new_token_replaces_the_old_and_clears_its_errors() {
         let (_dir, conn) = conn();
-        let t = "2026-01-01T00:00:00Z";
+        let t = at("2026-01-01T00:00:00Z");
         let (id, _) = upsert_account(&conn, "Main", "178", None, t).unwrap();
-        store_token(&conn, id, "v1:aa", t, "2026-03-01T00:00:00Z").unwrap();
+        store_token(&conn, id, "v1:aa", t, at("2026-03-01T00:00:00Z")).unwrap();
         assert!(record_refresh_error(&conn, id, "v1:aa", "boom", Some("2026-01-01")).unwrap());
         assert!(record_refresh_error(&conn, id, "v1:aa", "boom again", None).unwrap());
         let row = token(&conn, id).unwrap().unwrap();
         assert_eq!(row.last_refresh_error.as_deref(), Some("boom again"));
         assert_eq!(row.refresh_reported_on.as_deref(), Some("2026-01-01"));
-        store_token(&conn, id, "v1:bb", t, "2026-04-01T00:00:00Z").unwrap();
+        store_token(&conn, id, "v1:bb", t, at("2026-04-01T00:00:00Z")).unwrap();
         let row = token(&conn, id).unwrap().unwrap();
         assert_eq!(row.sealed_value, "v1:bb");
         assert_eq!(row.last_refresh_error, None);

@@ -3,9 +3,10 @@
 //! access), and marking a chat inactive while Telegram refuses to deliver to it.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::OutboxRow;
+use super::{OutboxRow, Timestamp};
 
 /// Every table with a `chat_id` column, so a move cannot forget one added later.
 fn tables_with_chat_id(conn: &Connection) -> Result<Vec<String>> {
@@ -41,7 +42,7 @@ pub fn move_chat(
     from: i64,
     to: i64,
     reason: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<bool> {
     if from == to {
         return Ok(false);
@@ -71,7 +72,7 @@ pub fn move_chat(
     if from_snapshot.is_some() {
         tx.execute(
             "UPDATE settings_history SET valid_to = ?2 WHERE chat_id = ?1 AND valid_to IS NULL",
-            params![to, now],
+            params![to, Timestamp(now)],
         )?;
     }
     for table in tables_with_chat_id(tx)? {
@@ -122,11 +123,16 @@ pub fn migrated_to(conn: &Connection, old_id: i64) -> Result<Option<i64>> {
 
 /// Marks the chat inactive for `reason`; true if it was active until now (and
 /// has a row), so whoever must be told is told once.
-pub fn mark_inactive(conn: &Connection, chat_id: i64, reason: &str, now: &str) -> Result<bool> {
+pub fn mark_inactive(
+    conn: &Connection,
+    chat_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let changed = conn.execute(
         "UPDATE chats SET inactive_since = ?3, inactive_reason = ?2
          WHERE chat_id = ?1 AND inactive_since IS NULL",
-        params![chat_id, reason, now],
+        params![chat_id, reason, Timestamp(now)],
     )?;
     Ok(changed == 1)
 }
@@ -179,8 +185,15 @@ mod tests {
     use super::*;
     use crate::db;
 
-    const T0: &str = "2026-01-01T00:00:00Z";
-    const T1: &str = "2026-01-02T00:00:00Z";
+    const fn january(day: u32) -> DateTime<Utc> {
+        match chrono::NaiveDate::from_ymd_opt(2026, 1, day) {
+            Some(date) => date.and_time(chrono::NaiveTime::MIN).and_utc(),
+            None => panic!("a day of January"),
+        }
+    }
+
+    const T0: DateTime<Utc> = january(1);
+    const T1: DateTime<Utc> = january(2);
 
     /// A chat with a row in every table that has a chat_id.
     fn full_chat(tx: &Transaction<'_>, chat_id: i64, account_id: i64) {
@@ -197,7 +210,7 @@ mod tests {
             field: "posts_per_day".into(),
             stash: None,
             menu_message_id: Some(5),
-            expires_at: "2099-01-01T00:00:00Z".into(),
+            expires_at: "2099-01-01T00:00:00Z".parse().unwrap(),
         };
         db::set_pending_input(tx, chat_id, 42, &input, T0).unwrap();
         db::record_refusal(tx, chat_id, T0).unwrap();
@@ -227,14 +240,14 @@ mod tests {
         tx.execute(
             "INSERT INTO publish_jobs (queue_id, chat_id, account_id, dry_run, state, created_at, updated_at)
              VALUES (?1, ?2, ?3, 1, 'published', ?4, ?4)",
-            params![sent, chat_id, account_id, T0],
+            params![sent, chat_id, account_id, Timestamp(T0)],
         )
         .unwrap();
         db::wizard::put_wizard(tx, chat_id, 1, "{}", 42, T0, T0).unwrap();
         tx.execute(
             "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at)
              VALUES (?1, ?2, 42, ?3, ?3)",
-            params![format!("state{chat_id}"), chat_id, T0],
+            params![format!("state{chat_id}"), chat_id, Timestamp(T0)],
         )
         .unwrap();
         let _ = slot;
@@ -264,7 +277,7 @@ mod tests {
         conn.execute(
             "INSERT INTO instagram_accounts (display_name, instagram_user_id, created_at, updated_at)
              VALUES ('Brand', '178', ?1, ?1)",
-            [T0],
+            [Timestamp(T0)],
         )
         .unwrap();
         let account = conn.last_insert_rowid();
@@ -306,7 +319,7 @@ mod tests {
         assert_eq!(history[0].reason.as_deref(), Some("upgraded"));
         assert_eq!(history[0].valid_to, None);
         assert_eq!(history[0].snapshot, "{\"posts_per_day\":3}");
-        assert_eq!(history[1].valid_to.as_deref(), Some(T1));
+        assert_eq!(history[1].valid_to, Some(T1));
 
         // Moving again finds nothing: the caller does not tell the chat twice.
         let tx = conn.transaction().unwrap();

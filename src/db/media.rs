@@ -4,7 +4,10 @@
 //! and its cached Telegram file id survive until it comes back.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Timestamp;
 
 use crate::domain::status::MediaKind;
 
@@ -88,7 +91,7 @@ pub fn each_indexed_file(conn: &Connection, each: &mut dyn FnMut(IndexedFile)) -
 
 /// Adds a row for a file and returns its id. Should another process have added
 /// the same path since the caller looked, that row is updated instead.
-pub fn insert_file(conn: &Connection, file: &NewFile<'_>, now: &str) -> Result<i64> {
+pub fn insert_file(conn: &Connection, file: &NewFile<'_>, now: DateTime<Utc>) -> Result<i64> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO media_items (path, category, kind, size, mtime_ns, sha256, first_seen, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -107,7 +110,7 @@ pub fn insert_file(conn: &Connection, file: &NewFile<'_>, now: &str) -> Result<i
             file.size,
             file.mtime_ns,
             file.sha256,
-            now
+            Timestamp(now)
         ],
         |r| r.get(0),
     )?)
@@ -122,7 +125,7 @@ pub fn update_file(
     size: i64,
     mtime_ns: i64,
     sha256: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "UPDATE media_items SET size = ?2, mtime_ns = ?3, last_seen = ?5, is_active = 1,
@@ -130,15 +133,15 @@ pub fn update_file(
              sha256 = ?4
          WHERE id = ?1",
     )?;
-    stmt.execute(params![id, size, mtime_ns, sha256, now])?;
+    stmt.execute(params![id, size, mtime_ns, sha256, Timestamp(now)])?;
     Ok(())
 }
 
 /// Marks a file that came back unchanged as active again.
-pub fn reactivate_item(conn: &Connection, id: i64, now: &str) -> Result<()> {
+pub fn reactivate_item(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<()> {
     let mut stmt =
         conn.prepare_cached("UPDATE media_items SET is_active = 1, last_seen = ?2 WHERE id = ?1")?;
-    stmt.execute(params![id, now])?;
+    stmt.execute(params![id, Timestamp(now)])?;
     Ok(())
 }
 

@@ -15,13 +15,17 @@ pub mod publish;
 pub mod queue;
 pub mod wizard;
 
+mod time;
+pub use time::timestamp;
+pub(crate) use time::{optional_time_at, time_at, Timestamp};
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::domain::settings::ChatRow;
@@ -45,17 +49,6 @@ pub fn is_storage_error(e: &anyhow::Error) -> bool {
             )
         )
     })
-}
-
-/// Timestamps are stored as RFC 3339 UTC text so they sort as text.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Opens (creating it mode 0600 if missing) and configures the database, then
@@ -154,9 +147,9 @@ fn create_private(path: &Path) -> Result<()> {
 /// Makes every commit so far durable against power loss: a small write
 /// committed with synchronous = FULL fsyncs the WAL, and with it every frame
 /// before. Called once per batch of updates, not once per update.
-pub fn sync_wal(conn: &Connection, now: &str) -> Result<()> {
+pub fn sync_wal(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
     conn.execute_batch("PRAGMA synchronous = FULL")?;
-    let written = kv_set(conn, "db.last_sync", now);
+    let written = kv_set(conn, "db.last_sync", &timestamp(now));
     conn.execute_batch("PRAGMA synchronous = NORMAL")?;
     written
 }
@@ -224,7 +217,7 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         dry_run_mode: r.get(2)?,
         enable_instagram_api: r.get(3)?,
         is_paused: r.get(4)?,
-        paused_at: r.get(5)?,
+        paused_at: optional_time_at(r, 5)?,
         paused_by: r.get(6)?,
         posts_per_day: r.get(7)?,
         posting_hours_start: r.get(8)?,
@@ -267,12 +260,12 @@ pub fn insert_chat(
     chat_id: i64,
     title: Option<&str>,
     authorized_by: Option<i64>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<bool> {
     let inserted = tx.execute(
         "INSERT INTO chats (chat_id, title, authorized_by, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (chat_id) DO NOTHING",
-        params![chat_id, title, authorized_by, now],
+        params![chat_id, title, authorized_by, Timestamp(now)],
     )?;
     if inserted == 1 {
         queue::seed_chat_media(tx, chat_id)?;
@@ -280,10 +273,15 @@ pub fn insert_chat(
     Ok(inserted == 1)
 }
 
-pub fn authorize_chat(tx: &Transaction<'_>, chat_id: i64, admin: i64, now: &str) -> Result<()> {
+pub fn authorize_chat(
+    tx: &Transaction<'_>,
+    chat_id: i64,
+    admin: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
     tx.execute(
         "UPDATE chats SET authorized_by = ?2, updated_at = ?3 WHERE chat_id = ?1",
-        params![chat_id, admin, now],
+        params![chat_id, admin, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -297,7 +295,7 @@ pub fn update_chat_title(tx: &Transaction<'_>, chat_id: i64, title: &str) -> Res
 }
 
 /// Writes every setting column of the row.
-pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Result<()> {
+pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc>) -> Result<()> {
     tx.execute(
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
@@ -310,13 +308,13 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: &str) -> Res
             row.dry_run_mode,
             row.enable_instagram_api,
             row.is_paused,
-            row.paused_at,
+            row.paused_at.map(Timestamp),
             row.paused_by,
             row.posts_per_day,
             row.posting_hours_start,
             row.posting_hours_end,
             row.timezone,
-            now,
+            Timestamp(now),
             row.posted_lock_days,
             row.skipped_lock_days,
             row.auto_post
@@ -337,11 +335,11 @@ pub fn record_settings_version(
     changes_json: &str,
     changed_by: Option<i64>,
     reason: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.execute(
         "UPDATE settings_history SET valid_to = ?2 WHERE chat_id = ?1 AND valid_to IS NULL",
-        params![chat_id, now],
+        params![chat_id, Timestamp(now)],
     )?;
     tx.execute(
         "INSERT INTO settings_history (chat_id, snapshot, changes, changed_by, reason, valid_from)
@@ -352,7 +350,7 @@ pub fn record_settings_version(
             changes_json,
             changed_by,
             reason,
-            now
+            Timestamp(now)
         ],
     )?;
     Ok(())
@@ -364,8 +362,8 @@ pub struct HistoryRow {
     pub changes: String,
     pub changed_by: Option<i64>,
     pub reason: Option<String>,
-    pub valid_from: String,
-    pub valid_to: Option<String>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: Option<DateTime<Utc>>,
 }
 
 /// The chat's versions, newest first.
@@ -380,8 +378,8 @@ pub fn settings_history(conn: &Connection, chat_id: i64, limit: u32) -> Result<V
             changes: r.get(1)?,
             changed_by: r.get(2)?,
             reason: r.get(3)?,
-            valid_from: r.get(4)?,
-            valid_to: r.get(5)?,
+            valid_from: time_at(r, 4)?,
+            valid_to: optional_time_at(r, 5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -395,14 +393,14 @@ pub fn upsert_user(
     username: Option<&str>,
     first_name: &str,
     role: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO users (user_id, username, first_name, role, first_seen, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)
          ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,
              first_name = excluded.first_name, role = excluded.role, last_seen = excluded.last_seen",
-        params![user_id, username, first_name, role, now],
+        params![user_id, username, first_name, role, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -430,12 +428,12 @@ pub fn log_interaction(
     user_id: Option<i64>,
     kind: &str,
     name: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO interactions (update_id, chat_id, user_id, kind, name, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![update_id, chat_id, user_id, kind, name, now],
+        params![update_id, chat_id, user_id, kind, name, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -447,7 +445,7 @@ pub struct PendingInput {
     pub field: String,
     pub stash: Option<String>,
     pub menu_message_id: Option<i64>,
-    pub expires_at: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 pub fn set_pending_input(
@@ -455,7 +453,7 @@ pub fn set_pending_input(
     chat_id: i64,
     user_id: i64,
     input: &PendingInput,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO pending_inputs (chat_id, user_id, field, stash, menu_message_id, created_at, expires_at)
@@ -469,8 +467,8 @@ pub fn set_pending_input(
             input.field,
             input.stash,
             input.menu_message_id,
-            now,
-            input.expires_at
+            Timestamp(now),
+            Timestamp(input.expires_at)
         ],
     )?;
     Ok(())
@@ -481,19 +479,19 @@ pub fn pending_input(
     conn: &Connection,
     chat_id: i64,
     user_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<PendingInput>> {
     Ok(conn
         .query_row(
             "SELECT field, stash, menu_message_id, expires_at FROM pending_inputs
              WHERE chat_id = ?1 AND user_id = ?2 AND expires_at > ?3",
-            params![chat_id, user_id, now],
+            params![chat_id, user_id, Timestamp(now)],
             |r| {
                 Ok(PendingInput {
                     field: r.get(0)?,
                     stash: r.get(1)?,
                     menu_message_id: r.get(2)?,
-                    expires_at: r.get(3)?,
+                    expires_at: time_at(r, 3)?,
                 })
             },
         )
@@ -505,7 +503,7 @@ pub fn clear_pending_input(
     tx: &Transaction<'_>,
     chat_id: i64,
     user_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<bool> {
     let live = pending_input(tx, chat_id, user_id, now)?.is_some();
     tx.execute(
@@ -515,27 +513,30 @@ pub fn clear_pending_input(
     Ok(live)
 }
 
-pub fn delete_expired_inputs(conn: &Connection, now: &str) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM pending_inputs WHERE expires_at <= ?1", [now])?)
+pub fn delete_expired_inputs(conn: &Connection, now: DateTime<Utc>) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM pending_inputs WHERE expires_at <= ?1",
+        [Timestamp(now)],
+    )?)
 }
 
 // ---- refusals -------------------------------------------------------------------
 
-pub fn last_refusal(conn: &Connection, chat_id: i64) -> Result<Option<String>> {
+pub fn last_refusal(conn: &Connection, chat_id: i64) -> Result<Option<DateTime<Utc>>> {
     Ok(conn
         .query_row(
             "SELECT last_replied_at FROM refusals WHERE chat_id = ?1",
             [chat_id],
-            |r| r.get(0),
+            |r| time_at(r, 0),
         )
         .optional()?)
 }
 
-pub fn record_refusal(tx: &Transaction<'_>, chat_id: i64, now: &str) -> Result<()> {
+pub fn record_refusal(tx: &Transaction<'_>, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
     tx.execute(
         "INSERT INTO refusals (chat_id, last_replied_at) VALUES (?1, ?2)
          ON CONFLICT (chat_id) DO UPDATE SET last_replied_at = excluded.last_replied_at",
-        params![chat_id, now],
+        params![chat_id, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -551,7 +552,12 @@ pub struct OutboxRow {
     pub on_result: Option<String>,
 }
 
-pub fn enqueue(conn: &Connection, method: &str, params_json: &str, now: &str) -> Result<()> {
+pub fn enqueue(
+    conn: &Connection,
+    method: &str,
+    params_json: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
     enqueue_with_hook(conn, method, params_json, None, now)
 }
 
@@ -560,11 +566,11 @@ pub fn enqueue_with_hook(
     method: &str,
     params_json: &str,
     on_result: Option<&str>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO outbox (method, params, on_result, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![method, params_json, on_result, now],
+        params![method, params_json, on_result, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -675,17 +681,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("s.db")).unwrap();
         let tx = conn.transaction().unwrap();
-        insert_chat(&tx, 7, None, None, "2026-01-01T00:00:00Z").unwrap();
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        insert_chat(&tx, 7, None, None, at("2026-01-01T00:00:00Z")).unwrap();
         for (i, t) in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
             .iter()
             .enumerate()
         {
-            record_settings_version(&tx, 7, "{}", "[]", Some(i as i64), "r", t).unwrap();
+            record_settings_version(&tx, 7, "{}", "[]", Some(i as i64), "r", at(t)).unwrap();
         }
         tx.commit().unwrap();
         let rows = settings_history(&conn, 7, 10).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].valid_to, None);
-        assert_eq!(rows[1].valid_to.as_deref(), Some("2026-01-02T00:00:00Z"));
+        assert_eq!(rows[1].valid_to, Some(at("2026-01-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_stored_time_that_does_not_read_is_an_error_not_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("s.db")).unwrap();
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let tx = conn.transaction().unwrap();
+        record_refusal(&tx, 7, t).unwrap();
+        tx.commit().unwrap();
+        let stored: String = conn
+            .query_row("SELECT last_replied_at FROM refusals", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, "2026-01-01T00:00:00Z");
+        assert_eq!(last_refusal(&conn, 7).unwrap(), Some(t));
+        assert_eq!(last_refusal(&conn, 8).unwrap(), None, "no row");
+        conn.execute("UPDATE refusals SET last_replied_at = 'an hour ago'", [])
+            .unwrap();
+        let err = last_refusal(&conn, 7).unwrap_err();
+        assert!(format!("{err:#}").contains("an hour ago"), "{err:#}");
     }
 }

@@ -2,7 +2,10 @@
 //! which chat, until when, and whether one was used).
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateRow {
@@ -16,22 +19,28 @@ pub fn insert_state(
     state: &str,
     chat_id: i64,
     user_id: i64,
-    created_at: &str,
-    expires_at: &str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![state, chat_id, user_id, created_at, expires_at],
+        params![
+            state,
+            chat_id,
+            user_id,
+            Timestamp(created_at),
+            Timestamp(expires_at)
+        ],
     )?;
     Ok(())
 }
 
 /// A state that is known, unused and unexpired at `now`.
-pub fn live_state(conn: &Connection, state: &str, now: &str) -> Result<Option<StateRow>> {
+pub fn live_state(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
     Ok(conn
         .query_row(
             "SELECT chat_id, user_id FROM oauth_states WHERE state = ?1 AND used_at IS NULL AND expires_at > ?2",
-            params![state, now],
+            params![state, Timestamp(now)],
             |r| Ok(StateRow { chat_id: r.get(0)?, user_id: r.get(1)? }),
         )
         .optional()?)
@@ -42,23 +51,23 @@ pub fn live_state_of(
     conn: &Connection,
     chat_id: i64,
     user_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<String>> {
     Ok(conn
         .query_row(
             "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
                AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
-            params![chat_id, user_id, now],
+            params![chat_id, user_id, Timestamp(now)],
             |r| r.get(0),
         )
         .optional()?)
 }
 
 /// Marks a state used at `now`.
-pub fn mark_used(conn: &Connection, state: &str, now: &str) -> Result<()> {
+pub fn mark_used(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE oauth_states SET used_at = ?2 WHERE state = ?1",
-        params![state, now],
+        params![state, Timestamp(now)],
     )?;
     Ok(())
 }

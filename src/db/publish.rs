@@ -4,7 +4,10 @@
 //! these functions; none of them writes SQL of its own.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Timestamp;
 
 use crate::domain::status::JobState;
 
@@ -28,7 +31,7 @@ pub fn create_job(
     account_id: i64,
     requested_by: Option<i64>,
     dry_run: bool,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO publish_jobs (queue_id, chat_id, account_id, requested_by, dry_run, state, created_at, updated_at)
@@ -36,7 +39,15 @@ pub fn create_job(
          ON CONFLICT (queue_id) DO UPDATE SET account_id = excluded.account_id,
              requested_by = excluded.requested_by, dry_run = excluded.dry_run, state = ?7,
              container_id = NULL, error = NULL, updated_at = excluded.updated_at",
-        params![queue_id, chat_id, account_id, requested_by, dry_run, now, JobState::Queued],
+        params![
+            queue_id,
+            chat_id,
+            account_id,
+            requested_by,
+            dry_run,
+            Timestamp(now),
+            JobState::Queued
+        ],
     )?;
     Ok(())
 }
@@ -68,11 +79,11 @@ pub fn set_state(
     queue_id: i64,
     state: JobState,
     error: Option<&str>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "UPDATE publish_jobs SET state = ?2, error = coalesce(?3, error), updated_at = ?4 WHERE queue_id = ?1",
-        params![queue_id, state, error, now],
+        params![queue_id, state, error, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -82,11 +93,11 @@ pub fn set_container(
     conn: &Connection,
     queue_id: i64,
     container_id: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "UPDATE publish_jobs SET state = ?4, container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
-        params![queue_id, container_id, now, JobState::Container],
+        params![queue_id, container_id, Timestamp(now), JobState::Container],
     )?;
     Ok(())
 }

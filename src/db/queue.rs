@@ -3,13 +3,19 @@
 //! Every function here takes the chat id and filters by it.
 
 use anyhow::Result;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{optional_time_at, time_at, Timestamp};
 
 use crate::domain::picker::Candidate;
 use crate::domain::status::QueueStatus;
 
-/// A lock that never ends (Reject).
-pub const FOREVER: &str = "9999-12-31T00:00:00Z";
+/// A lock that never ends (Reject): stored as "9999-12-31T00:00:00Z".
+pub const FOREVER: DateTime<Utc> = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(day) => day.and_time(NaiveTime::MIN).and_utc(),
+    None => panic!("9999-12-31 is a date"),
+};
 
 // ---- chat_media ---------------------------------------------------------------------
 
@@ -48,14 +54,12 @@ pub fn sync_content(conn: &Connection, sha256s: &[String]) -> Result<()> {
 }
 
 fn candidate_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
-    let last: Option<String> = r.get(3)?;
-    let locked: Option<String> = r.get(4)?;
     Ok(Candidate {
         sha256: r.get(0)?,
         category: r.get(1)?,
         times_posted: r.get(2)?,
-        last_posted_at: last.as_deref().and_then(super::parse_timestamp),
-        locked_until: locked.as_deref().and_then(super::parse_timestamp),
+        last_posted_at: optional_time_at(r, 3)?,
+        locked_until: optional_time_at(r, 4)?,
         shuffle: r.get(5)?,
     })
 }
@@ -82,7 +86,7 @@ pub fn eligible_in_category(
     conn: &Connection,
     chat_id: i64,
     category: &str,
-    now: &str,
+    now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Candidate>> {
     eligible(
@@ -101,7 +105,7 @@ pub fn eligible_now_in_category(
     conn: &Connection,
     chat_id: i64,
     category: &str,
-    now: &str,
+    now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Candidate>> {
     eligible(conn, chat_id, category, now, limit, "'sending', 'sent'")
@@ -111,7 +115,7 @@ fn eligible(
     conn: &Connection,
     chat_id: i64,
     category: &str,
-    now: &str,
+    now: DateTime<Utc>,
     limit: usize,
     busy_statuses: &str,
 ) -> Result<Vec<Candidate>> {
@@ -127,7 +131,7 @@ fn eligible(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![chat_id, category, now, limit as i64],
+        params![chat_id, category, Timestamp(now), limit as i64],
         candidate_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -139,7 +143,7 @@ pub fn content_available(
     conn: &Connection,
     chat_id: i64,
     sha256: &str,
-    now: &str,
+    now: DateTime<Utc>,
     slot_id: i64,
 ) -> Result<bool> {
     Ok(conn
@@ -148,7 +152,7 @@ pub fn content_available(
                AND (locked_until IS NULL OR locked_until <= ?3)
                AND NOT EXISTS (SELECT 1 FROM posting_queue WHERE chat_id = ?1 AND sha256 = ?2
                                AND id != ?4 AND status IN ('sending', 'sent'))",
-            params![chat_id, sha256, now, slot_id],
+            params![chat_id, sha256, Timestamp(now), slot_id],
             |_| Ok(()),
         )
         .optional()?
@@ -156,12 +160,17 @@ pub fn content_available(
 }
 
 /// How many items the chat could post at `now`, counting at most `cap`.
-pub fn count_eligible(conn: &Connection, chat_id: i64, now: &str, cap: usize) -> Result<usize> {
+pub fn count_eligible(
+    conn: &Connection,
+    chat_id: i64,
+    now: DateTime<Utc>,
+    cap: usize,
+) -> Result<usize> {
     let n: i64 = conn.query_row(
         "SELECT count(*) FROM (SELECT 1 FROM chat_media
            WHERE chat_id = ?1 AND is_active = 1 AND (locked_until IS NULL OR locked_until <= ?2)
            LIMIT ?3)",
-        params![chat_id, now, cap as i64],
+        params![chat_id, Timestamp(now), cap as i64],
         |r| r.get(0),
     )?;
     Ok(n as usize)
@@ -174,9 +183,9 @@ pub fn record_decision(
     chat_id: i64,
     sha256: &str,
     posted: bool,
-    locked_until: Option<&str>,
+    locked_until: Option<DateTime<Utc>>,
     lock_reason: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "UPDATE chat_media SET
@@ -188,15 +197,15 @@ pub fn record_decision(
             chat_id,
             sha256,
             i64::from(posted),
-            locked_until,
+            locked_until.map(Timestamp),
             lock_reason,
-            now
+            Timestamp(now)
         ],
     )?;
     if posted {
         conn.execute(
             "UPDATE media_items SET times_posted = times_posted + 1, last_posted_at = ?2 WHERE sha256 = ?1",
-            params![sha256, now],
+            params![sha256, Timestamp(now)],
         )?;
     }
     Ok(())
@@ -207,12 +216,12 @@ pub fn lock_content(
     conn: &Connection,
     chat_id: i64,
     sha256: &str,
-    until: &str,
+    until: DateTime<Utc>,
     reason: &str,
 ) -> Result<()> {
     conn.execute(
         "UPDATE chat_media SET locked_until = ?3, lock_reason = ?4 WHERE chat_id = ?1 AND sha256 = ?2",
-        params![chat_id, sha256, until, reason],
+        params![chat_id, sha256, Timestamp(until), reason],
     )?;
     Ok(())
 }
@@ -251,13 +260,13 @@ pub fn set_category_weights(
 pub struct QueueRow {
     pub id: i64,
     pub chat_id: i64,
-    pub scheduled_for: String,
+    pub scheduled_for: DateTime<Utc>,
     pub window_date: String,
     pub sha256: Option<String>,
     pub media_item_id: Option<i64>,
     pub status: QueueStatus,
     pub telegram_message_id: Option<i64>,
-    pub decided_at: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
     pub decided_by: Option<i64>,
 }
 
@@ -269,13 +278,13 @@ fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
         id: r.get(0)?,
         chat_id: r.get(1)?,
-        scheduled_for: r.get(2)?,
+        scheduled_for: time_at(r, 2)?,
         window_date: r.get(3)?,
         sha256: r.get(4)?,
         media_item_id: r.get(5)?,
         status: r.get(6)?,
         telegram_message_id: r.get(7)?,
-        decided_at: r.get(8)?,
+        decided_at: optional_time_at(r, 8)?,
         decided_by: r.get(9)?,
     })
 }
@@ -295,12 +304,12 @@ pub fn mark_window_planned(
     conn: &Connection,
     chat_id: i64,
     window_date: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO planned_windows (chat_id, window_date, planned_at) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING",
-        params![chat_id, window_date, now],
+        params![chat_id, window_date, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -308,15 +317,21 @@ pub fn mark_window_planned(
 pub fn insert_slot(
     conn: &Connection,
     chat_id: i64,
-    scheduled_for: &str,
+    scheduled_for: DateTime<Utc>,
     window_date: &str,
     sha256: Option<&str>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<i64> {
     conn.execute(
         "INSERT INTO posting_queue (chat_id, scheduled_for, window_date, sha256, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![chat_id, scheduled_for, window_date, sha256, now],
+        params![
+            chat_id,
+            Timestamp(scheduled_for),
+            window_date,
+            sha256,
+            Timestamp(now)
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -326,12 +341,12 @@ pub fn insert_slot(
 pub fn forget_future_plan(
     conn: &Connection,
     chat_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
     open_windows: &[String],
 ) -> Result<()> {
     conn.execute(
         "DELETE FROM posting_queue WHERE chat_id = ?1 AND status = 'pending' AND scheduled_for > ?2",
-        params![chat_id, now],
+        params![chat_id, Timestamp(now)],
     )?;
     let mut forget =
         conn.prepare("DELETE FROM planned_windows WHERE chat_id = ?1 AND window_date = ?2")?;
@@ -347,42 +362,49 @@ pub fn queue_item(conn: &Connection, id: i64) -> Result<Option<QueueRow>> {
 }
 
 /// Pending slots due at `now` (and not older than `missed_before`), all chats.
-pub fn due_slots(conn: &Connection, now: &str, missed_before: &str) -> Result<Vec<QueueRow>> {
+pub fn due_slots(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    missed_before: DateTime<Utc>,
+) -> Result<Vec<QueueRow>> {
     let sql = format!(
         "SELECT {QUEUE_COLUMNS} FROM posting_queue
          WHERE status = 'pending' AND scheduled_for <= ?1 AND scheduled_for >= ?2
          ORDER BY scheduled_for, id"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![now, missed_before], queue_from_row)?;
+    let rows = stmt.query_map(
+        params![Timestamp(now), Timestamp(missed_before)],
+        queue_from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Marks pending slots older than `missed_before` as missed; returns them.
-pub fn mark_missed(conn: &Connection, missed_before: &str) -> Result<Vec<QueueRow>> {
+pub fn mark_missed(conn: &Connection, missed_before: DateTime<Utc>) -> Result<Vec<QueueRow>> {
     let sql = format!(
         "SELECT {QUEUE_COLUMNS} FROM posting_queue WHERE status = 'pending' AND scheduled_for < ?1
          ORDER BY chat_id, scheduled_for"
     );
     let missed: Vec<QueueRow> = {
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([missed_before], queue_from_row)?;
+        let rows = stmt.query_map([Timestamp(missed_before)], queue_from_row)?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     conn.execute(
         "UPDATE posting_queue SET status = 'missed', last_error = 'the slot passed while Storyline was not running'
          WHERE status = 'pending' AND scheduled_for < ?1",
-        [missed_before],
+        [Timestamp(missed_before)],
     )?;
     Ok(missed)
 }
 
 /// The earliest pending slot of any chat, to sleep until it.
-pub fn next_pending_time(conn: &Connection) -> Result<Option<String>> {
+pub fn next_pending_time(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
     Ok(conn.query_row(
         "SELECT min(scheduled_for) FROM posting_queue WHERE status = 'pending'",
         [],
-        |r| r.get(0),
+        |r| optional_time_at(r, 0),
     )?)
 }
 
@@ -445,10 +467,10 @@ pub fn fail_sending_slot(conn: &Connection, id: i64, error: &str) -> Result<()> 
 }
 
 /// A slot published through the API (or recorded as published by `by`).
-pub fn mark_posted(conn: &Connection, id: i64, by: Option<i64>, now: &str) -> Result<()> {
+pub fn mark_posted(conn: &Connection, id: i64, by: Option<i64>, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE posting_queue SET status = 'posted', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
-        params![id, now, by],
+        params![id, Timestamp(now), by],
     )?;
     Ok(())
 }
@@ -500,11 +522,11 @@ pub fn decide(
     id: i64,
     status: QueueStatus,
     user_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "UPDATE posting_queue SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1",
-        params![id, status, user_id, now],
+        params![id, status, user_id, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -528,12 +550,21 @@ pub fn record_history(
     outcome: &str,
     method: &str,
     user_id: Option<i64>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO posting_history (chat_id, queue_id, media_item_id, sha256, outcome, method, user_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![chat_id, queue_id, media_item_id, sha256, outcome, method, user_id, now],
+        params![
+            chat_id,
+            queue_id,
+            media_item_id,
+            sha256,
+            outcome,
+            method,
+            user_id,
+            Timestamp(now)
+        ],
     )?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! progress, and whether a chat was ever set up.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{time_at, Timestamp};
 
 /// The reason of the settings_history version a completed set-up writes.
 pub const SETUP_REASON: &str = "initial setup";
@@ -16,7 +19,7 @@ pub struct StoredWizard {
     /// JSON of `wizard::Choices`.
     pub choices: String,
     pub started_by: i64,
-    pub started_at: String,
+    pub started_at: DateTime<Utc>,
     /// The wizard's message, once Telegram answered its send.
     pub message_id: Option<i64>,
 }
@@ -34,7 +37,7 @@ pub fn wizard(conn: &Connection, chat_id: i64) -> Result<Option<StoredWizard>> {
                     step: r.get(2)?,
                     choices: r.get(3)?,
                     started_by: r.get(4)?,
-                    started_at: r.get(5)?,
+                    started_at: time_at(r, 5)?,
                     message_id: r.get(6)?,
                 })
             },
@@ -51,14 +54,21 @@ pub fn put_wizard(
     step: u8,
     choices_json: &str,
     started_by: i64,
-    started_at: &str,
-    now: &str,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<i64> {
     delete_wizard(tx, chat_id)?;
     tx.execute(
         "INSERT INTO setup_wizards (chat_id, step, choices, started_by, started_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![chat_id, step, choices_json, started_by, started_at, now],
+        params![
+            chat_id,
+            step,
+            choices_json,
+            started_by,
+            Timestamp(started_at),
+            Timestamp(now)
+        ],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -69,11 +79,11 @@ pub fn save_wizard(
     id: i64,
     step: u8,
     choices_json: &str,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.execute(
         "UPDATE setup_wizards SET step = ?2, choices = ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, step, choices_json, now],
+        params![id, step, choices_json, Timestamp(now)],
     )?;
     Ok(())
 }
@@ -113,7 +123,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = crate::db::open(&dir.path().join("w.db")).unwrap();
         let tx = conn.transaction().unwrap();
-        let t = "2026-01-01T00:00:00Z";
+        let t: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         crate::db::insert_chat(&tx, 7, None, None, t).unwrap();
         crate::db::record_settings_version(&tx, 7, "{}", "[]", None, "chat created", t).unwrap();
         assert!(!chat_is_set_up(&tx, 7).unwrap());

@@ -4,6 +4,7 @@
 //! A chat's row keeps `None` for every setting the chat never changed, so a new
 //! `[defaults]` in storyline.toml moves every chat that did not override it.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -25,7 +26,7 @@ pub struct ChatRow {
     pub dry_run_mode: Option<bool>,
     pub enable_instagram_api: Option<bool>,
     pub is_paused: bool,
-    pub paused_at: Option<String>,
+    pub paused_at: Option<DateTime<Utc>>,
     pub paused_by: Option<i64>,
     pub posts_per_day: Option<u32>,
     pub posting_hours_start: Option<u32>,
@@ -54,7 +55,8 @@ pub struct ChatSettings {
     pub dry_run_mode: bool,
     pub enable_instagram_api: bool,
     pub is_paused: bool,
-    pub paused_at: Option<String>,
+    #[serde(serialize_with = "serialize_time")]
+    pub paused_at: Option<DateTime<Utc>>,
     pub paused_by: Option<i64>,
     pub posts_per_day: u32,
     pub posting_hours_start: u32,
@@ -73,6 +75,18 @@ fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(tz.name())
 }
 
+/// A time in a settings snapshot as the store writes one ("2026-11-22T14:02:00Z"),
+/// so snapshots read as they always did.
+fn serialize_time<S: serde::Serializer>(
+    time: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        None => s.serialize_none(),
+    }
+}
+
 pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
     ChatSettings {
         dry_run_mode: row.dry_run_mode.unwrap_or(defaults.dry_run_mode),
@@ -80,7 +94,7 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
             .enable_instagram_api
             .unwrap_or(defaults.enable_instagram_api),
         is_paused: row.is_paused,
-        paused_at: row.paused_at.clone(),
+        paused_at: row.paused_at,
         paused_by: row.paused_by,
         posts_per_day: row.posts_per_day.unwrap_or(defaults.posts_per_day),
         posting_hours_start: row
@@ -159,7 +173,7 @@ pub fn apply_toggle(
     toggle: Toggle,
     value: bool,
     user_id: i64,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Option<Change> {
     let old = toggle.current(&resolve(row, defaults));
     if old == value {
@@ -172,7 +186,7 @@ pub fn apply_toggle(
         Toggle::StoryButtonsAdminsOnly => row.story_buttons_admins_only = Some(value),
         Toggle::Paused => {
             row.is_paused = value;
-            row.paused_at = value.then(|| now.to_string());
+            row.paused_at = value.then_some(now);
             row.paused_by = value.then_some(user_id);
         }
     }
@@ -488,8 +502,9 @@ mod tests {
 
     #[test]
     fn toggles_record_change_once() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let mut row = ChatRow::new(1);
-        let change = apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, "t");
+        let change = apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, t);
         assert_eq!(
             change,
             Some(Change {
@@ -499,19 +514,19 @@ mod tests {
             })
         );
         assert_eq!(
-            apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, "t"),
+            apply_toggle(&mut row, &defaults(), Toggle::DryRun, false, 9, t),
             None
         );
-        apply_toggle(
-            &mut row,
-            &defaults(),
-            Toggle::Paused,
-            true,
-            9,
-            "2026-01-01T00:00:00Z",
+        let paused_at = t + chrono::Duration::milliseconds(250);
+        apply_toggle(&mut row, &defaults(), Toggle::Paused, true, 9, paused_at);
+        assert_eq!(
+            (row.is_paused, row.paused_by, row.paused_at),
+            (true, Some(9), Some(paused_at))
         );
-        assert_eq!((row.is_paused, row.paused_by), (true, Some(9)));
-        apply_toggle(&mut row, &defaults(), Toggle::Paused, false, 10, "t");
+        // The snapshot holds the time as the store writes it, to the second.
+        let snapshot = serde_json::to_value(resolve(&row, &defaults())).unwrap();
+        assert_eq!(snapshot["paused_at"], "2026-01-01T00:00:00Z");
+        apply_toggle(&mut row, &defaults(), Toggle::Paused, false, 10, t);
         assert_eq!(
             (row.is_paused, row.paused_by, row.paused_at),
             (false, None, None)

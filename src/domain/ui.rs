@@ -107,15 +107,8 @@ fn pause_line(settings: &ChatSettings, paused_by: Option<&str>) -> String {
     if let Some(name) = paused_by {
         line.push_str(&format!(" by {}", escape_html(name)));
     }
-    let since = settings
-        .paused_at
-        .as_deref()
-        .and_then(|stored| DateTime::parse_from_rfc3339(stored).ok());
-    if let Some(at) = since {
-        line.push_str(&format!(
-            " since {}",
-            zoned_day(at.with_timezone(&Utc), settings.timezone)
-        ));
+    if let Some(at) = settings.paused_at {
+        line.push_str(&format!(" since {}", zoned_day(at, settings.timezone)));
     }
     line
 }
@@ -1363,7 +1356,7 @@ mod tests {
     fn paused_status_escapes_names() {
         let mut s = settings();
         s.is_paused = true;
-        s.paused_at = Some("2026-11-22T14:02:00Z".into());
+        s.paused_at = Some("2026-11-22T14:02:00Z".parse().unwrap());
         let text = status_text(
             &s,
             &PostingMode::ByHand {
@@ -1400,7 +1393,7 @@ mod tests {
         .iter()
         .map(|(zone, at)| {
             s.timezone = zone.parse().unwrap();
-            s.paused_at = Some(at.to_string());
+            s.paused_at = Some(at.parse().unwrap());
             format!("{zone}: {}", pause_line(&s, None))
         })
         .collect();

@@ -380,7 +380,7 @@ impl Scanner {
         let mut scan = Scan {
             media_dir,
             root: &root,
-            now: db::timestamp(now),
+            now,
             index,
             logged: &mut self.logged,
             check_indexed: self.check_indexed,
@@ -668,7 +668,7 @@ struct Scan<'a> {
     media_dir: &'a Path,
     /// Canonical, for walking and reading.
     root: &'a Path,
-    now: String,
+    now: DateTime<Utc>,
     index: HashMap<Box<str>, Known>,
     logged: &'a mut HashSet<String>,
     /// Check the content of active indexed files that are not read again.
@@ -816,7 +816,7 @@ impl Scan<'_> {
                         mtime_ns: hashed.mtime_ns,
                         sha256: &sha256,
                     };
-                    let id = db::media::insert_file(conn, &file, &self.now)?;
+                    let id = db::media::insert_file(conn, &file, self.now)?;
                     let known = Known {
                         id,
                         size: hashed.size,
@@ -837,7 +837,7 @@ impl Scan<'_> {
                     hashed.size,
                     hashed.mtime_ns,
                     &sha256,
-                    &self.now,
+                    self.now,
                 )?;
                 let old_sha256 = known.sha256;
                 let was_active = known.is_active;
@@ -864,7 +864,7 @@ impl Scan<'_> {
                 let Some(known) = known else {
                     return Ok(());
                 };
-                db::media::reactivate_item(conn, known.id, &self.now)?;
+                db::media::reactivate_item(conn, known.id, self.now)?;
                 known.is_active = true;
                 let sha256 = hex(&known.sha256);
                 self.report.new += 1;

@@ -90,7 +90,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         &conn,
         "setMyCommands",
         &telegram::set_my_commands(ui::COMMANDS).params.to_string(),
-        &db::timestamp(crate::clock::now()),
+        crate::clock::now(),
     )?;
     info!(
         "storyline {} starting: database {}, {}, Telegram at {}",
@@ -456,7 +456,6 @@ impl Core<'_> {
         let next_slot = db::queue::next_pending_time(self.conn)
             .ok()
             .flatten()
-            .and_then(|t| db::parse_timestamp(&t))
             .map(|t| (t - crate::clock::now()).to_std().unwrap_or(Duration::ZERO))
             .map(crate::clock::real_duration);
         match next_slot {
@@ -474,7 +473,7 @@ impl Core<'_> {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
             crate::bot::publish::ask_about_unknown_outcomes(&tx, &mut out)?;
-            enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
+            enqueue_all(&tx, &out, crate::clock::now())?;
             tx.commit()?;
             for queue_id in crate::bot::publish::restartable_jobs(self.conn)? {
                 db::publish::requeue(self.conn, queue_id)?;
@@ -514,7 +513,7 @@ impl Core<'_> {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Vec::new();
             crate::bot::posting::tick(&tx, self.config, self.key.as_ref(), now, &mut out)?;
-            enqueue_all(&tx, &out, &db::timestamp(now))?;
+            enqueue_all(&tx, &out, now)?;
             tx.commit()?;
             if !out.is_empty() {
                 let _ = self.wake.send(());
@@ -543,7 +542,7 @@ impl Core<'_> {
             Err(e) => ui::scan_failed_text(e),
         };
         let call = telegram::send_message(chat_id, &text, None);
-        match enqueue_all(self.conn, &[call], &db::timestamp(crate::clock::now())) {
+        match enqueue_all(self.conn, &[call], crate::clock::now()) {
             Ok(()) => {
                 let _ = self.wake.send(());
             }
@@ -567,7 +566,7 @@ impl Core<'_> {
         }
         // Telegram forgets these updates once the poller confirms them, so they
         // must survive a power cut, not just a crash, before the ack.
-        if let Err(e) = db::sync_wal(self.conn, &db::timestamp(crate::clock::now())) {
+        if let Err(e) = db::sync_wal(self.conn, crate::clock::now()) {
             failure.get_or_insert(e.context("syncing the database"));
             last = None;
         }
@@ -593,7 +592,6 @@ impl Core<'_> {
             bot_username: self.bot_username.as_deref(),
             key: self.key.as_ref(),
         };
-        let now_text = db::timestamp(now);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -615,7 +613,7 @@ impl Core<'_> {
             // (the poller does not confirm it), never skipped with an apology.
             Err(e) if db::is_storage_error(&e) => return Err(e),
             Ok(follow_up) => {
-                enqueue_all(&tx, &out, &now_text)?;
+                enqueue_all(&tx, &out, now)?;
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
                 if let Some(chat_id) = follow_up.scan_requested {
@@ -639,7 +637,7 @@ impl Core<'_> {
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if let Some(reply) = failure_reply(update) {
-                    db::enqueue(&tx, reply.method, &reply.params.to_string(), &now_text)?;
+                    db::enqueue(&tx, reply.method, &reply.params.to_string(), now)?;
                 }
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;
@@ -650,7 +648,7 @@ impl Core<'_> {
 
     fn housekeeping(&mut self) {
         memory::release_free_memory();
-        match db::delete_expired_inputs(self.conn, &db::timestamp(crate::clock::now())) {
+        match db::delete_expired_inputs(self.conn, crate::clock::now()) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),
             Err(e) => warn!("housekeeping: {e:#}"),
@@ -728,7 +726,7 @@ mod tests {
     fn a_job_queued_again_is_handed_to_the_publisher_again() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = db::open(&dir.path().join("s.db")).unwrap();
-        let t = "2026-01-01T00:00:00Z";
+        let t: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let tx = conn.transaction().unwrap();
         db::insert_chat(&tx, 7, None, None, t).unwrap();
         tx.commit().unwrap();

@@ -198,7 +198,7 @@ impl Outbox {
         let now = crate::clock::now();
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let calls = change(&tx, now)?;
-        enqueue_all(&tx, &calls, &db::timestamp(now))?;
+        enqueue_all(&tx, &calls, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -274,7 +274,7 @@ fn apply_hook(conn: &Connection, row: &db::OutboxRow, delivered: &Delivered) -> 
             let message = telegram::send_message(chat_id, &text, None);
             // Through the same fitting as every reply: Instagram's or Telegram's
             // reason can be long.
-            enqueue_all(conn, &[message], &db::timestamp(crate::clock::now()))
+            enqueue_all(conn, &[message], crate::clock::now())
         }
     }
 }

@@ -147,7 +147,7 @@ impl Publisher {
             }
         }
         if !out.is_empty() {
-            match crate::bot::chats::enqueue_all(&self.conn, &out, &db::timestamp(now)) {
+            match crate::bot::chats::enqueue_all(&self.conn, &out, now) {
                 Ok(()) => {
                     let _ = self.wake_outbox.send(());
                 }
@@ -186,7 +186,6 @@ impl Publisher {
             return Ok(());
         }
         let now = crate::clock::now();
-        let now_text = db::timestamp(now);
         let mut out = Vec::new();
         // The outcome, the slot, the history and the chat's message are one commit: a
         // crash or a full disk in between leaves the job where it was ('publishing'
@@ -262,7 +261,7 @@ impl Publisher {
                 }
             }
         }
-        crate::bot::chats::enqueue_all(&tx, &out, &now_text)?;
+        crate::bot::chats::enqueue_all(&tx, &out, now)?;
         tx.commit()?;
         if published_image {
             convert::remove_cached(&item.sha256, &self.cache_dir);
@@ -287,7 +286,7 @@ impl Publisher {
             }
             _ => {}
         }
-        crate::bot::chats::enqueue_all(&tx, &out, &db::timestamp(crate::clock::now()))?;
+        crate::bot::chats::enqueue_all(&tx, &out, crate::clock::now())?;
         tx.commit()?;
         Ok(())
     }
@@ -303,11 +302,10 @@ impl Publisher {
         lines: &[crate::domain::html_fit::Piece],
         keyboard: Option<telegram::Keyboard>,
     ) -> Outgoing {
-        let at = db::parse_timestamp(&slot.scheduled_for).unwrap_or_default();
         let caption = ui::story_caption(
             &item.category,
             &item.path,
-            at,
+            slot.scheduled_for,
             s.timezone,
             s.dry_run_mode,
             lines,
@@ -462,12 +460,7 @@ impl Publisher {
                 }
                 Attempt::Failed(e, _) => return Ok(not_published(e.plain_words(), &tries)),
             };
-            db::publish::set_container(
-                &self.conn,
-                job.queue_id,
-                &container,
-                &db::timestamp(crate::clock::now()),
-            )?;
+            db::publish::set_container(&self.conn, job.queue_id, &container, crate::clock::now())?;
 
             match self.wait_for_container(&container, &token, is_video) {
                 Polled::Finished => {}
@@ -840,10 +833,10 @@ mod tests {
             .unwrap();
         std::fs::write(media_dir.join("a.jpg"), &jpeg).unwrap();
         let now = crate::clock::now();
-        let t = db::timestamp(now);
+        let t = now;
         let mut conn = db::open(&db_path).unwrap();
         let tx = conn.transaction().unwrap();
-        db::insert_chat(&tx, CHAT, None, None, &t).unwrap();
+        db::insert_chat(&tx, CHAT, None, None, t).unwrap();
         tx.commit().unwrap();
         let item = db::media::insert_file(
             &conn,
@@ -855,7 +848,7 @@ mod tests {
                 mtime_ns: 0,
                 sha256: SHA,
             },
-            &t,
+            t,
         )
         .unwrap();
         let (account, _) = accounts::add_or_update_account(
@@ -870,10 +863,10 @@ mod tests {
             now,
         )
         .unwrap();
-        let slot = queue::insert_slot(&conn, CHAT, &t, "2026-01-01", Some(SHA), &t).unwrap();
+        let slot = queue::insert_slot(&conn, CHAT, t, "2026-01-01", Some(SHA), t).unwrap();
         queue::set_slot_content(&conn, slot, Some(SHA), Some(item)).unwrap();
         queue::set_slot_status(&conn, slot, QueueStatus::Sending, None).unwrap();
-        create_job(&conn, slot, CHAT, account.id, None, true, &t).unwrap();
+        create_job(&conn, slot, CHAT, account.id, None, true, t).unwrap();
         let config = crate::config::parse(
             "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
             std::path::Path::new("storyline.toml"),
