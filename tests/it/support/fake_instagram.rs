@@ -19,14 +19,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::fake_http::{self, FakeServer};
 use serde_json::{json, Map, Value};
 
 /// Enough workers that a slow answer or a media download never blocks other calls.
-const WORKERS: usize = 4;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Instagram takes videos up to 100 MB; a little more than that is read.
 const MAX_FETCH_BYTES: u64 = 128 * 1024 * 1024;
@@ -199,16 +198,11 @@ pub struct Fetched {
 }
 
 pub struct FakeInstagram {
+    core: FakeServer<State>,
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-    url: String,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
+type Shared = fake_http::Shared<State>;
 
 #[derive(Default)]
 struct State {
@@ -230,7 +224,6 @@ struct State {
     published: Vec<String>,
     faults: VecDeque<(String, IgFault)>,
     next_id: u64,
-    stopping: bool,
 }
 
 struct Account {
@@ -256,44 +249,23 @@ type Answer = (u16, Value);
 impl FakeInstagram {
     /// Starts the server on a free loopback port. No token is valid until `set_token`.
     pub fn start() -> FakeInstagram {
-        let server =
-            Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake instagram: bind"));
-        let local = server
-            .server_addr()
-            .to_ip()
-            .expect("fake instagram: listening on an IP address");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+        let core = FakeServer::start(
+            "instagram",
+            State {
                 quota_total: 25,
                 ..State::default()
-            }),
-            changed: Condvar::new(),
-        });
-        let workers = (0..WORKERS)
-            .map(|worker| {
-                let shared = Arc::clone(&shared);
-                let server = Arc::clone(&server);
-                std::thread::Builder::new()
-                    .name(format!("fake-instagram-{worker}"))
-                    .spawn(move || {
-                        while let Ok(request) = server.recv() {
-                            handle_request(&shared, request);
-                        }
-                    })
-                    .expect("fake instagram: spawn worker")
-            })
-            .collect();
+            },
+            handle_request,
+        );
         FakeInstagram {
-            shared,
-            server,
-            workers,
-            url: format!("http://{local}"),
+            shared: Arc::clone(&core.shared),
+            core,
         }
     }
 
     /// The base URL, for both `[instagram] graph_url` and `api_url`.
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.core.url.clone()
     }
 
     /// Every call, in arrival order, failed ones included.
@@ -440,54 +412,7 @@ impl FakeInstagram {
     }
 }
 
-impl Drop for FakeInstagram {
-    fn drop(&mut self) {
-        self.shared.lock().stopping = true;
-        self.shared.changed.notify_all();
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-    }
-}
-
-impl Shared {
-    /// Locks the state, ignoring poisoning: a test that panicked inside `wait_for`'s
-    /// predicate must not take the server down with it.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
-        match self.changed.wait_timeout(state, timeout) {
-            Ok((state, _)) => state,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
-    }
-
-    /// Waits `duration`, cut short when the server stops.
-    fn pause<'a>(
-        &self,
-        mut state: MutexGuard<'a, State>,
-        duration: Duration,
-    ) -> MutexGuard<'a, State> {
-        let deadline = Instant::now() + duration;
-        while !state.stopping {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = self.wait(state, deadline - now);
-        }
-        state
-    }
-}
-
-fn handle_request(shared: &Shared, mut request: tiny_http::Request) {
+fn handle_request(shared: &Shared, mut request: tiny_http::Request, _local: std::net::SocketAddr) {
     let at = Instant::now();
     let mut body = Vec::new();
     let _ = request

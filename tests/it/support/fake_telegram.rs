@@ -25,14 +25,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::mem::ManuallyDrop;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{FromRawFd, RawFd};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::fake_http::{self, FakeServer};
 use serde_json::{json, Map, Value};
 
 /// Enough workers that a pending long poll or a slow answer never blocks other calls.
-const WORKERS: usize = 4;
 const FIRST_UPDATE_ID: i64 = 1000;
 const GARBAGE_BODY: &str = "{\"ok\":tru<<<not json";
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and \
@@ -144,16 +143,11 @@ pub struct SentMessage {
 }
 
 pub struct FakeTelegram {
+    core: FakeServer<State>,
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-    url: String,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
+type Shared = fake_http::Shared<State>;
 
 struct State {
     token: String,
@@ -179,7 +173,6 @@ struct State {
     webhook_url: String,
     /// Video uploads come back as documents.
     videos_as_documents: bool,
-    stopping: bool,
     /// While set, getUpdates answers as if nothing had happened (Telegram being
     /// slow to deliver); pushed updates wait.
     updates_held: bool,
@@ -257,40 +250,16 @@ fn bad_request(description: &str) -> ApiError {
 impl FakeTelegram {
     /// Starts the server on a free loopback port; it answers only to `token`.
     pub fn start(token: &str) -> FakeTelegram {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake telegram: bind"));
-        let local = server
-            .server_addr()
-            .to_ip()
-            .expect("fake telegram: listening on an IP address");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(token)),
-            changed: Condvar::new(),
-        });
-        let workers = (0..WORKERS)
-            .map(|worker| {
-                let shared = Arc::clone(&shared);
-                let server = Arc::clone(&server);
-                std::thread::Builder::new()
-                    .name(format!("fake-telegram-{worker}"))
-                    .spawn(move || {
-                        while let Ok(request) = server.recv() {
-                            handle_request(&shared, request, local);
-                        }
-                    })
-                    .expect("fake telegram: spawn worker")
-            })
-            .collect();
+        let core = FakeServer::start("telegram", State::new(token), handle_request);
         FakeTelegram {
-            shared,
-            server,
-            workers,
-            url: format!("http://{local}"),
+            shared: Arc::clone(&core.shared),
+            core,
         }
     }
 
     /// The base URL, without the `/bot<token>` part: what goes into `telegram.api_url`.
     pub fn url(&self) -> String {
-        self.url.clone()
+        self.core.url.clone()
     }
 
     /// Queues a text message from a user; returns its update_id.
@@ -628,53 +597,6 @@ impl FakeTelegram {
     }
 }
 
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        self.shared.lock().stopping = true;
-        self.shared.changed.notify_all();
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-    }
-}
-
-impl Shared {
-    /// Locks the state, ignoring poisoning: a test that panicked inside `wait_for`'s
-    /// predicate must not take the server down with it.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wait<'a>(&self, state: MutexGuard<'a, State>, timeout: Duration) -> MutexGuard<'a, State> {
-        match self.changed.wait_timeout(state, timeout) {
-            Ok((state, _)) => state,
-            Err(poisoned) => poisoned.into_inner().0,
-        }
-    }
-
-    /// Waits `duration`, cut short when the server stops.
-    fn pause<'a>(
-        &self,
-        mut state: MutexGuard<'a, State>,
-        duration: Duration,
-    ) -> MutexGuard<'a, State> {
-        let deadline = Instant::now() + duration;
-        while !state.stopping {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = self.wait(state, deadline - now);
-        }
-        state
-    }
-}
-
 impl State {
     fn new(token: &str) -> State {
         let bot_id = token
@@ -704,7 +626,6 @@ impl State {
             commands: json!([]),
             webhook_url: String::new(),
             videos_as_documents: false,
-            stopping: false,
             updates_held: false,
             refusing: HashMap::new(),
             titles: HashMap::new(),
@@ -1265,7 +1186,7 @@ fn get_updates<'a>(
         }
         let now = Instant::now();
         let ready = !state.updates.is_empty() && !state.updates_held;
-        if ready || state.stopping || now >= deadline {
+        if ready || shared.is_stopping() || now >= deadline {
             break;
         }
         state = shared.wait(state, deadline - now);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fake_http;
 pub mod fake_instagram;
 pub mod fake_telegram;
 #[path = "../../../src/samples.rs"]
