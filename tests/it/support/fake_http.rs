@@ -51,6 +51,30 @@ impl<S> Shared<S> {
         state
     }
 
+    /// Waits until `find` finds something in the state and returns it; panics after
+    /// `timeout` with what `explain` says of the state then.
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        find: impl Fn(&S) -> Option<T>,
+        explain: impl Fn(&S) -> String,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(found) = find(&state) {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let why = explain(&state);
+                drop(state);
+                panic!("{why}");
+            }
+            state = self.wait(state, deadline - now);
+        }
+    }
+
     /// Whether the server is stopping (read it with the state locked, then wait:
     /// the stop sets it under the lock, so the wake-up is never missed).
     pub fn is_stopping(&self) -> bool {

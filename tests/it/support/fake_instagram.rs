@@ -293,29 +293,25 @@ impl FakeInstagram {
         timeout: Duration,
         pred: impl Fn(&IgCall) -> bool,
     ) -> (usize, IgCall) {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        loop {
-            let found = state
-                .calls
-                .iter()
-                .enumerate()
-                .skip(from)
-                .find(|(_, call)| pred(call));
-            if let Some((index, call)) = found {
-                return (index, call.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let summary = summarize_calls(&state.calls);
-                drop(state);
-                panic!(
+        self.shared.wait_for(
+            timeout,
+            |state| {
+                state
+                    .calls
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, call)| pred(call))
+                    .map(|(index, call)| (index, call.clone()))
+            },
+            |state| {
+                format!(
                     "FakeInstagram::wait_for: no matching call at or after #{from} within \
-                     {timeout:?}; recorded calls: {summary}"
-                );
-            }
-            state = self.shared.wait(state, deadline - now);
-        }
+                     {timeout:?}; recorded calls: {}",
+                    summarize_calls(&state.calls)
+                )
+            },
+        )
     }
 
     /// Makes `token` the valid long-lived token of the account `ig_user_id` (replacing

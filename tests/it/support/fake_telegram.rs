@@ -520,29 +520,25 @@ impl FakeTelegram {
         timeout: Duration,
         pred: impl Fn(&Call) -> bool,
     ) -> (usize, Call) {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        loop {
-            let found = state
-                .calls
-                .iter()
-                .enumerate()
-                .skip(from)
-                .find(|(_, call)| pred(call));
-            if let Some((index, call)) = found {
-                return (index, call.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let summary = summarize_calls(&state.calls);
-                drop(state);
-                panic!(
+        self.shared.wait_for(
+            timeout,
+            |state| {
+                state
+                    .calls
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, call)| pred(call))
+                    .map(|(index, call)| (index, call.clone()))
+            },
+            |state| {
+                format!(
                     "FakeTelegram::wait_for: no matching call at or after #{from} within \
-                     {timeout:?}; recorded calls: {summary}"
-                );
-            }
-            state = self.shared.wait(state, deadline - now);
-        }
+                     {timeout:?}; recorded calls: {}",
+                    summarize_calls(&state.calls)
+                )
+            },
+        )
     }
 
     pub fn wait_for_method(&self, from: usize, method: &str, timeout: Duration) -> (usize, Call) {
