@@ -28,7 +28,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::fake_http::{self, FakeServer};
+use super::fake_http::{self, parse_urlencoded, FakeServer};
 use serde_json::{json, Map, Value};
 
 /// Enough workers that a pending long poll or a slow answer never blocks other calls.
@@ -1592,40 +1592,6 @@ fn parse_params(query: &str, content_type: &str, body: &[u8]) -> Value {
         }
     }
     Value::Object(params)
-}
-
-fn parse_urlencoded(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => decoded.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(byte) => {
-                        decoded.push(byte);
-                        index += 2;
-                    }
-                    Err(_) => decoded.push(b'%'),
-                }
-            }
-            byte => decoded.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn multipart_boundary(content_type: &str) -> Option<String> {
