@@ -841,19 +841,17 @@ fn handle_callback(
                     ui::locks_prompt(resolved.posted_lock_days, resolved.skipped_lock_days),
                 ),
             };
-            let pending = PendingInput {
-                field: field.as_str().to_string(),
-                stash: None,
-                menu_message_id: Some(message_id),
-                expires_at: ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES),
-            };
-            db::set_pending_input(tx, chat_id, user_id, &pending, now)?;
-            toast(out, "Reply with the new value");
-            out.push(telegram::send_message(
+            ask_for(
+                tx,
+                ctx,
                 chat_id,
+                user_id,
+                field.as_str(),
+                message_id,
                 &prompt,
-                Some(&ui::cancel_keyboard()),
-            ));
+                out,
+            )?;
+            toast(out, "Reply with the new value");
         }
         Callback::Cancel => {
             if db::clear_pending_input(tx, chat_id, user_id, now)? {
@@ -1027,6 +1025,35 @@ fn take_answer(
         }
         Ok(answer) => Ok(Some(answer)),
     }
+}
+
+/// The asking half, shared by the /settings menu and the wizard: remembers that
+/// `user_id` owes a value for `field` (asked from the message `message_id`, for
+/// `PROMPT_TTL_MINUTES`) and sends the prompt with a Cancel button.
+#[allow(clippy::too_many_arguments)]
+fn ask_for(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    chat_id: i64,
+    user_id: i64,
+    field: &str,
+    message_id: i64,
+    prompt: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let pending = PendingInput {
+        field: field.to_string(),
+        stash: None,
+        menu_message_id: Some(message_id),
+        expires_at: ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES),
+    };
+    db::set_pending_input(tx, chat_id, user_id, &pending, ctx.now)?;
+    out.push(telegram::send_message(
+        chat_id,
+        prompt,
+        Some(&ui::cancel_keyboard()),
+    ));
+    Ok(())
 }
 
 /// The start of a window stored while its end is asked.

@@ -15,7 +15,7 @@ use rusqlite::Transaction;
 
 use super::{
     current_settings, is_served, record_initial_version, remember_user, save_changes,
-    settings_snapshot, Context, PROMPT_TTL_MINUTES,
+    settings_snapshot, Context,
 };
 use crate::bot::accounts::{self, AccountChoice, PickOutcome};
 use crate::bot::chats::Hook;
@@ -323,19 +323,17 @@ pub(super) fn handle_press(
                 Field::Hours | Field::HoursEnd => ui::hours_prompt(&resolved),
                 Field::Timezone => ui::timezone_prompt(resolved.timezone),
             };
-            let pending = PendingInput {
-                field: field.name().to_string(),
-                stash: None,
-                menu_message_id: Some(message_id),
-                expires_at: ctx.now + chrono::Duration::minutes(PROMPT_TTL_MINUTES),
-            };
-            db::set_pending_input(tx, chat_id, user_id, &pending, now)?;
-            toast(out, "Reply with the value");
-            out.push(telegram::send_message(
+            super::ask_for(
+                tx,
+                ctx,
                 chat_id,
+                user_id,
+                field.name(),
+                message_id,
                 &prompt,
-                Some(&ui::cancel_keyboard()),
-            ));
+                out,
+            )?;
+            toast(out, "Reply with the value");
         }
         Effect::Connect => {
             toast(out, "Connect Instagram");
