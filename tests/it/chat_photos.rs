@@ -4,6 +4,7 @@
 //! reported and locked instead of failing at every slot.
 
 use std::fs;
+use std::sync::OnceLock;
 
 use image::{ImageFormat, RgbImage};
 use serde_json::Value;
@@ -22,6 +23,13 @@ fn solid_jpeg(width: u32, height: u32) -> Vec<u8> {
     .write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Jpeg)
     .unwrap();
     bytes
+}
+
+/// A real 9000×1500 photo: 10,500 pixels of sides, more than Telegram shows. Encoding
+/// it takes seconds in a debug build, so the tests share one.
+fn too_wide_jpeg() -> &'static [u8] {
+    static JPEG: OnceLock<Vec<u8>> = OnceLock::new();
+    JPEG.get_or_init(|| solid_jpeg(9000, 1500))
 }
 
 /// A small JPEG whose frame header claims `width`×`height`: what Telegram (and
@@ -111,7 +119,7 @@ fn the_fake_refuses_photos_beyond_telegram_limits() {
         let status = response.status().as_u16();
         (status, response.body_mut().read_json().unwrap())
     };
-    let (status, answer) = upload(&solid_jpeg(9000, 1500));
+    let (status, answer) = upload(too_wide_jpeg());
     assert_eq!(
         (status, answer["description"].as_str()),
         (400, Some("Bad Request: PHOTO_INVALID_DIMENSIONS"))
@@ -136,8 +144,8 @@ fn the_fake_refuses_photos_beyond_telegram_limits() {
 #[test]
 fn a_photo_too_wide_for_telegram_is_shown_as_a_preview() {
     let env = Env::new();
-    let original = solid_jpeg(9000, 1500);
-    put(&env, "panoramas/harbour.jpg", &original);
+    let original = too_wide_jpeg();
+    put(&env, "panoramas/harbour.jpg", original);
     scan(&env);
     let _daemon = env.start_polling();
 

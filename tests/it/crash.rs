@@ -1,6 +1,6 @@
 //! kill -9 at random moments while the real daemon lives through hundreds of slots on
 //! the test clock (`STORYLINE_TEST_CLOCK`: one virtual day per real minute), in manual
-//! mode (stories to four chats, people pressing buttons) and in auto mode (publishing
+//! mode (stories to twelve chats, people pressing buttons) and in auto mode (publishing
 //! through the fake Graph API). After the kills, one last daemon catches up and the
 //! database and the fakes are checked against the promise: nothing confirmed is lost
 //! or done twice.
@@ -24,6 +24,24 @@
 //!
 //! The kill moments come from a seeded RNG; the seed is printed, and
 //! STORYLINE_CRASH_SEED=<seed> replays the same moments (the machine's timing still varies).
+//!
+//! Why the numbers hold, in about 30 real seconds a test (4 chats for 75 s before):
+//! - *Slots*: 12 chats × 50 stories a day on a 1440x clock come due at 10 a real
+//!   second. The kills go on until `SLOTS` (250, what the 75 s run used to give) are
+//!   due, about 25 s, so a slow start on a loaded machine (the first window is planned
+//!   late, and slots before it are not in the plan) makes the run longer, not the
+//!   period smaller. Only if `MAX_RUN` passes first does the count fall short, and
+//!   then `MIN_SLOTS` (200) decides, as before.
+//! - *Missed slots*: the clock stays at 1440x, so a slot waits 0.6 real seconds before
+//!   it is missed; more chats, not a faster clock, bring the slots sooner, and a
+//!   daemon that restarts within that time still sends what came due while it was down.
+//! - *Kills*: as before, one after 0.02–3 s up, one in four left down 0.7–2.5 s (17–60
+//!   virtual minutes, so slots are missed): a kill every 1.8 s or so, about 14 a run.
+//! - *Kills that cut a call off*: the fakes answer stories, reports and media_publish
+//!   after `SLOW_ANSWER`; the outbox and the publisher work one call at a time, and 10
+//!   slots a second keep them busy with those calls, so most kills land in one (a
+//!   repeated story per kill in manual mode). The slowness ends with the kills (the
+//!   queues they leave behind drain at full speed), since no kill can land after that.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -41,14 +59,19 @@ use crate::support::{
 /// One virtual day per real minute: a slot every 29 virtual minutes per chat is one
 /// every 1.2 real seconds, and the 15 "missed" minutes are 0.6 real seconds.
 const SPEED: f64 = 1440.0;
-/// How long the kills go on: 4 chats × 50 a day × 75/60 days ≈ 250 slots, a margin
-/// over MIN_SLOTS (a loaded CI machine once saw 197 in 66 s).
-const RUN: Duration = Duration::from_secs(75);
-const CHATS: [i64; 4] = [CHAT, -100_201, -100_202, -100_203];
+/// Twelve chats: with 50 stories a day each, 10 slots come due a real second.
+const CHATS: [i64; 12] = [
+    CHAT, -100_201, -100_202, -100_203, -100_204, -100_205, -100_206, -100_207, -100_208, -100_209,
+    -100_210, -100_211,
+];
 const POSTS_PER_DAY: u32 = 50;
 /// Enough distinct images for every chat's slots of the run (a story waiting for a
-/// decision keeps its item, and each chat has its own locks).
+/// decision keeps its item, and each chat has its own locks): up to MAX_RUN, 50 a chat.
 const FILES: usize = 300;
+/// The kills go on until this many slots are due (about 25 s) ...
+const SLOTS: usize = 250;
+/// ... or until this much real time has passed.
+const MAX_RUN: Duration = Duration::from_secs(60);
 const MIN_SLOTS: usize = 200;
 /// How long the fakes take to answer the calls whose answer a kill may cut off.
 const SLOW_ANSWER: Duration = Duration::from_millis(100);
@@ -181,9 +204,20 @@ fn crash_env(extra: &str, defaults: &str) -> Env {
     env
 }
 
+/// Slots due by the virtual now: the period so far.
+fn slots_due(env: &Env, clock: &TestClock) -> usize {
+    let due = count(
+        &env.db(),
+        "SELECT count(*) FROM posting_queue WHERE scheduled_for <= ?1",
+        [timestamp(clock.now())],
+    );
+    usize::try_from(due).unwrap()
+}
+
 /// Starts the daemon on the test clock, then kills it with SIGKILL at random moments
-/// until RUN is over, sometimes leaving it down long enough for slots to be missed.
-/// `act` plays the users between kills. Returns the daemon still running and the kills.
+/// until SLOTS are due (or MAX_RUN is over), sometimes leaving it down long enough for
+/// slots to be missed. `act` plays the users between kills. Returns the daemon still
+/// running (just started) and the kills.
 fn kill_at_random_moments(
     env: &Env,
     clock: &TestClock,
@@ -192,7 +226,7 @@ fn kill_at_random_moments(
 ) -> (Daemon, u32) {
     let value = clock.env_value();
     let vars = [("STORYLINE_TEST_CLOCK", value.as_str())];
-    let deadline = Instant::now() + RUN;
+    let deadline = Instant::now() + MAX_RUN;
     let mut kills = 0;
     let mut daemon = env.start_with_env(&vars);
     // The sleeps below pick moments and pace the simulated users; nothing waits on
@@ -204,18 +238,14 @@ fn kill_at_random_moments(
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     };
-    loop {
+    while slots_due(env, clock) < SLOTS && Instant::now() < deadline {
         // One kill in five falls in start-up (migrations, the first scan, the plan).
         let up = if rng.below(5) == 0 {
             rng.between(20, 300)
         } else {
             rng.between(300, 3000)
         };
-        let kill_at = Instant::now() + Duration::from_millis(up);
-        if kill_at >= deadline {
-            break;
-        }
-        act_until(kill_at, rng, &mut act);
+        act_until(Instant::now() + Duration::from_millis(up), rng, &mut act);
         daemon.kill9();
         kills += 1;
         // One in four stays down 0.7–2.5 s: 17–60 virtual minutes, so slots are missed.
@@ -224,7 +254,6 @@ fn kill_at_random_moments(
         }
         daemon = env.start_with_env(&vars);
     }
-    act_until(deadline, rng, &mut act);
     (daemon, kills)
 }
 
@@ -513,12 +542,17 @@ fn kill_9_across_two_hundred_manual_slots_loses_and_doubles_nothing() {
     let env = crash_env("", "dry_run_mode = true");
     // A slow answer to every story widens the window between Telegram taking a call
     // and the outbox recording it, so some kills land in it and repeat a story.
-    env.tg
-        .fail_until("sendPhoto", Instant::now() + RUN, Fault::Slow(SLOW_ANSWER));
+    env.tg.fail_until(
+        "sendPhoto",
+        Instant::now() + MAX_RUN,
+        Fault::Slow(SLOW_ANSWER),
+    );
     let clock = TestClock::start();
     let mut users = Users::default();
     let (daemon, kills) =
         kill_at_random_moments(&env, &clock, &mut rng, |rng| users.act(&env, rng));
+    // The slowness served the kills; the last daemon catches up at speed.
+    env.tg.clear_faults();
     let cutoff = timestamp(clock.now());
 
     catch_up(&env, |db| {
@@ -733,10 +767,16 @@ fn kill_9_across_two_hundred_auto_slots_never_publishes_twice() {
     // Slow answers to media_publish and to the reports widen the windows where a kill
     // makes an outcome unknown or repeats a report.
     ig.fail_next("/media_publish", 400, IgFault::Slow(SLOW_ANSWER));
-    env.tg
-        .fail_until("sendPhoto", Instant::now() + RUN, Fault::Slow(SLOW_ANSWER));
+    env.tg.fail_until(
+        "sendPhoto",
+        Instant::now() + MAX_RUN,
+        Fault::Slow(SLOW_ANSWER),
+    );
     let clock = TestClock::start();
     let (daemon, kills) = kill_at_random_moments(&env, &clock, &mut rng, |_| {});
+    // The slowness served the kills; the last daemon catches up at speed.
+    env.tg.clear_faults();
+    ig.clear_faults();
     let cutoff = timestamp(clock.now());
     catch_up(&env, |db| {
         let open = count(

@@ -369,6 +369,11 @@ impl FakeInstagram {
         }
     }
 
+    /// Drops the faults `fail_next` queued that no call has met yet.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// The media downloads made for containers, in order.
     pub fn fetched_media(&self) -> Vec<Fetched> {
         self.shared.lock().fetched.clone()

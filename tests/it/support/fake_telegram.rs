@@ -465,6 +465,13 @@ impl FakeTelegram {
         state.fail_until.push((method.to_string(), until, fault));
     }
 
+    /// Drops every fault `fail_next` and `fail_until` set.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.lock();
+        state.fail_next.clear();
+        state.fail_until.clear();
+    }
+
     /// Sets a webhook on the token, as another tool would with setWebhook: from now
     /// on getUpdates answers 409 (a pending long poll too) until deleteWebhook.
     pub fn set_webhook(&self, url: &str) {
