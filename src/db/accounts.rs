@@ -3,6 +3,7 @@
 //! chat has chosen (`chats.active_account_id`). Tokens come and go here only
 //! sealed; `accounts` seals and opens them.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -58,7 +59,8 @@ pub fn upsert_account(
         .optional()?;
     match existing {
         Some(id) => {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE instagram_accounts SET display_name = ?2, username = ?3, is_active = 1,
                      updated_at = ?4
                  WHERE id = ?1",
@@ -67,7 +69,8 @@ pub fn upsert_account(
             Ok((id, false))
         }
         None => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO instagram_accounts
                      (display_name, instagram_user_id, username, is_active, created_at, updated_at)
                  VALUES (?1, ?2, ?3, 1, ?4, ?4)",
@@ -80,13 +83,13 @@ pub fn upsert_account(
 
 pub fn account(conn: &Connection, id: i64) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], account_from_row).optional()?)
+    Ok(row(conn, &sql, [id], account_from_row).optional()?)
 }
 
 /// Every account, deactivated ones too, oldest first.
 pub fn all_accounts(conn: &Connection) -> Result<Vec<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts ORDER BY id");
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], account_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -95,7 +98,7 @@ pub fn all_accounts(conn: &Connection) -> Result<Vec<Account>> {
 pub fn active_accounts(conn: &Connection) -> Result<Vec<Account>> {
     let sql =
         format!("SELECT {ACCOUNT_COLUMNS} FROM instagram_accounts WHERE is_active = 1 ORDER BY id");
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], account_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -109,14 +112,15 @@ pub fn accounts_for_chat(conn: &Connection, chat_id: i64) -> Result<Vec<Account>
              OR id IN (SELECT account_id FROM account_chats WHERE chat_id = ?1))
          ORDER BY id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([chat_id], account_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether the chat may use the account (active or not).
 pub fn chat_may_use(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM instagram_accounts WHERE id = ?1 AND every_chat = 1)
              OR EXISTS (SELECT 1 FROM account_chats WHERE account_id = ?1 AND chat_id = ?2)",
         params![account_id, chat_id],
@@ -143,7 +147,7 @@ pub fn account_reach(conn: &Connection, account_id: i64) -> Result<AccountReach>
         )
         .optional()?
         .unwrap_or(false);
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT chat_id, is_owner FROM account_chats WHERE account_id = ?1 ORDER BY chat_id",
     )?;
     let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -165,7 +169,8 @@ pub fn account_reach(conn: &Connection, account_id: i64) -> Result<AccountReach>
 
 /// Opens the account to every chat (an account the operator added without a chat).
 pub fn open_to_every_chat(conn: &Connection, account_id: i64, now: DateTime<Utc>) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE instagram_accounts SET every_chat = 1, updated_at = ?2 WHERE id = ?1",
         params![account_id, Timestamp(now)],
     )?;
@@ -180,7 +185,8 @@ pub fn give_to_chat(
     chat_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let added = conn.execute(
+    let added = exec(
+        conn,
         "INSERT INTO account_chats (account_id, chat_id, is_owner, since)
          VALUES (?1, ?2, NOT EXISTS (SELECT 1 FROM account_chats
                                      WHERE account_id = ?1 AND is_owner = 1), ?3)
@@ -193,7 +199,8 @@ pub fn give_to_chat(
 /// Takes a shared account away from a chat; never from its owner. Returns
 /// false when it was not shared with the chat.
 pub fn unshare(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool> {
-    let removed = conn.execute(
+    let removed = exec(
+        conn,
         "DELETE FROM account_chats WHERE account_id = ?1 AND chat_id = ?2 AND is_owner = 0",
         params![account_id, chat_id],
     )?;
@@ -202,7 +209,8 @@ pub fn unshare(conn: &Connection, account_id: i64, chat_id: i64) -> Result<bool>
 
 /// Soft delete. Returns false when there is no such account.
 pub fn deactivate_account(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let found = conn.execute(
+    let found = exec(
+        conn,
         "UPDATE instagram_accounts SET is_active = 0, updated_at = ?2 WHERE id = ?1",
         params![id, Timestamp(now)],
     )?;
@@ -234,7 +242,7 @@ pub fn store_token(
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "INSERT INTO api_tokens (service, token_type, account_id, sealed_value, issued_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (service, token_type, account_id) DO UPDATE SET
@@ -269,7 +277,7 @@ pub fn token(conn: &Connection, account_id: i64) -> Result<Option<TokenRow>> {
 
 /// Every sealed value in the database, to check that the key file opens them.
 pub fn sealed_values(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT sealed_value FROM api_tokens ORDER BY id")?;
+    let mut stmt = conn.prepare_cached("SELECT sealed_value FROM api_tokens ORDER BY id")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -277,7 +285,7 @@ pub fn sealed_values(conn: &Connection) -> Result<Vec<String>> {
 /// Removes every sealed token (the key that opens them is lost); the accounts
 /// stay, and need connecting again. Returns how many were removed.
 pub fn forget_tokens(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM api_tokens", [])?)
+    Ok(exec(conn, "DELETE FROM api_tokens", [])?)
 }
 
 /// The access tokens of active accounts, by account.
@@ -292,7 +300,7 @@ pub fn active_account_tokens(conn: &Connection) -> Result<Vec<TokenRow>> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![INSTAGRAM, ACCESS_TOKEN], token_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -308,7 +316,8 @@ pub fn replace_refreshed_token(
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<bool> {
-    let replaced = conn.execute(
+    let replaced = exec(
+        conn,
         "UPDATE api_tokens SET sealed_value = ?5, issued_at = ?6, expires_at = ?7,
              last_refresh_error = NULL, refresh_reported_on = NULL
          WHERE service = ?1 AND token_type = ?2 AND account_id = ?3 AND sealed_value = ?4",
@@ -335,7 +344,8 @@ pub fn record_refresh_error(
     error: &str,
     reported_on: Option<&str>,
 ) -> Result<bool> {
-    let recorded = conn.execute(
+    let recorded = exec(
+        conn,
         "UPDATE api_tokens SET last_refresh_error = ?5,
              refresh_reported_on = coalesce(?6, refresh_reported_on)
          WHERE service = ?1 AND token_type = ?2 AND account_id = ?3 AND sealed_value = ?4",
@@ -371,7 +381,8 @@ pub fn set_chat_active_account(
     account_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE chats SET active_account_id = ?2, updated_at = ?3 WHERE chat_id = ?1",
         params![chat_id, account_id, Timestamp(now)],
     )?;
@@ -380,7 +391,7 @@ pub fn set_chat_active_account(
 
 /// Every chat's id, for finding those that post to an account.
 pub fn chat_ids(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT chat_id FROM chats ORDER BY chat_id")?;
+    let mut stmt = conn.prepare_cached("SELECT chat_id FROM chats ORDER BY chat_id")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -2,6 +2,7 @@
 //! the supergroup Telegram made of it, the id it was migrated from (for
 //! access), and marking a chat inactive while Telegram refuses to deliver to it.
 
+use super::exec;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -10,7 +11,7 @@ use super::{OutboxRow, Timestamp};
 
 /// Every table with a `chat_id` column, so a move cannot forget one added later.
 fn tables_with_chat_id(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
          WHERE m.type = 'table' AND p.name = 'chat_id' AND m.name NOT LIKE 'sqlite_%'
          ORDER BY m.name",
@@ -52,15 +53,16 @@ pub fn move_chat(
     // at commit. (The pragma switches itself off at the end of the transaction.)
     tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     if moves_row && chat_exists(tx, to)? {
-        tx.execute(
+        exec(
+            tx,
             "DELETE FROM posting_queue WHERE chat_id = ?1 AND status = 'pending'
                AND id NOT IN (SELECT queue_id FROM publish_jobs)
                AND id NOT IN (SELECT queue_id FROM posting_history WHERE queue_id IS NOT NULL)",
             [to],
         )?;
-        tx.execute("DELETE FROM planned_windows WHERE chat_id = ?1", [to])?;
-        tx.execute("DELETE FROM chat_categories WHERE chat_id = ?1", [to])?;
-        tx.execute("DELETE FROM chats WHERE chat_id = ?1", [to])?;
+        exec(tx, "DELETE FROM planned_windows WHERE chat_id = ?1", [to])?;
+        exec(tx, "DELETE FROM chat_categories WHERE chat_id = ?1", [to])?;
+        exec(tx, "DELETE FROM chats WHERE chat_id = ?1", [to])?;
     }
     let from_snapshot: Option<String> = tx
         .query_row(
@@ -70,14 +72,16 @@ pub fn move_chat(
         )
         .optional()?;
     if from_snapshot.is_some() {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE settings_history SET valid_to = ?2 WHERE chat_id = ?1 AND valid_to IS NULL",
             params![to, Timestamp(now)],
         )?;
     }
     for table in tables_with_chat_id(tx)? {
         if table == "chats" {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE OR REPLACE chats SET chat_id = ?2,
                      migrated_from_chat_id = coalesce(migrated_from_chat_id, ?1)
                  WHERE chat_id = ?1",
@@ -85,7 +89,8 @@ pub fn move_chat(
             )?;
         } else {
             let table = table.replace('"', "\"\"");
-            tx.execute(
+            exec(
+                tx,
                 &format!("UPDATE OR REPLACE \"{table}\" SET chat_id = ?2 WHERE chat_id = ?1"),
                 params![from, to],
             )?;
@@ -129,7 +134,8 @@ pub fn mark_inactive(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let changed = conn.execute(
+    let changed = exec(
+        conn,
         "UPDATE chats SET inactive_since = ?3, inactive_reason = ?2
          WHERE chat_id = ?1 AND inactive_since IS NULL",
         params![chat_id, reason, Timestamp(now)],
@@ -139,7 +145,8 @@ pub fn mark_inactive(
 
 /// Clears the mark; true if the chat was inactive.
 pub fn clear_inactive(conn: &Connection, chat_id: i64) -> Result<bool> {
-    let changed = conn.execute(
+    let changed = exec(
+        conn,
         "UPDATE chats SET inactive_since = NULL, inactive_reason = NULL
          WHERE chat_id = ?1 AND inactive_since IS NOT NULL",
         [chat_id],
@@ -159,7 +166,7 @@ pub fn inactive_chat_ids(conn: &Connection) -> Result<Vec<i64>> {
 
 /// Every call waiting in the outbox, oldest first.
 pub fn outbox_calls(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {} FROM outbox ORDER BY id",
         super::OUTBOX_COLUMNS
     ))?;
@@ -173,7 +180,8 @@ pub fn rewrite_outbox_call(
     params_json: &str,
     on_result: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE outbox SET params = ?2, on_result = ?3 WHERE id = ?1",
         params![id, params_json, on_result],
     )?;

@@ -3,6 +3,7 @@
 //! A row is never deleted: a file that goes away is deactivated, so its history
 //! and its cached Telegram file id survive until it comes back.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -63,18 +64,19 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaItem> {
 
 /// Whether any file was ever indexed (active or not).
 pub fn any_indexed(conn: &Connection) -> Result<bool> {
-    Ok(
-        conn.query_row("SELECT EXISTS (SELECT 1 FROM media_items)", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(row(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM media_items)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Calls `each` with every row, active or not, one at a time so the caller can
 /// build whatever compact index it wants without a second copy in between.
 pub fn each_indexed_file(conn: &Connection, each: &mut dyn FnMut(IndexedFile)) -> Result<()> {
     let mut stmt =
-        conn.prepare("SELECT id, path, size, mtime_ns, sha256, is_active FROM media_items")?;
+        conn.prepare_cached("SELECT id, path, size, mtime_ns, sha256, is_active FROM media_items")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         each(IndexedFile {
@@ -153,7 +155,8 @@ pub fn deactivate_item(conn: &Connection, id: i64) -> Result<()> {
 }
 
 pub fn set_telegram_file_id(conn: &Connection, id: i64, file_id: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE media_items SET telegram_file_id = ?2 WHERE id = ?1",
         params![id, file_id],
     )?;
@@ -162,7 +165,7 @@ pub fn set_telegram_file_id(conn: &Connection, id: i64, file_id: &str) -> Result
 
 pub fn item_by_id(conn: &Connection, id: i64) -> Result<Option<MediaItem>> {
     let sql = format!("SELECT {ITEM_COLUMNS} FROM media_items WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], item_from_row).optional()?)
+    Ok(row(conn, &sql, [id], item_from_row).optional()?)
 }
 
 /// The active file with this content that was indexed first, if any.
@@ -171,13 +174,13 @@ pub fn active_item_for_content(conn: &Connection, sha256: &str) -> Result<Option
         "SELECT {ITEM_COLUMNS} FROM media_items WHERE sha256 = ?1 AND is_active = 1
          ORDER BY id LIMIT 1"
     );
-    Ok(conn.query_row(&sql, [sha256], item_from_row).optional()?)
+    Ok(row(conn, &sql, [sha256], item_from_row).optional()?)
 }
 
 /// Each category with active files and its number of distinct active contents,
 /// by category name.
 pub fn active_categories(conn: &Connection) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT category, count(DISTINCT sha256) FROM media_items WHERE is_active = 1
          GROUP BY category ORDER BY category",
     )?;

@@ -30,6 +30,27 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::domain::settings::ChatRow;
 
+/// Statements kept prepared per connection (a few KB each): the core's working set.
+const STATEMENT_CACHE: usize = 64;
+
+/// `Connection::execute` through the connection's statement cache.
+pub(crate) fn exec<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` through the connection's statement cache.
+pub(crate) fn row<T, P, F>(conn: &Connection, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+where
+    P: rusqlite::Params,
+    F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
@@ -89,6 +110,9 @@ pub fn open_without_migrating(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("{}: opening the database", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // The core answers the same few dozen statements all day; parsing their SQL
+    // again each time was most of a command's CPU (see `exec`).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -187,7 +211,8 @@ pub fn kv_get(conn: &Connection, key: &str) -> Result<Option<String>> {
 }
 
 pub fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO kv (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],
@@ -232,12 +257,12 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
 
 pub fn chat(conn: &Connection, chat_id: i64) -> Result<Option<ChatRow>> {
     let sql = format!("SELECT {CHAT_COLUMNS} FROM chats WHERE chat_id = ?1");
-    Ok(conn.query_row(&sql, [chat_id], chat_from_row).optional()?)
+    Ok(row(conn, &sql, [chat_id], chat_from_row).optional()?)
 }
 
 pub fn chats(conn: &Connection) -> Result<Vec<ChatRow>> {
     let sql = format!("SELECT {CHAT_COLUMNS} FROM chats ORDER BY chat_id");
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], chat_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -262,7 +287,8 @@ pub fn insert_chat(
     authorized_by: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let inserted = tx.execute(
+    let inserted = exec(
+        tx,
         "INSERT INTO chats (chat_id, title, authorized_by, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (chat_id) DO NOTHING",
         params![chat_id, title, authorized_by, Timestamp(now)],
@@ -279,7 +305,8 @@ pub fn authorize_chat(
     admin: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE chats SET authorized_by = ?2, updated_at = ?3 WHERE chat_id = ?1",
         params![chat_id, admin, Timestamp(now)],
     )?;
@@ -287,7 +314,8 @@ pub fn authorize_chat(
 }
 
 pub fn update_chat_title(tx: &Transaction<'_>, chat_id: i64, title: &str) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE chats SET title = ?2 WHERE chat_id = ?1 AND title IS NOT ?2",
         params![chat_id, title],
     )?;
@@ -296,7 +324,8 @@ pub fn update_chat_title(tx: &Transaction<'_>, chat_id: i64, title: &str) -> Res
 
 /// Writes every setting column of the row.
 pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc>) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
@@ -337,11 +366,13 @@ pub fn record_settings_version(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE settings_history SET valid_to = ?2 WHERE chat_id = ?1 AND valid_to IS NULL",
         params![chat_id, Timestamp(now)],
     )?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO settings_history (chat_id, snapshot, changes, changed_by, reason, valid_from)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -368,7 +399,7 @@ pub struct HistoryRow {
 
 /// The chat's versions, newest first.
 pub fn settings_history(conn: &Connection, chat_id: i64, limit: u32) -> Result<Vec<HistoryRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
          FROM settings_history WHERE chat_id = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
@@ -395,7 +426,7 @@ pub fn upsert_user(
     role: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(tx,
         "INSERT INTO users (user_id, username, first_name, role, first_seen, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)
          ON CONFLICT (user_id) DO UPDATE SET username = excluded.username,
@@ -430,7 +461,8 @@ pub fn log_interaction(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO interactions (update_id, chat_id, user_id, kind, name, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![update_id, chat_id, user_id, kind, name, Timestamp(now)],
@@ -455,7 +487,7 @@ pub fn set_pending_input(
     input: &PendingInput,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(tx,
         "INSERT INTO pending_inputs (chat_id, user_id, field, stash, menu_message_id, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (chat_id, user_id) DO UPDATE SET field = excluded.field,
@@ -506,7 +538,8 @@ pub fn clear_pending_input(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let live = pending_input(tx, chat_id, user_id, now)?.is_some();
-    tx.execute(
+    exec(
+        tx,
         "DELETE FROM pending_inputs WHERE chat_id = ?1 AND user_id = ?2",
         params![chat_id, user_id],
     )?;
@@ -514,7 +547,8 @@ pub fn clear_pending_input(
 }
 
 pub fn delete_expired_inputs(conn: &Connection, now: DateTime<Utc>) -> Result<usize> {
-    Ok(conn.execute(
+    Ok(exec(
+        conn,
         "DELETE FROM pending_inputs WHERE expires_at <= ?1",
         [Timestamp(now)],
     )?)
@@ -533,7 +567,8 @@ pub fn last_refusal(conn: &Connection, chat_id: i64) -> Result<Option<DateTime<U
 }
 
 pub fn record_refusal(tx: &Transaction<'_>, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO refusals (chat_id, last_replied_at) VALUES (?1, ?2)
          ON CONFLICT (chat_id) DO UPDATE SET last_replied_at = excluded.last_replied_at",
         params![chat_id, Timestamp(now)],
@@ -568,7 +603,8 @@ pub fn enqueue_with_hook(
     on_result: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO outbox (method, params, on_result, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![method, params_json, on_result, Timestamp(now)],
     )?;
@@ -599,12 +635,13 @@ pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
 }
 
 pub fn outbox_done(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+    exec(conn, "DELETE FROM outbox WHERE id = ?1", [id])?;
     Ok(())
 }
 
 pub fn outbox_attempted(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
         [id],
     )?;
@@ -612,18 +649,18 @@ pub fn outbox_attempted(conn: &Connection, id: i64) -> Result<()> {
 }
 
 pub fn outbox_len(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+    Ok(row(conn, "SELECT count(*) FROM outbox", [], |r| r.get(0))?)
 }
 
 /// Switches a connection's file to a rollback journal (no -wal beside it);
 /// returns the journal mode SQLite reports afterwards.
 pub fn set_rollback_journal(conn: &Connection) -> rusqlite::Result<String> {
-    conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+    row(conn, "PRAGMA journal_mode = DELETE", [], |r| r.get(0))
 }
 
 /// Every line of `PRAGMA integrity_check` ("ok" alone when sound).
 pub fn integrity_check(conn: &Connection) -> Result<Vec<String>> {
-    let mut statement = conn.prepare("PRAGMA integrity_check")?;
+    let mut statement = conn.prepare_cached("PRAGMA integrity_check")?;
     let lines = statement
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -632,7 +669,7 @@ pub fn integrity_check(conn: &Connection) -> Result<Vec<String>> {
 
 /// The first line of `PRAGMA quick_check` ("ok" when sound).
 pub fn quick_check(conn: &Connection) -> rusqlite::Result<String> {
-    conn.query_row("PRAGMA quick_check", [], |r| r.get(0))
+    row(conn, "PRAGMA quick_check", [], |r| r.get(0))
 }
 
 #[cfg(test)]

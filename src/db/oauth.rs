@@ -1,6 +1,7 @@
 //! SQL for `oauth_states`: the single-use states of /connect (who asked, in
 //! which chat, until when, and whether one was used).
 
+use super::exec;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -22,7 +23,7 @@ pub fn insert_state(
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "INSERT INTO oauth_states (state, chat_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             state,
@@ -65,7 +66,8 @@ pub fn live_state_of(
 
 /// Marks a state used at `now`.
 pub fn mark_used(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE oauth_states SET used_at = ?2 WHERE state = ?1",
         params![state, Timestamp(now)],
     )?;

@@ -2,6 +2,7 @@
 //! (`pairing_codes`, stored as a salted HMAC, never as the code), the admins who
 //! paired (`admins`), and the chats served because an admin enabled them.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,7 +34,8 @@ pub fn replace_code(
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
     drop_unused_codes(conn)?;
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO pairing_codes (salt, tag, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![salt, tag, Timestamp(created_at), Timestamp(expires_at)],
     )?;
@@ -42,7 +44,11 @@ pub fn replace_code(
 
 /// Forgets every code not used yet. Returns how many.
 pub fn drop_unused_codes(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM pairing_codes WHERE used_at IS NULL", [])?)
+    Ok(exec(
+        conn,
+        "DELETE FROM pairing_codes WHERE used_at IS NULL",
+        [],
+    )?)
 }
 
 /// The code that may still be used at `now`, if any.
@@ -65,7 +71,8 @@ pub fn live_code(conn: &Connection, now: DateTime<Utc>) -> Result<Option<LiveCod
 
 /// When the code that may still be used expires, if there is one.
 pub fn live_code_expiry(conn: &Connection, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT max(expires_at) FROM pairing_codes WHERE used_at IS NULL AND expires_at > ?1",
         [Timestamp(now)],
         |r| optional_time_at(r, 0),
@@ -80,7 +87,8 @@ pub fn use_code(
     chat_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(exec(
+        conn,
         "UPDATE pairing_codes SET used_at = ?2, used_by = ?3, used_in_chat = ?4
          WHERE id = ?1 AND used_at IS NULL",
         params![id, Timestamp(now), user_id, chat_id],
@@ -89,7 +97,8 @@ pub fn use_code(
 
 /// Records an admin who paired in `chat_id`.
 pub fn add_admin(conn: &Connection, user_id: i64, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO admins (user_id, chat_id, added_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id) DO NOTHING",
         params![user_id, chat_id, Timestamp(now)],
@@ -99,8 +108,9 @@ pub fn add_admin(conn: &Connection, user_id: i64, chat_id: i64, now: DateTime<Ut
 
 /// The admins who paired, oldest first.
 pub fn paired_admins(conn: &Connection) -> Result<Vec<PairedAdmin>> {
-    let mut stmt =
-        conn.prepare("SELECT user_id, chat_id, added_at FROM admins ORDER BY added_at, user_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, chat_id, added_at FROM admins ORDER BY added_at, user_id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(PairedAdmin {
             user_id: r.get(0)?,
@@ -113,7 +123,7 @@ pub fn paired_admins(conn: &Connection) -> Result<Vec<PairedAdmin>> {
 
 /// The chats an admin enabled (with /start or the set-up), with who did: (chat, admin).
 pub fn authorized_chats(conn: &Connection) -> Result<Vec<(i64, i64)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT chat_id, authorized_by FROM chats WHERE authorized_by IS NOT NULL ORDER BY chat_id",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -3,6 +3,7 @@
 //! media ids. The publisher thread, the core loop and the story buttons use
 //! these functions; none of them writes SQL of its own.
 
+use super::exec;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,7 +34,7 @@ pub fn create_job(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "INSERT INTO publish_jobs (queue_id, chat_id, account_id, requested_by, dry_run, state, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?7, ?6, ?6)
          ON CONFLICT (queue_id) DO UPDATE SET account_id = excluded.account_id,
@@ -81,7 +82,7 @@ pub fn set_state(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "UPDATE publish_jobs SET state = ?2, error = coalesce(?3, error), updated_at = ?4 WHERE queue_id = ?1",
         params![queue_id, state, error, Timestamp(now)],
     )?;
@@ -95,7 +96,7 @@ pub fn set_container(
     container_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "UPDATE publish_jobs SET state = ?4, container_id = ?2, updated_at = ?3 WHERE queue_id = ?1",
         params![queue_id, container_id, Timestamp(now), JobState::Container],
     )?;
@@ -104,7 +105,8 @@ pub fn set_container(
 
 /// The Instagram media id of a published job.
 pub fn set_media_id(conn: &Connection, queue_id: i64, media_id: Option<&str>) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE publish_jobs SET media_id = ?2 WHERE queue_id = ?1",
         params![queue_id, media_id],
     )?;
@@ -113,7 +115,8 @@ pub fn set_media_id(conn: &Connection, queue_id: i64, media_id: Option<&str>) ->
 
 /// At start: a job to restart goes back to `queued` (its container and error kept).
 pub fn requeue(conn: &Connection, queue_id: i64) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE publish_jobs SET state = ?2 WHERE queue_id = ?1",
         params![queue_id, JobState::Queued],
     )?;
@@ -122,7 +125,7 @@ pub fn requeue(conn: &Connection, queue_id: i64) -> Result<()> {
 
 /// The ids of the jobs in `state`.
 pub fn jobs_in(conn: &Connection, state: JobState) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT queue_id FROM publish_jobs WHERE state = ?1")?;
     let rows = stmt.query_map([state], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -130,7 +133,8 @@ pub fn jobs_in(conn: &Connection, state: JobState) -> Result<Vec<i64>> {
 /// Jobs to (re)start after a restart: queued or with a container only (nothing
 /// was published yet, so starting over is safe).
 pub fn restartable_jobs(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT queue_id FROM publish_jobs WHERE state IN (?1, ?2)")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT queue_id FROM publish_jobs WHERE state IN (?1, ?2)")?;
     let rows = stmt.query_map(params![JobState::Queued, JobState::Container], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -2,6 +2,7 @@
 //! mix, the posting queue, planned windows and the posting history.
 //! Every function here takes the chat id and filters by it.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -21,7 +22,8 @@ pub const FOREVER: DateTime<Utc> = match NaiveDate::from_ymd_opt(9999, 12, 31) {
 
 /// Gives a new chat its view of every active content.
 pub fn seed_chat_media(conn: &Connection, chat_id: i64) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO chat_media (chat_id, sha256, category, is_active, shuffle)
          SELECT ?1, sha256, min(category), 1, random() FROM media_items
          WHERE is_active = 1 GROUP BY sha256
@@ -34,15 +36,16 @@ pub fn seed_chat_media(conn: &Connection, chat_id: i64) -> Result<()> {
 /// Brings every chat's view of these contents up to date after a scan: active
 /// when some active file has it, in the category of its first such file.
 pub fn sync_content(conn: &Connection, sha256s: &[String]) -> Result<()> {
-    let mut active = conn.prepare(
+    let mut active = conn.prepare_cached(
         "SELECT category FROM media_items WHERE sha256 = ?1 AND is_active = 1 ORDER BY id LIMIT 1",
     )?;
-    let mut upsert = conn.prepare(
+    let mut upsert = conn.prepare_cached(
         "INSERT INTO chat_media (chat_id, sha256, category, is_active, shuffle)
          SELECT chat_id, ?1, ?2, 1, random() FROM chats WHERE true
          ON CONFLICT (chat_id, sha256) DO UPDATE SET is_active = 1, category = excluded.category",
     )?;
-    let mut deactivate = conn.prepare("UPDATE chat_media SET is_active = 0 WHERE sha256 = ?1")?;
+    let mut deactivate =
+        conn.prepare_cached("UPDATE chat_media SET is_active = 0 WHERE sha256 = ?1")?;
     for sha in sha256s {
         let category: Option<String> = active.query_row([sha], |r| r.get(0)).optional()?;
         match category {
@@ -67,8 +70,9 @@ fn candidate_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
 /// The categories of the chat's active items, found by index seeks rather than
 /// a scan (a library can hold 100,000 items).
 pub fn chat_categories_present(conn: &Connection, chat_id: i64) -> Result<Vec<String>> {
-    let mut next =
-        conn.prepare("SELECT min(category) FROM chat_media WHERE chat_id = ?1 AND category > ?2")?;
+    let mut next = conn.prepare_cached(
+        "SELECT min(category) FROM chat_media WHERE chat_id = ?1 AND category > ?2",
+    )?;
     let mut found = Vec::new();
     let mut after = String::new();
     while let Some(category) =
@@ -166,7 +170,8 @@ pub fn count_eligible(
     now: DateTime<Utc>,
     cap: usize,
 ) -> Result<usize> {
-    let n: i64 = conn.query_row(
+    let n: i64 = row(
+        conn,
         "SELECT count(*) FROM (SELECT 1 FROM chat_media
            WHERE chat_id = ?1 AND is_active = 1 AND (locked_until IS NULL OR locked_until <= ?2)
            LIMIT ?3)",
@@ -187,7 +192,8 @@ pub fn record_decision(
     lock_reason: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE chat_media SET
              times_posted = times_posted + ?3,
              last_posted_at = CASE WHEN ?3 = 1 THEN ?6 ELSE last_posted_at END,
@@ -203,7 +209,7 @@ pub fn record_decision(
         ],
     )?;
     if posted {
-        conn.execute(
+        exec(conn,
             "UPDATE media_items SET times_posted = times_posted + 1, last_posted_at = ?2 WHERE sha256 = ?1",
             params![sha256, Timestamp(now)],
         )?;
@@ -219,7 +225,7 @@ pub fn lock_content(
     until: DateTime<Utc>,
     reason: &str,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "UPDATE chat_media SET locked_until = ?3, lock_reason = ?4 WHERE chat_id = ?1 AND sha256 = ?2",
         params![chat_id, sha256, Timestamp(until), reason],
     )?;
@@ -233,7 +239,7 @@ pub fn category_weights(
     chat_id: i64,
 ) -> Result<std::collections::BTreeMap<String, u32>> {
     let mut stmt =
-        conn.prepare("SELECT category, weight FROM chat_categories WHERE chat_id = ?1")?;
+        conn.prepare_cached("SELECT category, weight FROM chat_categories WHERE chat_id = ?1")?;
     let rows = stmt.query_map([chat_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
     })?;
@@ -245,7 +251,11 @@ pub fn set_category_weights(
     chat_id: i64,
     weights: &std::collections::BTreeMap<String, u32>,
 ) -> Result<()> {
-    conn.execute("DELETE FROM chat_categories WHERE chat_id = ?1", [chat_id])?;
+    exec(
+        conn,
+        "DELETE FROM chat_categories WHERE chat_id = ?1",
+        [chat_id],
+    )?;
     let mut insert = conn
         .prepare("INSERT INTO chat_categories (chat_id, category, weight) VALUES (?1, ?2, ?3)")?;
     for (category, weight) in weights {
@@ -306,7 +316,8 @@ pub fn mark_window_planned(
     window_date: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO planned_windows (chat_id, window_date, planned_at) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING",
         params![chat_id, window_date, Timestamp(now)],
@@ -322,7 +333,8 @@ pub fn insert_slot(
     sha256: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO posting_queue (chat_id, scheduled_for, window_date, sha256, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -344,12 +356,12 @@ pub fn forget_future_plan(
     now: DateTime<Utc>,
     open_windows: &[String],
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "DELETE FROM posting_queue WHERE chat_id = ?1 AND status = 'pending' AND scheduled_for > ?2",
         params![chat_id, Timestamp(now)],
     )?;
     let mut forget =
-        conn.prepare("DELETE FROM planned_windows WHERE chat_id = ?1 AND window_date = ?2")?;
+        conn.prepare_cached("DELETE FROM planned_windows WHERE chat_id = ?1 AND window_date = ?2")?;
     for date in open_windows {
         forget.execute(params![chat_id, date])?;
     }
@@ -358,7 +370,7 @@ pub fn forget_future_plan(
 
 pub fn queue_item(conn: &Connection, id: i64) -> Result<Option<QueueRow>> {
     let sql = format!("SELECT {QUEUE_COLUMNS} FROM posting_queue WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], queue_from_row).optional()?)
+    Ok(row(conn, &sql, [id], queue_from_row).optional()?)
 }
 
 /// Pending slots due at `now` (and not older than `missed_before`), all chats.
@@ -372,7 +384,7 @@ pub fn due_slots(
          WHERE status = 'pending' AND scheduled_for <= ?1 AND scheduled_for >= ?2
          ORDER BY scheduled_for, id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![Timestamp(now), Timestamp(missed_before)],
         queue_from_row,
@@ -387,11 +399,11 @@ pub fn mark_missed(conn: &Connection, missed_before: DateTime<Utc>) -> Result<Ve
          ORDER BY chat_id, scheduled_for"
     );
     let missed: Vec<QueueRow> = {
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([Timestamp(missed_before)], queue_from_row)?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    conn.execute(
+    exec(conn,
         "UPDATE posting_queue SET status = 'missed', last_error = 'the slot passed while Storyline was not running'
          WHERE status = 'pending' AND scheduled_for < ?1",
         [Timestamp(missed_before)],
@@ -401,7 +413,8 @@ pub fn mark_missed(conn: &Connection, missed_before: DateTime<Utc>) -> Result<Ve
 
 /// The earliest pending slot of any chat, to sleep until it.
 pub fn next_pending_time(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT min(scheduled_for) FROM posting_queue WHERE status = 'pending'",
         [],
         |r| optional_time_at(r, 0),
@@ -415,7 +428,7 @@ pub fn upcoming(conn: &Connection, chat_id: i64, limit: usize) -> Result<Vec<Que
          WHERE chat_id = ?1 AND status IN ('pending', 'sending', 'sent')
          ORDER BY scheduled_for, id LIMIT ?2"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![chat_id, limit as i64], queue_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -425,7 +438,7 @@ pub fn next_pending_for_chat(conn: &Connection, chat_id: i64) -> Result<Option<Q
         "SELECT {QUEUE_COLUMNS} FROM posting_queue WHERE chat_id = ?1 AND status = 'pending'
          ORDER BY scheduled_for, id LIMIT 1"
     );
-    Ok(conn.query_row(&sql, [chat_id], queue_from_row).optional()?)
+    Ok(row(conn, &sql, [chat_id], queue_from_row).optional()?)
 }
 
 pub fn set_slot_content(
@@ -434,7 +447,8 @@ pub fn set_slot_content(
     sha256: Option<&str>,
     media_item_id: Option<i64>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET sha256 = ?2, media_item_id = ?3 WHERE id = ?1",
         params![id, sha256, media_item_id],
     )?;
@@ -447,7 +461,8 @@ pub fn set_slot_status(
     status: QueueStatus,
     error: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET status = ?2, last_error = coalesce(?3, last_error),
              attempts = attempts + (?2 = 'sending')
          WHERE id = ?1",
@@ -458,7 +473,8 @@ pub fn set_slot_status(
 
 /// A slot still `sending` whose publish was given up: it failed, with `error`.
 pub fn fail_sending_slot(conn: &Connection, id: i64, error: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET status = 'failed', last_error = ?2
          WHERE id = ?1 AND status = 'sending'",
         params![id, error],
@@ -468,7 +484,7 @@ pub fn fail_sending_slot(conn: &Connection, id: i64, error: &str) -> Result<()> 
 
 /// A slot published through the API (or recorded as published by `by`).
 pub fn mark_posted(conn: &Connection, id: i64, by: Option<i64>, now: DateTime<Utc>) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "UPDATE posting_queue SET status = 'posted', decided_at = ?2, decided_by = ?3 WHERE id = ?1",
         params![id, Timestamp(now), by],
     )?;
@@ -484,13 +500,15 @@ pub fn story_delivered(
     media_item_id: i64,
     file_id: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET status = 'sent', telegram_message_id = ?2
          WHERE id = ?1 AND status = 'sending'",
         params![queue_id, message_id],
     )?;
     if let Some(file_id) = file_id {
-        conn.execute(
+        exec(
+            conn,
             "UPDATE media_items SET telegram_file_id = ?2 WHERE id = ?1",
             params![media_item_id, file_id],
         )?;
@@ -506,11 +524,13 @@ pub fn story_failed(
     media_item_id: i64,
     error: &str,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET status = 'failed', last_error = ?2 WHERE id = ?1",
         params![queue_id, error],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "UPDATE media_items SET telegram_file_id = NULL WHERE id = ?1",
         [media_item_id],
     )?;
@@ -524,7 +544,8 @@ pub fn decide(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE posting_queue SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1",
         params![id, status, user_id, Timestamp(now)],
     )?;
@@ -533,7 +554,7 @@ pub fn decide(
 
 /// The Instagram media id of the slot's latest history row.
 pub fn set_history_media_id(conn: &Connection, queue_id: i64, media_id: &str) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "UPDATE posting_history SET instagram_media_id = ?2 WHERE id = (SELECT max(id) FROM posting_history WHERE queue_id = ?1)",
         params![queue_id, media_id],
     )?;
@@ -552,7 +573,7 @@ pub fn record_history(
     user_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    exec(conn,
         "INSERT INTO posting_history (chat_id, queue_id, media_item_id, sha256, outcome, method, user_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -570,7 +591,8 @@ pub fn record_history(
 }
 
 pub fn set_pool_warned(conn: &Connection, chat_id: i64, local_date: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE chats SET pool_warned_on = ?2 WHERE chat_id = ?1",
         params![chat_id, local_date],
     )?;
@@ -594,7 +616,7 @@ pub fn window_slots(conn: &Connection, chat_id: i64, window_date: &str) -> Resul
         "SELECT {QUEUE_COLUMNS} FROM posting_queue WHERE chat_id = ?1 AND window_date = ?2
          ORDER BY scheduled_for, id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![chat_id, window_date], queue_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -602,7 +624,7 @@ pub fn window_slots(conn: &Connection, chat_id: i64, window_date: &str) -> Resul
 /// Every active content of the library as a never-posted candidate: what a new
 /// chat would pick from (for `storyline plan` before any chat exists).
 pub fn library_candidates(conn: &Connection) -> Result<Vec<Candidate>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT sha256, min(category), 0, NULL, NULL, min(id) FROM media_items
          WHERE is_active = 1 GROUP BY sha256",
     )?;

@@ -1,6 +1,7 @@
 //! SQL for the /init set-up wizard (`setup_wizards`): a chat's set-up in
 //! progress, and whether a chat was ever set up.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -58,7 +59,8 @@ pub fn put_wizard(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     delete_wizard(tx, chat_id)?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO setup_wizards (chat_id, step, choices, started_by, started_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -81,7 +83,8 @@ pub fn save_wizard(
     choices_json: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE setup_wizards SET step = ?2, choices = ?3, updated_at = ?4 WHERE id = ?1",
         params![id, step, choices_json, Timestamp(now)],
     )?;
@@ -91,7 +94,8 @@ pub fn save_wizard(
 /// Records the message showing the wizard with this id; a wizard replaced since
 /// (resumed, cancelled, completed) is left alone.
 pub fn set_wizard_message(conn: &Connection, id: i64, message_id: i64) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE setup_wizards SET message_id = ?2 WHERE id = ?1",
         params![id, message_id],
     )?;
@@ -99,14 +103,19 @@ pub fn set_wizard_message(conn: &Connection, id: i64, message_id: i64) -> Result
 }
 
 pub fn delete_wizard(tx: &Transaction<'_>, chat_id: i64) -> Result<()> {
-    tx.execute("DELETE FROM setup_wizards WHERE chat_id = ?1", [chat_id])?;
+    exec(
+        tx,
+        "DELETE FROM setup_wizards WHERE chat_id = ?1",
+        [chat_id],
+    )?;
     Ok(())
 }
 
 /// Whether the chat completed a set-up or has changed any setting: such a chat
 /// gets the plain welcome on /start rather than the wizard.
 pub fn chat_is_set_up(conn: &Connection, chat_id: i64) -> Result<bool> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM settings_history
              WHERE chat_id = ?1 AND (reason = ?2 OR changes <> '[]'))",
         params![chat_id, SETUP_REASON],

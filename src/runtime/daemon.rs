@@ -65,6 +65,14 @@ fn announce_pairing(conn: &Connection, config: &Config) -> Result<()> {
 
 pub fn run(config: Config, token: Secret) -> Result<()> {
     let started = Instant::now();
+    // First of all: a SIGTERM during start-up (systemd stopping a unit that is
+    // still starting) is kept and handled by the loop as a clean shutdown,
+    // instead of killing the process half-way by the default action.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing signal handlers")?;
     if let Some(clock) = crate::clock::install_from_env()? {
         warn!(
             "TEST CLOCK: {} is set, so time starts at {} and runs {}x the wall clock; \
@@ -109,11 +117,6 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     let (committed_tx, committed_rx) = mpsc::channel::<Option<i64>>();
     let (wake_tx, wake_rx) = mpsc::channel::<()>();
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .context("installing signal handlers")?;
     let signals_handle = signals.handle();
     let mut threads = Vec::new();
     {
