@@ -80,7 +80,12 @@ pub fn notice_switched_off(
 /// `storyline chats disable|enable ID`: switches the chat off (`off`) or on in
 /// one transaction with the message that tells it, sent by the daemon's outbox.
 /// Returns false (and tells nothing) when it already was so.
-pub fn switch_chat(conn: &mut Connection, chat_id: i64, off: bool, now: DateTime<Utc>) -> Result<bool> {
+pub fn switch_chat(
+    conn: &mut Connection,
+    chat_id: i64,
+    off: bool,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !db::health::set_disabled(&tx, chat_id, off, now)? {
         return Ok(false);
@@ -153,14 +158,20 @@ mod tests {
     fn the_health_block_reads_runs_of_every_chat_and_its_own_only() {
         let conn = db::open_in_memory_for_tests();
         db::runs::start(&conn, RunKind::Scan, None, now()).finish(&conn, Ok(()), now());
-        db::runs::start(&conn, RunKind::Publish, Some(99), now())
-            .finish(&conn, Err("someone else's secret"), now());
+        db::runs::start(&conn, RunKind::Publish, Some(99), now()).finish(
+            &conn,
+            Err("someone else's secret"),
+            now(),
+        );
         let tz: Tz = "UTC".parse().unwrap();
         let block = status_block(&conn, 7, &ChatAccount::None, Some(3), tz).unwrap();
         assert!(block.contains("last scan Sun 01 Mar 09:00 UTC"), "{block}");
         assert!(block.contains("Last error: none"), "{block}");
-        db::runs::start(&conn, RunKind::TokenRefresh, None, now())
-            .finish(&conn, Err("Instagram said no"), now());
+        db::runs::start(&conn, RunKind::TokenRefresh, None, now()).finish(
+            &conn,
+            Err("Instagram said no"),
+            now(),
+        );
         let block = status_block(&conn, 7, &ChatAccount::None, Some(3), tz).unwrap();
         assert!(
             block.contains("Last error: token refresh at Sun 01 Mar 09:00 UTC: Instagram said no"),

@@ -203,9 +203,10 @@ fn run_line(run: &RunRow) -> String {
         .chat_id
         .map_or_else(|| "-".to_string(), |id| format!("chat {id}"));
     let outcome = run.outcome.map_or("running", |o| o.as_str());
-    let duration = run
-        .duration_ms
-        .map_or_else(|| "-".to_string(), |ms| format!("{:.2} s", ms as f64 / 1000.0));
+    let duration = run.duration_ms.map_or_else(
+        || "-".to_string(),
+        |ms| format!("{:.2} s", ms as f64 / 1000.0),
+    );
     let mut line = format!(
         "{}  {:<13}  {:<19}  {:<11}  {:>9}",
         stamp(run.started_at),
@@ -287,7 +288,11 @@ pub fn backup(config: &Config, dest: &Path, force: bool) -> Result<String> {
         match crate::db::open_without_migrating(&config.storage.database) {
             Ok(conn) => {
                 let error = result.as_ref().err().map(|e| format!("{e:#}"));
-                run.finish(&conn, error.as_deref().map_or(Ok(()), Err), crate::clock::now());
+                run.finish(
+                    &conn,
+                    error.as_deref().map_or(Ok(()), Err),
+                    crate::clock::now(),
+                );
             }
             Err(e) => log::warn!("recording the backup: {e:#}"),
         }
@@ -360,7 +365,9 @@ mod tests {
             counts: vec![("published".to_string(), 0)],
             error: Some("container\nERROR".to_string()),
         };
-        expect_test::expect![[r#""#]].assert_eq(&run_line(&run));
-        expect_test::expect![[r#""#]].assert_eq(&run_json(&run).to_string());
+        expect_test::expect![[r#"
+            2026-03-01T09:00:00Z  publish        chat -100            failed          2.15 s  published 0 — container ERROR
+        "#]].assert_eq(&run_line(&run));
+        expect_test::expect![[r#"{"chat_id":-100,"counts":{"published":0},"duration_ms":2150,"error":"container\nERROR","finished_at":"2026-03-01T09:00:02Z","id":1,"kind":"publish","outcome":"failed","started_at":"2026-03-01T09:00:00Z"}"#]].assert_eq(&run_json(&run).to_string());
     }
 }

@@ -138,12 +138,27 @@ pub enum Command {
     Check,
     Migrate,
     Scan,
-    Queue { chat: Option<i64> },
-    Plan { days: u32, chat: Option<i64> },
-    CategoriesShow { chat: Option<i64> },
-    CategoriesSet { chat: Option<i64>, mix: String },
-    Backup { path: PathBuf, force: bool },
-    Doctor { fix: bool },
+    Queue {
+        chat: Option<i64>,
+    },
+    Plan {
+        days: u32,
+        chat: Option<i64>,
+    },
+    CategoriesShow {
+        chat: Option<i64>,
+    },
+    CategoriesSet {
+        chat: Option<i64>,
+        mix: String,
+    },
+    Backup {
+        path: PathBuf,
+        force: bool,
+    },
+    Doctor {
+        fix: bool,
+    },
     Accounts(crate::bot::accounts::AccountsCommand),
     Runs {
         since: Option<chrono::DateTime<chrono::Utc>>,

@@ -62,7 +62,9 @@ pub fn set_disabled(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let known = conn
-        .query_row("SELECT 1 FROM chats WHERE chat_id = ?1", [chat_id], |_| Ok(()))
+        .query_row("SELECT 1 FROM chats WHERE chat_id = ?1", [chat_id], |_| {
+            Ok(())
+        })
         .optional()?
         .is_some();
     if !known {

@@ -31,7 +31,7 @@ pub struct RunRow {
     pub duration_ms: Option<i64>,
     /// None while it runs.
     pub outcome: Option<RunOutcome>,
-    /// `(name, count)` in the order recorded.
+    /// `(name, count)` by name.
     pub counts: Vec<(String, i64)>,
     pub error: Option<String>,
 }
@@ -90,7 +90,13 @@ impl Run {
     }
 
     /// Ends the run with `outcome` (`interrupted` when a shutdown cut it short).
-    pub fn end(self, conn: &Connection, outcome: RunOutcome, error: Option<&str>, now: DateTime<Utc>) {
+    pub fn end(
+        self,
+        conn: &Connection,
+        outcome: RunOutcome,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
         let kind = self.kind;
         let duration_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let done = Done {
@@ -276,7 +282,7 @@ mod tests {
         assert_eq!(rows[0].finished_at, Some(at(2)));
         assert_eq!(
             rows[0].counts,
-            [("new".to_string(), 3), ("gone".to_string(), 1)]
+            [("gone".to_string(), 1), ("new".to_string(), 3)]
         );
         assert!(rows[0].duration_ms.is_some());
         assert_eq!(rows[1].chat_id, Some(42));

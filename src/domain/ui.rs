@@ -1495,7 +1495,16 @@ mod tests {
         };
         let text = health_block(&facts, tz);
         assert!(text.ends_with("xxx…"), "{text}");
-        expect![[r#""#]].assert_eq(&text[..text.find("xxx").unwrap()]);
+        expect![[r#"
+
+
+            🩺 <b>Health</b>
+            Telegram: last poll 1 second ago
+            Database: 1.5 MB, last backup Sun 22 Nov 15:02 CET
+            Media: 12 items, last scan Sun 22 Nov 15:02 CET
+            Instagram token: 58 days left
+            Last error: publish at Sun 22 Nov 15:02 CET: &lt;b&gt;bad&lt;/b&gt; "#]]
+        .assert_eq(&text[..text.find("xxx").unwrap()]);
         let none = HealthFacts {
             last_poll_secs_ago: None,
             database_bytes: 900,
@@ -1505,8 +1514,21 @@ mod tests {
             token: None,
             last_error: None,
         };
-        expect![[r#""#]].assert_eq(&health_block(&none, tz));
-        expect![[r#""#]].assert_eq(&format!(
+        expect![[r#"
+
+
+            🩺 <b>Health</b>
+            Telegram: not polled yet
+            Database: 900 bytes, never backed up (storyline backup)
+            Media: 1 item, not scanned yet
+            Instagram token: no account
+            Last error: none"#]]
+        .assert_eq(&health_block(&none, tz));
+        expect![[r#"
+            ⏸ This chat was switched off by the operator. Its settings, queue and history are kept; Storyline sends nothing here until it is switched on again.
+            ▶️ This chat was switched on again by the operator: stories and commands work as before.
+            ⏸ This chat is switched off by the operator; Storyline does not answer here until it is switched on again.
+            This chat is switched off by the operator."#]].assert_eq(&format!(
             "{}\n{}\n{}\n{}",
             chat_disabled_text(),
             chat_enabled_text(),

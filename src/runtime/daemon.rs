@@ -321,7 +321,10 @@ fn run_scanner(
                     run.count("gone", report.gone);
                     run.count("unchanged", report.unchanged);
                     run.count("unreadable", report.unreadable);
-                    run.count("broken", report.broken.values().map(Vec::len).sum::<usize>());
+                    run.count(
+                        "broken",
+                        report.broken.values().map(Vec::len).sum::<usize>(),
+                    );
                     run.finish(&conn, Ok(()), crate::clock::now());
                 }
                 Err(e) => run.finish(&conn, Err(&format!("{e:#}")), crate::clock::now()),
@@ -689,7 +692,10 @@ impl Core<'_> {
         let keep_from = crate::clock::now() - chrono::TimeDelta::days(db::runs::KEEP_DAYS);
         match db::runs::prune(self.conn, keep_from) {
             Ok(0) => {}
-            Ok(n) => debug!("pruned {n} background run(s) older than {} days", db::runs::KEEP_DAYS),
+            Ok(n) => debug!(
+                "pruned {n} background run(s) older than {} days",
+                db::runs::KEEP_DAYS
+            ),
             Err(e) => warn!("housekeeping: {e:#}"),
         }
         match db::delete_expired_inputs(self.conn, crate::clock::now()) {

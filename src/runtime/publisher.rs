@@ -151,7 +151,11 @@ impl Publisher {
             } else {
                 Err(errors.join("; "))
             };
-            run.finish(&self.conn, result.as_ref().map(|_| ()).map_err(String::as_str), crate::clock::now());
+            run.finish(
+                &self.conn,
+                result.as_ref().map(|_| ()).map_err(String::as_str),
+                crate::clock::now(),
+            );
         }
         let reports = pass.reports;
         let mut out = Vec::new();
@@ -293,7 +297,7 @@ impl Publisher {
                     QueueStatus::Sending
                 };
                 queue::set_slot_status(&tx, queue_id, status, None)?;
-                let note = ui::not_published_note(&reason);
+                let note = ui::not_published_note(reason);
                 out.push(self.report(
                     &job,
                     &slot,
