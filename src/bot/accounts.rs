@@ -380,7 +380,31 @@ pub fn refresh_due_tokens(
     client: &GraphRefresh,
     now: DateTime<Utc>,
 ) -> Result<Vec<RefreshReport>> {
-    let mut reports = Vec::new();
+    Ok(refresh_due_tokens_counted(conn, key, client, now)?.reports)
+}
+
+/// What one pass of `refresh_due_tokens` did, for its run record.
+#[derive(Debug, Default)]
+pub struct RefreshPass {
+    /// Tokens that were due.
+    pub due: usize,
+    /// Of those, refreshed and stored.
+    pub refreshed: usize,
+    /// Of those, failed: (account id, plain words).
+    pub failed: Vec<(i64, String)>,
+    /// The failures to tell the chats (`refresh_due_tokens`).
+    pub reports: Vec<RefreshReport>,
+}
+
+/// `refresh_due_tokens`, with what it did.
+pub fn refresh_due_tokens_counted(
+    conn: &Connection,
+    key: Option<&[u8; KEY_LEN]>,
+    client: &GraphRefresh,
+    now: DateTime<Utc>,
+) -> Result<RefreshPass> {
+    let mut pass = RefreshPass::default();
+    let reports = &mut pass.reports;
     for row in db::accounts::active_account_tokens(conn)? {
         let Some(expires_at) = row.expires_at else {
             continue;
@@ -390,6 +414,7 @@ pub fn refresh_due_tokens(
             continue;
         }
         let account_id = row.account_id;
+        pass.due += 1;
         let refreshed = match key {
             None => Err(
                 "the key file is missing or not 32 bytes, so the stored token cannot be read; \
@@ -421,6 +446,7 @@ pub fn refresh_due_tokens(
                     expires_at,
                 )?;
                 if stored {
+                    pass.refreshed += 1;
                     info!(
                         "account {account_id}: Instagram token refreshed, valid for {}",
                         plural(days_left(expires_at, now), "day", "days")
@@ -429,6 +455,7 @@ pub fn refresh_due_tokens(
             }
             Err(error) => {
                 warn!("account {account_id}: Instagram token refresh failed: {error}");
+                pass.failed.push((account_id, error.clone()));
                 let today = now.date_naive().to_string();
                 let tell = row.refresh_reported_on.as_deref() != Some(today.as_str());
                 let recorded = db::accounts::record_refresh_error(
@@ -451,7 +478,7 @@ pub fn refresh_due_tokens(
             }
         }
     }
-    Ok(reports)
+    Ok(pass)
 }
 
 // ---- the command line ---------------------------------------------------------------

@@ -22,8 +22,12 @@ use crate::telegram::{self, ChatGone, Outgoing};
 const SUPERGROUP_IDS_BELOW: i64 = -1_000_000_000_000;
 
 /// Whether the bot serves this chat: listed in the config, enabled by an admin,
-/// or migrated from a chat listed in the config.
+/// or migrated from a chat listed in the config; and not switched off by an
+/// admin (`storyline chats disable`), which wins over all of these.
 pub fn is_served(conn: &Connection, config: &Config, chat_id: i64) -> Result<bool> {
+    if db::health::is_disabled(conn, chat_id)? {
+        return Ok(false);
+    }
     let allowed = &config.access.allowed_chat_ids;
     if allowed.contains(&chat_id) || db::chat_is_authorized(conn, chat_id)? {
         return Ok(true);
@@ -336,6 +340,31 @@ mod tests {
         db::insert_chat(&tx, -7, None, None, now()).unwrap();
         migrate(&tx, -7, -1_000_000_000_007, now()).unwrap();
         assert!(!is_served(&tx, &config, -1_000_000_000_007).unwrap());
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_chat_switched_off_is_not_served_whatever_else_allows_it() {
+        let (_dir, mut conn) = database();
+        let text = format!("[access]\nadmin_user_ids = [42]\nallowed_chat_ids = [{GROUP}]\n");
+        let config = crate::config::parse(
+            &text,
+            std::path::Path::new("storyline.toml"),
+            std::path::Path::new("/srv"),
+            &|_| None,
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        db::insert_chat(&tx, GROUP, None, None, now()).unwrap();
+        db::insert_chat(&tx, -9, None, Some(42), now()).unwrap();
+        db::authorize_chat(&tx, -9, 42, now()).unwrap();
+        for chat in [GROUP, -9] {
+            assert!(is_served(&tx, &config, chat).unwrap());
+            db::health::set_disabled(&tx, chat, true, now()).unwrap();
+            assert!(!is_served(&tx, &config, chat).unwrap());
+            db::health::set_disabled(&tx, chat, false, now()).unwrap();
+            assert!(is_served(&tx, &config, chat).unwrap());
+        }
         tx.commit().unwrap();
     }
 

@@ -38,6 +38,7 @@ use roles::{Roles, Verdict};
 
 pub mod accounts;
 pub mod chats;
+pub mod health;
 pub mod keyfile;
 pub mod oauth;
 pub mod pairing;
@@ -65,6 +66,8 @@ pub struct Context<'a> {
     pub roles: &'a Roles,
     pub now: DateTime<Utc>,
     pub uptime: Duration,
+    /// Seconds since the poller's last successful getUpdates (/status).
+    pub last_poll_secs_ago: Option<i64>,
     /// The bot's own username, once getMe answered; commands addressed to
     /// another bot (`/settings@other_bot`) are then ignored.
     pub bot_username: Option<&'a str>,
@@ -197,6 +200,12 @@ fn handle_message(
     let now = ctx.now;
 
     if !is_served(tx, ctx.config, chat_id)? {
+        if health::is_switched_off(tx, chat_id)? {
+            if command.is_some() {
+                health::notice_switched_off(tx, chat_id, now, out)?;
+            }
+            return Ok(());
+        }
         let start_args = match &command {
             Some((name, args)) if name == "start" => Some(*args),
             _ => None,
@@ -623,6 +632,13 @@ fn run_command(
                     &media_dir.display().to_string(),
                 ));
             }
+            text.push_str(&health::status_block(
+                tx,
+                chat_id,
+                &account,
+                ctx.last_poll_secs_ago,
+                resolved.timezone,
+            )?);
             reply(out, text);
         }
         "accounts" => {
@@ -739,6 +755,10 @@ fn handle_callback(
         return Ok(());
     };
     let chat_id = message.chat.id;
+    if health::is_switched_off(tx, chat_id)? {
+        alert(out, &ui::chat_disabled_alert());
+        return Ok(());
+    }
     if !is_served(tx, ctx.config, chat_id)?
         && !setup::admin_press_in_unserved_chat(tx, ctx, chat_id, query)?
     {

@@ -54,7 +54,9 @@ pub fn run(config_path: Option<&Path>, command: Command) -> ExitCode {
         Command::Plan { days, chat } => print(cli::plan(&config, days, chat)),
         Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
         Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
-        Command::Backup { path, force } => print(ops::backup(&config, &path, force)),
+        Command::Backup { path, force } => print(cli::health::backup(&config, &path, force)),
+        Command::Runs { since, json } => print(cli::health::runs(&config, since, json)),
+        Command::Chats(command) => print(cli::health::chats(&config, &command)),
         // Handled before the configuration is loaded.
         Command::Doctor { .. } => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {

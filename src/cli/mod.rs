@@ -8,6 +8,7 @@
 
 mod accounts;
 pub mod dispatch;
+pub mod health;
 pub mod ops;
 
 use std::ffi::OsString;
@@ -38,6 +39,10 @@ Commands:
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
   doctor [--fix]       Check config, database, key file, media, Telegram, ...
+  runs [--since DATE] [--json]
+                       The background runs recorded: scans, publishes, ...
+  chats list|disable|enable ID
+                       List the chats; switch one off or on again
 
 Options:
   -c, --config PATH  Configuration file (default: ./storyline.toml, then
@@ -133,13 +138,33 @@ pub enum Command {
     Check,
     Migrate,
     Scan,
-    Queue { chat: Option<i64> },
-    Plan { days: u32, chat: Option<i64> },
-    CategoriesShow { chat: Option<i64> },
-    CategoriesSet { chat: Option<i64>, mix: String },
-    Backup { path: PathBuf, force: bool },
-    Doctor { fix: bool },
+    Queue {
+        chat: Option<i64>,
+    },
+    Plan {
+        days: u32,
+        chat: Option<i64>,
+    },
+    CategoriesShow {
+        chat: Option<i64>,
+    },
+    CategoriesSet {
+        chat: Option<i64>,
+        mix: String,
+    },
+    Backup {
+        path: PathBuf,
+        force: bool,
+    },
+    Doctor {
+        fix: bool,
+    },
     Accounts(crate::bot::accounts::AccountsCommand),
+    Runs {
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        json: bool,
+    },
+    Chats(health::ChatsCommand),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,6 +190,8 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("backup") => BACKUP_HELP,
         Some("doctor") => DOCTOR_HELP,
         Some("accounts") => crate::bot::accounts::ACCOUNTS_HELP,
+        Some("runs") => health::RUNS_HELP,
+        Some("chats") => health::CHATS_HELP,
         _ => USAGE,
     }
 }
@@ -242,6 +269,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             Value(word) if command.is_none() && word == "accounts" => {
                 return accounts::parse_args(&mut parser, config);
             }
+            Value(word) if command.is_none() && word == "runs" => {
+                return health::parse_runs(&mut parser, config);
+            }
+            Value(word) if command.is_none() && word == "chats" => {
+                return health::parse_chats(&mut parser, config);
+            }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {
                 let topic = parser.values().ok().and_then(|mut v| v.next());
@@ -269,7 +302,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup or doctor)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup, doctor, runs or chats)"
                     )));
                 }
                 command = Some(word);

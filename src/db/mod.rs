@@ -8,11 +8,13 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod health;
 pub mod media;
 pub mod oauth;
 pub mod pairing;
 pub mod publish;
 pub mod queue;
+pub mod runs;
 pub mod wizard;
 
 mod time;

@@ -115,6 +115,27 @@ text_enum! {
 }
 
 text_enum! {
+    /// `runs.kind`: which background action a run was.
+    RunKind {
+        Scan = "scan",
+        Publish = "publish",
+        TokenRefresh = "token_refresh",
+        Summary = "summary",
+        Backup = "backup",
+    }
+}
+
+text_enum! {
+    /// `runs.outcome`: how a run ended (NULL while it runs).
+    RunOutcome {
+        Ok = "ok",
+        Failed = "failed",
+        /// Still running when the daemon stopped or died.
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
     /// `pending_inputs.field` of a `/settings` prompt: what the user's next
     /// message answers. (The set-up wizard's prompts are `wizard::Field`.)
     SettingsPrompt {

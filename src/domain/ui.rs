@@ -629,6 +629,106 @@ pub fn status_text(
     )
 }
 
+/// What the /status health block shows (gathered by `bot::health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthFacts {
+    /// Seconds since the last successful getUpdates; None before the first.
+    pub last_poll_secs_ago: Option<i64>,
+    pub database_bytes: i64,
+    pub last_backup: Option<DateTime<Utc>>,
+    pub media_items: i64,
+    pub last_scan: Option<DateTime<Utc>>,
+    /// The chat's account's token; None without an account.
+    pub token: Option<TokenHealth>,
+    /// The newest failed background run this chat may hear of: what, when, why.
+    pub last_error: Option<(String, DateTime<Utc>, String)>,
+}
+
+/// How long a run's error may be in /status.
+const HEALTH_ERROR_CHARS: usize = 200;
+
+/// The /status health block: Telegram, database, media, token, last error; times
+/// in the chat's zone.
+pub fn health_block(facts: &HealthFacts, tz: Tz) -> String {
+    let poll = match facts.last_poll_secs_ago {
+        Some(secs) => format!("last poll {} ago", plural(secs.max(0), "second", "seconds")),
+        None => "not polled yet".to_string(),
+    };
+    let backup = match facts.last_backup {
+        Some(at) => format!("last backup {}", zoned_day(at, tz)),
+        None => "never backed up (storyline backup)".to_string(),
+    };
+    let scan = match facts.last_scan {
+        Some(at) => format!("last scan {}", zoned_day(at, tz)),
+        None => "not scanned yet".to_string(),
+    };
+    let token = match facts.token {
+        Some(TokenHealth::DaysLeft(days)) => format!("{} left", plural(days, "day", "days")),
+        Some(other) => token_health_words(other),
+        None => "no account".to_string(),
+    };
+    let error = match &facts.last_error {
+        Some((what, at, why)) => {
+            let mut why = why.clone();
+            if let Some((cut, _)) = why.char_indices().nth(HEALTH_ERROR_CHARS) {
+                why.truncate(cut);
+                why.push('…');
+            }
+            format!(
+                "{} at {}: {}",
+                escape_html(what),
+                zoned_day(*at, tz),
+                escape_html(&why)
+            )
+        }
+        None => "none".to_string(),
+    };
+    format!(
+        "\n\n🩺 <b>Health</b>\n\
+         Telegram: {poll}\n\
+         Database: {}, {backup}\n\
+         Media: {}, {scan}\n\
+         Instagram token: {token}\n\
+         Last error: {error}",
+        human_size(facts.database_bytes),
+        plural(facts.media_items.max(0), "item", "items"),
+    )
+}
+
+/// "1.2 MB", "512 bytes".
+fn human_size(bytes: i64) -> String {
+    match bytes.max(0) {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / f64::from(1 << 10)),
+        b => plural(b, "byte", "bytes"),
+    }
+}
+
+/// Told once, when `storyline chats disable` switches the chat off.
+pub fn chat_disabled_text() -> String {
+    "⏸ This chat was switched off by the operator. Its settings, queue and history are \
+     kept; Storyline sends nothing here until it is switched on again."
+        .to_string()
+}
+
+/// Told once, when `storyline chats enable` switches the chat on again.
+pub fn chat_enabled_text() -> String {
+    "▶️ This chat was switched on again by the operator: stories and commands work as before."
+        .to_string()
+}
+
+/// The answer to a command in a chat switched off (at most one an hour).
+pub fn chat_disabled_notice_text() -> String {
+    "⏸ This chat is switched off by the operator; Storyline does not answer here until \
+     it is switched on again."
+        .to_string()
+}
+
+/// The alert on a button pressed in a chat switched off.
+pub fn chat_disabled_alert() -> String {
+    "This chat is switched off by the operator.".to_string()
+}
+
 /// "14:32": for lists whose heading names the zone (/queue, /schedule).
 fn local(at: DateTime<Utc>, tz: Tz) -> String {
     at.with_timezone(&tz).format("%H:%M").to_string()
@@ -1377,6 +1477,64 @@ mod tests {
             Instagram account: not chosen yet (/settings)
             Uptime: 2h 3m"#]]
         .assert_eq(&text);
+    }
+
+    #[test]
+    fn the_health_block_says_each_part_in_the_chats_zone_and_escapes_errors() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let at: DateTime<Utc> = "2026-11-22T14:02:00Z".parse().unwrap();
+        let long = format!("<b>bad</b> {}", "x".repeat(300));
+        let facts = HealthFacts {
+            last_poll_secs_ago: Some(1),
+            database_bytes: 1_572_864,
+            last_backup: Some(at),
+            media_items: 12,
+            last_scan: Some(at),
+            token: Some(TokenHealth::DaysLeft(58)),
+            last_error: Some(("publish".to_string(), at, long)),
+        };
+        let text = health_block(&facts, tz);
+        assert!(text.ends_with("xxx…"), "{text}");
+        expect![[r#"
+
+
+            🩺 <b>Health</b>
+            Telegram: last poll 1 second ago
+            Database: 1.5 MB, last backup Sun 22 Nov 15:02 CET
+            Media: 12 items, last scan Sun 22 Nov 15:02 CET
+            Instagram token: 58 days left
+            Last error: publish at Sun 22 Nov 15:02 CET: &lt;b&gt;bad&lt;/b&gt; "#]]
+        .assert_eq(&text[..text.find("xxx").unwrap()]);
+        let none = HealthFacts {
+            last_poll_secs_ago: None,
+            database_bytes: 900,
+            last_backup: None,
+            media_items: 1,
+            last_scan: None,
+            token: None,
+            last_error: None,
+        };
+        expect![[r#"
+
+
+            🩺 <b>Health</b>
+            Telegram: not polled yet
+            Database: 900 bytes, never backed up (storyline backup)
+            Media: 1 item, not scanned yet
+            Instagram token: no account
+            Last error: none"#]]
+        .assert_eq(&health_block(&none, tz));
+        expect![[r#"
+            ⏸ This chat was switched off by the operator. Its settings, queue and history are kept; Storyline sends nothing here until it is switched on again.
+            ▶️ This chat was switched on again by the operator: stories and commands work as before.
+            ⏸ This chat is switched off by the operator; Storyline does not answer here until it is switched on again.
+            This chat is switched off by the operator."#]].assert_eq(&format!(
+            "{}\n{}\n{}\n{}",
+            chat_disabled_text(),
+            chat_enabled_text(),
+            chat_disabled_notice_text(),
+            chat_disabled_alert()
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::bot::keyfile;
 use crate::bot::roles::Roles;
 use crate::config::{Config, Secret};
 use crate::db;
+use crate::domain::status::RunKind;
 use crate::domain::ui;
 use crate::media::convert::cache_dir;
 use crate::memory;
@@ -92,6 +93,13 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     )?;
     bot::add_allowed_chats(&mut conn, &config, crate::clock::now())?;
     announce_pairing(&conn, &config)?;
+    let cut_short = db::runs::interrupt_unfinished(&conn, crate::clock::now())?;
+    if cut_short > 0 {
+        warn!(
+            "{} cut short when storyline last stopped (storyline runs lists them)",
+            crate::domain::markup::plural(cut_short, "background run was", "background runs were")
+        );
+    }
     crate::media::create_missing_folder(&config.media.dir, db::media::any_indexed(&conn)?);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
@@ -166,7 +174,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         cache_dir: cache_dir(&config),
         db_path: config.storage.database.clone(),
         started,
-        last_poll_unix: last_poll,
+        last_poll_unix: last_poll.clone(),
+        poll_timeout_secs: config.telegram.poll_timeout_secs,
         oauth: Some(Box::new(crate::bot::oauth::ConnectPages {
             config: Arc::new(config.clone()),
             key,
@@ -241,6 +250,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         pastes: paste_tx,
         dispatched: Default::default(),
         trouble: Default::default(),
+        last_poll: last_poll.clone(),
     };
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
@@ -295,9 +305,34 @@ fn run_scanner(
         // A connection per scan: scans are minutes apart, and an idle Pi should
         // not keep a page cache for them.
         let outcome = db::open_without_migrating(db_path).and_then(|mut conn| {
-            let report = scanner.scan(&mut conn, media_dir, crate::clock::now(), &mut |_| {})?;
-            db::queue::sync_content(&conn, &report.touched_content)?;
-            Ok(report)
+            let mut run = db::runs::start(
+                &conn,
+                RunKind::Scan,
+                request.requested_by,
+                crate::clock::now(),
+            );
+            let scanned = scanner
+                .scan(&mut conn, media_dir, crate::clock::now(), &mut |_| {})
+                .and_then(|report| {
+                    db::queue::sync_content(&conn, &report.touched_content)?;
+                    Ok(report)
+                });
+            match &scanned {
+                Ok(report) => {
+                    run.count("new", report.new);
+                    run.count("changed", report.changed);
+                    run.count("gone", report.gone);
+                    run.count("unchanged", report.unchanged);
+                    run.count("unreadable", report.unreadable);
+                    run.count(
+                        "broken",
+                        report.broken.values().map(Vec::len).sum::<usize>(),
+                    );
+                    run.finish(&conn, Ok(()), crate::clock::now());
+                }
+                Err(e) => run.finish(&conn, Err(&format!("{e:#}")), crate::clock::now()),
+            }
+            scanned
         });
         memory::release_free_memory();
         let outcome = match outcome {
@@ -365,6 +400,8 @@ struct Core<'a> {
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
     trouble: crate::logging::Trouble,
+    /// Unix time (wall clock) of the poller's last successful getUpdates; 0: none yet.
+    last_poll: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Core<'_> {
@@ -592,6 +629,10 @@ impl Core<'_> {
             roles,
             now,
             uptime: self.started.elapsed(),
+            last_poll_secs_ago: match self.last_poll.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some((chrono::Utc::now().timestamp() - at).max(0)),
+            },
             bot_username: self.bot_username.as_deref(),
             key: self.key.as_ref(),
         };
@@ -651,6 +692,15 @@ impl Core<'_> {
 
     fn housekeeping(&mut self) {
         memory::release_free_memory();
+        let keep_from = crate::clock::now() - chrono::TimeDelta::days(db::runs::KEEP_DAYS);
+        match db::runs::prune(self.conn, keep_from) {
+            Ok(0) => {}
+            Ok(n) => debug!(
+                "pruned {n} background run(s) older than {} days",
+                db::runs::KEEP_DAYS
+            ),
+            Err(e) => warn!("housekeeping: {e:#}"),
+        }
         match db::delete_expired_inputs(self.conn, crate::clock::now()) {
             Ok(0) => {}
             Ok(n) => debug!("dropped {n} expired prompt(s)"),
@@ -759,6 +809,7 @@ mod tests {
             pastes: mpsc::channel().0,
             dispatched: Default::default(),
             trouble: Default::default(),
+            last_poll: Default::default(),
         };
         core.dispatch_jobs();
         core.dispatch_jobs();

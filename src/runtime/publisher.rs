@@ -30,7 +30,7 @@ use crate::config::Secret;
 use crate::db::queue::{self, QueueRow};
 use crate::db::{self, media::MediaItem};
 use crate::domain::settings::{self, ChatSettings};
-use crate::domain::status::{JobState, MediaKind, QueueStatus};
+use crate::domain::status::{JobState, MediaKind, QueueStatus, RunKind, RunOutcome};
 use crate::domain::ui;
 use crate::instagram::{
     Call, ContainerStatus, ErrorAction, Graph, GraphError, StatusCode, StoryMedia,
@@ -122,14 +122,42 @@ impl Publisher {
 
     fn refresh_tokens(&self) {
         let now = crate::clock::now();
-        let reports =
-            match accounts::refresh_due_tokens(&self.conn, self.key.as_ref(), &self.refresh, now) {
-                Ok(reports) => reports,
-                Err(e) => {
-                    warn!("refreshing Instagram tokens: {e:#}");
-                    return;
-                }
+        // Recorded when a token was due (or the pass failed): not every hourly look.
+        let mut run = db::runs::begin(RunKind::TokenRefresh, None, now);
+        let pass = match accounts::refresh_due_tokens_counted(
+            &self.conn,
+            self.key.as_ref(),
+            &self.refresh,
+            now,
+        ) {
+            Ok(pass) => pass,
+            Err(e) => {
+                warn!("refreshing Instagram tokens: {e:#}");
+                run.finish(&self.conn, Err(&format!("{e:#}")), crate::clock::now());
+                return;
+            }
+        };
+        if pass.due > 0 {
+            run.count("due", pass.due);
+            run.count("refreshed", pass.refreshed);
+            run.count("failed", pass.failed.len());
+            let errors: Vec<String> = pass
+                .failed
+                .iter()
+                .map(|(account, error)| format!("account {account}: {error}"))
+                .collect();
+            let result = if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
             };
+            run.finish(
+                &self.conn,
+                result.as_ref().map(|_| ()).map_err(String::as_str),
+                crate::clock::now(),
+            );
+        }
+        let reports = pass.reports;
         let mut out = Vec::new();
         for report in reports {
             let name = report
@@ -169,6 +197,36 @@ impl Publisher {
         if !job.state.may_start() {
             return Ok(());
         }
+        let mut run = db::runs::start(
+            &self.conn,
+            RunKind::Publish,
+            Some(job.chat_id),
+            crate::clock::now(),
+        );
+        let result = self.publish_job(queue_id, &job);
+        let now = crate::clock::now();
+        match &result {
+            Ok(Outcome::Published { .. }) => {
+                run.count("published", 1);
+                run.finish(&self.conn, Ok(()), now);
+            }
+            Ok(Outcome::Fallback(reason)) => {
+                run.count("published", 0);
+                run.finish(&self.conn, Err(reason), now);
+            }
+            Ok(Outcome::Unknown) => {
+                run.count("published", 0);
+                run.finish(&self.conn, Err("no answer to media_publish"), now);
+            }
+            Ok(Outcome::Stopped) => run.end(&self.conn, RunOutcome::Interrupted, None, now),
+            Err(e) => run.finish(&self.conn, Err(&format!("{e:#}")), now),
+        }
+        result.map(|_| ())
+    }
+
+    /// `handle` for a job that may start: publishes it and records the outcome.
+    fn publish_job(&self, queue_id: i64, job: &Job) -> Result<Outcome> {
+        let job = job.clone();
         let slot = queue::queue_item(&self.conn, queue_id)?
             .ok_or_else(|| anyhow!("queue row {queue_id} is gone"))?;
         let item = slot
@@ -183,7 +241,7 @@ impl Publisher {
         let username = account_name(&self.conn, job.account_id)?;
         let outcome = self.publish(&job, &item, &slot)?;
         if matches!(outcome, Outcome::Stopped) {
-            return Ok(());
+            return Ok(outcome);
         }
         let now = crate::clock::now();
         let mut out = Vec::new();
@@ -193,7 +251,7 @@ impl Publisher {
         // that never ends.
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut published_image = false;
-        match outcome {
+        match &outcome {
             Outcome::Stopped => {}
             Outcome::Published { media_id, warnings } => {
                 set_job_state(&tx, queue_id, JobState::Published, None)?;
@@ -219,14 +277,14 @@ impl Publisher {
                 );
                 let mut lines =
                     ui::caption_line(ui::published_line(&username, now, s.timezone, job.dry_run));
-                for warning in &warnings {
+                for warning in warnings {
                     lines.extend(ui::warning_line(warning));
                 }
                 out.push(self.report(&job, &slot, &item, &s, &lines, None));
                 published_image = item.kind == MediaKind::Image;
             }
             Outcome::Fallback(reason) => {
-                set_job_state(&tx, queue_id, JobState::Failed, Some(&reason))?;
+                set_job_state(&tx, queue_id, JobState::Failed, Some(reason.as_str()))?;
                 info!(
                     "chat {}: {} not published: {reason}",
                     job.chat_id, item.path
@@ -239,7 +297,7 @@ impl Publisher {
                     QueueStatus::Sending
                 };
                 queue::set_slot_status(&tx, queue_id, status, None)?;
-                let note = ui::not_published_note(&reason);
+                let note = ui::not_published_note(reason);
                 out.push(self.report(
                     &job,
                     &slot,
@@ -266,7 +324,7 @@ impl Publisher {
         if published_image {
             convert::remove_cached(&item.sha256, &self.cache_dir);
         }
-        Ok(())
+        Ok(outcome)
     }
 
     /// After an error in `handle`: a job that may have reached media_publish is an

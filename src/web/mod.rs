@@ -88,6 +88,8 @@ pub struct WebState {
     pub db_path: PathBuf,
     pub started: Instant,
     pub last_poll_unix: Arc<AtomicI64>,
+    /// `[telegram] poll_timeout_secs`: no poll for three of them is a problem.
+    pub poll_timeout_secs: u64,
     /// The Instagram connection pages; None serves them as not found.
     pub oauth: Option<Box<dyn OAuthPages>>,
 }
@@ -785,6 +787,40 @@ fn oauth_page(request: &Request, worker: &mut Worker, start: bool) -> Response {
     }
 }
 
+/// What `/healthz` looks at.
+struct Health {
+    uptime_secs: u64,
+    last_poll_secs_ago: Option<i64>,
+    poll_timeout_secs: u64,
+    database_ok: bool,
+    media_folder_ok: bool,
+}
+
+/// What is wrong, in plain words (empty: healthy, 200; else 503): no successful
+/// poll for three poll timeouts (counted from start before the first), the
+/// database failing, the media folder gone.
+fn health_problems(health: &Health) -> Vec<String> {
+    let mut problems = Vec::new();
+    let limit = 3 * health.poll_timeout_secs.max(1);
+    match health.last_poll_secs_ago {
+        Some(ago) if ago.unsigned_abs() > limit => problems.push(format!(
+            "telegram: no successful poll for {ago} s (limit {limit} s)"
+        )),
+        None if health.uptime_secs > limit => problems.push(format!(
+            "telegram: no successful poll since start {} s ago (limit {limit} s)",
+            health.uptime_secs
+        )),
+        _ => {}
+    }
+    if !health.database_ok {
+        problems.push("database: cannot be read".to_string());
+    }
+    if !health.media_folder_ok {
+        problems.push("media: the media folder is missing".to_string());
+    }
+    problems
+}
+
 fn healthz(worker: &mut Worker) -> Response {
     let database_ok = match worker.db().and_then(db::last_update_id) {
         Ok(_) => true,
@@ -796,14 +832,23 @@ fn healthz(worker: &mut Worker) -> Response {
     };
     let last_poll = worker.state.last_poll_unix.load(Ordering::Relaxed);
     let last_poll_secs_ago = (last_poll > 0).then(|| (Utc::now().timestamp() - last_poll).max(0));
+    let uptime_secs = worker.state.started.elapsed().as_secs();
+    let problems = health_problems(&Health {
+        uptime_secs,
+        last_poll_secs_ago,
+        poll_timeout_secs: worker.state.poll_timeout_secs,
+        database_ok,
+        media_folder_ok: worker.state.media_dir.is_dir(),
+    });
     let body = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": worker.state.started.elapsed().as_secs(),
+        "uptime_secs": uptime_secs,
         "database_ok": database_ok,
         "last_poll_secs_ago": last_poll_secs_ago,
+        "problems": problems,
     });
     Response {
-        status: 200,
+        status: if problems.is_empty() { 200 } else { 503 },
         content_type: "application/json",
         headers: Vec::new(),
         body: Body::Bytes(body.to_string().into_bytes()),
@@ -1156,6 +1201,48 @@ fn head_bytes(response: &Response, length: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_problems_are_a_late_poll_a_failing_database_and_a_missing_media_folder() {
+        let healthy = Health {
+            uptime_secs: 1000,
+            last_poll_secs_ago: Some(89),
+            poll_timeout_secs: 30,
+            database_ok: true,
+            media_folder_ok: true,
+        };
+        assert!(health_problems(&healthy).is_empty());
+        let starting = Health {
+            uptime_secs: 90,
+            last_poll_secs_ago: None,
+            ..healthy
+        };
+        assert!(health_problems(&starting).is_empty());
+        let never = Health {
+            uptime_secs: 91,
+            last_poll_secs_ago: None,
+            ..starting
+        };
+        assert_eq!(
+            health_problems(&never),
+            ["telegram: no successful poll since start 91 s ago (limit 90 s)"]
+        );
+        let broken = Health {
+            uptime_secs: 1000,
+            last_poll_secs_ago: Some(91),
+            poll_timeout_secs: 30,
+            database_ok: false,
+            media_folder_ok: false,
+        };
+        assert_eq!(
+            health_problems(&broken),
+            [
+                "telegram: no successful poll for 91 s (limit 90 s)",
+                "database: cannot be read",
+                "media: the media folder is missing"
+            ]
+        );
+    }
 
     fn request(target: &str) -> Request {
         Request {

@@ -9,6 +9,7 @@ mod commands;
 mod connect;
 mod crash;
 mod fake_selftest;
+mod health;
 mod helpers;
 mod instagram_fake_selftest;
 mod limits;

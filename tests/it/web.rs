@@ -46,6 +46,7 @@ impl Site {
             db_path,
             started: Instant::now(),
             last_poll_unix: last_poll.clone(),
+            poll_timeout_secs: 30,
             oauth: None,
         };
         let (addr, threads) =
@@ -394,6 +395,7 @@ fn healthz_says_when_the_database_cannot_be_read() {
         db_path: dir.path().join("missing.db"),
         started: Instant::now(),
         last_poll_unix: Arc::new(AtomicI64::new(0)),
+        poll_timeout_secs: 30,
         oauth: None,
     };
     let (addr, threads) =
@@ -502,6 +504,7 @@ fn binding_a_taken_address_names_it() {
         db_path: site.dir.path().join("x.db"),
         started: Instant::now(),
         last_poll_unix: Arc::new(AtomicI64::new(0)),
+        poll_timeout_secs: 30,
         oauth: None,
     };
     let error = web::start(site.addr, state, Arc::new(AtomicBool::new(true))).unwrap_err();
