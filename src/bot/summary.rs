@@ -139,7 +139,13 @@ mod tests {
         )
         .unwrap();
         // (window date, item, status, publish job: (state, dry run))
-        let slots: [(&str, Option<i64>, &str, Option<(&str, bool)>); 11] = [
+        type Slot = (
+            &'static str,
+            Option<i64>,
+            &'static str,
+            Option<(&'static str, bool)>,
+        );
+        let slots: [Slot; 11] = [
             ("2030-01-04", Some(1), "posted", Some(("published", false))),
             ("2030-01-04", Some(1), "posted", None),
             ("2030-01-04", Some(1), "skipped", None),
