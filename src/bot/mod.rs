@@ -46,6 +46,7 @@ pub mod posting;
 pub mod publish;
 pub mod roles;
 mod setup;
+pub mod summary;
 
 /// Settings whose change moves the chat's slots.
 const SCHEDULE_SETTINGS: &[&str] = &[
@@ -860,6 +861,10 @@ fn handle_callback(
                     SettingsPrompt::Locks,
                     ui::locks_prompt(resolved.posted_lock_days, resolved.skipped_lock_days),
                 ),
+                Ask::Summary => (
+                    SettingsPrompt::SummaryHour,
+                    ui::summary_hour_prompt(resolved.daily_summary_hour, resolved.timezone),
+                ),
             };
             ask_for(
                 tx,
@@ -1104,6 +1109,7 @@ fn answer_prompt(
         },
         Some(SettingsPrompt::Timezone) => Asked::Timezone,
         Some(SettingsPrompt::Locks) => Asked::Locks,
+        Some(SettingsPrompt::SummaryHour) => Asked::SummaryHour,
         Some(SettingsPrompt::Categories) => {
             return answer_categories(tx, ctx, chat_id, user_id, pending, text, out);
         }
@@ -1143,6 +1149,12 @@ fn answer_prompt(
         Answer::Locks { posted, skipped } => (
             settings::apply_lock_days(&mut row, defaults, posted, skipped),
             ui::locks_set_text(posted, skipped),
+        ),
+        Answer::SummaryHour(hour) => (
+            settings::apply_summary_hour(&mut row, defaults, hour)
+                .into_iter()
+                .collect(),
+            ui::summary_hour_set_text(hour, settings::resolve(&row, defaults).timezone),
         ),
         Answer::HoursStart(_) | Answer::Lost => return Ok(()),
     };

@@ -322,6 +322,9 @@ pub(super) fn handle_press(
                 Field::PostsPerDay => ui::posts_per_day_prompt(choices.posts_per_day),
                 Field::Hours | Field::HoursEnd => ui::hours_prompt(&resolved),
                 Field::Timezone => ui::timezone_prompt(resolved.timezone),
+                Field::SummaryHour => {
+                    ui::summary_hour_prompt(choices.summary_hour, resolved.timezone)
+                }
             };
             super::ask_for(
                 tx,
@@ -436,6 +439,11 @@ fn complete(
         defaults,
         choices.timezone(),
     ));
+    changes.extend(settings::apply_summary_hour(
+        &mut row,
+        defaults,
+        choices.summary_hour,
+    ));
     let old_mix = db::queue::category_weights(tx, chat_id)?;
     let mix = wizard::mix_after_setup(&old_mix, &category_names(tx)?, &choices.excluded_categories);
     if mix != old_mix {
@@ -524,6 +532,7 @@ pub(super) fn answer_prompt(
             start: super::stashed_start(pending),
         },
         Field::Timezone => Asked::Timezone,
+        Field::SummaryHour => Asked::SummaryHour,
     };
     let end_field = Field::HoursEnd.name();
     let Some(answer) = super::take_answer(
@@ -546,6 +555,10 @@ pub(super) fn answer_prompt(
         Answer::Timezone(tz) => {
             choices.timezone = tz.name().to_string();
             format!("Time zone: {}", tz.name())
+        }
+        Answer::SummaryHour(hour) => {
+            choices.summary_hour = hour;
+            format!("Daily summary: {}", ui::summary_hour_words(hour))
         }
         // Not asked by the wizard; the menu's prompts only.
         Answer::Locks { .. } | Answer::HoursStart(_) | Answer::Lost => return Ok(()),

@@ -15,6 +15,7 @@ pub mod pairing;
 pub mod publish;
 pub mod queue;
 pub mod runs;
+pub mod summary;
 pub mod wizard;
 
 mod time;
@@ -235,7 +236,8 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
      paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
-     posted_lock_days, skipped_lock_days, posting_mode, story_buttons_admins_only";
+     posted_lock_days, skipped_lock_days, posting_mode, story_buttons_admins_only, \
+     daily_summary, daily_summary_hour";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -254,6 +256,8 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         skipped_lock_days: r.get(12)?,
         auto_post: r.get::<_, Option<String>>(13)?.map(|m| m == "auto"),
         story_buttons_admins_only: r.get(14)?,
+        daily_summary: r.get(15)?,
+        daily_summary_hour: r.get(16)?,
     })
 }
 
@@ -332,7 +336,7 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
              posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14,
-             story_buttons_admins_only = ?15
+             story_buttons_admins_only = ?15, daily_summary = ?16, daily_summary_hour = ?17
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -350,7 +354,9 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
             row.skipped_lock_days,
             row.auto_post
                 .map(|auto| if auto { "auto" } else { "manual" }),
-            row.story_buttons_admins_only
+            row.story_buttons_admins_only,
+            row.daily_summary,
+            row.daily_summary_hour
         ],
     )?;
     Ok(())

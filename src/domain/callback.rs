@@ -20,6 +20,8 @@ pub enum Ask {
     Timezone,
     Categories,
     Locks,
+    /// The daily summary's hour, or off.
+    Summary,
 }
 
 /// What a button under a story does.
@@ -116,6 +118,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::Ask(Ask::Timezone) => format!("{VERSION}:ask:tz"),
         Callback::Ask(Ask::Categories) => format!("{VERSION}:ask:cat"),
         Callback::Ask(Ask::Locks) => format!("{VERSION}:ask:locks"),
+        Callback::Ask(Ask::Summary) => format!("{VERSION}:ask:sum"),
         Callback::ShowQueue => format!("{VERSION}:queue"),
         Callback::ShowSchedule => format!("{VERSION}:schedule"),
         Callback::Story { action, queue_id } => {
@@ -159,6 +162,7 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "ask", "tz"] => Callback::Ask(Ask::Timezone),
         [VERSION, "ask", "cat"] => Callback::Ask(Ask::Categories),
         [VERSION, "ask", "locks"] => Callback::Ask(Ask::Locks),
+        [VERSION, "ask", "sum"] => Callback::Ask(Ask::Summary),
         [VERSION, "queue"] => Callback::ShowQueue,
         [VERSION, "schedule"] => Callback::ShowSchedule,
         [VERSION, "st", action, id] => Callback::Story {
@@ -198,6 +202,7 @@ mod tests {
             Callback::Ask(Ask::Timezone),
             Callback::Ask(Ask::Categories),
             Callback::Ask(Ask::Locks),
+            Callback::Ask(Ask::Summary),
             Callback::ShowQueue,
             Callback::ShowSchedule,
             Callback::Story {
@@ -393,6 +398,7 @@ mod tests {
                 Ask::Timezone,
                 Ask::Categories,
                 Ask::Locks,
+                Ask::Summary,
             ])
             .prop_map(Callback::Ask),
             prop::sample::select(vec![

@@ -14,5 +14,6 @@ pub mod rows;
 pub mod schedule;
 pub mod settings;
 pub mod status;
+pub mod summary;
 pub mod ui;
 pub mod wizard;

@@ -139,7 +139,7 @@ pub fn local_midnight_after(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
 
 /// The instant the wall clock in `tz` shows `hour`:00 on `date`: the earlier one when
 /// the clock shows it twice, the end of the gap when it skips it.
-fn local_hour_instant(tz: Tz, date: NaiveDate, hour: u32) -> DateTime<Utc> {
+pub fn local_hour_instant(tz: Tz, date: NaiveDate, hour: u32) -> DateTime<Utc> {
     let wanted = NaiveDateTime::new(
         date,
         NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or(NaiveTime::MIN),

@@ -17,6 +17,8 @@ pub const HOUR_MAX: u32 = 23;
 pub const DEFAULT_POSTED_LOCK_DAYS: u32 = 30;
 pub const DEFAULT_SKIPPED_LOCK_DAYS: u32 = 45;
 pub const LOCK_DAYS_MAX: u32 = 3650;
+/// The local hour of the daily summary, unless the chat chose another (or none).
+pub const DEFAULT_SUMMARY_HOUR: u32 = 9;
 
 /// A chat's settings as stored: `None` means "use the default".
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,6 +40,10 @@ pub struct ChatRow {
     pub auto_post: Option<bool>,
     /// None = everyone may press a story's buttons.
     pub story_buttons_admins_only: Option<bool>,
+    /// None = on: the daily summary; Some(false) = off.
+    pub daily_summary: Option<bool>,
+    /// The summary's local hour; None = `DEFAULT_SUMMARY_HOUR`.
+    pub daily_summary_hour: Option<u32>,
 }
 
 impl ChatRow {
@@ -69,6 +75,8 @@ pub struct ChatSettings {
     pub auto_post: bool,
     /// Only the chat's administrators may press a story's buttons (in a group).
     pub story_buttons_admins_only: bool,
+    /// The local hour of the daily summary; None: no summary.
+    pub daily_summary_hour: Option<u32>,
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -112,6 +120,10 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
         skipped_lock_days: row.skipped_lock_days.unwrap_or(DEFAULT_SKIPPED_LOCK_DAYS),
         auto_post: row.auto_post.unwrap_or(false),
         story_buttons_admins_only: row.story_buttons_admins_only.unwrap_or(false),
+        daily_summary_hour: row
+            .daily_summary
+            .unwrap_or(true)
+            .then(|| row.daily_summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR)),
     }
 }
 
@@ -229,6 +241,40 @@ pub fn apply_hours(row: &mut ChatRow, defaults: &Defaults, start: u32, end: u32)
     changes
 }
 
+/// The daily summary at a local hour, or off (`None`; the hour is kept for
+/// when it is switched on again). One change, "daily_summary_hour": the hour
+/// or null.
+pub fn apply_summary_hour(
+    row: &mut ChatRow,
+    defaults: &Defaults,
+    value: Option<u32>,
+) -> Option<Change> {
+    let old = resolve(row, defaults).daily_summary_hour;
+    row.daily_summary = Some(value.is_some());
+    if let Some(hour) = value {
+        row.daily_summary_hour = Some(hour);
+    }
+    (old != value).then(|| Change {
+        setting: "daily_summary_hour",
+        old: old.into(),
+        new: value.into(),
+    })
+}
+
+/// The daily summary's hour as typed: "9", "09:00", or "off".
+pub fn parse_summary_hour(text: &str) -> Result<Option<u32>, String> {
+    let t = text.trim();
+    if ["off", "no", "none"]
+        .iter()
+        .any(|word| t.eq_ignore_ascii_case(word))
+    {
+        return Ok(None);
+    }
+    parse_hour(t).map(Some).map_err(|_| {
+        format!("Send the hour of the daily summary, a whole number from 0 to {HOUR_MAX} (24-hour clock), or “off”.")
+    })
+}
+
 /// What a user typed for posts per day, checked. The error is the whole reply.
 pub fn parse_posts_per_day(text: &str) -> Result<u32, String> {
     let trimmed = text.trim();
@@ -264,6 +310,8 @@ pub enum Asked {
     Timezone,
     /// Days an item stays locked after ✅ Posted and after ⏭ Skip.
     Locks,
+    /// The daily summary's local hour, or "off".
+    SummaryHour,
 }
 
 /// A checked answer to an `Asked`.
@@ -281,6 +329,8 @@ pub enum Answer {
         posted: u32,
         skipped: u32,
     },
+    /// The daily summary at this local hour; `None`: off.
+    SummaryHour(Option<u32>),
     /// The end of a window whose start is lost: drop the prompt rather than guess.
     Lost,
 }
@@ -305,6 +355,7 @@ pub fn read_answer(asked: Asked, text: &str) -> Result<Answer, String> {
             let (posted, skipped) = parse_lock_days(text)?;
             Answer::Locks { posted, skipped }
         }
+        Asked::SummaryHour => Answer::SummaryHour(parse_summary_hour(text)?),
     })
 }
 
@@ -455,6 +506,13 @@ mod tests {
                     skipped: 7,
                 }),
             ),
+            (Asked::SummaryHour, "7", Ok(Answer::SummaryHour(Some(7)))),
+            (
+                Asked::SummaryHour,
+                "21:00",
+                Ok(Answer::SummaryHour(Some(21))),
+            ),
+            (Asked::SummaryHour, " Off ", Ok(Answer::SummaryHour(None))),
         ];
         for (asked, text, expected) in cases {
             assert_eq!(read_answer(asked, text), expected, "{asked:?} {text:?}");
@@ -466,6 +524,8 @@ mod tests {
             (Asked::HoursEnd { start: None }, "noon"),
             (Asked::Timezone, "Mars/Olympus"),
             (Asked::Locks, "-1"),
+            (Asked::SummaryHour, "24"),
+            (Asked::SummaryHour, "later"),
         ] {
             let error = read_answer(asked, text).unwrap_err();
             assert!(!error.is_empty(), "{asked:?} {text:?}");
@@ -530,6 +590,28 @@ mod tests {
         assert_eq!(
             (row.is_paused, row.paused_by, row.paused_at),
             (false, None, None)
+        );
+    }
+
+    #[test]
+    fn the_daily_summary_is_on_at_nine_until_changed_and_off_keeps_the_hour() {
+        let mut row = ChatRow::new(1);
+        assert_eq!(resolve(&row, &defaults()).daily_summary_hour, Some(9));
+        let change = apply_summary_hour(&mut row, &defaults(), Some(7));
+        assert_eq!(
+            change.map(|c| (c.setting, c.old, c.new)),
+            Some(("daily_summary_hour", 9.into(), 7.into()))
+        );
+        assert_eq!(apply_summary_hour(&mut row, &defaults(), Some(7)), None);
+        let off = apply_summary_hour(&mut row, &defaults(), None);
+        assert_eq!(
+            off.map(|c| (c.old, c.new)),
+            Some((7.into(), serde_json::Value::Null))
+        );
+        assert_eq!(resolve(&row, &defaults()).daily_summary_hour, None);
+        assert_eq!(
+            (row.daily_summary, row.daily_summary_hour),
+            (Some(false), Some(7))
         );
     }
 

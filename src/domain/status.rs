@@ -146,6 +146,8 @@ text_enum! {
         Timezone = "timezone",
         Locks = "locks",
         Categories = "categories",
+        /// The daily summary's hour, or "off".
+        SummaryHour = "summary_hour",
     }
 }
 

@@ -12,6 +12,7 @@ use crate::domain::html_fit::{self, Piece};
 use crate::domain::markup::{escape_html, plural, Button, ChatGone, Keyboard};
 use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth};
 use crate::domain::settings::{format_window, ChatSettings, Toggle};
+use crate::domain::summary::{days_of_stories, CategoryDay, Summary, TOKEN_WARNING_DAYS};
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -129,7 +130,8 @@ pub fn settings_menu(
          Story buttons: <b>{}</b>\n\
          Posts per day: <b>{}</b>\n\
          Hours: <b>{}</b>\n\
-         Categories: <b>{}</b>\n\n\
+         Categories: <b>{}</b>\n\
+         Daily summary: <b>{}</b>\n\n\
          Tap a button to change a setting.",
         on_off(settings.dry_run_mode),
         if settings.dry_run_mode {
@@ -144,6 +146,7 @@ pub fn settings_menu(
         settings.posts_per_day,
         escape_html(&window_label(settings)),
         escape_html(mix),
+        summary_hour_words(settings.daily_summary_hour),
     );
     let toggle = |t: Toggle, current: bool| {
         let label = format!("{} {}", if current { "✅" } else { "⬜" }, t.label());
@@ -210,6 +213,13 @@ pub fn settings_menu(
                 settings.posted_lock_days, settings.skipped_lock_days
             ),
             callback::encode(Callback::Ask(Ask::Locks)),
+        )],
+        vec![Button::callback(
+            format!(
+                "🗞 Daily summary: {}",
+                summary_hour_words(settings.daily_summary_hour)
+            ),
+            callback::encode(Callback::Ask(Ask::Summary)),
         )],
         vec![
             Button::callback("📋 Queue", callback::encode(Callback::ShowQueue)),
@@ -447,6 +457,32 @@ pub fn locks_prompt(posted: u32, skipped: u32) -> String {
 
 pub fn locks_set_text(posted: u32, skipped: u32) -> String {
     format!("✅ Posted items rest <b>{posted}</b> days, skipped ones <b>{skipped}</b> days.")
+}
+
+/// "09:00", or "off".
+pub fn summary_hour_words(hour: Option<u32>) -> String {
+    match hour {
+        Some(hour) => format!("{hour:02}:00"),
+        None => "off".to_string(),
+    }
+}
+
+pub fn summary_hour_prompt(current: Option<u32>, tz: Tz) -> String {
+    format!(
+        "🗞 Each day at this hour ({}) the chat gets a summary of the day before and what is ahead          (now {}). Reply with an hour from 0 to 23, or <code>off</code>, or /cancel.",
+        escape_html(tz.name()),
+        summary_hour_words(current)
+    )
+}
+
+pub fn summary_hour_set_text(hour: Option<u32>, tz: Tz) -> String {
+    match hour {
+        Some(hour) => format!(
+            "✅ The daily summary comes at <b>{hour:02}:00</b> ({}).",
+            escape_html(tz.name())
+        ),
+        None => "✅ The daily summary is <b>off</b>.".to_string(),
+    }
 }
 
 pub fn hours_end_prompt(start: u32) -> String {
@@ -1216,6 +1252,150 @@ pub fn chat_inactive_text(chat_id: i64, title: Option<&str>, gone: ChatGone) -> 
     )
 }
 
+// ---- the daily summary ---------------------------------------------------------------
+
+/// "2 posted · 1 skipped": the counts that are not zero (all five with `all`).
+fn day_counts(day: &CategoryDay, all: bool) -> String {
+    let mut parts: Vec<String> = [
+        (day.posted, "posted"),
+        (day.skipped, "skipped"),
+        (day.rejected, "rejected"),
+        (day.failed, "failed"),
+        (day.missed, "missed"),
+    ]
+    .iter()
+    .filter(|(n, _)| all || *n > 0)
+    .map(|(n, word)| format!("{n} {word}"))
+    .collect();
+    if day.open > 0 {
+        parts.push(format!("{} open", day.open));
+    }
+    parts.join(" · ")
+}
+
+/// The daily summary of `summary.covers` and what is ahead, in the chat's zone.
+pub fn daily_summary_text(summary: &Summary, tz: Tz) -> String {
+    let mut text = format!(
+        "🗞 <b>Daily summary</b> · {}",
+        summary.covers.format("%a %d %b")
+    );
+    if let Some(hour) = summary.late_hour {
+        text.push_str(&format!(
+            "\n<i>(late: Storyline was not running at {hour:02}:00)</i>"
+        ));
+    }
+    let mut total = CategoryDay::default();
+    for day in &summary.categories {
+        total.posted += day.posted;
+        total.skipped += day.skipped;
+        total.rejected += day.rejected;
+        total.failed += day.failed;
+        total.missed += day.missed;
+        total.open += day.open;
+    }
+    if total.total() == 0 {
+        text.push_str("\n\n<b>Yesterday</b>: no stories were planned.");
+    } else {
+        text.push_str(&format!(
+            "\n\n<b>Yesterday</b>: {}",
+            plural(total.total(), "story", "stories")
+        ));
+        for day in &summary.categories {
+            let name = match &day.category {
+                Some(category) => escape_html(category),
+                None => "nothing left to pick".to_string(),
+            };
+            text.push_str(&format!("\n• {name}: {}", day_counts(day, false)));
+        }
+        text.push_str(&format!("\nTotal: {}", day_counts(&total, true)));
+    }
+    let p = &summary.publishing;
+    if p.any() {
+        let mut parts = vec![
+            format!("{} published by the API", p.by_api),
+            format!("{} fell back to people", p.fell_back),
+            format!("{} failed", p.failed),
+        ];
+        if p.dry_run > 0 {
+            parts.push(format!("{} in dry run", p.dry_run));
+        }
+        if p.pending_or_unknown > 0 {
+            parts.push(format!("{} not finished", p.pending_or_unknown));
+        }
+        text.push_str(&format!("\n<b>Publishing</b>: {}", parts.join(" · ")));
+    }
+
+    text.push_str("\n\n<b>Ahead</b>");
+    let days = days_of_stories(summary.eligible, summary.posts_per_day);
+    text.push_str(&format!(
+        "\n{} {} of stories left ({} at {} a day)",
+        if days < 7 { "⚠️" } else { "📦" },
+        plural(days, "day", "days"),
+        plural(summary.eligible, "item", "items"),
+        summary.posts_per_day
+    ));
+    let mut needs: Vec<String> = Vec::new();
+    if let Some((handle, token)) = &summary.token {
+        let handle = escape_html(handle);
+        match token {
+            TokenHealth::DaysLeft(days) if *days <= TOKEN_WARNING_DAYS => text.push_str(&format!(
+                "\n⚠️ The token of {handle} expires in {}: reconnect it with /connect",
+                plural(days, "day", "days")
+            )),
+            TokenHealth::DaysLeft(days) => text.push_str(&format!(
+                "\n🔑 Token of {handle}: {} left",
+                plural(days, "day", "days")
+            )),
+            TokenHealth::Expired => {
+                needs.push(format!("the token of {handle} has expired: /connect"))
+            }
+            TokenHealth::ReconnectNeeded => needs.push(format!(
+                "the token of {handle} cannot be used: reconnect it with /connect"
+            )),
+        }
+    }
+    if summary.paused {
+        text.push_str("\n⏸️ Posting is paused (/resume)");
+    } else if summary.next_slots.is_empty() {
+        text.push_str("\n⏭ Nothing planned yet");
+    } else {
+        let next: Vec<String> = summary
+            .next_slots
+            .iter()
+            .map(|at| zoned_day(*at, tz))
+            .collect();
+        text.push_str(&format!("\n⏭ Next: {}", next.join(", ")));
+    }
+
+    if summary.waiting_for_decision > 0 {
+        needs.insert(
+            0,
+            format!(
+                "{} waiting for a decision in this chat",
+                plural(summary.waiting_for_decision, "story", "stories")
+            ),
+        );
+    }
+    if summary.unknown_outcomes > 0 {
+        needs.insert(
+            usize::from(summary.waiting_for_decision > 0),
+            format!(
+                "{} with an unknown outcome: check Instagram and answer the question above",
+                plural(summary.unknown_outcomes, "publish", "publishes")
+            ),
+        );
+    }
+    if needs.is_empty() {
+        text.push_str("\n\n✅ Nothing needs a person.");
+    } else {
+        text.push_str("\n\n<b>Needs a person</b>");
+        for need in needs {
+            text.push_str(&format!("\n• {need}"));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1236,6 +1416,7 @@ mod tests {
             skipped_lock_days: 45,
             auto_post: false,
             story_buttons_admins_only: false,
+            daily_summary_hour: Some(9),
         }
     }
 
@@ -1391,6 +1572,7 @@ mod tests {
             Posts per day: <b>3</b>
             Hours: <b>14:00–02:00 Europe/Berlin</b>
             Categories: <b>every category alike</b>
+            Daily summary: <b>09:00</b>
 
             Tap a button to change a setting."#]]
         .assert_eq(&text);
@@ -1406,6 +1588,7 @@ mod tests {
             [🌍 Time zone: Europe/Berlin | 1:ask:tz]
             [🗂 Categories: every category alike | 1:ask:cat]
             [🔒 Locks: posted 30d · skipped 45d | 1:ask:locks]
+            [🗞 Daily summary: 09:00 | 1:ask:sum]
             [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
@@ -1892,5 +2075,159 @@ mod tests {
 
             ⚠️ The media folder <code>media</code> is missing: nothing is posted until it is back."#]]
         .assert_eq(&media_folder_missing_line("media"));
+    }
+
+    fn summary_of(categories: Vec<CategoryDay>) -> Summary {
+        let at = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        Summary {
+            covers: "2026-03-28".parse().unwrap(),
+            late_hour: None,
+            categories,
+            publishing: Default::default(),
+            eligible: 40,
+            posts_per_day: 3,
+            token: None,
+            paused: false,
+            next_slots: vec![at("2026-03-29T12:05:00Z"), at("2026-03-30T07:40:00Z")],
+            waiting_for_decision: 0,
+            unknown_outcomes: 0,
+        }
+    }
+
+    fn day(category: Option<&str>, counts: [u32; 6]) -> CategoryDay {
+        let [posted, skipped, rejected, failed, missed, open] = counts;
+        CategoryDay {
+            category: category.map(str::to_string),
+            posted,
+            skipped,
+            rejected,
+            failed,
+            missed,
+            open,
+        }
+    }
+
+    #[test]
+    fn daily_summary_texts() {
+        use crate::domain::summary::Publishing;
+        let berlin = chrono_tz::Europe::Berlin;
+        let mut cases: Vec<(&str, Summary)> = Vec::new();
+        cases.push(("a quiet day", summary_of(Vec::new())));
+        let mut busy = summary_of(vec![
+            day(Some("products"), [1, 0, 1, 0, 1, 0]),
+            day(Some("quotes <&>"), [2, 1, 0, 0, 0, 1]),
+            day(None, [0, 0, 0, 1, 0, 0]),
+        ]);
+        busy.publishing = Publishing {
+            by_api: 2,
+            dry_run: 0,
+            fell_back: 1,
+            failed: 1,
+            pending_or_unknown: 0,
+        };
+        busy.token = Some(("@brand".to_string(), TokenHealth::DaysLeft(45)));
+        cases.push(("a busy day", busy.clone()));
+        let mut late = busy;
+        late.late_hour = Some(9);
+        late.eligible = 5;
+        late.token = Some(("@brand".to_string(), TokenHealth::DaysLeft(7)));
+        late.waiting_for_decision = 2;
+        late.unknown_outcomes = 1;
+        cases.push(("late, running dry, token ending, things to do", late));
+        let mut expired = summary_of(vec![day(Some("quotes"), [0, 0, 0, 0, 3, 0])]);
+        expired.token = Some(("<Main>".to_string(), TokenHealth::Expired));
+        expired.paused = true;
+        expired.publishing.dry_run = 1;
+        expired.publishing.pending_or_unknown = 1;
+        expired.unknown_outcomes = 1;
+        cases.push(("paused, expired token", expired));
+        let shown: Vec<String> = cases
+            .iter()
+            .map(|(what, summary)| format!("== {what}\n{}", daily_summary_text(summary, berlin)))
+            .collect();
+        expect_test::expect![[r#"
+            == a quiet day
+            🗞 <b>Daily summary</b> · Sat 28 Mar
+
+            <b>Yesterday</b>: no stories were planned.
+
+            <b>Ahead</b>
+            📦 13 days of stories left (40 items at 3 a day)
+            ⏭ Next: Sun 29 Mar 14:05 CEST, Mon 30 Mar 09:40 CEST
+
+            ✅ Nothing needs a person.
+
+            == a busy day
+            🗞 <b>Daily summary</b> · Sat 28 Mar
+
+            <b>Yesterday</b>: 8 stories
+            • products: 1 posted · 1 rejected · 1 missed
+            • quotes &lt;&amp;&gt;: 2 posted · 1 skipped · 1 open
+            • nothing left to pick: 1 failed
+            Total: 3 posted · 1 skipped · 1 rejected · 1 failed · 1 missed · 1 open
+            <b>Publishing</b>: 2 published by the API · 1 fell back to people · 1 failed
+
+            <b>Ahead</b>
+            📦 13 days of stories left (40 items at 3 a day)
+            🔑 Token of @brand: 45 days left
+            ⏭ Next: Sun 29 Mar 14:05 CEST, Mon 30 Mar 09:40 CEST
+
+            ✅ Nothing needs a person.
+
+            == late, running dry, token ending, things to do
+            🗞 <b>Daily summary</b> · Sat 28 Mar
+            <i>(late: Storyline was not running at 09:00)</i>
+
+            <b>Yesterday</b>: 8 stories
+            • products: 1 posted · 1 rejected · 1 missed
+            • quotes &lt;&amp;&gt;: 2 posted · 1 skipped · 1 open
+            • nothing left to pick: 1 failed
+            Total: 3 posted · 1 skipped · 1 rejected · 1 failed · 1 missed · 1 open
+            <b>Publishing</b>: 2 published by the API · 1 fell back to people · 1 failed
+
+            <b>Ahead</b>
+            ⚠️ 1 day of stories left (5 items at 3 a day)
+            ⚠️ The token of @brand expires in 7 days: reconnect it with /connect
+            ⏭ Next: Sun 29 Mar 14:05 CEST, Mon 30 Mar 09:40 CEST
+
+            <b>Needs a person</b>
+            • 2 stories waiting for a decision in this chat
+            • 1 publish with an unknown outcome: check Instagram and answer the question above
+
+            == paused, expired token
+            🗞 <b>Daily summary</b> · Sat 28 Mar
+
+            <b>Yesterday</b>: 3 stories
+            • quotes: 3 missed
+            Total: 0 posted · 0 skipped · 0 rejected · 0 failed · 3 missed
+            <b>Publishing</b>: 0 published by the API · 0 fell back to people · 0 failed · 1 in dry run · 1 not finished
+
+            <b>Ahead</b>
+            📦 13 days of stories left (40 items at 3 a day)
+            ⏸️ Posting is paused (/resume)
+
+            <b>Needs a person</b>
+            • 1 publish with an unknown outcome: check Instagram and answer the question above
+            • the token of &lt;Main&gt; has expired: /connect"#]].assert_eq(&shown.join("\n\n"));
+    }
+
+    #[test]
+    fn the_summary_totals_count_every_slot_once() {
+        let summary = summary_of(vec![
+            day(Some("a"), [1, 2, 3, 4, 5, 6]),
+            day(Some("b"), [10, 20, 30, 40, 50, 60]),
+        ]);
+        let text = daily_summary_text(&summary, chrono_tz::UTC);
+        assert!(text.contains("<b>Yesterday</b>: 231 stories"), "{text}");
+        assert!(
+            text.contains(
+                "Total: 11 posted · 22 skipped · 33 rejected · 44 failed · 55 missed · 66 open"
+            ),
+            "{text}"
+        );
     }
 }

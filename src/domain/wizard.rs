@@ -41,6 +41,14 @@ pub struct Choices {
     pub hours_end: u32,
     /// An IANA name, checked when stored and when read back.
     pub timezone: String,
+    /// The daily summary's local hour; `None`: off. (Set-ups stored before it
+    /// existed read as the default.)
+    #[serde(default = "default_summary_hour")]
+    pub summary_hour: Option<u32>,
+}
+
+fn default_summary_hour() -> Option<u32> {
+    Some(settings::DEFAULT_SUMMARY_HOUR)
 }
 
 impl Choices {
@@ -71,6 +79,7 @@ impl Choices {
             hours_start: settings.posting_hours_start,
             hours_end: settings.posting_hours_end,
             timezone: settings.timezone.name().to_string(),
+            summary_hour: settings.daily_summary_hour,
         }
     }
 
@@ -85,7 +94,10 @@ impl Choices {
             .contains(&choices.posts_per_day)
             && choices.hours_start <= settings::HOUR_MAX
             && choices.hours_end <= settings::HOUR_MAX
-            && choices.timezone.parse::<Tz>().is_ok();
+            && choices.timezone.parse::<Tz>().is_ok()
+            && choices
+                .summary_hour
+                .is_none_or(|hour| hour <= settings::HOUR_MAX);
         valid.then_some(choices)
     }
 
@@ -313,9 +325,16 @@ fn schedule_line(choices: &Choices) -> String {
     )
 }
 
+fn summary_hour_line(choices: &Choices) -> String {
+    match choices.summary_hour {
+        Some(hour) => format!("<b>{hour:02}:00</b> {}", escape_html(&choices.timezone)),
+        None => "<b>off</b>".to_string(),
+    }
+}
+
 fn summary_lines(choices: &Choices, view: &View<'_>) -> String {
     format!(
-        "Mode: {}\nInstagram: {}\nMedia: {}\nSchedule: {}",
+        "Mode: {}\nInstagram: {}\nMedia: {}\nSchedule: {}\nDaily summary: {}",
         if choices.dry_run {
             "🧪 Dry run (nothing is published)"
         } else {
@@ -323,7 +342,8 @@ fn summary_lines(choices: &Choices, view: &View<'_>) -> String {
         },
         instagram_line(choices, view),
         media_line(choices, view),
-        schedule_line(choices)
+        schedule_line(choices),
+        summary_hour_line(choices)
     )
 }
 
@@ -450,11 +470,13 @@ pub fn step_message(
         }
         Step::Schedule => {
             text.push_str(&format!(
-                "Posts per day: <b>{}</b>\nPosting hours: <b>{}</b> ({})\n\n\
+                "Posts per day: <b>{}</b>\nPosting hours: <b>{}</b> ({})\n\
+                 Daily summary: {} — how yesterday went and what is ahead\n\n\
                  Tap a preset, or ✏️ to type a value.",
                 choices.posts_per_day,
                 format_window(choices.hours_start, choices.hours_end),
-                escape_html(&choices.timezone)
+                escape_html(&choices.timezone),
+                summary_hour_line(choices)
             ));
             let mut posts: Vec<Button> = POSTS_PER_DAY_PRESETS
                 .iter()
@@ -504,6 +526,16 @@ pub fn step_message(
             keyboard.push(vec![button(
                 format!("🌍 Time zone: {}", choices.timezone),
                 Action::Custom(Field::Timezone),
+            )]);
+            keyboard.push(vec![button(
+                format!(
+                    "🗞 Daily summary: {} ✏️",
+                    match choices.summary_hour {
+                        Some(hour) => format!("{hour:02}:00"),
+                        None => "off".to_string(),
+                    }
+                ),
+                Action::Custom(Field::SummaryHour),
             )]);
         }
         Step::Summary => {
@@ -589,6 +621,7 @@ mod tests {
             hours_start: 14,
             hours_end: 2,
             timezone: "Europe/Berlin".to_string(),
+            summary_hour: Some(9),
         }
     }
 
@@ -732,12 +765,14 @@ mod tests {
                 <b>4. Schedule</b>
                 Posts per day: <b>3</b>
                 Posting hours: <b>14:00–02:00</b> (Europe/Berlin)
+                Daily summary: <b>09:00</b> Europe/Berlin — how yesterday went and what is ahead
 
                 Tap a preset, or ✏️ to type a value.
                 ---
                 [✅ 3 | 1:wz:7:4:ppd:3] [5 | 1:wz:7:4:ppd:5] [10 | 1:wz:7:4:ppd:10] [✏️ Custom | 1:wz:7:4:ppd:c]
                 [09:00–21:00 | 1:wz:7:4:hrs:9:21] [✅ 14:00–02:00 | 1:wz:7:4:hrs:14:2] [✏️ Custom | 1:wz:7:4:hrs:c]
                 [🌍 Time zone: Europe/Berlin | 1:wz:7:4:tz:c]
+                [🗞 Daily summary: 09:00 ✏️ | 1:wz:7:4:sum:c]
                 [← Back | 1:wz:7:4:back] [Next → | 1:wz:7:4:next]
                 [✖️ Cancel setup | 1:wz:7:4:stop]"#]],
         );
@@ -755,12 +790,14 @@ mod tests {
                 <b>4. Schedule</b>
                 Posts per day: <b>7</b>
                 Posting hours: <b>08:00–20:00</b> (Europe/Berlin)
+                Daily summary: <b>09:00</b> Europe/Berlin — how yesterday went and what is ahead
 
                 Tap a preset, or ✏️ to type a value.
                 ---
                 [3 | 1:wz:7:4:ppd:3] [5 | 1:wz:7:4:ppd:5] [10 | 1:wz:7:4:ppd:10] [✅ ✏️ 7 | 1:wz:7:4:ppd:c]
                 [09:00–21:00 | 1:wz:7:4:hrs:9:21] [14:00–02:00 | 1:wz:7:4:hrs:14:2] [✅ ✏️ Custom | 1:wz:7:4:hrs:c]
                 [🌍 Time zone: Europe/Berlin | 1:wz:7:4:tz:c]
+                [🗞 Daily summary: 09:00 ✏️ | 1:wz:7:4:sum:c]
                 [← Back | 1:wz:7:4:back] [Next → | 1:wz:7:4:next]
                 [✖️ Cancel setup | 1:wz:7:4:stop]"#]],
         );
@@ -776,6 +813,7 @@ mod tests {
                 Instagram: <b>&lt;Promo&gt;</b>
                 Media: quotes &amp; co
                 Schedule: <b>7 posts a day</b>, <b>08:00–20:00</b> Europe/Berlin
+                Daily summary: <b>09:00</b> Europe/Berlin
 
                 Tap ✅ Complete to apply these settings.
                 ---
@@ -789,6 +827,7 @@ mod tests {
             Instagram: <b>&lt;Promo&gt;</b>
             Media: quotes &amp; co
             Schedule: <b>7 posts a day</b>, <b>08:00–20:00</b> Europe/Berlin
+            Daily summary: <b>09:00</b> Europe/Berlin
 
             Change anything later in /settings; /help lists every command."#]]
         .assert_eq(&completed_text(&c, &view, true));
@@ -838,6 +877,7 @@ mod tests {
             Instagram: <b>@brand</b> (as now)
             Media: every category folder (none yet)
             Schedule: <b>3 posts a day</b>, <b>14:00–02:00</b> Europe/Berlin
+            Daily summary: <b>09:00</b> Europe/Berlin
 
             Change anything later in /settings; /help lists every command."#]]
         .assert_eq(&completed_text(&choices(), &view, false));
@@ -909,6 +949,7 @@ mod tests {
             Instagram: <b>&lt;Promo&gt;</b>
             Media: the one category folder
             Schedule: <b>1 post a day</b>, <b>14:00–02:00</b> Europe/Berlin
+            Daily summary: <b>09:00</b> Europe/Berlin
 
             Change anything later in /settings; /help lists every command."#]]
         .assert_eq(&completed_text(&c, &view, false));

@@ -10,9 +10,10 @@ use crate::support::{wait_until, Call, Env, SentMessage};
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Messages the bot sends on its own schedule (the daily "running dry" warning,
-/// missed slots, scan reports), which can land between a command and its reply.
+/// missed slots, scan reports, the daily summary), which can land between a
+/// command and its reply.
 pub fn is_notice(message: &SentMessage) -> bool {
-    ["📉", "⏰", "🔎 <b>Scan finished"]
+    ["📉", "⏰", "🔎 <b>Scan finished", "🗞 <b>Daily summary"]
         .iter()
         .any(|p| message.text.starts_with(p))
 }

@@ -20,6 +20,7 @@ mod resilience;
 mod roles;
 mod settings_menu;
 mod setup;
+mod summary;
 mod support;
 mod trust;
 mod web;

@@ -58,6 +58,8 @@ pub enum Field {
     /// The end hour, after a prompt answered with the start hour only.
     HoursEnd,
     Timezone,
+    /// The daily summary's hour, or "off".
+    SummaryHour,
 }
 
 impl Field {
@@ -68,6 +70,7 @@ impl Field {
             Field::Hours => "wizard_hours",
             Field::HoursEnd => "wizard_hours_end",
             Field::Timezone => "wizard_timezone",
+            Field::SummaryHour => "wizard_summary_hour",
         }
     }
 
@@ -77,6 +80,7 @@ impl Field {
             Field::Hours,
             Field::HoursEnd,
             Field::Timezone,
+            Field::SummaryHour,
         ]
         .into_iter()
         .find(|field| field.name() == name)
@@ -158,6 +162,7 @@ pub fn encode_press(press: Press) -> String {
         Action::Custom(Field::PostsPerDay) => "ppd:c".to_string(),
         Action::Custom(Field::Hours | Field::HoursEnd) => "hrs:c".to_string(),
         Action::Custom(Field::Timezone) => "tz:c".to_string(),
+        Action::Custom(Field::SummaryHour) => "sum:c".to_string(),
         Action::Complete => "done".to_string(),
     };
     format!("{}:{}:{action}", press.wizard_id, press.step.number())
@@ -203,6 +208,7 @@ pub fn parse_press(parts: &[&str]) -> Option<Press> {
             end: parse_number(end, settings::HOUR_MAX)?,
         },
         ["tz", "c"] => Action::Custom(Field::Timezone),
+        ["sum", "c"] => Action::Custom(Field::SummaryHour),
         ["done"] => Action::Complete,
         _ => return None,
     };
