@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod history;
 pub mod media;
 pub mod oauth;
 pub mod pairing;

@@ -7,6 +7,7 @@
 
 pub mod wizard;
 
+use crate::domain::history::Narrow;
 use crate::domain::settings::Toggle;
 
 const VERSION: &str = "1";
@@ -94,6 +95,13 @@ pub enum Callback {
     BackToSettings,
     /// A button of the /init set-up wizard (`wizard` encodes and parses it).
     Wizard(wizard::Press),
+    /// /history's ◀ ▶: the page (0 = newest) of the list as it stood at
+    /// `anchor` (Unix seconds, when /history was sent), narrowed as asked.
+    HistoryPage {
+        narrow: Narrow,
+        page: u32,
+        anchor: i64,
+    },
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -129,6 +137,11 @@ pub fn encode(callback: Callback) -> String {
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
         Callback::Wizard(press) => format!("{VERSION}:wz:{}", wizard::encode_press(press)),
+        Callback::HistoryPage {
+            narrow,
+            page,
+            anchor,
+        } => format!("{VERSION}:hist:{}:{page}:{anchor}", narrow.code()),
     }
 }
 
@@ -173,9 +186,22 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
         [VERSION, "wz", rest @ ..] => Callback::Wizard(wizard::parse_press(rest)?),
+        [VERSION, "hist", narrow, page, anchor] => Callback::HistoryPage {
+            narrow: Narrow::from_code(narrow)?,
+            page: parse_page(page)?,
+            anchor: parse_id(anchor)?,
+        },
         _ => return None,
     };
     Some(callback)
+}
+
+/// A page number as we print it: "0", or a positive one without a leading zero.
+fn parse_page(text: &str) -> Option<u32> {
+    if text == "0" {
+        return Some(0);
+    }
+    u32::try_from(parse_id(text)?).ok()
 }
 
 /// A positive decimal id, exactly as we print it (no sign, no leading zero).
@@ -240,6 +266,21 @@ mod tests {
             Callback::Account(1),
             Callback::Account(i64::MAX),
             Callback::BackToSettings,
+            Callback::HistoryPage {
+                narrow: Narrow::All,
+                page: 0,
+                anchor: 1_767_225_600,
+            },
+            Callback::HistoryPage {
+                narrow: Narrow::Posts,
+                page: u32::MAX,
+                anchor: i64::MAX,
+            },
+            Callback::HistoryPage {
+                narrow: Narrow::Settings,
+                page: 12,
+                anchor: 1,
+            },
         ];
         for toggle in [
             Toggle::DryRun,
@@ -290,6 +331,15 @@ mod tests {
             "1:acct:1:2",
             "1:acct:99999999999999999999",
             "1:back:1",
+            "1:hist:a:0",
+            "1:hist:x:0:1767225600",
+            "1:hist:a:00:1767225600",
+            "1:hist:a:01:1767225600",
+            "1:hist:a:-1:1767225600",
+            "1:hist:a:4294967296:1767225600",
+            "1:hist:a:1:0",
+            "1:hist:a:1:-5",
+            "1:hist:a:1:1767225600:9",
             &format!("1:refresh{}", " ".repeat(70)),
         ] {
             assert_eq!(parse(data), None, "{data:?}");
@@ -314,6 +364,7 @@ mod tests {
         b"st",
         b"acct",
         b"wz",
+        b"hist",
         b"add",
         b"0",
         b"00",
@@ -409,6 +460,16 @@ mod tests {
                 .prop_map(|(action, queue_id)| Callback::Story { action, queue_id }),
             fuzz_input::positive_id().prop_map(Callback::Account),
             any_press().prop_map(Callback::Wizard),
+            (
+                prop::sample::select(vec![Narrow::All, Narrow::Settings, Narrow::Posts]),
+                any::<u32>(),
+                fuzz_input::positive_id()
+            )
+                .prop_map(|(narrow, page, anchor)| Callback::HistoryPage {
+                    narrow,
+                    page,
+                    anchor
+                }),
         ]
     }
 
@@ -430,6 +491,7 @@ mod tests {
         "queue",
         "schedule",
         "st",
+        "hist",
         "p",
         "s",
         "r",

@@ -1,6 +1,8 @@
 //! What the bot says: message texts and inline keyboards. Pure functions of the
 //! data they show; every dynamic string is HTML-escaped here.
 
+pub mod history;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
