@@ -12,7 +12,7 @@ use rusqlite::Transaction;
 
 use super::Context;
 use crate::db::{self, history::Query};
-use crate::domain::history::{page_count, Narrow, PAGE_SIZE};
+use crate::domain::history::{page_count, Anchor, Narrow, PAGE_SIZE};
 use crate::domain::settings::{self, ChatRow};
 use crate::domain::ui::history::{self as ui, PagePosition};
 use crate::telegram::{self, CallbackQuery, Outgoing};
@@ -33,7 +33,13 @@ pub(super) fn show(
         ));
         return Ok(());
     };
-    let (text, keyboard) = match page(tx, ctx, chat_id, narrow, 0, ctx.now.timestamp())? {
+    let (settings_id, post_id) = db::history::newest_ids(tx)?;
+    let anchor = Anchor {
+        at: ctx.now.timestamp(),
+        settings_id,
+        post_id,
+    };
+    let (text, keyboard) = match page(tx, ctx, chat_id, narrow, 0, anchor)? {
         Some((text, keyboard, _)) => (text, keyboard),
         // Page 0 of a list anchored now is always there.
         None => (ui::history_page_gone_alert(), Vec::new()),
@@ -53,7 +59,7 @@ pub(super) fn turn_page(
     message_id: i64,
     narrow: Narrow,
     number: u32,
-    anchor: i64,
+    anchor: Anchor,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
     match page(tx, ctx, chat_id, narrow, number, anchor)? {
@@ -84,13 +90,15 @@ pub(super) fn turn_page(
     Ok(())
 }
 
-/// The list as it stood at `anchor` (Unix seconds), narrowed.
-fn query(chat_id: i64, narrow: Narrow, anchor: DateTime<Utc>) -> Query {
+/// The list as it stood at `anchor`, narrowed.
+fn query(chat_id: i64, narrow: Narrow, anchor: Anchor, until: DateTime<Utc>) -> Query {
     Query {
         chat_id: Some(chat_id),
         narrow,
         since: None,
-        until: Some(anchor),
+        until: Some(until),
+        settings_id_max: Some(anchor.settings_id),
+        post_id_max: Some(anchor.post_id),
     }
 }
 
@@ -103,12 +111,12 @@ fn page(
     chat_id: i64,
     narrow: Narrow,
     number: u32,
-    anchor: i64,
+    anchor: Anchor,
 ) -> Result<Option<(String, telegram::Keyboard, PagePosition)>> {
-    let Some(anchor_time) = DateTime::from_timestamp(anchor, 0).filter(|a| *a <= ctx.now) else {
+    let Some(until) = DateTime::from_timestamp(anchor.at, 0).filter(|a| *a <= ctx.now) else {
         return Ok(None);
     };
-    let query = query(chat_id, narrow, anchor_time);
+    let query = query(chat_id, narrow, anchor, until);
     let total = db::history::count(tx, &query)?;
     let pages = page_count(total);
     if number >= pages {

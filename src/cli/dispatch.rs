@@ -55,6 +55,8 @@ pub fn run(config_path: Option<&Path>, command: Command) -> ExitCode {
         Command::CategoriesShow { chat } => print(cli::categories(&config, chat, None)),
         Command::CategoriesSet { chat, mix } => print(cli::categories(&config, chat, Some(&mix))),
         Command::Backup { path, force } => print(ops::backup(&config, &path, force)),
+        Command::History(args) => print(cli::history::history(&config, &args)),
+        Command::SettingsShow { chat, at } => print(cli::history::settings_show(&config, chat, at)),
         // Handled before the configuration is loaded.
         Command::Doctor { .. } => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {

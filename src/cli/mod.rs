@@ -8,6 +8,7 @@
 
 mod accounts;
 pub mod dispatch;
+pub mod history;
 pub mod ops;
 
 use std::ffi::OsString;
@@ -35,6 +36,10 @@ Commands:
                        Show or set a chat's category mix
   accounts add|list|deactivate
                        Manage Instagram accounts and their tokens
+  history [--chat ID] [--settings|--posts] [--since DATE] [--json]
+                       Settings changes and story outcomes, newest first
+  settings show --chat ID [--at TIME]
+                       A chat's settings, now or as they were at TIME
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
   doctor [--fix]       Check config, database, key file, media, Telegram, ...
@@ -133,13 +138,33 @@ pub enum Command {
     Check,
     Migrate,
     Scan,
-    Queue { chat: Option<i64> },
-    Plan { days: u32, chat: Option<i64> },
-    CategoriesShow { chat: Option<i64> },
-    CategoriesSet { chat: Option<i64>, mix: String },
-    Backup { path: PathBuf, force: bool },
-    Doctor { fix: bool },
+    Queue {
+        chat: Option<i64>,
+    },
+    Plan {
+        days: u32,
+        chat: Option<i64>,
+    },
+    CategoriesShow {
+        chat: Option<i64>,
+    },
+    CategoriesSet {
+        chat: Option<i64>,
+        mix: String,
+    },
+    Backup {
+        path: PathBuf,
+        force: bool,
+    },
+    Doctor {
+        fix: bool,
+    },
     Accounts(crate::bot::accounts::AccountsCommand),
+    History(history::HistoryArgs),
+    SettingsShow {
+        chat: i64,
+        at: Option<history::Moment>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,6 +190,8 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("backup") => BACKUP_HELP,
         Some("doctor") => DOCTOR_HELP,
         Some("accounts") => crate::bot::accounts::ACCOUNTS_HELP,
+        Some("history") => history::HISTORY_HELP,
+        Some("settings") => history::SETTINGS_HELP,
         _ => USAGE,
     }
 }
@@ -242,6 +269,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             Value(word) if command.is_none() && word == "accounts" => {
                 return accounts::parse_args(&mut parser, config);
             }
+            Value(word) if command.is_none() && word == "history" => {
+                return history::parse_history(&mut parser, config);
+            }
+            Value(word) if command.is_none() && word == "settings" => {
+                return history::parse_settings(&mut parser, config);
+            }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {
                 let topic = parser.values().ok().and_then(|mut v| v.next());
@@ -269,7 +302,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup or doctor)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, history, settings, backup or doctor)"
                     )));
                 }
                 command = Some(word);

@@ -19,22 +19,26 @@ pub struct Query {
     pub narrow: Narrow,
     /// Entries at or after this moment.
     pub since: Option<DateTime<Utc>>,
-    /// Entries at or before this moment (a /history list's anchor, so its
-    /// pages stay put while new entries arrive).
+    /// Entries at or before this moment, and settings and posting rows up to
+    /// these ids (a /history list's anchor, so its pages stay put while new
+    /// entries arrive).
     pub until: Option<DateTime<Utc>>,
+    pub settings_id_max: Option<i64>,
+    pub post_id_max: Option<i64>,
 }
 
 /// Every entry the query selects, as rows of the three tables: kind ('s', 'p'
-/// or 'q'), id, chat, time, user, and four kind-dependent columns.
+/// or 'q'), id, chat, time, user, and four kind-dependent columns. Parameters
+/// ?1 to ?7 are `Bound`'s.
 const ENTRIES: &str = "
     SELECT 's' AS kind, h.id AS id, h.chat_id AS chat_id, h.valid_from AS at,
            h.changed_by AS user_id, h.changes AS a, h.reason AS b, NULL AS c, NULL AS d
       FROM settings_history h
-     WHERE (?1 IS NULL OR h.chat_id = ?1) AND ?2 = 1
+     WHERE (?1 IS NULL OR h.chat_id = ?1) AND ?2 = 1 AND (?6 IS NULL OR h.id <= ?6)
     UNION ALL
     SELECT 'p', p.id, p.chat_id, p.created_at, p.user_id, m.path, p.outcome, p.method, p.error
       FROM posting_history p LEFT JOIN media_items m ON m.id = p.media_item_id
-     WHERE (?1 IS NULL OR p.chat_id = ?1) AND ?3 = 1
+     WHERE (?1 IS NULL OR p.chat_id = ?1) AND ?3 = 1 AND (?7 IS NULL OR p.id <= ?7)
     UNION ALL
     SELECT 'q', q.id, q.chat_id, q.scheduled_for, NULL, m.path, q.status, NULL, q.last_error
       FROM posting_queue q LEFT JOIN media_items m ON m.id = q.media_item_id
@@ -46,7 +50,15 @@ pub fn count(conn: &Connection, query: &Query) -> Result<u32> {
     let b = Bound::of(query);
     let total: i64 = conn.query_row(
         &sql,
-        params![b.chat_id, b.settings, b.posts, b.since, b.until],
+        params![
+            b.chat_id,
+            b.settings,
+            b.posts,
+            b.since,
+            b.until,
+            query.settings_id_max,
+            query.post_id_max
+        ],
         |r| r.get(0),
     )?;
     Ok(u32::try_from(total).unwrap_or(u32::MAX))
@@ -65,13 +77,23 @@ pub fn entries(
            FROM ({ENTRIES}) e LEFT JOIN users u ON u.user_id = e.user_id
            {WHERE_SPAN}
           ORDER BY e.at DESC, e.kind, e.id DESC
-          LIMIT ?6 OFFSET ?7"
+          LIMIT ?8 OFFSET ?9"
     );
     let b = Bound::of(query);
     let limit = limit.map_or(-1, i64::from);
     let mut statement = conn.prepare(&sql)?;
     let rows = statement.query_map(
-        params![b.chat_id, b.settings, b.posts, b.since, b.until, limit, offset],
+        params![
+            b.chat_id,
+            b.settings,
+            b.posts,
+            b.since,
+            b.until,
+            query.settings_id_max,
+            query.post_id_max,
+            limit,
+            offset
+        ],
         entry_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -131,6 +153,17 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         who,
         what,
     })
+}
+
+/// The highest settings_history and posting_history ids (0 when empty): a
+/// /history list's bound.
+pub fn newest_ids(conn: &Connection) -> Result<(i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT (SELECT coalesce(max(id), 0) FROM settings_history),
+                (SELECT coalesce(max(id), 0) FROM posting_history)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }
 
 /// The version in force at `at`: valid_from ≤ at < valid_to (or still current).
@@ -322,6 +355,8 @@ mod tests {
             narrow,
             since: None,
             until: None,
+            settings_id_max: None,
+            post_id_max: None,
         }
     }
 
@@ -393,6 +428,19 @@ mod tests {
             .map(|e| e.at.format("%d").to_string())
             .collect();
         assert_eq!(dates, ["05", "04", "03"]);
+        // Bounded by ids: the newest version (id 4) and the second post (id 2) are out.
+        assert_eq!(newest_ids(&conn).unwrap(), (4, 2));
+        let bounded = Query {
+            settings_id_max: Some(3),
+            post_id_max: Some(1),
+            ..query(Narrow::All)
+        };
+        let dates: Vec<String> = entries(&conn, &bounded, 0, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.at.format("%d").to_string())
+            .collect();
+        assert_eq!(dates, ["04", "03", "02", "01"]);
     }
 
     #[test]

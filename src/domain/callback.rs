@@ -7,7 +7,7 @@
 
 pub mod wizard;
 
-use crate::domain::history::Narrow;
+use crate::domain::history::{Anchor, Narrow, ANCHOR_MAX};
 use crate::domain::settings::Toggle;
 
 const VERSION: &str = "1";
@@ -95,12 +95,12 @@ pub enum Callback {
     BackToSettings,
     /// A button of the /init set-up wizard (`wizard` encodes and parses it).
     Wizard(wizard::Press),
-    /// /history's ◀ ▶: the page (0 = newest) of the list as it stood at
-    /// `anchor` (Unix seconds, when /history was sent), narrowed as asked.
+    /// /history's ◀ ▶: the page (0 = newest) of the list as it stood when
+    /// /history was sent (`anchor`), narrowed as asked.
     HistoryPage {
         narrow: Narrow,
         page: u32,
-        anchor: i64,
+        anchor: Anchor,
     },
 }
 
@@ -141,7 +141,13 @@ pub fn encode(callback: Callback) -> String {
             narrow,
             page,
             anchor,
-        } => format!("{VERSION}:hist:{}:{page}:{anchor}", narrow.code()),
+        } => format!(
+            "{VERSION}:hist:{}:{page}:{}:{}:{}",
+            narrow.code(),
+            anchor.at,
+            anchor.settings_id,
+            anchor.post_id
+        ),
     }
 }
 
@@ -186,10 +192,14 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
         [VERSION, "wz", rest @ ..] => Callback::Wizard(wizard::parse_press(rest)?),
-        [VERSION, "hist", narrow, page, anchor] => Callback::HistoryPage {
+        [VERSION, "hist", narrow, page, at, settings_id, post_id] => Callback::HistoryPage {
             narrow: Narrow::from_code(narrow)?,
             page: parse_page(page)?,
-            anchor: parse_id(anchor)?,
+            anchor: Anchor {
+                at: parse_id(at).filter(|at| *at <= ANCHOR_MAX)?,
+                settings_id: parse_count(settings_id)?,
+                post_id: parse_count(post_id)?,
+            },
         },
         _ => return None,
     };
@@ -198,10 +208,15 @@ pub fn parse(data: &str) -> Option<Callback> {
 
 /// A page number as we print it: "0", or a positive one without a leading zero.
 fn parse_page(text: &str) -> Option<u32> {
+    u32::try_from(parse_count(text)?).ok()
+}
+
+/// "0", or a positive number up to `ANCHOR_MAX` without a leading zero.
+fn parse_count(text: &str) -> Option<i64> {
     if text == "0" {
         return Some(0);
     }
-    u32::try_from(parse_id(text)?).ok()
+    parse_id(text).filter(|n| *n <= ANCHOR_MAX)
 }
 
 /// A positive decimal id, exactly as we print it (no sign, no leading zero).
@@ -269,17 +284,29 @@ mod tests {
             Callback::HistoryPage {
                 narrow: Narrow::All,
                 page: 0,
-                anchor: 1_767_225_600,
+                anchor: Anchor {
+                    at: 1_767_225_600,
+                    settings_id: 0,
+                    post_id: 0,
+                },
             },
             Callback::HistoryPage {
                 narrow: Narrow::Posts,
                 page: u32::MAX,
-                anchor: i64::MAX,
+                anchor: Anchor {
+                    at: ANCHOR_MAX,
+                    settings_id: ANCHOR_MAX,
+                    post_id: ANCHOR_MAX,
+                },
             },
             Callback::HistoryPage {
                 narrow: Narrow::Settings,
                 page: 12,
-                anchor: 1,
+                anchor: Anchor {
+                    at: 1,
+                    settings_id: 5,
+                    post_id: 17,
+                },
             },
         ];
         for toggle in [
@@ -331,15 +358,18 @@ mod tests {
             "1:acct:1:2",
             "1:acct:99999999999999999999",
             "1:back:1",
-            "1:hist:a:0",
-            "1:hist:x:0:1767225600",
-            "1:hist:a:00:1767225600",
-            "1:hist:a:01:1767225600",
-            "1:hist:a:-1:1767225600",
-            "1:hist:a:4294967296:1767225600",
-            "1:hist:a:1:0",
-            "1:hist:a:1:-5",
-            "1:hist:a:1:1767225600:9",
+            "1:hist:a:0:1767225600:1",
+            "1:hist:x:0:1767225600:1:1",
+            "1:hist:a:00:1767225600:1:1",
+            "1:hist:a:01:1767225600:1:1",
+            "1:hist:a:-1:1767225600:1:1",
+            "1:hist:a:4294967296:1767225600:1:1",
+            "1:hist:a:1:0:1:1",
+            "1:hist:a:1:-5:1:1",
+            "1:hist:a:1:1000000000000:1:1",
+            "1:hist:a:1:1767225600:1000000000000:1",
+            "1:hist:a:1:1767225600:1:01",
+            "1:hist:a:1:1767225600:1:1:9",
             &format!("1:refresh{}", " ".repeat(70)),
         ] {
             assert_eq!(parse(data), None, "{data:?}");
@@ -463,12 +493,20 @@ mod tests {
             (
                 prop::sample::select(vec![Narrow::All, Narrow::Settings, Narrow::Posts]),
                 any::<u32>(),
-                fuzz_input::positive_id()
+                1..=ANCHOR_MAX,
+                0..=ANCHOR_MAX,
+                0..=ANCHOR_MAX,
             )
-                .prop_map(|(narrow, page, anchor)| Callback::HistoryPage {
-                    narrow,
-                    page,
-                    anchor
+                .prop_map(|(narrow, page, at, settings_id, post_id)| {
+                    Callback::HistoryPage {
+                        narrow,
+                        page,
+                        anchor: Anchor {
+                            at,
+                            settings_id,
+                            post_id,
+                        },
+                    }
                 }),
         ]
     }

@@ -65,6 +65,24 @@ impl Narrow {
     }
 }
 
+/// A /history list as it stood when it was first shown: entries up to that
+/// moment and up to those row ids (stored times are to the second, so the ids
+/// keep a change made in the same second as /history off its pages). The
+/// page buttons carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// Unix seconds.
+    pub at: i64,
+    /// The highest settings_history id then (0: none).
+    pub settings_id: i64,
+    /// The highest posting_history id then (0: none).
+    pub post_id: i64,
+}
+
+/// The largest id or time a page button carries, so its data stays within
+/// Telegram's 64 bytes (a trillion rows; Unix seconds past the year 5000).
+pub const ANCHOR_MAX: i64 = 999_999_999_999;
+
 /// One setting in a stored version's `changes`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SettingChange {

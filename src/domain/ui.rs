@@ -25,6 +25,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("connect", "Connect an Instagram account"),
     ("status", "Mode, pause state and schedule at a glance"),
     ("accounts", "Instagram accounts and their tokens"),
+    (
+        "history",
+        "Settings changes and story outcomes (/history posts)",
+    ),
     ("pause", "Pause posting in this chat"),
     ("resume", "Resume posting in this chat"),
     ("dryrun", "Turn dry run on or off (/dryrun on|off)"),

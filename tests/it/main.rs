@@ -10,6 +10,7 @@ mod connect;
 mod crash;
 mod fake_selftest;
 mod helpers;
+mod history;
 mod instagram_fake_selftest;
 mod limits;
 mod ops;

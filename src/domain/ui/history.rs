@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use super::zoned_day;
 use crate::domain::callback::{self, Callback};
-use crate::domain::history::{Entry, Narrow, What};
+use crate::domain::history::{Anchor, Entry, Narrow, What};
 use crate::domain::markup::{escape_html, plural, Button, Keyboard};
 use crate::domain::status::QueueStatus;
 
@@ -19,8 +19,8 @@ pub struct PagePosition {
     pub page: u32,
     pub pages: u32,
     pub total: u32,
-    /// Unix seconds: the list as it stood then.
-    pub anchor: i64,
+    /// The list as it stood when /history was sent.
+    pub anchor: Anchor,
 }
 
 fn title(narrow: Narrow) -> &'static str {
@@ -172,7 +172,11 @@ mod tests {
             page,
             pages,
             total: 17,
-            anchor: 1_767_225_600,
+            anchor: Anchor {
+                at: 1_767_225_600,
+                settings_id: 31,
+                post_id: 7,
+            },
         }
     }
 
@@ -201,8 +205,14 @@ mod tests {
         assert_eq!(
             buttons(&keyboard),
             [
-                ("◀ Newer".to_string(), "1:hist:a:0:1767225600".to_string()),
-                ("Older ▶".to_string(), "1:hist:a:2:1767225600".to_string()),
+                (
+                    "◀ Newer".to_string(),
+                    "1:hist:a:0:1767225600:31:7".to_string()
+                ),
+                (
+                    "Older ▶".to_string(),
+                    "1:hist:a:2:1767225600:31:7".to_string()
+                ),
             ]
         );
     }
