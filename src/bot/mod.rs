@@ -39,6 +39,7 @@ use roles::{Roles, Verdict};
 pub mod accounts;
 pub mod chats;
 pub mod health;
+mod history;
 pub mod keyfile;
 pub mod oauth;
 pub mod pairing;
@@ -709,6 +710,7 @@ fn run_command(
             reply(out, ui::scan_started_text());
         }
         "connect" => out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?),
+        "history" => history::show(tx, ctx, chat_id, args, out)?,
         "cancel" => {
             let text = if db::clear_pending_input(tx, chat_id, user_id, ctx.now)? {
                 ui::cancelled_text()
@@ -802,15 +804,16 @@ fn handle_callback(
         out.push(telegram::answer_callback(&query.id, text, false))
     };
     // Story buttons are the members' unless the chat keeps them for its
-    // administrators; Cancel only ever drops the presser's own prompt; every
-    // other button changes or shows the settings.
+    // administrators; Cancel only ever drops the presser's own prompt; a
+    // /history page is for whoever may read /history; every other button
+    // changes or shows the settings.
     let for_admins = match parsed {
         Callback::Story { .. } => {
             current_settings(tx, ctx, chat_id)?
                 .1
                 .story_buttons_admins_only
         }
-        Callback::Cancel => false,
+        Callback::Cancel | Callback::HistoryPage { .. } => false,
         _ => true,
     };
     let verdict = ctx.verdict(tx, &message.chat, user_id)?;
@@ -999,6 +1002,13 @@ fn handle_callback(
         Callback::Wizard(press) => {
             setup::handle_press(tx, ctx, query, chat_id, message_id, press, out)?;
         }
+        Callback::HistoryPage {
+            narrow,
+            page,
+            anchor,
+        } => history::turn_page(
+            tx, ctx, query, chat_id, message_id, narrow, page, anchor, out,
+        )?,
     }
     Ok(())
 }

@@ -57,6 +57,8 @@ pub fn run(config_path: Option<&Path>, command: Command) -> ExitCode {
         Command::Backup { path, force } => print(cli::health::backup(&config, &path, force)),
         Command::Runs { since, json } => print(cli::health::runs(&config, since, json)),
         Command::Chats(command) => print(cli::health::chats(&config, &command)),
+        Command::History(args) => print(cli::history::history(&config, &args)),
+        Command::SettingsShow { chat, at } => print(cli::history::settings_show(&config, chat, at)),
         // Handled before the configuration is loaded.
         Command::Doctor { .. } => ExitCode::SUCCESS,
         Command::Accounts(command) => match accounts::run_command(&config, &command) {

@@ -9,6 +9,7 @@
 mod accounts;
 pub mod dispatch;
 pub mod health;
+pub mod history;
 pub mod ops;
 
 use std::ffi::OsString;
@@ -36,6 +37,10 @@ Commands:
                        Show or set a chat's category mix
   accounts add|list|deactivate
                        Manage Instagram accounts and their tokens
+  history [--chat ID] [--settings|--posts] [--since DATE] [--json]
+                       Settings changes and story outcomes, newest first
+  settings show --chat ID [--at TIME]
+                       A chat's settings, now or as they were at TIME
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
   doctor [--fix]       Check config, database, key file, media, Telegram, ...
@@ -165,6 +170,11 @@ pub enum Command {
         json: bool,
     },
     Chats(health::ChatsCommand),
+    History(history::HistoryArgs),
+    SettingsShow {
+        chat: i64,
+        at: Option<history::Moment>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -192,6 +202,8 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("accounts") => crate::bot::accounts::ACCOUNTS_HELP,
         Some("runs") => health::RUNS_HELP,
         Some("chats") => health::CHATS_HELP,
+        Some("history") => history::HISTORY_HELP,
+        Some("settings") => history::SETTINGS_HELP,
         _ => USAGE,
     }
 }
@@ -275,6 +287,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             Value(word) if command.is_none() && word == "chats" => {
                 return health::parse_chats(&mut parser, config);
             }
+            Value(word) if command.is_none() && word == "history" => {
+                return history::parse_history(&mut parser, config);
+            }
+            Value(word) if command.is_none() && word == "settings" => {
+                return history::parse_settings(&mut parser, config);
+            }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {
                 let topic = parser.values().ok().and_then(|mut v| v.next());
@@ -302,7 +320,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup, doctor, runs or chats)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, history, settings, backup, doctor, runs or chats)"
                     )));
                 }
                 command = Some(word);

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod chats;
 pub mod health;
+pub mod history;
 pub mod media;
 pub mod oauth;
 pub mod pairing;

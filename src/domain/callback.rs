@@ -7,6 +7,7 @@
 
 pub mod wizard;
 
+use crate::domain::history::{Anchor, Narrow, ANCHOR_MAX};
 use crate::domain::settings::Toggle;
 
 const VERSION: &str = "1";
@@ -96,6 +97,13 @@ pub enum Callback {
     BackToSettings,
     /// A button of the /init set-up wizard (`wizard` encodes and parses it).
     Wizard(wizard::Press),
+    /// /history's ◀ ▶: the page (0 = newest) of the list as it stood when
+    /// /history was sent (`anchor`), narrowed as asked.
+    HistoryPage {
+        narrow: Narrow,
+        page: u32,
+        anchor: Anchor,
+    },
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -132,6 +140,17 @@ pub fn encode(callback: Callback) -> String {
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
         Callback::Wizard(press) => format!("{VERSION}:wz:{}", wizard::encode_press(press)),
+        Callback::HistoryPage {
+            narrow,
+            page,
+            anchor,
+        } => format!(
+            "{VERSION}:hist:{}:{page}:{}:{}:{}",
+            narrow.code(),
+            anchor.at,
+            anchor.settings_id,
+            anchor.post_id
+        ),
     }
 }
 
@@ -177,9 +196,31 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
         [VERSION, "wz", rest @ ..] => Callback::Wizard(wizard::parse_press(rest)?),
+        [VERSION, "hist", narrow, page, at, settings_id, post_id] => Callback::HistoryPage {
+            narrow: Narrow::from_code(narrow)?,
+            page: parse_page(page)?,
+            anchor: Anchor {
+                at: parse_id(at).filter(|at| *at <= ANCHOR_MAX)?,
+                settings_id: parse_count(settings_id)?,
+                post_id: parse_count(post_id)?,
+            },
+        },
         _ => return None,
     };
     Some(callback)
+}
+
+/// A page number as we print it: "0", or a positive one without a leading zero.
+fn parse_page(text: &str) -> Option<u32> {
+    u32::try_from(parse_count(text)?).ok()
+}
+
+/// "0", or a positive number up to `ANCHOR_MAX` without a leading zero.
+fn parse_count(text: &str) -> Option<i64> {
+    if text == "0" {
+        return Some(0);
+    }
+    parse_id(text).filter(|n| *n <= ANCHOR_MAX)
 }
 
 /// A positive decimal id, exactly as we print it (no sign, no leading zero).
@@ -245,6 +286,33 @@ mod tests {
             Callback::Account(1),
             Callback::Account(i64::MAX),
             Callback::BackToSettings,
+            Callback::HistoryPage {
+                narrow: Narrow::All,
+                page: 0,
+                anchor: Anchor {
+                    at: 1_767_225_600,
+                    settings_id: 0,
+                    post_id: 0,
+                },
+            },
+            Callback::HistoryPage {
+                narrow: Narrow::Posts,
+                page: u32::MAX,
+                anchor: Anchor {
+                    at: ANCHOR_MAX,
+                    settings_id: ANCHOR_MAX,
+                    post_id: ANCHOR_MAX,
+                },
+            },
+            Callback::HistoryPage {
+                narrow: Narrow::Settings,
+                page: 12,
+                anchor: Anchor {
+                    at: 1,
+                    settings_id: 5,
+                    post_id: 17,
+                },
+            },
         ];
         for toggle in [
             Toggle::DryRun,
@@ -295,6 +363,18 @@ mod tests {
             "1:acct:1:2",
             "1:acct:99999999999999999999",
             "1:back:1",
+            "1:hist:a:0:1767225600:1",
+            "1:hist:x:0:1767225600:1:1",
+            "1:hist:a:00:1767225600:1:1",
+            "1:hist:a:01:1767225600:1:1",
+            "1:hist:a:-1:1767225600:1:1",
+            "1:hist:a:4294967296:1767225600:1:1",
+            "1:hist:a:1:0:1:1",
+            "1:hist:a:1:-5:1:1",
+            "1:hist:a:1:1000000000000:1:1",
+            "1:hist:a:1:1767225600:1000000000000:1",
+            "1:hist:a:1:1767225600:1:01",
+            "1:hist:a:1:1767225600:1:1:9",
             &format!("1:refresh{}", " ".repeat(70)),
         ] {
             assert_eq!(parse(data), None, "{data:?}");
@@ -319,6 +399,7 @@ mod tests {
         b"st",
         b"acct",
         b"wz",
+        b"hist",
         b"add",
         b"0",
         b"00",
@@ -415,6 +496,24 @@ mod tests {
                 .prop_map(|(action, queue_id)| Callback::Story { action, queue_id }),
             fuzz_input::positive_id().prop_map(Callback::Account),
             any_press().prop_map(Callback::Wizard),
+            (
+                prop::sample::select(vec![Narrow::All, Narrow::Settings, Narrow::Posts]),
+                any::<u32>(),
+                1..=ANCHOR_MAX,
+                0..=ANCHOR_MAX,
+                0..=ANCHOR_MAX,
+            )
+                .prop_map(|(narrow, page, at, settings_id, post_id)| {
+                    Callback::HistoryPage {
+                        narrow,
+                        page,
+                        anchor: Anchor {
+                            at,
+                            settings_id,
+                            post_id,
+                        },
+                    }
+                }),
         ]
     }
 
@@ -436,6 +535,7 @@ mod tests {
         "queue",
         "schedule",
         "st",
+        "hist",
         "p",
         "s",
         "r",

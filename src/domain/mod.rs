@@ -7,6 +7,7 @@
 //! `runtime` or `cli`. `tests/modules.rs` checks the imports.
 
 pub mod callback;
+pub mod history;
 pub mod html_fit;
 pub mod markup;
 pub mod picker;

@@ -107,6 +107,18 @@ impl JobState {
 }
 
 text_enum! {
+    /// `posting_history.method`: how a story got where it went.
+    PostMethod {
+        /// Someone pressed the story's button.
+        Manual = "manual",
+        /// Storyline published it through the Graph API.
+        InstagramApi = "instagram_api",
+        /// Dry run: recorded, nothing published.
+        DryRun = "dry_run",
+    }
+}
+
+text_enum! {
     /// `media_items.kind`.
     MediaKind {
         Image = "image",
@@ -166,6 +178,10 @@ mod tests {
         for s in JobState::ALL {
             let text: String = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
             assert_eq!(JobState::parse(&text), Some(*s));
+        }
+        for s in PostMethod::ALL {
+            let back: PostMethod = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
+            assert_eq!(back, *s);
         }
         for s in MediaKind::ALL {
             let back: MediaKind = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();

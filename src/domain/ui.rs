@@ -1,6 +1,8 @@
 //! What the bot says: message texts and inline keyboards. Pure functions of the
 //! data they show; every dynamic string is HTML-escaped here.
 
+pub mod history;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,6 +26,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("connect", "Connect an Instagram account"),
     ("status", "Mode, pause state and schedule at a glance"),
     ("accounts", "Instagram accounts and their tokens"),
+    (
+        "history",
+        "Settings changes and story outcomes (/history posts)",
+    ),
     ("pause", "Pause posting in this chat"),
     ("resume", "Resume posting in this chat"),
     ("dryrun", "Turn dry run on or off (/dryrun on|off)"),

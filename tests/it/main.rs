@@ -11,6 +11,7 @@ mod crash;
 mod fake_selftest;
 mod health;
 mod helpers;
+mod history;
 mod instagram_fake_selftest;
 mod limits;
 mod ops;
