@@ -9,6 +9,7 @@
 mod accounts;
 pub mod dispatch;
 pub mod ops;
+pub mod settings_file;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ Commands:
                        Show or set a chat's category mix
   accounts add|list|deactivate
                        Manage Instagram accounts and their tokens
+  settings export|import [--chat ID] [FILE] [--dry-run]
+                       Print a chat's settings file, or import one
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
   doctor [--fix]       Check config, database, key file, media, Telegram, ...
@@ -140,6 +143,7 @@ pub enum Command {
     Backup { path: PathBuf, force: bool },
     Doctor { fix: bool },
     Accounts(crate::bot::accounts::AccountsCommand),
+    Settings(settings_file::SettingsCommand),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,6 +169,7 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("backup") => BACKUP_HELP,
         Some("doctor") => DOCTOR_HELP,
         Some("accounts") => crate::bot::accounts::ACCOUNTS_HELP,
+        Some("settings") => settings_file::SETTINGS_HELP,
         _ => USAGE,
     }
 }
@@ -242,6 +247,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             Value(word) if command.is_none() && word == "accounts" => {
                 return accounts::parse_args(&mut parser, config);
             }
+            Value(word) if command.is_none() && word == "settings" => {
+                return settings_file::parse_args(&mut parser, config);
+            }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {
                 let topic = parser.values().ok().and_then(|mut v| v.next());
@@ -269,7 +277,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 .contains(&word.as_str())
                 {
                     return Err(UsageError(format!(
-                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, backup or doctor)"
+                        "unknown command {word:?} (expected run, check, migrate, scan, queue, plan, categories, accounts, settings, backup or doctor)"
                     )));
                 }
                 command = Some(word);

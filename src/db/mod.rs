@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod pairing;
 pub mod publish;
 pub mod queue;
+pub mod settings_imports;
 pub mod wizard;
 
 mod time;

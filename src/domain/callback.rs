@@ -94,6 +94,11 @@ pub enum Callback {
     BackToSettings,
     /// A button of the /init set-up wizard (`wizard` encodes and parses it).
     Wizard(wizard::Press),
+    /// ✅ Apply (or ✖️ Cancel) under a settings file's differences (its import id).
+    Import {
+        id: i64,
+        apply: bool,
+    },
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -129,6 +134,9 @@ pub fn encode(callback: Callback) -> String {
         Callback::Account(id) => format!("{VERSION}:acct:{id}"),
         Callback::BackToSettings => format!("{VERSION}:back"),
         Callback::Wizard(press) => format!("{VERSION}:wz:{}", wizard::encode_press(press)),
+        Callback::Import { id, apply } => {
+            format!("{VERSION}:imp:{}:{id}", if apply { "a" } else { "c" })
+        }
     }
 }
 
@@ -173,6 +181,14 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "acct", id] => Callback::Account(parse_id(id)?),
         [VERSION, "back"] => Callback::BackToSettings,
         [VERSION, "wz", rest @ ..] => Callback::Wizard(wizard::parse_press(rest)?),
+        [VERSION, "imp", action, id] => Callback::Import {
+            id: parse_id(id)?,
+            apply: match *action {
+                "a" => true,
+                "c" => false,
+                _ => return None,
+            },
+        },
         _ => return None,
     };
     Some(callback)
@@ -240,6 +256,11 @@ mod tests {
             Callback::Account(1),
             Callback::Account(i64::MAX),
             Callback::BackToSettings,
+            Callback::Import { id: 1, apply: true },
+            Callback::Import {
+                id: i64::MAX,
+                apply: false,
+            },
         ];
         for toggle in [
             Toggle::DryRun,
@@ -283,6 +304,9 @@ mod tests {
             "1:st:p:99999999999999999999",
             "1:st:p:5:6",
             "1:acct:",
+            "1:imp:a:0",
+            "1:imp:x:5",
+            "1:imp:a",
             "1:acct:0",
             "1:acct:-1",
             "1:acct:01",

@@ -13,6 +13,9 @@ use crate::domain::markup::{escape_html, plural, Button, ChatGone, Keyboard};
 use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth};
 use crate::domain::settings::{format_window, ChatSettings, Toggle};
 
+/// The texts of settings export and import.
+pub mod settings_file;
+
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("settings", "Show and change this chat's settings"),
