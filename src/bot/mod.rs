@@ -46,6 +46,7 @@ pub mod pairing;
 pub mod posting;
 pub mod publish;
 pub mod roles;
+pub mod settings_file;
 mod setup;
 pub mod summary;
 
@@ -287,6 +288,9 @@ fn handle_message(
             }
         }
         *follow_up = run_command(tx, ctx, chat_id, from.id, &name, args, out)?;
+        return Ok(());
+    }
+    if settings_file::document_message(tx, ctx, update_id, message, from, out)? {
         return Ok(());
     }
     if let Some(state) = crate::bot::oauth::live_state_of(tx, chat_id, from.id, ctx.now)? {
@@ -616,6 +620,12 @@ fn run_command(
         "start" => reply(out, ui::welcome_text(false)),
         "init" => setup::run_init(tx, ctx, chat_id, user_id, out)?,
         "help" => reply(out, ui::help_text()),
+        "settings" if args.eq_ignore_ascii_case("export") => {
+            settings_file::send_export(tx, ctx, chat_id, out)?
+        }
+        "settings" if args.eq_ignore_ascii_case("import") => {
+            settings_file::ask_for_file(tx, ctx, chat_id, user_id, out)?
+        }
         "settings" => {
             let (_, resolved) = current_settings(tx, ctx, chat_id)?;
             let (text, keyboard) = menu(tx, ctx, chat_id, &resolved)?;
@@ -1009,6 +1019,9 @@ fn handle_callback(
         } => history::turn_page(
             tx, ctx, query, chat_id, message_id, narrow, page, anchor, out,
         )?,
+        Callback::Import { id, apply } => {
+            settings_file::press(tx, ctx, query, chat_id, message_id, id, apply, out)?;
+        }
     }
     Ok(())
 }
@@ -1122,6 +1135,10 @@ fn answer_prompt(
         Some(SettingsPrompt::SummaryHour) => Asked::SummaryHour,
         Some(SettingsPrompt::Categories) => {
             return answer_categories(tx, ctx, chat_id, user_id, pending, text, out);
+        }
+        None if pending.field == settings_file::PROMPT_FIELD => {
+            settings_file::text_instead_of_file(chat_id, out);
+            return Ok(());
         }
         None if setup::is_wizard_field(&pending.field) => {
             return setup::answer_prompt(tx, ctx, chat_id, user_id, pending, text, out);

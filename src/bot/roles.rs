@@ -90,16 +90,22 @@ pub fn command_is_for_admins(name: &str) -> bool {
 
 /// The (chat, user) whose Telegram role the core may need for this update: a
 /// button press, an admin command or /start, from someone who is not a
-/// configured admin, in a group. Plain messages never need it (a value typed
-/// for a prompt answers a prompt its sender opened).
+/// configured admin, in a group; or a document replying to a message (it may
+/// import settings). Other plain messages never need it (a value typed for a
+/// prompt answers a prompt its sender opened).
 pub fn question(update: &Update, admin_user_ids: &[i64]) -> Option<(i64, i64)> {
     let (chat, user) = if let Some(query) = &update.callback_query {
         (&query.message.as_ref()?.chat, &query.from)
     } else {
         let message = update.message.as_ref()?;
-        let name = command_name(message.text.as_deref()?)?;
-        if name != "start" && !command_is_for_admins(&name) {
-            return None;
+        // A document replying to a message may be a settings file sent back
+        // to its export: an import, for administrators.
+        let maybe_import = message.document.is_some() && message.reply_to_message.is_some();
+        if !maybe_import {
+            let name = command_name(message.text.as_deref()?)?;
+            if name != "start" && !command_is_for_admins(&name) {
+                return None;
+            }
         }
         (&message.chat, message.from.as_ref()?)
     };
@@ -222,6 +228,20 @@ mod tests {
             "id": "q", "data": "1:refresh", "from": {"id": 7, "first_name": "A"},
         }}));
         assert_eq!(question(&inline, &[]), None);
+        // A document replying to something may import settings; one alone may not.
+        let document = |reply: bool| {
+            let mut message = json!({
+                "message_id": 6, "chat": {"id": -100, "type": "supergroup"},
+                "from": {"id": 7, "first_name": "A"},
+                "document": {"file_id": "f", "file_name": "s.json"},
+            });
+            if reply {
+                message["reply_to_message"] = json!({"message_id": 5, "chat": {"id": -100}});
+            }
+            update(json!({"update_id": 1, "message": message}))
+        };
+        assert_eq!(question(&document(true), &[]), Some((-100, 7)));
+        assert_eq!(question(&document(false), &[]), None);
     }
 
     #[test]

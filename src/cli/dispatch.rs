@@ -68,6 +68,13 @@ pub fn run(config_path: Option<&Path>, command: Command) -> ExitCode {
             }
             result => print(result),
         },
+        Command::Settings(command) => match cli::settings_file::run(&config, &command) {
+            Err(e) if e.is::<cli::settings_file::Refused>() => {
+                eprintln!("storyline: {e}");
+                ExitCode::from(2)
+            }
+            result => print(result),
+        },
         Command::Check => {
             print!("{}", cli::check(&config));
             ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 //! moment, from the Type 2 `settings_history`): their arguments and output.
 //! Both only read a copy of the database (`ops::read_only_copy`).
 
+use super::SETTINGS_HELP;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -33,16 +34,6 @@ missed; by whom and how). Times are in each chat's time zone.
   --since DATE  From DATE on: YYYY-MM-DD (midnight in the chat's zone),
                 YYYY-MM-DDTHH:MM (the chat's zone) or an RFC 3339 time
   --json        One JSON array, an object per entry, with the full changes
-";
-
-pub const SETTINGS_HELP: &str = "\
-Usage: storyline [--config PATH] settings show --chat ID [--at TIME]
-
-Prints a chat's settings as they were at TIME, read from the settings history
-(each version is valid from its change until the next), with who made that
-version and why; without --at, the current ones. TIME is YYYY-MM-DD
-(midnight), YYYY-MM-DDTHH:MM[:SS] in the chat's time zone, or an RFC 3339
-time such as 2026-01-05T12:00:00Z.
 ";
 
 /// A moment as typed: a day, a wall-clock time, or an exact instant. A day and
@@ -181,13 +172,15 @@ pub fn parse_history(
 }
 
 /// Parses what follows `settings` on the command line (`show`).
+/// `settings show …`, after `super::parse_settings` read the verb.
 pub fn parse_settings(
     parser: &mut lexopt::Parser,
     mut config: Option<PathBuf>,
+    verb: String,
 ) -> Result<Parsed, UsageError> {
     use lexopt::prelude::*;
     let usage = |e: lexopt::Error| UsageError(e.to_string());
-    let mut verb: Option<String> = None;
+    let mut verb: Option<String> = Some(verb);
     let mut chat = None;
     let mut at = None;
     while let Some(arg) = parser.next().map_err(usage)? {

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod health;
 pub mod history;
 pub mod ops;
+pub mod settings_file;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ Commands:
                        Settings changes and story outcomes, newest first
   settings show --chat ID [--at TIME]
                        A chat's settings, now or as they were at TIME
+  settings export|import [--chat ID] [FILE] [--dry-run]
+                       Print a chat's settings file, or import one
   backup PATH [--force]
                        Copy the live database to PATH and check the copy
   doctor [--fix]       Check config, database, key file, media, Telegram, ...
@@ -175,6 +178,7 @@ pub enum Command {
         chat: i64,
         at: Option<history::Moment>,
     },
+    Settings(settings_file::SettingsCommand),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -203,7 +207,7 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("runs") => health::RUNS_HELP,
         Some("chats") => health::CHATS_HELP,
         Some("history") => history::HISTORY_HELP,
-        Some("settings") => history::SETTINGS_HELP,
+        Some("settings") => SETTINGS_HELP,
         _ => USAGE,
     }
 }
@@ -229,6 +233,63 @@ pub fn help_after_error(args: &[OsString]) -> &'static str {
 /// A usage error; main prints it with the command's help and exits 2.
 #[derive(Debug)]
 pub struct UsageError(pub String);
+
+pub const SETTINGS_HELP: &str = "\
+Usage: storyline [--config PATH] settings show --chat ID [--at TIME]
+       storyline [--config PATH] settings export [--chat ID]
+       storyline [--config PATH] settings import [--chat ID] FILE [--dry-run]
+
+show    Prints a chat's settings as they were at TIME, read from the settings history
+        (each version is valid from its change until the next), with who made that
+        version and why; without --at, the current ones. TIME is YYYY-MM-DD
+        (midnight), YYYY-MM-DDTHH:MM[:SS] in the chat's time zone, or an RFC 3339
+        time such as 2026-01-05T12:00:00Z.
+
+export  Prints the chat's settings file (JSON, as /settings export sends it):
+        settings, lock lengths, category mix and the chosen Instagram account
+        by username; never a token.
+import  Reads FILE (such a file; fields left out keep their value), checks
+        it as the /settings menu checks its values, prints what changes
+        (old -> new) and applies it as one settings version (reason
+        \"import (CLI)\"). A bad file changes nothing and names the field.
+        --dry-run only prints the differences.
+
+--chat is needed when more than one chat is served. Exit code 2 when the file
+is refused.
+";
+
+/// `storyline settings show|export|import …`: the verb picks the command.
+fn parse_settings(
+    parser: &mut lexopt::Parser,
+    mut config: Option<PathBuf>,
+) -> Result<Parsed, UsageError> {
+    use lexopt::prelude::*;
+    let usage = |e: lexopt::Error| UsageError(e.to_string());
+    loop {
+        match parser.next().map_err(usage)? {
+            Some(Short('c') | Long("config")) => {
+                config = Some(PathBuf::from(parser.value().map_err(usage)?));
+            }
+            Some(Short('h') | Long("help")) => return Ok(Parsed::Print(SETTINGS_HELP.to_string())),
+            Some(Value(word)) => {
+                let verb = word.to_string_lossy().into_owned();
+                return match verb.as_str() {
+                    "show" => history::parse_settings(parser, config, verb),
+                    "export" | "import" => settings_file::parse_args(parser, config, verb),
+                    _ => Err(UsageError(format!(
+                        "unknown settings command {verb:?} (expected show, export or import)"
+                    ))),
+                };
+            }
+            Some(other) => return Err(UsageError(other.unexpected().to_string())),
+            None => {
+                return Err(UsageError(
+                    "settings needs a command: show, export or import".to_string(),
+                ))
+            }
+        }
+    }
+}
 
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageError> {
     use lexopt::prelude::*;
@@ -291,7 +352,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
                 return history::parse_history(&mut parser, config);
             }
             Value(word) if command.is_none() && word == "settings" => {
-                return history::parse_settings(&mut parser, config);
+                return parse_settings(&mut parser, config);
             }
             // `storyline help [COMMAND]`, as people type it.
             Value(word) if command.is_none() && word == "help" => {

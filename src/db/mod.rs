@@ -16,6 +16,7 @@ pub mod pairing;
 pub mod publish;
 pub mod queue;
 pub mod runs;
+pub mod settings_imports;
 pub mod summary;
 pub mod wizard;
 

@@ -104,6 +104,11 @@ pub enum Callback {
         page: u32,
         anchor: Anchor,
     },
+    /// ✅ Apply (or ✖️ Cancel) under a settings file's differences (its import id).
+    Import {
+        id: i64,
+        apply: bool,
+    },
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -151,6 +156,9 @@ pub fn encode(callback: Callback) -> String {
             anchor.settings_id,
             anchor.post_id
         ),
+        Callback::Import { id, apply } => {
+            format!("{VERSION}:imp:{}:{id}", if apply { "a" } else { "c" })
+        }
     }
 }
 
@@ -203,6 +211,14 @@ pub fn parse(data: &str) -> Option<Callback> {
                 at: parse_id(at).filter(|at| *at <= ANCHOR_MAX)?,
                 settings_id: parse_count(settings_id)?,
                 post_id: parse_count(post_id)?,
+            },
+        },
+        [VERSION, "imp", action, id] => Callback::Import {
+            id: parse_id(id)?,
+            apply: match *action {
+                "a" => true,
+                "c" => false,
+                _ => return None,
             },
         },
         _ => return None,
@@ -313,6 +329,11 @@ mod tests {
                     post_id: 17,
                 },
             },
+            Callback::Import { id: 1, apply: true },
+            Callback::Import {
+                id: i64::MAX,
+                apply: false,
+            },
         ];
         for toggle in [
             Toggle::DryRun,
@@ -356,6 +377,9 @@ mod tests {
             "1:st:p:99999999999999999999",
             "1:st:p:5:6",
             "1:acct:",
+            "1:imp:a:0",
+            "1:imp:x:5",
+            "1:imp:a",
             "1:acct:0",
             "1:acct:-1",
             "1:acct:01",

@@ -14,6 +14,7 @@ pub mod picker;
 pub mod rows;
 pub mod schedule;
 pub mod settings;
+pub mod settings_file;
 pub mod status;
 pub mod summary;
 pub mod ui;

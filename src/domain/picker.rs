@@ -275,7 +275,8 @@ fn needs_weight(name: &str) -> String {
     format!("\"{name}\" needs a weight, like \"{name}=50\".")
 }
 
-fn check_known(name: &str, known: &[String]) -> Result<(), String> {
+/// Whether `name` is a category of the library; the error is the menu's sentence.
+pub fn check_known(name: &str, known: &[String]) -> Result<(), String> {
     if known.iter().any(|category| category == name) {
         return Ok(());
     }

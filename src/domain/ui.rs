@@ -16,6 +16,9 @@ use crate::domain::rows::{token_health_words, Account, ChatAccount, TokenHealth}
 use crate::domain::settings::{format_window, ChatSettings, Toggle};
 use crate::domain::summary::{days_of_stories, CategoryDay, Summary, TOKEN_WARNING_DAYS};
 
+/// The texts of settings export and import.
+pub mod settings_file;
+
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
     ("settings", "Show and change this chat's settings"),

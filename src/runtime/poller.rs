@@ -6,7 +6,9 @@
 //! Before handing a batch over, it asks Telegram (getChatMember) what the
 //! senders who need a role are in their group (`roles::question`), keeping the
 //! answers for `roles::ROLE_TTL`: this thread does HTTP anyway, and the core
-//! must not wait on Telegram inside its write transaction.
+//! must not wait on Telegram inside its write transaction. For the same reason
+//! it downloads the small .json documents of the batch (a settings file to
+//! import) and hands them over inside their updates.
 //!
 //! A 409 Conflict has two causes: another program polling with the token, or a
 //! webhook set on it. getWebhookInfo tells them apart, so the log says which,
@@ -21,8 +23,10 @@ use log::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::bot::roles::{self, Role, RoleCache, Roles};
+use crate::bot::settings_file;
+use crate::domain::settings_file::MAX_FILE_BYTES;
 use crate::runtime::{sleep_unless, Event};
-use crate::telegram::{ApiError, Client, Update};
+use crate::telegram::{ApiError, Client, Fetched, Update};
 
 pub struct Poller {
     pub client: Client,
@@ -101,7 +105,9 @@ impl Poller {
                         .max()
                         .unwrap_or(self.offset);
                     debug!("received {} update(s) up to {last}", updates.len());
+                    let mut updates = updates;
                     let roles = self.ask_roles(&updates);
+                    self.fetch_documents(&mut updates);
                     let batch = Event::Updates {
                         updates,
                         offset: self.offset,
@@ -229,6 +235,29 @@ impl Poller {
             found.insert(chat_id, user_id, role);
         }
         found
+    }
+
+    /// Downloads the documents the core may read as settings files
+    /// (`settings_file::document_to_fetch`), at most `MAX_FILE_BYTES` each: a
+    /// file declared larger is not downloaded. A failure is handed over too, so
+    /// the core can ask for the file again; the batch is not held for it.
+    fn fetch_documents(&self, updates: &mut [Update]) {
+        for update in updates {
+            if self.shutdown.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(document) = settings_file::document_to_fetch(update) else {
+                continue;
+            };
+            let fetched = match document.file_size {
+                Some(size) if size > MAX_FILE_BYTES => Fetched::TooBig,
+                _ => self.client.download_file(&document.file_id, MAX_FILE_BYTES),
+            };
+            if let Fetched::Failed(why) = &fetched {
+                warn!("could not download a document sent to the bot: {why}");
+            }
+            document.fetched = Some(fetched);
+        }
     }
 
     fn wait_for_commit(&self) -> Option<Option<i64>> {

@@ -43,6 +43,40 @@ pub struct Message {
     /// The first message of a supergroup made from a group: the group's id.
     #[serde(default)]
     pub migrate_from_chat_id: Option<i64>,
+    /// A file sent as a document (a settings file to import).
+    #[serde(default)]
+    pub document: Option<Document>,
+    /// The message this one replies to (Telegram gives it without its own reply).
+    #[serde(default)]
+    pub reply_to_message: Option<Box<Message>>,
+}
+
+/// A document as Telegram describes it, and what the poller fetched of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Document {
+    pub file_id: String,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Bytes, as the sender's client declared it.
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    /// Not Telegram's: the poller downloads the few documents the core may read
+    /// (`bot::settings_file::document_to_fetch`) before it hands the batch over,
+    /// so the core never waits on HTTP inside its transaction. None: not fetched.
+    #[serde(skip)]
+    pub fetched: Option<Fetched>,
+}
+
+/// What became of downloading a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    Content(Vec<u8>),
+    /// Larger than the limit it was fetched with: not downloaded (or not kept).
+    TooBig,
+    /// Telegram did not hand it over; the reason, without the token.
+    Failed(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +248,20 @@ pub fn send_media(
         params,
         on_result: Some(on_result),
     }
+}
+
+/// A file made in memory (a settings export), sent as a document with an HTML
+/// caption. The outbox row holds the content, so keep it small.
+pub fn send_document(chat_id: i64, file_name: &str, content: &str, caption: &str) -> Outgoing {
+    Outgoing::new(
+        "sendDocument",
+        json!({
+            "chat_id": chat_id,
+            "caption": caption,
+            "parse_mode": "HTML",
+            UPLOAD_KEY: { "field": "document", "file_name": file_name, "content": content },
+        }),
+    )
 }
 
 /// Replaces a photo or video message's caption and keyboard.
@@ -627,11 +675,22 @@ impl Client {
             .get("file_name")
             .and_then(Value::as_str)
             .unwrap_or("file");
-        let file = std::fs::File::open(path).map_err(|e| ApiError::File(format!("{path}: {e}")))?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| ApiError::File(format!("{path}: {e}")))?
-            .len();
+        // A file made in memory travels in the row; a story's is read from disk.
+        let (file, file_len): (Box<dyn Read + Send>, u64) = match upload.get("content") {
+            Some(Value::String(content)) => (
+                Box::new(std::io::Cursor::new(content.clone().into_bytes())),
+                content.len() as u64,
+            ),
+            _ => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| ApiError::File(format!("{path}: {e}")))?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| ApiError::File(format!("{path}: {e}")))?
+                    .len();
+                (Box::new(file), len)
+            }
+        };
         let boundary = multipart_boundary()?;
         let mut head = String::new();
         if let Value::Object(fields) = params {
@@ -683,6 +742,51 @@ impl Client {
             .build()
             .send(ureq::SendBody::from_owned_reader(body));
         self.finish(response)
+    }
+
+    /// Downloads a file a user sent: getFile for its path, then the file itself
+    /// from `<api_url>/file/bot<token>/<path>`. A file over `max_bytes` (as
+    /// Telegram states it, or as it arrives) is `TooBig` and not kept.
+    pub fn download_file(&self, file_id: &str, max_bytes: u64) -> Fetched {
+        let file = match self.call("getFile", &json!({ "file_id": file_id })) {
+            Ok(file) => file,
+            Err(e) => return Fetched::Failed(e.to_string()),
+        };
+        if file
+            .get("file_size")
+            .and_then(Value::as_u64)
+            .is_some_and(|size| size > max_bytes)
+        {
+            return Fetched::TooBig;
+        }
+        let Some(path) = file.get("file_path").and_then(Value::as_str) else {
+            return Fetched::Failed("Telegram gave no file_path for the file".into());
+        };
+        let url = format!(
+            "{}/file/bot{}/{}",
+            self.api_url,
+            self.token.expose(),
+            path.trim_start_matches('/')
+        );
+        let mut response = match self.agent.get(&url).call() {
+            Ok(response) => response,
+            Err(e) => return Fetched::Failed(self.redact(&e.to_string())),
+        };
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Fetched::Failed(format!("the download answered HTTP {status}"));
+        }
+        let mut content = Vec::new();
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(max_bytes + 1)
+            .read_to_end(&mut content);
+        match read {
+            Err(e) => Fetched::Failed(self.redact(&e.to_string())),
+            Ok(_) if content.len() as u64 > max_bytes => Fetched::TooBig,
+            Ok(_) => Fetched::Content(content),
+        }
     }
 
     fn finish(

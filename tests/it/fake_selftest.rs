@@ -896,3 +896,78 @@ fn a_video_upload_can_come_back_as_a_document_and_file_types_must_match() {
     );
     assert_eq!(again["document"]["file_id"], json!(file_id));
 }
+
+/// A multipart upload of one file under `field`, as the daemon's client sends it.
+fn upload(
+    tg: &FakeTelegram,
+    method: &str,
+    field: &str,
+    name: &str,
+    content: &[u8],
+) -> (u16, Value) {
+    let boundary = "b-2";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n{CHAT}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut response = client(tg)
+        .agent
+        .post(format!("{}/bot{TOKEN}/{method}", tg.url()))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .send(&body[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_json().unwrap())
+}
+
+#[test]
+fn files_are_fetched_with_get_file_and_their_path_as_telegram_serves_them() {
+    let tg = FakeTelegram::start(TOKEN);
+    let api = client(&tg);
+    let download = |path: &str, token: &str| {
+        let mut response = api
+            .agent
+            .get(format!("{}/file/bot{token}/{path}", tg.url()))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_vec().unwrap())
+    };
+
+    // A user's document: getFile names its path, the path serves its bytes.
+    tg.push_document(CHAT, ADMIN, "ada", "s.json", b"{\"a\": 1}", None);
+    let updates = api.ok("getUpdates", json!({"offset": 0}));
+    let document = &updates[0]["message"]["document"];
+    assert_eq!(document["file_name"], json!("s.json"));
+    assert_eq!(document["mime_type"], json!("application/json"));
+    assert_eq!(document["file_size"], json!(8));
+    let file = api.ok("getFile", json!({"file_id": document["file_id"]}));
+    let path = file["file_path"].as_str().unwrap().to_string();
+    assert_eq!(download(&path, TOKEN), (200, b"{\"a\": 1}".to_vec()));
+    assert_eq!(download(&path, "1:wrong").0, 404);
+    assert_eq!(download("documents/nothing", TOKEN).0, 404);
+    assert_eq!(tg.calls_of("file").len(), 3);
+    let (status, body) = api.call("getFile", json!({"file_id": "no-such-file"}));
+    assert_eq!(
+        (status, &body["description"]),
+        (400, &json!("Bad Request: invalid file_id"))
+    );
+
+    // A document the bot uploads is kept too, and an empty one is refused.
+    let (status, sent) = upload(&tg, "sendDocument", "document", "x.json", b"{}");
+    assert_eq!(status, 200, "{sent}");
+    let file_id = sent["result"]["document"]["file_id"].as_str().unwrap();
+    assert_eq!(tg.file_content(file_id), Some(b"{}".to_vec()));
+    let (status, refused) = upload(&tg, "sendDocument", "document", "x.json", b"");
+    assert_eq!(
+        (status, &refused["description"]),
+        (400, &json!("Bad Request: file must be non-empty"))
+    );
+}

@@ -19,6 +19,7 @@ mod posting;
 mod publishing;
 mod resilience;
 mod roles;
+mod settings_file;
 mod settings_menu;
 mod setup;
 mod summary;

@@ -16,6 +16,11 @@
 //! picture's header from the multipart body). getChatMember answers with the
 //! status a test gave the user in that chat (`set_member`), and, as strictly as
 //! the real one, 400 "user not found" for anyone else.
+//! Files are kept as the real API keeps them: a document a user sends
+//! (`push_document`) or the bot uploads has a file_id that getFile turns into a
+//! `file_path`, downloaded from `/file/bot<token>/<file_path>` (the download is
+//! recorded as a call of method "file"); an empty upload is refused, as the real
+//! sendDocument refuses it, and getFile refuses a file over 20 MB.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -66,7 +71,11 @@ const METHODS: &[&str] = &[
     "getWebhookInfo",
     "setWebhook",
     "getChatMember",
+    "getFile",
 ];
+
+/// getFile refuses bigger files: bots may download at most 20 MB.
+const MAX_DOWNLOAD_BYTES: usize = 20 * 1024 * 1024;
 
 /// One HTTP request the fake received.
 #[derive(Clone, Debug)]
@@ -76,7 +85,8 @@ pub struct Call {
     /// Query string and body merged into one JSON object. JSON bodies keep their types;
     /// form and multipart fields are strings; an uploaded file is recorded as
     /// `{"file_name", "content_type", "size"}`, plus `"width"` and `"height"` when it
-    /// is a picture the `image` crate can read the header of.
+    /// is a picture the `image` crate can read the header of, and `"content"` when
+    /// it is UTF-8 text of at most 64 KB.
     pub params: Value,
     pub at: Instant,
     pub token_ok: bool,
@@ -182,6 +192,8 @@ struct State {
     titles: HashMap<i64, String>,
     /// (chat, user) → ChatMember status ("creator", "administrator", "member", …).
     members: HashMap<(i64, i64), String>,
+    /// file_id → (file_path, content) of every document sent or uploaded.
+    files: HashMap<String, (String, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -340,6 +352,82 @@ impl FakeTelegram {
         state.callback_updates.insert(update_id, query_id);
         self.shared.changed.notify_all();
         update_id
+    }
+
+    /// Queues a document a user sends (`reply_to`: the message it replies to);
+    /// returns its update_id. The file can then be fetched with getFile.
+    pub fn push_document(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        username: &str,
+        file_name: &str,
+        content: &[u8],
+        reply_to: Option<i64>,
+    ) -> i64 {
+        let mut state = self.shared.lock();
+        let from = user_json(user_id, username);
+        if chat_id > 0 {
+            state.chat(chat_id).private_user = Some((user_id, username.to_string()));
+        }
+        let file_id = state.mint_file_id("document");
+        let mime_type = if file_name.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        let document = json!({
+            "file_id": file_id,
+            "file_unique_id": format!("{file_id}-unique"),
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "file_size": content.len(),
+        });
+        state.keep_file(&file_id, content.to_vec());
+        let message_id = state.chat(chat_id).next_message_id();
+        let date = unix_now();
+        let mut message = json!({
+            "message_id": message_id,
+            "from": from,
+            "chat": state.chat_json(chat_id),
+            "date": date,
+            "document": document,
+        });
+        if let Some(replied) = reply_to {
+            let stored = state
+                .stored(chat_id, replied)
+                .unwrap_or_else(|| panic!("no message {replied} in chat {chat_id} to reply to"));
+            message["reply_to_message"] = state.message_json(stored);
+        }
+        let stored = StoredMessage {
+            sent: SentMessage {
+                chat_id,
+                message_id,
+                text: String::new(),
+                reply_markup: None,
+                parse_mode: None,
+                deleted: false,
+                kind: "document",
+            },
+            by_bot: false,
+            from,
+            date,
+            edit_date: None,
+            media: Some(document),
+        };
+        state.chat(chat_id).messages.insert(message_id, stored);
+        let update_id = state.push_update(json!({ "message": message }));
+        self.shared.changed.notify_all();
+        update_id
+    }
+
+    /// The content of a file the fake keeps (sent by a user or uploaded by the bot).
+    pub fn file_content(&self, file_id: &str) -> Option<Vec<u8>> {
+        self.shared
+            .lock()
+            .files
+            .get(file_id)
+            .map(|(_, content)| content.clone())
     }
 
     /// A week without updates passes: Telegram has dropped what was pending (it
@@ -633,6 +721,7 @@ impl State {
             refusing: HashMap::new(),
             titles: HashMap::new(),
             members: HashMap::new(),
+            files: HashMap::new(),
         }
     }
 
@@ -747,6 +836,28 @@ impl State {
         }
     }
 
+    fn keep_file(&mut self, file_id: &str, content: Vec<u8>) {
+        let path = format!("documents/file_{}.bin", self.files.len() + 1);
+        self.files.insert(file_id.to_string(), (path, content));
+    }
+
+    /// getFile: the file's path for the download, as the real API answers.
+    fn get_file(&self, params: &Value) -> ApiResult {
+        let file_id = str_param(params, "file_id").unwrap_or_default();
+        let Some((path, content)) = self.files.get(&file_id) else {
+            return Err(bad_request("invalid file_id"));
+        };
+        if content.len() > MAX_DOWNLOAD_BYTES {
+            return Err(bad_request("file is too big"));
+        }
+        Ok(json!({
+            "file_id": file_id,
+            "file_unique_id": format!("{file_id}-unique"),
+            "file_size": content.len(),
+            "file_path": path,
+        }))
+    }
+
     fn mint_file_id(&mut self, kind: &str) -> String {
         self.next_file_id += 1;
         format!("fake-{kind}-{}", self.next_file_id)
@@ -787,6 +898,7 @@ impl State {
                 Ok(json!(true))
             }
             "getChatMember" => self.chat_member(params),
+            "getFile" => self.get_file(params),
             "getWebhookInfo" => Ok(json!({
                 "url": self.webhook_url,
                 "has_custom_certificate": false,
@@ -871,6 +983,9 @@ impl State {
         let input = match params.get(kind) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(upload @ Value::Object(_)) => {
+                if upload["size"].as_u64() == Some(0) {
+                    return Err(bad_request("file must be non-empty"));
+                }
                 if kind == "photo" {
                     check_uploaded_photo(upload)?;
                 }
@@ -931,7 +1046,15 @@ impl State {
                     .iter()
                     .find_map(|field| params[*field]["file_name"].as_str())
                     .unwrap_or("file");
-                json!({"file_id": file_id, "file_unique_id": unique_id, "file_name": file_name})
+                let mut document = json!({"file_id": file_id, "file_unique_id": unique_id, "file_name": file_name});
+                if let Some(size) = params[kind]["size"].as_u64() {
+                    document["file_size"] = json!(size);
+                }
+                if let Some(content) = params[kind]["content"].as_str() {
+                    let content = content.as_bytes().to_vec();
+                    self.keep_file(&file_id, content);
+                }
+                document
             }
         };
         self.store_bot_message(chat_id, caption, params, kind, Some(media))
@@ -1090,6 +1213,9 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
     let params = parse_params(&query, &content_type, &body);
 
     let mut state = shared.lock();
+    if let Some(rest) = path.strip_prefix("/file/bot") {
+        return download(shared, state, request, rest, at);
+    }
     let route = path
         .strip_prefix("/bot")
         .and_then(|rest| rest.split_once('/'));
@@ -1158,6 +1284,39 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
         Err(error) => error_response(&error, None),
     };
     respond(shared, state, index, request, response);
+}
+
+/// A file download, `/file/bot<token>/<file_path>`: the bytes, or the real 404.
+fn download(
+    shared: &Shared,
+    mut state: MutexGuard<'_, State>,
+    request: tiny_http::Request,
+    rest: &str,
+    at: Instant,
+) {
+    let (token, file_path) = rest.split_once('/').unwrap_or((rest, ""));
+    let token_ok = token == state.token;
+    let found = state
+        .files
+        .values()
+        .find(|(path, _)| path == file_path)
+        .map(|(_, content)| content.clone())
+        .filter(|_| token_ok);
+    let status = if found.is_some() { 200 } else { 404 };
+    state.calls.push(Call {
+        method: "file".to_string(),
+        params: json!({ "file_path": file_path }),
+        at,
+        token_ok,
+        status: Some(status),
+    });
+    shared.changed.notify_all();
+    drop(state);
+    let response = match found {
+        Some(content) => tiny_http::Response::from_data(content).with_status_code(200),
+        None => tiny_http::Response::from_data(b"Not Found".to_vec()).with_status_code(404),
+    };
+    let _ = request.respond(response);
 }
 
 /// Long polling: answers at once when updates are pending, else waits for one to be
@@ -1663,6 +1822,12 @@ fn parse_multipart(body: &[u8], boundary: &str, params: &mut Map<String, Value>)
                     "content_type": part_type,
                     "size": content.len(),
                 });
+                // A small text file (a settings export) is kept whole, to read back.
+                if content.len() <= 64 * 1024 {
+                    if let Ok(text) = std::str::from_utf8(content) {
+                        file["content"] = json!(text);
+                    }
+                }
                 let dimensions = image::ImageReader::new(std::io::Cursor::new(content))
                     .with_guessed_format()
                     .ok()
