@@ -449,7 +449,12 @@ impl Checker<'_> {
                     30,
                     1..=600,
                 ),
-                command_burst: self.number("limits.command_burst", limits.command_burst, 20, 1..=100),
+                command_burst: self.number(
+                    "limits.command_burst",
+                    limits.command_burst,
+                    20,
+                    1..=100,
+                ),
             },
         }
     }

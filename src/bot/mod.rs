@@ -39,6 +39,7 @@ use roles::{Roles, Verdict};
 pub mod accounts;
 pub mod chats;
 pub mod keyfile;
+pub mod limits;
 pub mod oauth;
 pub mod pairing;
 pub mod posting;

@@ -8,6 +8,7 @@
 
 pub mod callback;
 pub mod html_fit;
+pub mod limits;
 pub mod markup;
 pub mod picker;
 pub mod rows;

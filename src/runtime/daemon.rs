@@ -238,6 +238,10 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         pastes: paste_tx,
         dispatched: Default::default(),
         trouble: Default::default(),
+        limiter: crate::domain::limits::CommandLimiter::new(
+            config.limits.commands_per_minute,
+            config.limits.command_burst,
+        ),
     };
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
@@ -362,6 +366,8 @@ struct Core<'a> {
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
     trouble: crate::logging::Trouble,
+    /// Each chat's bucket on commands and presses (`[limits]`); a restart refills them.
+    limiter: crate::domain::limits::CommandLimiter,
 }
 
 impl Core<'_> {
@@ -608,6 +614,21 @@ impl Core<'_> {
             );
         }
         let mut out = Vec::new();
+        let username = self.bot_username.as_deref();
+        if bot::limits::over_limit(
+            &tx,
+            self.config,
+            &mut self.limiter,
+            update,
+            username,
+            now,
+            &mut out,
+        )? {
+            enqueue_all(&tx, &out, now)?;
+            db::set_last_update_id(&tx, update.update_id)?;
+            tx.commit()?;
+            return Ok(());
+        }
         match bot::handle_update(&tx, &ctx, update, &mut out) {
             // The storage failing is not the update's fault: it is kept for a retry
             // (the poller does not confirm it), never skipped with an apology.
@@ -756,6 +777,7 @@ mod tests {
             pastes: mpsc::channel().0,
             dispatched: Default::default(),
             trouble: Default::default(),
+            limiter: crate::domain::limits::CommandLimiter::new(1, 1),
         };
         core.dispatch_jobs();
         core.dispatch_jobs();
