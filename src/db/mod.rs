@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod chats;
 pub mod media;
 pub mod oauth;
+pub mod outbox;
 pub mod pairing;
 pub mod publish;
 pub mod queue;

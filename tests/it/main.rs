@@ -15,6 +15,7 @@ mod limits;
 mod ops;
 mod posting;
 mod publishing;
+mod rate_limits;
 mod resilience;
 mod roles;
 mod settings_menu;

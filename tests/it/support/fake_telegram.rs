@@ -15,7 +15,9 @@
 //! sides add up to more than 10,000 or are more than 20:1 (it reads the
 //! picture's header from the multipart body). getChatMember answers with the
 //! status a test gave the user in that chat (`set_member`), and, as strictly as
-//! the real one, 400 "user not found" for anyone else.
+//! the real one, 400 "user not found" for anyone else. It keeps the bot to
+//! Telegram's flood limits (`flood`: 30 a second overall, one a second per chat in
+//! bursts, 20 a minute per group) with 429 and `retry_after`.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -29,6 +31,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::fake_http::{self, parse_urlencoded, FakeServer};
+use super::flood::FloodControl;
 use serde_json::{json, Map, Value};
 
 /// Enough workers that a pending long poll or a slow answer never blocks other calls.
@@ -182,6 +185,7 @@ struct State {
     titles: HashMap<i64, String>,
     /// (chat, user) → ChatMember status ("creator", "administrator", "member", …).
     members: HashMap<(i64, i64), String>,
+    flood: FloodControl,
 }
 
 #[derive(Default)]
@@ -465,6 +469,23 @@ impl FakeTelegram {
         state.fail_until.push((method.to_string(), until, fault));
     }
 
+    /// Measures the flood limits in a daemon's time that runs `speed` times the
+    /// wall clock (a test clock); 1 by default.
+    pub fn set_speed(&self, speed: f64) {
+        self.shared.lock().flood.set_speed(speed);
+    }
+
+    /// The next call naming `chat_id` gets Telegram's 429 with `retry_after`
+    /// seconds, whatever the rate; other chats' calls are not affected.
+    pub fn flood_chat(&self, chat_id: i64, retry_after: u64) {
+        self.shared.lock().flood.force(chat_id, retry_after);
+    }
+
+    /// Off: no 429 for going over the limits (for tests of the fake itself).
+    pub fn enforce_flood_limits(&self, enforce: bool) {
+        self.shared.lock().flood.enforce = enforce;
+    }
+
     /// Drops every fault `fail_next` and `fail_until` set.
     pub fn clear_faults(&self) {
         let mut state = self.shared.lock();
@@ -633,6 +654,7 @@ impl State {
             refusing: HashMap::new(),
             titles: HashMap::new(),
             members: HashMap::new(),
+            flood: FloodControl::default(),
         }
     }
 
@@ -1147,12 +1169,29 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
         Some(Fault::Slow(duration)) => state = shared.pause(state, duration),
     }
 
-    let (state, answer) = if method == "getUpdates" {
+    let chat_id = int_param(&params, "chat_id");
+    if let Err(retry_after) = state.flood.check(&method, chat_id, at) {
+        let error = ApiError::new(
+            429,
+            &format!("Too Many Requests: retry after {retry_after}"),
+        );
+        return respond(
+            shared,
+            state,
+            index,
+            request,
+            error_response(&error, Some(retry_after)),
+        );
+    }
+    let (mut state, answer) = if method == "getUpdates" {
         get_updates(shared, state, &params)
     } else {
         let answer = state.dispatch(&method, &params);
         (state, answer)
     };
+    if answer.is_ok() {
+        state.flood.taken(&method, chat_id, at);
+    }
     let response = match answer {
         Ok(result) => (200, json!({"ok": true, "result": result}).to_string()),
         Err(error) => error_response(&error, None),
