@@ -38,6 +38,7 @@ pub struct Config {
     pub instagram: InstagramConfig,
     pub defaults: Defaults,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,16 @@ pub struct Defaults {
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub level: log::LevelFilter,
+}
+
+/// `[limits]`: each chat's token bucket on commands and button presses. It lives in
+/// the daemon's memory, so a restart refills every bucket.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Tokens added per minute (the sustained rate).
+    pub commands_per_minute: u32,
+    /// The bucket's size: how many may come at once after a quiet spell.
+    pub command_burst: u32,
 }
 
 /// Why the configuration could not be used. Each line reads `file:line: what is wrong`.
@@ -242,6 +253,7 @@ struct RawFile {
     instagram: RawInstagram,
     defaults: RawDefaults,
     log: RawLog,
+    limits: RawLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -307,6 +319,13 @@ struct RawLog {
     level: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    commands_per_minute: Option<Spanned<i64>>,
+    command_burst: Option<Spanned<i64>>,
+}
+
 // ---------------------------------------------------------------------------------------
 // Validation. Every check records its problem and returns the default, so one run reports
 // every bad key at once instead of making the user fix them one restart at a time.
@@ -329,6 +348,7 @@ impl Checker<'_> {
             instagram,
             defaults,
             log,
+            limits,
         } = raw;
         let secrets_in_file = [
             (
@@ -421,6 +441,20 @@ impl Checker<'_> {
             },
             log: LogConfig {
                 level: self.log_level(log.level),
+            },
+            limits: LimitsConfig {
+                commands_per_minute: self.number(
+                    "limits.commands_per_minute",
+                    limits.commands_per_minute,
+                    30,
+                    1..=600,
+                ),
+                command_burst: self.number(
+                    "limits.command_burst",
+                    limits.command_burst,
+                    20,
+                    1..=100,
+                ),
             },
         }
     }
@@ -935,6 +969,13 @@ impl Config {
             "level = {}",
             quote(&self.log.level.as_str().to_ascii_lowercase())
         ));
+        line(String::new());
+        line("[limits]  # per chat, in memory: a restart refills them".into());
+        line(format!(
+            "commands_per_minute = {}",
+            self.limits.commands_per_minute
+        ));
+        line(format!("command_burst = {}", self.limits.command_burst));
         out
     }
 }
@@ -1054,6 +1095,10 @@ timezone = "Europe/Berlin"
 
 [log]
 level = "DEBUG"
+
+[limits]
+commands_per_minute = 12
+command_burst = 4
 "#;
 
     fn no_env(_: &str) -> Option<String> {
@@ -1146,6 +1191,8 @@ level = "DEBUG"
                 "posting_hours_end = 2",
                 "timezone = \"UTC\"",
                 "level = \"info\"",
+                "commands_per_minute = 30",
+                "command_burst = 20",
             ]),
         },
         Case {
@@ -1206,6 +1253,18 @@ level = "DEBUG"
                 "public_url = \"http://pi.local:8080\"",
                 "level = \"trace\"",
             ]),
+        },
+        Case {
+            name: "limits at their boundaries",
+            text: "[limits]\ncommands_per_minute = 600\ncommand_burst = 1\n",
+            env: &[],
+            want: Want::Renders(&["commands_per_minute = 600", "command_burst = 1"]),
+        },
+        Case {
+            name: "limits out of range",
+            text: "[limits]\ncommands_per_minute = 0\ncommand_burst = 101\n",
+            env: &[],
+            want: Want::Error("storyline.toml:2: limits.commands_per_minute = 0 is out of range (1–600)\nstoryline.toml:3: limits.command_burst = 101 is out of range (1–100)"),
         },
         Case {
             name: "posts_per_day zero",
@@ -1349,13 +1408,13 @@ level = "DEBUG"
             name: "unknown section",
             text: "[telegram]\n\n[telegrm]\nbot_token = \"x\"\n",
             env: &[],
-            want: Want::Error("storyline.toml:3: unknown section [telegrm] (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`)"),
+            want: Want::Error("storyline.toml:3: unknown section [telegrm] (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`, `limits`)"),
         },
         Case {
             name: "key before any section",
             text: "api_url = \"https://x\"\n[telegram]\n",
             env: &[],
-            want: Want::Error("storyline.toml:1: unknown key api_url outside any section (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`)"),
+            want: Want::Error("storyline.toml:1: unknown key api_url outside any section (expected one of `telegram`, `access`, `storage`, `media`, `web`, `instagram`, `defaults`, `log`, `limits`)"),
         },
         Case {
             name: "other serde errors still name the key",
@@ -1484,6 +1543,10 @@ level = "DEBUG"
 
             [log]
             level = "debug"
+
+            [limits]  # per chat, in memory: a restart refills them
+            commands_per_minute = 12
+            command_burst = 4
         "#]];
         expected.assert_eq(&config.render_masked());
         assert_eq!(config.defaults.timezone, chrono_tz::Europe::Berlin);

@@ -41,6 +41,7 @@ pub mod chats;
 pub mod health;
 mod history;
 pub mod keyfile;
+pub mod limits;
 pub mod oauth;
 pub mod pairing;
 pub mod posting;

@@ -12,6 +12,7 @@ pub mod health;
 pub mod history;
 pub mod media;
 pub mod oauth;
+pub mod outbox;
 pub mod pairing;
 pub mod publish;
 pub mod queue;

@@ -1229,6 +1229,24 @@ pub fn role_unknown_text() -> String {
         .to_string()
 }
 
+/// Told once when a chat goes over its command limit (`[limits]`); the next
+/// commands get no answer until the bucket is full again.
+pub fn slow_down_text(retry_in_secs: u64) -> String {
+    format!(
+        "🐢 That is a lot of commands at once. I will skip the next ones for a moment \
+         and answer again in about {}; what I skip is not done later.",
+        plural(retry_in_secs, "second", "seconds")
+    )
+}
+
+/// A button pressed over the chat's limit (a callback toast: at most 200 characters).
+pub fn slow_down_press_alert(retry_in_secs: u64) -> String {
+    format!(
+        "🐢 Too many presses at once; nothing was done. Try again in {}.",
+        plural(retry_in_secs, "second", "seconds")
+    )
+}
+
 pub fn error_text() -> String {
     "⚠️ Something went wrong handling that; nothing was changed. Please try again.".to_string()
 }
@@ -1601,6 +1619,15 @@ mod tests {
             [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
+    }
+
+    #[test]
+    fn rate_limit_texts() {
+        expect!["🐢 That is a lot of commands at once. I will skip the next ones for a moment and answer again in about 12 seconds; what I skip is not done later."]
+            .assert_eq(&slow_down_text(12));
+        expect!["🐢 Too many presses at once; nothing was done. Try again in 1 second."]
+            .assert_eq(&slow_down_press_alert(1));
+        assert!(slow_down_press_alert(u64::MAX).chars().count() <= 200);
     }
 
     #[test]

@@ -251,6 +251,10 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         dispatched: Default::default(),
         trouble: Default::default(),
         last_poll: last_poll.clone(),
+        limiter: crate::domain::limits::CommandLimiter::new(
+            config.limits.commands_per_minute,
+            config.limits.command_burst,
+        ),
     };
     core.start_publishing();
     let reason = core.run(&events_rx, &committed_tx);
@@ -402,6 +406,8 @@ struct Core<'a> {
     trouble: crate::logging::Trouble,
     /// Unix time (wall clock) of the poller's last successful getUpdates; 0: none yet.
     last_poll: Arc<std::sync::atomic::AtomicI64>,
+    /// Each chat's bucket on commands and presses (`[limits]`); a restart refills them.
+    limiter: crate::domain::limits::CommandLimiter,
 }
 
 impl Core<'_> {
@@ -652,6 +658,21 @@ impl Core<'_> {
             );
         }
         let mut out = Vec::new();
+        let username = self.bot_username.as_deref();
+        if bot::limits::over_limit(
+            &tx,
+            self.config,
+            &mut self.limiter,
+            update,
+            username,
+            now,
+            &mut out,
+        )? {
+            enqueue_all(&tx, &out, now)?;
+            db::set_last_update_id(&tx, update.update_id)?;
+            tx.commit()?;
+            return Ok(());
+        }
         match bot::handle_update(&tx, &ctx, update, &mut out) {
             // The storage failing is not the update's fault: it is kept for a retry
             // (the poller does not confirm it), never skipped with an apology.
@@ -810,6 +831,7 @@ mod tests {
             dispatched: Default::default(),
             trouble: Default::default(),
             last_poll: Default::default(),
+            limiter: crate::domain::limits::CommandLimiter::new(1, 1),
         };
         core.dispatch_jobs();
         core.dispatch_jobs();

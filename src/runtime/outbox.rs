@@ -13,11 +13,18 @@
 //! Two refusals are about the chat rather than the call: a group that became a
 //! supergroup (the chat moves to its new id and the call is sent there), and a
 //! chat Telegram no longer delivers to (it becomes inactive; see `chats`).
+//!
+//! It keeps to Telegram's limits (`domain::limits::Pacer`: about 30 calls a second
+//! overall, one a second per chat in bursts, 20 a minute per group), in daemon
+//! time. A chat that must wait, for those limits or for a 429's `retry_after`, is
+//! passed over while other chats' calls go (`db::outbox::next_skipping`); its own
+//! calls keep their order. Only an outage (5xx, no network) holds every chat.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use log::{debug, error, info, warn};
@@ -26,6 +33,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::backoff::Backoff;
 use crate::bot::chats::{self, enqueue_all};
 use crate::db;
+use crate::domain::limits::{Blocker, Pacer};
 use crate::runtime::sleep_unless;
 use crate::telegram::{self, ApiError, Client};
 
@@ -44,6 +52,8 @@ pub struct Outbox {
 const RECORDING: &str =
     "outbox: recording a delivered call (it is not sent again; later replies wait; retrying)";
 const READING: &str = "outbox: reading the outbox (replies wait; retrying)";
+/// How long an idle outbox waits for a wake-up before it looks again.
+const IDLE_LOOK: Duration = Duration::from_secs(5);
 
 /// What Telegram did with a call, for recording it.
 enum Delivered {
@@ -65,6 +75,9 @@ impl Outbox {
         // disk): it is recorded before anything else goes out, and never sent again.
         let mut unrecorded: Option<(db::OutboxRow, Delivered)> = None;
         let mut trouble = crate::logging::Trouble::default();
+        let mut pacer = Pacer::telegram(crate::clock::real_duration);
+        // Chats whose calls wait until then (a 429, or Telegram's limits).
+        let mut waiting: HashMap<i64, Instant> = HashMap::new();
         while !self.shutdown.load(Ordering::Relaxed) {
             if let Some((row, delivered)) = unrecorded.take() {
                 match self.record(&row, &delivered) {
@@ -77,7 +90,10 @@ impl Outbox {
                     }
                 }
             }
-            let next = match db::outbox_next(&self.conn) {
+            let now = Instant::now();
+            waiting.retain(|_, until| *until > now);
+            let skipped: Vec<i64> = waiting.keys().copied().collect();
+            let next = match db::outbox::next_skipping(&self.conn, &skipped) {
                 Ok(next) => next,
                 Err(e) => {
                     trouble.failed(READING, &e);
@@ -87,7 +103,11 @@ impl Outbox {
             };
             trouble.ended(READING);
             let Some(row) = next else {
-                match self.wake.recv_timeout(Duration::from_secs(5)) {
+                // Nothing to send now: wait for new calls, or for a waiting chat's turn.
+                let look = waiting.values().min().map_or(IDLE_LOOK, |until| {
+                    until.saturating_duration_since(now).min(IDLE_LOOK)
+                });
+                match self.wake.recv_timeout(look) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -100,7 +120,26 @@ impl Outbox {
                     continue;
                 }
             };
-            match self.client.deliver(&row.method, &params) {
+            let chat = telegram::call_chat_id(&params);
+            match pacer.wait(chat, now) {
+                None => {}
+                Some((until, Blocker::Chat)) => {
+                    if let Some(chat) = chat {
+                        waiting.insert(chat, until);
+                    }
+                    continue;
+                }
+                Some((until, Blocker::Overall)) => {
+                    sleep_unless(&self.shutdown, until.saturating_duration_since(now));
+                    continue;
+                }
+            }
+            let answer = self.client.deliver(&row.method, &params);
+            // Telegram counted it (or refused it for its limits: then it did not).
+            if !answer.as_ref().is_err_and(|e| e.retry_after().is_some()) {
+                pacer.sent(chat, Instant::now());
+            }
+            match answer {
                 Ok(result) => {
                     ended_outage(&mut backoff);
                     unrecorded = Some((row, Delivered::Taken(result)));
@@ -108,6 +147,20 @@ impl Outbox {
                 Err(e) if e.is_not_modified() => {
                     ended_outage(&mut backoff);
                     unrecorded = Some((row, Delivered::NotModified));
+                }
+                Err(e) if e.retry_after().is_some() && chat.is_some() => {
+                    // Flood control for this chat: it waits, the others go on.
+                    if let Err(e) = db::outbox_attempted(&self.conn, row.id) {
+                        debug!("recording an outbox attempt: {e:#}");
+                    }
+                    if let (Some(chat), Some(wait)) = (chat, e.retry_after()) {
+                        warn!(
+                            "Telegram asks to slow down for chat {chat} ({e}); its calls wait \
+                             {}s, other chats' go on",
+                            wait.as_secs()
+                        );
+                        waiting.insert(chat, Instant::now() + crate::clock::real_duration(wait));
+                    }
                 }
                 Err(e) if e.is_transient() => {
                     if let Err(e) = db::outbox_attempted(&self.conn, row.id) {

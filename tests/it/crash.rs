@@ -1024,7 +1024,8 @@ fn env_on_mount(
         "database = \"storyline.db\"",
         "database = \"state/storyline.db\"",
     );
-    env.write_config_raw(&config);
+    // These tests toggle ten times a second, faster than [limits] lets a chat.
+    env.write_config_raw(&format!("{config}\n{FAST_COMMANDS}"));
     Some((env, mounted))
 }
 

@@ -9,6 +9,10 @@ use crate::support::{wait_until, Call, Env, SentMessage};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// `[limits]` for tests that send commands faster than a person would (the
+/// per-chat bucket is not what they test).
+pub const FAST_COMMANDS: &str = "[limits]\ncommands_per_minute = 600\ncommand_burst = 100\n";
+
 /// Messages the bot sends on its own schedule (the daily "running dry" warning,
 /// missed slots, scan reports, the daily summary), which can land between a
 /// command and its reply.

@@ -17,6 +17,7 @@ mod limits;
 mod ops;
 mod posting;
 mod publishing;
+mod rate_limits;
 mod resilience;
 mod roles;
 mod settings_file;

@@ -21,6 +21,9 @@
 //! `file_path`, downloaded from `/file/bot<token>/<file_path>` (the download is
 //! recorded as a call of method "file"); an empty upload is refused, as the real
 //! sendDocument refuses it, and getFile refuses a file over 20 MB.
+//! It keeps the bot to Telegram's flood limits (`flood`: 30 a second overall,
+//! one a second per chat in bursts, 20 a minute per group) with 429 and
+//! `retry_after`.
 //!
 //! Everything lives in one `State` behind a mutex with a condvar that is notified on
 //! every change, so long polls and `wait_for` wake up as soon as something happens
@@ -34,6 +37,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::fake_http::{self, parse_urlencoded, FakeServer};
+use super::flood::FloodControl;
 use serde_json::{json, Map, Value};
 
 /// Enough workers that a pending long poll or a slow answer never blocks other calls.
@@ -194,6 +198,7 @@ struct State {
     members: HashMap<(i64, i64), String>,
     /// file_id → (file_path, content) of every document sent or uploaded.
     files: HashMap<String, (String, Vec<u8>)>,
+    flood: FloodControl,
 }
 
 #[derive(Default)]
@@ -553,6 +558,23 @@ impl FakeTelegram {
         state.fail_until.push((method.to_string(), until, fault));
     }
 
+    /// Measures the flood limits in a daemon's time that runs `speed` times the
+    /// wall clock (a test clock); 1 by default.
+    pub fn set_speed(&self, speed: f64) {
+        self.shared.lock().flood.set_speed(speed);
+    }
+
+    /// The next call naming `chat_id` gets Telegram's 429 with `retry_after`
+    /// seconds, whatever the rate; other chats' calls are not affected.
+    pub fn flood_chat(&self, chat_id: i64, retry_after: u64) {
+        self.shared.lock().flood.force(chat_id, retry_after);
+    }
+
+    /// Off: no 429 for going over the limits (for tests of the fake itself).
+    pub fn enforce_flood_limits(&self, enforce: bool) {
+        self.shared.lock().flood.enforce = enforce;
+    }
+
     /// Drops every fault `fail_next` and `fail_until` set.
     pub fn clear_faults(&self) {
         let mut state = self.shared.lock();
@@ -722,6 +744,7 @@ impl State {
             titles: HashMap::new(),
             members: HashMap::new(),
             files: HashMap::new(),
+            flood: FloodControl::default(),
         }
     }
 
@@ -1273,12 +1296,29 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: Socke
         Some(Fault::Slow(duration)) => state = shared.pause(state, duration),
     }
 
-    let (state, answer) = if method == "getUpdates" {
+    let chat_id = int_param(&params, "chat_id");
+    if let Err(retry_after) = state.flood.check(&method, chat_id, at) {
+        let error = ApiError::new(
+            429,
+            &format!("Too Many Requests: retry after {retry_after}"),
+        );
+        return respond(
+            shared,
+            state,
+            index,
+            request,
+            error_response(&error, Some(retry_after)),
+        );
+    }
+    let (mut state, answer) = if method == "getUpdates" {
         get_updates(shared, state, &params)
     } else {
         let answer = state.dispatch(&method, &params);
         (state, answer)
     };
+    if answer.is_ok() {
+        state.flood.taken(&method, chat_id, at);
+    }
     let response = match answer {
         Ok(result) => (200, json!({"ok": true, "result": result}).to_string()),
         Err(error) => error_response(&error, None),

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fake_http;
 pub mod fake_instagram;
 pub mod fake_telegram;
+pub mod flood;
 #[path = "../../../src/samples.rs"]
 pub mod media;
 
@@ -185,6 +186,12 @@ level = "debug"
 
     /// `start`, with extra environment variables (the test clock, for one).
     pub fn start_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
+        // The fake holds a daemon on a test clock to Telegram's limits in its time.
+        if let Some((_, clock)) = vars.iter().find(|(k, _)| *k == "STORYLINE_TEST_CLOCK") {
+            if let Some(speed) = clock.rsplit(',').next().and_then(|s| s.trim().parse().ok()) {
+                self.tg.set_speed(speed);
+            }
+        }
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,68 @@
+//! The outbox's pick when some chats must wait (a 429's `retry_after`, or
+//! Telegram's per-chat limits): the oldest call of any other chat. A chat's own
+//! calls keep their stored order, since all of a waiting chat's are passed over.
+//! A call's chat is its `chat_id` parameter; a call without one (answerCallbackQuery,
+//! setMyCommands) or with unreadable parameters never waits for a chat.
+
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{outbox_row, OutboxRow, OUTBOX_COLUMNS};
+
+/// The oldest outbox row whose chat is not in `waiting`.
+pub fn next_skipping(conn: &Connection, waiting: &[i64]) -> Result<Option<OutboxRow>> {
+    if waiting.is_empty() {
+        return super::outbox_next(conn);
+    }
+    let waiting = serde_json::to_string(waiting)?;
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox \
+                 WHERE coalesce(CAST(CASE WHEN json_valid(params) \
+                       THEN json_extract(params, '$.chat_id') END AS INTEGER), 0) \
+                   NOT IN (SELECT value FROM json_each(?1)) \
+                 ORDER BY id LIMIT 1"
+            ),
+            [waiting],
+            outbox_row,
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(conn: &Connection, method: &str, params: &str) -> i64 {
+        let now = "2030-01-01T00:00:00Z".parse().unwrap();
+        super::super::enqueue(conn, method, params, now).unwrap();
+        conn.last_insert_rowid()
+    }
+
+    #[test]
+    fn waiting_chats_are_passed_over_in_order_and_the_rest_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("s.db")).unwrap();
+        let a1 = put(&conn, "sendMessage", r#"{"chat_id":-100,"text":"a1"}"#);
+        let a2 = put(&conn, "sendMessage", r#"{"chat_id":-100,"text":"a2"}"#);
+        let answer = put(&conn, "answerCallbackQuery", r#"{"callback_query_id":"x"}"#);
+        let b1 = put(&conn, "sendMessage", r#"{"chat_id":"7","text":"b1"}"#);
+        let broken = put(&conn, "sendMessage", "{not json");
+        let next = |waiting: &[i64]| next_skipping(&conn, waiting).unwrap().map(|r| r.id);
+        assert_eq!(next(&[]), Some(a1));
+        assert_eq!(next(&[-100]), Some(answer));
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [answer])
+            .unwrap();
+        // A chat id written as text is the same chat.
+        assert_eq!(next(&[-100]), Some(b1));
+        assert_eq!(next(&[-100, 7]), Some(broken));
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [broken])
+            .unwrap();
+        assert_eq!(next(&[-100, 7]), None);
+        assert_eq!(next(&[7]), Some(a1));
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [a1])
+            .unwrap();
+        assert_eq!(next(&[7]), Some(a2));
+    }
+}
