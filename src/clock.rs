@@ -15,6 +15,12 @@
 //! polls (publish). Under a 60x clock a 30 s back-off cap is 0.5 real seconds, so a
 //! test can live through minutes of outage in seconds. HTTP timeouts and
 //! housekeeping stay in real time.
+//!
+//! `STORYLINE_TEST_PACING=<factor>` (a second test seam, also warned about at
+//! start) divides the windows of Telegram's sending limits that the outbox keeps
+//! (one a second per chat, 20 a minute per group, 30 a second overall), so that
+//! tests exchanging dozens of messages with one chat need not wait for them; the
+//! tests of those limits run with the real windows.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,6 +39,37 @@ pub struct TestClock {
 }
 
 static CLOCK: OnceLock<TestClock> = OnceLock::new();
+
+pub const PACING_VAR: &str = "STORYLINE_TEST_PACING";
+static PACING: OnceLock<f64> = OnceLock::new();
+
+/// How long to really wait for `window` of Telegram's sending limits: daemon
+/// time, shortened by `STORYLINE_TEST_PACING` when a test set it.
+pub fn pacing_duration(window: Duration) -> Duration {
+    let real = real_duration(window);
+    match PACING.get() {
+        Some(factor) => real.div_f64(*factor),
+        None => real,
+    }
+}
+
+/// Reads `STORYLINE_TEST_PACING`; returns the factor when it is set.
+pub fn install_pacing_from_env() -> Result<Option<f64>> {
+    let Some(value) = std::env::var_os(PACING_VAR) else {
+        return Ok(None);
+    };
+    let text = value
+        .into_string()
+        .map_err(|_| anyhow!("{PACING_VAR} is not valid UTF-8"))?;
+    let factor: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|f: &f64| f.is_finite() && (1.0..=1000.0).contains(f))
+        .ok_or_else(|| anyhow!("{PACING_VAR}={text:?}: a number from 1 to 1000"))?;
+    let _ = PACING.set(factor);
+    Ok(Some(factor))
+}
 
 /// The daemon's now.
 pub fn now() -> DateTime<Utc> {

@@ -83,6 +83,13 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             clock.speed
         );
     }
+    if let Some(factor) = crate::clock::install_pacing_from_env()? {
+        warn!(
+            "TEST PACING: {} is set, so Telegram's sending limits are kept {factor}x \
+             faster than Telegram's; this is for tests only, never for a real deployment",
+            crate::clock::PACING_VAR
+        );
+    }
     // Before anything polls, sends or schedules: a second daemon on the same
     // database would answer every update twice.
     let _run_lock = runlock::acquire(&config.storage.database, chrono::Utc::now())?;

@@ -75,7 +75,7 @@ impl Outbox {
         // disk): it is recorded before anything else goes out, and never sent again.
         let mut unrecorded: Option<(db::OutboxRow, Delivered)> = None;
         let mut trouble = crate::logging::Trouble::default();
-        let mut pacer = Pacer::telegram(crate::clock::real_duration);
+        let mut pacer = Pacer::telegram(crate::clock::pacing_duration);
         // Chats whose calls wait until then (a 429, or Telegram's limits).
         let mut waiting: HashMap<i64, Instant> = HashMap::new();
         while !self.shutdown.load(Ordering::Relaxed) {

@@ -181,7 +181,10 @@ fn a_burst_of_forty_messages_to_a_group_is_spread_to_twenty_a_minute() {
         .as_millis();
     let clock = format!("2030-03-04T10:00:00Z,{anchor},{speed}");
     let from = env.tg.calls().len();
-    let _daemon = env.start_with_env(&[("STORYLINE_TEST_CLOCK", clock.as_str())]);
+    let _daemon = env.start_with_env(&[
+        ("STORYLINE_TEST_CLOCK", clock.as_str()),
+        ("STORYLINE_TEST_PACING", "1"),
+    ]);
     env.tg.wait_for_method(from, "getUpdates", WAIT);
     for _ in 0..40 {
         env.tg.push_message(GROUP, ADMIN, "ada", "/help");

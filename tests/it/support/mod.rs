@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 /// The bot token of every test; tests grep logs for "TEST-token-SECRET" to prove it
 /// never leaks.
 pub const TOKEN: &str = "123456:TEST-token-SECRET-value-0123456789";
+/// How much faster than Telegram's the tests' daemons keep its sending limits.
+pub const DEFAULT_TEST_PACING: &str = "20";
 /// The admin user of every test.
 pub const ADMIN: i64 = 42;
 /// A chat the base config allows.
@@ -186,12 +188,27 @@ level = "debug"
 
     /// `start`, with extra environment variables (the test clock, for one).
     pub fn start_with_env(&self, vars: &[(&str, &str)]) -> Daemon {
-        // The fake holds a daemon on a test clock to Telegram's limits in its time.
-        if let Some((_, clock)) = vars.iter().find(|(k, _)| *k == "STORYLINE_TEST_CLOCK") {
-            if let Some(speed) = clock.rsplit(',').next().and_then(|s| s.trim().parse().ok()) {
-                self.tg.set_speed(speed);
-            }
+        // Telegram's sending limits, 20x faster unless a test asks for the real ones
+        // (STORYLINE_TEST_PACING=1): most tests exchange dozens of messages with one
+        // chat, and the rate-limit tests prove the real windows.
+        let mut vars = vars.to_vec();
+        if !vars.iter().any(|(k, _)| *k == "STORYLINE_TEST_PACING") {
+            vars.push(("STORYLINE_TEST_PACING", DEFAULT_TEST_PACING));
         }
+        let pacing: f64 = vars
+            .iter()
+            .find(|(k, _)| *k == "STORYLINE_TEST_PACING")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1.0);
+        // The fake holds the daemon to Telegram's limits in the daemon's time.
+        let clock_speed: f64 = vars
+            .iter()
+            .find(|(k, _)| *k == "STORYLINE_TEST_CLOCK")
+            .and_then(|(_, clock)| clock.rsplit(',').next())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1.0);
+        self.tg.set_speed(clock_speed * pacing);
+        let vars = vars.as_slice();
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
