@@ -42,6 +42,9 @@ pub fn send_if_due(
     if !db::summary::record_sent(conn, chat_id, due.local_date, due.covers, due.late, now)? {
         return Ok(());
     }
+    // Recorded in the tick's transaction with the summary itself: both or neither.
+    let mut run = db::runs::begin(crate::domain::status::RunKind::Summary, Some(chat_id), now);
+    run.count("late", u8::from(due.late));
     let data = gather(
         conn,
         key,
@@ -61,6 +64,7 @@ pub fn send_if_due(
         &ui::daily_summary_text(&data, s.timezone),
         None,
     ));
+    run.finish(conn, Ok(()), now);
     Ok(())
 }
 
@@ -214,6 +218,18 @@ mod tests {
             assert!(text.contains(line), "{line:?} in:\n{text}");
         }
         assert!(!text.contains("late"), "{text}");
+        let runs = db::runs::runs_since(&conn, None, 10).unwrap();
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.kind, r.chat_id, r.outcome))
+                .collect::<Vec<_>>(),
+            [(
+                crate::domain::status::RunKind::Summary,
+                Some(CHAT),
+                Some(crate::domain::status::RunOutcome::Ok)
+            )],
+            "the summary is a run"
+        );
 
         out.clear();
         send_if_due(&conn, None, CHAT, &s, at("2030-01-05T23:59:00Z"), &mut out).unwrap();
