@@ -550,12 +550,12 @@ pub fn plan(config: &Config, days: u32, chat: Option<i64>) -> Result<String> {
     Ok(text)
 }
 
-/// `storyline categories show|set`.
-pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Result<String> {
-    let mut conn = crate::db::open(&config.storage.database)?;
-    let chats = pick_chat(&mut conn, config, chat)?;
-    let (chat_id, _) = match chats.as_slice() {
-        [one] => one.clone(),
+/// The one chat a command is about: `chat`, or the only served chat; else says
+/// which chats there are to choose from.
+fn one_chat(conn: &mut rusqlite::Connection, config: &Config, chat: Option<i64>) -> Result<i64> {
+    let chats = pick_chat(conn, config, chat)?;
+    match chats.as_slice() {
+        [(chat_id, _)] => Ok(*chat_id),
         [] => anyhow::bail!("no chat is served yet"),
         _ => anyhow::bail!(
             "{} chats are served; say which with --chat ({})",
@@ -566,7 +566,13 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    };
+    }
+}
+
+/// `storyline categories show|set`.
+pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Result<String> {
+    let mut conn = crate::db::open(&config.storage.database)?;
+    let chat_id = one_chat(&mut conn, config, chat)?;
     let present = crate::db::media::active_categories(&conn)?;
     if let Some(mix) = mix {
         let known: Vec<String> = present.iter().map(|(c, _)| c.clone()).collect();

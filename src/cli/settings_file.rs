@@ -110,7 +110,7 @@ pub fn run(config: &Config, command: &SettingsCommand) -> Result<String> {
     let now = crate::clock::now();
     match command {
         SettingsCommand::Export { chat } => {
-            let chat_id = one_chat(&mut conn, config, *chat)?;
+            let chat_id = super::one_chat(&mut conn, config, *chat)?;
             settings_file::export_text(&conn, config, chat_id, now)
         }
         SettingsCommand::Import {
@@ -119,7 +119,7 @@ pub fn run(config: &Config, command: &SettingsCommand) -> Result<String> {
             dry_run,
         } => {
             let text = read_file(file)?;
-            let chat_id = one_chat(&mut conn, config, *chat)?;
+            let chat_id = super::one_chat(&mut conn, config, *chat)?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let plan = match settings_file::plan(&tx, config, chat_id, &text, None, now)? {
                 Ok(plan) => plan,
@@ -152,23 +152,6 @@ pub fn run(config: &Config, command: &SettingsCommand) -> Result<String> {
             tx.commit()?;
             Ok(out)
         }
-    }
-}
-
-fn one_chat(conn: &mut rusqlite::Connection, config: &Config, chat: Option<i64>) -> Result<i64> {
-    let chats = super::pick_chat(conn, config, chat)?;
-    match chats.as_slice() {
-        [(chat_id, _)] => Ok(*chat_id),
-        [] => anyhow::bail!("no chat is served yet"),
-        _ => anyhow::bail!(
-            "{} chats are served; say which with --chat ({})",
-            chats.len(),
-            chats
-                .iter()
-                .map(|(id, _)| id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 
