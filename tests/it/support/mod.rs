@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fake_http;
 pub mod fake_instagram;
 pub mod fake_telegram;
+pub mod load;
 #[path = "../../../src/samples.rs"]
 pub mod media;
 
