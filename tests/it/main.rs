@@ -2,6 +2,7 @@
 //! (or, in fake_selftest, the fakes it runs against), with helpers from `support`.
 
 mod accounts;
+mod capacity;
 mod chat_photos;
 mod chats;
 mod cli;

@@ -10,6 +10,7 @@ pub mod fake_http;
 pub mod fake_instagram;
 pub mod fake_telegram;
 pub mod flood;
+pub mod load;
 #[path = "../../../src/samples.rs"]
 pub mod media;
 
