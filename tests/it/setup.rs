@@ -474,9 +474,27 @@ fn ensure_toolchain_installs_without_recommends_and_refuses_a_too_old_rust() {
     script("sudo", "exec \"$@\"");
     script("cc", "exit 0");
     script("python3", "exit 0");
-    // Only the tools a fresh machine has, and the fakes: no cargo, no rustc.
-    let path = format!("{}:/usr/bin:/bin", bin.display());
-    let out = std::process::Command::new("bash")
+    // Only the tools a fresh machine has, and the fakes: no cargo, no rustc (which
+    // Debian's packages put in /usr/bin, so that is not on the PATH).
+    let tools = dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    for tool in [
+        "awk", "cat", "dirname", "env", "head", "id", "sed", "chmod", "printf",
+    ] {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} not found"));
+        std::os::unix::fs::symlink(found, tools.join(tool)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), tools.display());
+    // By its full path: the child's PATH has no bash.
+    let bash = ["/usr/bin/bash", "/bin/bash"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("bash");
+    let out = std::process::Command::new(bash)
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-toolchain"))
         .env("PATH", path)
         .env_remove("STORYLINE_NEED_LINTS")
