@@ -2,6 +2,7 @@
 //! switched off by an admin (`chats disable` / `enable`: kept, not served) and
 //! the figures of the /status health block.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -23,7 +24,7 @@ pub struct ChatListRow {
 
 /// Every chat the database knows, by id.
 pub fn chat_list(conn: &Connection) -> Result<Vec<ChatListRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT c.chat_id, c.title, c.authorized_by IS NOT NULL, c.disabled_at, c.inactive_since,
                 (SELECT n.chat_id FROM chats n WHERE n.migrated_from_chat_id = c.chat_id LIMIT 1)
          FROM chats c ORDER BY c.chat_id",
@@ -71,12 +72,14 @@ pub fn set_disabled(
         anyhow::bail!("no chat {chat_id} in the database (storyline chats list shows them)");
     }
     let changed = if disabled {
-        conn.execute(
+        exec(
+            conn,
             "UPDATE chats SET disabled_at = ?2 WHERE chat_id = ?1 AND disabled_at IS NULL",
             params![chat_id, Timestamp(now)],
         )?
     } else {
-        conn.execute(
+        exec(
+            conn,
             "UPDATE chats SET disabled_at = NULL WHERE chat_id = ?1 AND disabled_at IS NOT NULL",
             [chat_id],
         )?
@@ -86,7 +89,8 @@ pub fn set_disabled(
 
 /// How many media items are active (posted from) now.
 pub fn active_media_items(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT count(*) FROM media_items WHERE is_active = 1",
         [],
         |r| r.get(0),
@@ -95,7 +99,8 @@ pub fn active_media_items(conn: &Connection) -> Result<i64> {
 
 /// The database's size in bytes: its pages, as SQLite counts them.
 pub fn database_bytes(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
         [],
         |r| r.get(0),

@@ -4,6 +4,7 @@
 //! settings as they were at a moment: the `settings_history` version whose
 //! `valid_from`/`valid_to` hold it (a Type 2 table).
 
+use super::row;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -48,7 +49,8 @@ const ENTRIES: &str = "
 pub fn count(conn: &Connection, query: &Query) -> Result<u32> {
     let sql = format!("SELECT count(*) FROM ({ENTRIES}) e {WHERE_SPAN}");
     let b = Bound::of(query);
-    let total: i64 = conn.query_row(
+    let total: i64 = row(
+        conn,
         &sql,
         params![
             b.chat_id,
@@ -81,7 +83,7 @@ pub fn entries(
     );
     let b = Bound::of(query);
     let limit = limit.map_or(-1, i64::from);
-    let mut statement = conn.prepare(&sql)?;
+    let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(
         params![
             b.chat_id,
@@ -158,7 +160,8 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 /// The highest settings_history and posting_history ids (0 when empty): a
 /// /history list's bound.
 pub fn newest_ids(conn: &Connection) -> Result<(i64, i64)> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT (SELECT coalesce(max(id), 0) FROM settings_history),
                 (SELECT coalesce(max(id), 0) FROM posting_history)",
         [],
@@ -214,7 +217,7 @@ pub fn all_changes(
     conn: &Connection,
     chat_id: i64,
 ) -> Result<Vec<(DateTime<Utc>, Vec<SettingChange>)>> {
-    let mut statement = conn.prepare(
+    let mut statement = conn.prepare_cached(
         "SELECT valid_from, changes FROM settings_history WHERE chat_id = ?1
           ORDER BY valid_from, id",
     )?;
@@ -227,7 +230,7 @@ pub fn all_changes(
 
 /// Every chat with a row, in id order (for `storyline history` without --chat).
 pub fn chat_ids(conn: &Connection) -> Result<Vec<i64>> {
-    let mut statement = conn.prepare("SELECT chat_id FROM chats ORDER BY chat_id")?;
+    let mut statement = conn.prepare_cached("SELECT chat_id FROM chats ORDER BY chat_id")?;
     let rows = statement.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

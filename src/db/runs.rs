@@ -7,6 +7,7 @@
 //! must not copy its own half-written row). Recording never fails the action:
 //! a row that cannot be written is a warning in the log.
 
+use super::exec;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -131,8 +132,7 @@ fn counts_json(counts: &[(String, i64)]) -> String {
 }
 
 fn insert(conn: &Connection, run: &Run, done: Option<&Done<'_>>) -> Result<i64> {
-    conn.execute(
-        "INSERT INTO runs (kind, chat_id, started_at, finished_at, duration_ms, outcome, counts, error)
+    exec(conn, "INSERT INTO runs (kind, chat_id, started_at, finished_at, duration_ms, outcome, counts, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             run.kind,
@@ -149,7 +149,8 @@ fn insert(conn: &Connection, run: &Run, done: Option<&Done<'_>>) -> Result<i64> 
 }
 
 fn complete(conn: &Connection, id: i64, counts: &[(String, i64)], done: &Done<'_>) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE runs SET finished_at = ?2, duration_ms = ?3, outcome = ?4, counts = ?5, error = ?6
          WHERE id = ?1",
         params![
@@ -197,7 +198,7 @@ pub fn runs_since(
     since: Option<DateTime<Utc>>,
     limit: u32,
 ) -> Result<Vec<RunRow>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL OR started_at >= ?1
          ORDER BY started_at DESC, id DESC LIMIT ?2"
     ))?;
@@ -238,7 +239,8 @@ pub fn last_failure_for_chat(conn: &Connection, chat_id: i64) -> Result<Option<R
 
 /// Runs still without an outcome when the daemon starts were cut short.
 pub fn interrupt_unfinished(conn: &Connection, now: DateTime<Utc>) -> Result<usize> {
-    Ok(conn.execute(
+    Ok(exec(
+        conn,
         "UPDATE runs SET outcome = ?1, finished_at = ?2, error = 'cut short: the daemon stopped'
          WHERE outcome IS NULL",
         params![RunOutcome::Interrupted, Timestamp(now)],
@@ -247,7 +249,8 @@ pub fn interrupt_unfinished(conn: &Connection, now: DateTime<Utc>) -> Result<usi
 
 /// Deletes runs started before `before`; returns how many.
 pub fn prune(conn: &Connection, before: DateTime<Utc>) -> Result<usize> {
-    Ok(conn.execute(
+    Ok(exec(
+        conn,
         "DELETE FROM runs WHERE started_at < ?1",
         [Timestamp(before)],
     )?)

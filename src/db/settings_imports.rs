@@ -1,6 +1,7 @@
 //! SQL for settings imports waiting for ✅ Apply (`settings_imports`), and the
 //! one read an import needs of `settings_history`: which version is current.
 
+use super::exec;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -21,12 +22,12 @@ pub struct PendingImport {
 
 /// Keeps a file for its Apply button; drops the imports that expired meanwhile.
 pub fn insert(conn: &Connection, import: &PendingImport, now: DateTime<Utc>) -> Result<i64> {
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM settings_imports WHERE expires_at <= ?1",
         [Timestamp(now)],
     )?;
-    conn.execute(
-        "INSERT INTO settings_imports (chat_id, user_id, document, based_on, created_at, expires_at)
+    exec(conn, "INSERT INTO settings_imports (chat_id, user_id, document, based_on, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             import.chat_id,
@@ -62,7 +63,7 @@ pub fn get(conn: &Connection, chat_id: i64, id: i64) -> Result<Option<PendingImp
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute("DELETE FROM settings_imports WHERE id = ?1", [id])?;
+    exec(conn, "DELETE FROM settings_imports WHERE id = ?1", [id])?;
     Ok(())
 }
 

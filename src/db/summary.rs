@@ -2,6 +2,7 @@
 //! written with the summary's outbox row), and the figures of a day. Every
 //! function takes the chat id and filters by it.
 
+use super::{exec, row};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -23,7 +24,8 @@ pub fn chat_created_at(conn: &Connection, chat_id: i64) -> Result<Option<DateTim
 
 /// The latest local date the chat got a summary for.
 pub fn last_sent_date(conn: &Connection, chat_id: i64) -> Result<Option<NaiveDate>> {
-    let text: Option<String> = conn.query_row(
+    let text: Option<String> = row(
+        conn,
         "SELECT max(local_date) FROM daily_summaries WHERE chat_id = ?1",
         [chat_id],
         |r| r.get(0),
@@ -41,7 +43,8 @@ pub fn record_sent(
     late: bool,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let inserted = conn.execute(
+    let inserted = exec(
+        conn,
         "INSERT INTO daily_summaries (chat_id, local_date, covers_date, sent_at, late)
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (chat_id, local_date) DO NOTHING",
         params![
@@ -57,7 +60,7 @@ pub fn record_sent(
 
 /// The summaries recorded for the chat: (local date, late), oldest first.
 pub fn sent(conn: &Connection, chat_id: i64) -> Result<Vec<(String, bool)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT local_date, late FROM daily_summaries WHERE chat_id = ?1 ORDER BY local_date",
     )?;
     let rows = stmt.query_map([chat_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -72,7 +75,7 @@ pub fn day_by_category(
     chat_id: i64,
     window_date: NaiveDate,
 ) -> Result<Vec<CategoryDay>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT coalesce(m.category, cm.category), q.status, count(*)
          FROM posting_queue q
          LEFT JOIN media_items m ON m.id = q.media_item_id
@@ -122,7 +125,7 @@ pub fn day_publishing(
     chat_id: i64,
     window_date: NaiveDate,
 ) -> Result<Publishing> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT j.state, j.dry_run, q.status, count(*)
          FROM publish_jobs j JOIN posting_queue q ON q.id = j.queue_id
          WHERE j.chat_id = ?1 AND q.window_date = ?2
@@ -151,7 +154,8 @@ pub fn day_publishing(
 
 /// The chat's stories in the chat that wait for a press (any day).
 pub fn waiting_for_decision(conn: &Connection, chat_id: i64) -> Result<u32> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT count(*) FROM posting_queue WHERE chat_id = ?1 AND status = 'sent'",
         [chat_id],
         |r| r.get(0),
@@ -160,7 +164,8 @@ pub fn waiting_for_decision(conn: &Connection, chat_id: i64) -> Result<u32> {
 
 /// The chat's publishes with an unknown outcome (any day).
 pub fn unknown_outcomes(conn: &Connection, chat_id: i64) -> Result<u32> {
-    Ok(conn.query_row(
+    Ok(row(
+        conn,
         "SELECT count(*) FROM publish_jobs WHERE chat_id = ?1 AND state = 'unknown'",
         [chat_id],
         |r| r.get(0),
@@ -169,7 +174,7 @@ pub fn unknown_outcomes(conn: &Connection, chat_id: i64) -> Result<u32> {
 
 /// The chat's next pending slots, soonest first.
 pub fn next_slots(conn: &Connection, chat_id: i64, limit: usize) -> Result<Vec<DateTime<Utc>>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT scheduled_for FROM posting_queue WHERE chat_id = ?1 AND status = 'pending'
          ORDER BY scheduled_for, id LIMIT ?2",
     )?;
