@@ -176,11 +176,9 @@ pub fn parse_history(
 pub fn parse_settings(
     parser: &mut lexopt::Parser,
     mut config: Option<PathBuf>,
-    verb: String,
 ) -> Result<Parsed, UsageError> {
     use lexopt::prelude::*;
     let usage = |e: lexopt::Error| UsageError(e.to_string());
-    let mut verb: Option<String> = Some(verb);
     let mut chat = None;
     let mut at = None;
     while let Some(arg) = parser.next().map_err(usage)? {
@@ -189,32 +187,18 @@ pub fn parse_settings(
                 config = Some(PathBuf::from(parser.value().map_err(usage)?));
             }
             Short('h') | Long("help") => return Ok(Parsed::Print(SETTINGS_HELP.to_string())),
-            Value(word) if verb.is_none() => {
-                let word = word.to_string_lossy().into_owned();
-                if word != "show" {
-                    return Err(UsageError(format!(
-                        "unknown settings command {word:?} (expected show)"
-                    )));
-                }
-                verb = Some(word);
-            }
-            Long("chat") if verb.is_some() => {
+            Long("chat") => {
                 let value = parser.value().map_err(usage)?;
                 if chat.replace(chat_id(&value.to_string_lossy())?).is_some() {
                     return Err(UsageError("--chat is given twice".to_string()));
                 }
             }
-            Long("at") if verb.is_some() => {
+            Long("at") => {
                 let value = parser.value().map_err(usage)?;
                 at = Some(moment("--at", &value.to_string_lossy())?);
             }
             other => return Err(UsageError(other.unexpected().to_string())),
         }
-    }
-    if verb.is_none() {
-        return Err(UsageError(
-            "use `settings show --chat ID [--at TIME]`".to_string(),
-        ));
     }
     let chat = chat.ok_or_else(|| {
         UsageError(

@@ -274,8 +274,9 @@ fn parse_settings(
             Some(Value(word)) => {
                 let verb = word.to_string_lossy().into_owned();
                 return match verb.as_str() {
-                    "show" => history::parse_settings(parser, config, verb),
-                    "export" | "import" => settings_file::parse_args(parser, config, verb),
+                    "show" => history::parse_settings(parser, config),
+                    "export" => settings_file::parse_args(parser, config, false),
+                    "import" => settings_file::parse_args(parser, config, true),
                     _ => Err(UsageError(format!(
                         "unknown settings command {verb:?} (expected show, export or import)"
                     ))),

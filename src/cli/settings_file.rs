@@ -44,11 +44,10 @@ impl std::error::Error for Refused {}
 pub fn parse_args(
     parser: &mut lexopt::Parser,
     mut config: Option<PathBuf>,
-    verb: String,
+    import: bool,
 ) -> Result<Parsed, UsageError> {
     use lexopt::prelude::*;
     let usage = |e: lexopt::Error| UsageError(e.to_string());
-    let mut verb: Option<String> = Some(verb);
     let mut chat: Option<i64> = None;
     let mut file: Option<PathBuf> = None;
     let mut dry_run = false;
@@ -58,7 +57,7 @@ pub fn parse_args(
                 config = Some(PathBuf::from(parser.value().map_err(usage)?));
             }
             Short('h') | Long("help") => return Ok(Parsed::Print(SETTINGS_HELP.to_string())),
-            Long("chat") if verb.is_some() => {
+            Long("chat") => {
                 let value = parser.value().map_err(usage)?;
                 let text = value.to_string_lossy();
                 let id = text.trim().parse::<i64>().ok().filter(|id| *id != 0);
@@ -68,35 +67,22 @@ pub fn parse_args(
                     return Err(UsageError("--chat is given twice".to_string()));
                 }
             }
-            Long("dry-run") if verb.as_deref() == Some("import") => dry_run = true,
-            Value(word) if verb.is_none() => {
-                let word = word.to_string_lossy().into_owned();
-                if !["export", "import"].contains(&word.as_str()) {
-                    return Err(UsageError(format!(
-                        "unknown settings command {word:?} (expected export or import)"
-                    )));
-                }
-                verb = Some(word);
-            }
-            Value(path) if verb.as_deref() == Some("import") && file.is_none() => {
+            Long("dry-run") if import => dry_run = true,
+            Value(path) if import && file.is_none() => {
                 file = Some(PathBuf::from(path));
             }
             other => return Err(UsageError(other.unexpected().to_string())),
         }
     }
-    let command = match verb.as_deref() {
-        Some("export") => SettingsCommand::Export { chat },
-        Some(_) => SettingsCommand::Import {
+    let command = if import {
+        SettingsCommand::Import {
             chat,
             file: file
                 .ok_or_else(|| UsageError("settings import needs the FILE to read".to_string()))?,
             dry_run,
-        },
-        None => {
-            return Err(UsageError(
-                "use `settings export` or `settings import FILE`".to_string(),
-            ))
         }
+    } else {
+        SettingsCommand::Export { chat }
     };
     Ok(Parsed::Command {
         config,
