@@ -36,6 +36,28 @@ impl Button {
 /// An inline keyboard: rows of buttons.
 pub type Keyboard = Vec<Vec<Button>>;
 
+/// A keyboard as one line per row of `[text | data]`, for the snapshot tests
+/// of the texts and keyboards (`ui`, `wizard`).
+#[cfg(test)]
+pub fn render(keyboard: &Keyboard) -> String {
+    keyboard
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|b| {
+                    format!(
+                        "[{} | {}]",
+                        b.text,
+                        b.callback_data.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Escapes text for Telegram's HTML parse mode.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

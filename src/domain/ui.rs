@@ -1426,6 +1426,7 @@ pub fn daily_summary_text(summary: &Summary, tz: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::markup::render;
     use expect_test::expect;
 
     fn settings() -> ChatSettings {
@@ -1445,25 +1446,6 @@ mod tests {
             story_buttons_admins_only: false,
             daily_summary_hour: Some(9),
         }
-    }
-
-    fn render(keyboard: &Keyboard) -> String {
-        keyboard
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|b| {
-                        format!(
-                            "[{} | {}]",
-                            b.text,
-                            b.callback_data.as_deref().unwrap_or("-")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 
     fn account(id: i64, name: &str, username: Option<&str>) -> Account {

@@ -610,6 +610,7 @@ pub fn value_taken_text(what: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::callback::wizard::offered;
+    use crate::domain::markup::render;
     use expect_test::{expect, Expect};
 
     fn choices() -> Choices {
@@ -633,25 +634,6 @@ mod tests {
             username: username.map(str::to_string),
             is_active: true,
         }
-    }
-
-    fn render(keyboard: &Keyboard) -> String {
-        keyboard
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|b| {
-                        format!(
-                            "[{} | {}]",
-                            b.text,
-                            b.callback_data.as_deref().unwrap_or("-")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 
     fn check_step(step: Step, choices: &Choices, view: &View<'_>, expected: Expect) {
