@@ -107,7 +107,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
             crate::domain::markup::plural(cut_short, "background run was", "background runs were")
         );
     }
-    crate::media::create_missing_folder(&config.media.dir, db::media::any_indexed(&conn)?);
+    let indexed = db::media::any_indexed(&conn)?;
+    crate::media::create_missing_folder(&config.media.dir, indexed);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
     db::enqueue(
         &conn,
@@ -264,7 +265,8 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         ),
     };
     core.start_publishing();
-    let reason = core.run(&events_rx, &committed_tx);
+    // On a first start (nothing indexed yet) the plan waits for the first scan.
+    let reason = core.run(&events_rx, &committed_tx, !indexed);
     info!("stopping ({reason})");
     tell_systemd(sd_notify::NotifyState::Stopping);
 
@@ -418,24 +420,19 @@ struct Core<'a> {
 }
 
 impl Core<'_> {
+    /// The loop, until shutdown. With `first_scan_pending` (nothing indexed yet)
+    /// the scheduler waits for the first scan: planning an empty library would
+    /// warn "only 0 items left" and leave slots without items. With an index, due
+    /// slots do not wait for a rescan.
     fn run(
         &mut self,
         events: &mpsc::Receiver<Event>,
         committed: &Sender<Option<i64>>,
+        mut first_scan_pending: bool,
     ) -> &'static str {
         let mut next_housekeeping = Instant::now();
         let mut next_scan = Instant::now();
         let mut next_tick = Instant::now();
-        // On a first start (nothing indexed yet) the plan waits for the first scan:
-        // planning an empty library would warn "only 0 items left" and leave slots
-        // without items. With an index, due slots do not wait for a rescan.
-        let mut first_scan_pending = match db::media::active_categories(self.conn) {
-            Ok(categories) => categories.is_empty(),
-            Err(e) => {
-                warn!("reading the media index: {e:#}");
-                false
-            }
-        };
         // Under systemd with WatchdogSec, pings come from this loop and nowhere else,
         // so a loop that hangs is restarted; twice per period leaves room for a slow turn.
         let watchdog_every = sd_notify::watchdog_enabled().map(|timeout| timeout / 2);

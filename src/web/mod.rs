@@ -115,7 +115,6 @@ pub enum Page {
     },
     /// A 302 to this address.
     Redirect(String),
-    NotFound,
 }
 
 impl Page {
@@ -783,7 +782,6 @@ fn oauth_page(request: &Request, worker: &mut Worker, start: bool) -> Response {
             headers: vec![("Location", location)],
             body: Body::Bytes(b"redirecting to Instagram\n".to_vec()),
         },
-        Page::NotFound => text(404, "not found"),
     }
 }
 
