@@ -17,9 +17,6 @@ use crate::domain::status::JobState;
 use crate::domain::ui;
 use crate::telegram::{self, Outgoing};
 
-/// Links handed to Instagram stop working after this.
-pub const MEDIA_URL_LIFETIME_SECS: i64 = 3600;
-
 /// What happens to a story at its slot (or on "Auto post").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

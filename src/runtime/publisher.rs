@@ -24,7 +24,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::bot::accounts::{self, TokenState};
 use crate::bot::publish::{
     account_name, job, record_published, set_job_state, unknown_outcome_message, Job,
-    MEDIA_URL_LIFETIME_SECS,
 };
 use crate::config::Secret;
 use crate::db::queue::{self, QueueRow};
@@ -41,6 +40,9 @@ use crate::signing::UrlSigner;
 use crate::telegram::{self, FileSource, Outgoing};
 
 // ---- the publisher thread ---------------------------------------------------------------
+
+/// Links handed to Instagram stop working after this.
+const MEDIA_URL_LIFETIME_SECS: i64 = 3600;
 
 pub struct Publisher {
     pub conn: Connection,
