@@ -78,11 +78,59 @@ pub fn is_storage_error(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Gives back the space the WAL holds after a commit failed on a full disk.
+///
+/// SQLite copies the WAL back into the database file (and reuses it) only after a
+/// commit that succeeded, so a WAL that grew until the disk was full keeps it
+/// full: a retry writes its frames into whatever room the operator made, fails
+/// again, and the room is gone. So before retrying, a TRUNCATE checkpoint gets
+/// the room first: it copies the WAL into the database file and cuts the WAL to
+/// nothing, and the retry then has the WAL's space too. One per retry loop.
+#[derive(Default)]
+pub struct Room {
+    full: bool,
+}
+
+impl Room {
+    /// Remembers whether a failure was the disk being full.
+    pub fn failed(&mut self, e: &anyhow::Error) {
+        self.full = e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.code == rusqlite::ErrorCode::DiskFull
+            )
+        });
+    }
+
+    /// Before a retry: after a full disk, checkpoints first (see above).
+    pub fn make(&mut self, conn: &Connection) {
+        if !self.full {
+            return;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        }) {
+            Ok((busy, frames)) => {
+                log::debug!("disk full: WAL of {frames} frame(s) checkpointed (busy: {busy})");
+                self.full = busy != 0;
+            }
+            Err(e) => log::debug!("disk full: checkpointing the WAL: {e}"),
+        }
+    }
+}
+
 /// Opens (creating it mode 0600 if missing) and configures the database, then
 /// applies pending migrations.
 pub fn open(path: &Path) -> Result<Connection> {
     let mut conn = open_without_migrating(path)?;
     let applied = migrate(&mut conn)?;
+    // The schema goes into the database file now, not at the WAL's first
+    // checkpoint: a checkpoint that must first grow the file by the whole schema
+    // is the one that cannot run on a full disk (see `Room`).
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        log::debug!("{}: checkpointing at start: {e}", path.display());
+    }
     if !applied.is_empty() {
         log::info!(
             "{}: applied migrations {}",
@@ -119,12 +167,18 @@ pub fn open_without_migrating(path: &Path) -> Result<Connection> {
     // The core answers the same few dozen statements all day; parsing their SQL
     // again each time was most of a command's CPU (see `exec`).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The WAL is copied back every 256 pages (1 MiB) rather than SQLite's 1,000:
+    // on a nearly full disk it is the space the WAL holds that the next commit
+    // lacks, and only a commit that succeeds copies it back. journal_size_limit
+    // cuts a WAL that one large transaction grew back to 1 MiB afterwards.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -512;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 256;
+         PRAGMA journal_size_limit = 1048576;",
     )
     .with_context(|| format!("{}: configuring the database", path.display()))?;
     Ok(conn)

@@ -258,6 +258,7 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
         pastes: paste_tx,
         dispatched: Default::default(),
         trouble: Default::default(),
+        room: Default::default(),
         last_poll: last_poll.clone(),
         limiter: crate::domain::limits::CommandLimiter::new(
             config.limits.commands_per_minute,
@@ -413,6 +414,8 @@ struct Core<'a> {
     /// Jobs handed to the publisher since start, so each goes once.
     dispatched: std::collections::HashSet<i64>,
     trouble: crate::logging::Trouble,
+    /// The WAL's space, given back before a retry after a full disk.
+    room: db::Room,
     /// Unix time (wall clock) of the poller's last successful getUpdates; 0: none yet.
     last_poll: Arc<std::sync::atomic::AtomicI64>,
     /// Each chat's bucket on commands and presses (`[limits]`); a restart refills them.
@@ -556,6 +559,7 @@ impl Core<'_> {
     /// Plans, fires due slots and reports missed ones, in one transaction; false
     /// when it could not.
     fn scheduler_tick(&mut self) -> bool {
+        self.room.make(self.conn);
         let result = (|| -> Result<()> {
             let now = crate::clock::now();
             let tx = self
@@ -573,7 +577,10 @@ impl Core<'_> {
         let done = result.is_ok();
         match result {
             Ok(()) => self.trouble.ended(SCHEDULING),
-            Err(e) => self.trouble.failed(SCHEDULING, &e),
+            Err(e) => {
+                self.room.failed(&e);
+                self.trouble.failed(SCHEDULING, &e)
+            }
         }
         self.dispatch_jobs();
         done
@@ -603,6 +610,7 @@ impl Core<'_> {
     /// Handles a batch in order; returns the id of the last update of the batch
     /// that is now stored (handled now or before), None when nothing of it is.
     fn handle_batch(&mut self, updates: Vec<Update>, offset: i64, roles: &Roles) -> Option<i64> {
+        self.room.make(self.conn);
         let mut last = None;
         let mut failure = None;
         for update in &updates {
@@ -621,7 +629,10 @@ impl Core<'_> {
             last = None;
         }
         match failure {
-            Some(e) => self.trouble.failed(STORING_UPDATES, &e),
+            Some(e) => {
+                self.room.failed(&e);
+                self.trouble.failed(STORING_UPDATES, &e)
+            }
             None => self.trouble.ended(STORING_UPDATES),
         }
         let _ = self.wake.send(());
@@ -834,6 +845,7 @@ mod tests {
             pastes: mpsc::channel().0,
             dispatched: Default::default(),
             trouble: Default::default(),
+            room: Default::default(),
             last_poll: Default::default(),
             limiter: crate::domain::limits::CommandLimiter::new(1, 1),
         };

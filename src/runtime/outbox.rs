@@ -75,14 +75,17 @@ impl Outbox {
         // disk): it is recorded before anything else goes out, and never sent again.
         let mut unrecorded: Option<(db::OutboxRow, Delivered)> = None;
         let mut trouble = crate::logging::Trouble::default();
+        let mut room = db::Room::default();
         let mut pacer = Pacer::telegram(crate::clock::pacing_duration);
         // Chats whose calls wait until then (a 429, or Telegram's limits).
         let mut waiting: HashMap<i64, Instant> = HashMap::new();
         while !self.shutdown.load(Ordering::Relaxed) {
+            room.make(&self.conn);
             if let Some((row, delivered)) = unrecorded.take() {
                 match self.record(&row, &delivered) {
                     Ok(()) => trouble.ended(RECORDING),
                     Err(e) => {
+                        room.failed(&e);
                         trouble.failed(RECORDING, &e);
                         unrecorded = Some((row, delivered));
                         sleep_unless(&self.shutdown, Duration::from_secs(1));
@@ -96,6 +99,7 @@ impl Outbox {
             let next = match db::outbox::next_skipping(&self.conn, &skipped) {
                 Ok(next) => next,
                 Err(e) => {
+                    room.failed(&e);
                     trouble.failed(READING, &e);
                     sleep_unless(&self.shutdown, Duration::from_secs(1));
                     continue;

@@ -88,6 +88,7 @@ impl Publisher {
         // after a pause rather than given up.
         let mut waiting: Vec<(i64, std::time::Instant)> = Vec::new();
         let mut trouble = crate::logging::Trouble::default();
+        let mut room = db::Room::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             if std::time::Instant::now() >= next_refresh {
                 self.refresh_tokens();
@@ -104,6 +105,7 @@ impl Publisher {
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
+            room.make(&self.conn);
             let result = self.handle(queue_id).or_else(|e| {
                 if db::is_storage_error(&e) {
                     return Err(e);
@@ -114,6 +116,7 @@ impl Publisher {
             match result {
                 Ok(()) => trouble.ended(STORING_JOBS),
                 Err(e) => {
+                    room.failed(&e);
                     trouble.failed(STORING_JOBS, &e);
                     waiting.push((queue_id, std::time::Instant::now() + STORAGE_RETRY));
                 }
