@@ -182,7 +182,10 @@ pub fn rewrite_outbox_call(
 ) -> Result<()> {
     exec(
         conn,
-        "UPDATE outbox SET params = ?2, on_result = ?3 WHERE id = ?1",
+        "UPDATE outbox SET params = ?2, on_result = ?3,
+             chat_id = CASE WHEN json_valid(?2)
+                            THEN CAST(json_extract(?2, '$.chat_id') AS INTEGER) END
+         WHERE id = ?1",
         params![id, params_json, on_result],
     )?;
     Ok(())

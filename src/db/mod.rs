@@ -670,7 +670,9 @@ pub fn enqueue_with_hook(
 ) -> Result<()> {
     exec(
         conn,
-        "INSERT INTO outbox (method, params, on_result, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO outbox (method, params, on_result, created_at, chat_id)
+         VALUES (?1, ?2, ?3, ?4, CASE WHEN json_valid(?2)
+                                      THEN CAST(json_extract(?2, '$.chat_id') AS INTEGER) END)",
         params![method, params_json, on_result, Timestamp(now)],
     )?;
     Ok(())

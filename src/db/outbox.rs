@@ -15,19 +15,17 @@ pub fn next_skipping(conn: &Connection, waiting: &[i64]) -> Result<Option<Outbox
         return super::outbox_next(conn);
     }
     let waiting = serde_json::to_string(waiting)?;
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {OUTBOX_COLUMNS} FROM outbox \
-                 WHERE coalesce(CAST(CASE WHEN json_valid(params) \
-                       THEN json_extract(params, '$.chat_id') END AS INTEGER), 0) \
-                   NOT IN (SELECT value FROM json_each(?1)) \
+    Ok(super::row(
+        conn,
+        &format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox \
+                 WHERE coalesce(chat_id, 0) NOT IN (SELECT value FROM json_each(?1)) \
                  ORDER BY id LIMIT 1"
-            ),
-            [waiting],
-            outbox_row,
-        )
-        .optional()?)
+        ),
+        [waiting],
+        outbox_row,
+    )
+    .optional()?)
 }
 
 #[cfg(test)]
@@ -64,5 +62,16 @@ mod tests {
         conn.execute("DELETE FROM outbox WHERE id = ?1", [a1])
             .unwrap();
         assert_eq!(next(&[7]), Some(a2));
+        // A call readdressed to another chat (a group became a supergroup) is
+        // held or passed as that chat's.
+        crate::db::chats::rewrite_outbox_call(
+            &conn,
+            a2,
+            r#"{"chat_id":-1000000000100,"text":"a2"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(next(&[-1_000_000_000_100]), Some(b1));
+        assert_eq!(next(&[-100]), Some(a2));
     }
 }
