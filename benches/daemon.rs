@@ -8,6 +8,7 @@
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::{wait_until, Env, ADMIN, CHAT};
@@ -20,21 +21,28 @@ fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// CPU time of all the process's threads, in nanoseconds, from
+/// CPU time of the process's threads by thread name, from
 /// /proc/PID/task/*/schedstat (exact, unlike the 10 ms ticks of /proc/PID/stat).
-fn cpu_time(pid: u32) -> Duration {
-    let mut total = 0u64;
+fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            total += stat
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let nanos = stat
                 .split_whitespace()
                 .next()
                 .and_then(|n| n.parse::<u64>().ok())
                 .unwrap_or(0);
+            *by_name.entry(name.trim().to_string()).or_default() += Duration::from_nanos(nanos);
         }
     }
-    Duration::from_nanos(total)
+    by_name
+}
+
+/// CPU time of all the process's threads.
+fn cpu_time(pid: u32) -> Duration {
+    cpu_by_thread(pid).values().sum()
 }
 
 /// The bot's /settings menus in the chat (other messages, such as the daily
@@ -121,7 +129,8 @@ fn main() {
         if round > 0 {
             std::thread::sleep(Duration::from_secs(11)); // the bucket refills
         }
-        let before_cpu = cpu_time(pid);
+        let before_threads = cpu_by_thread(pid);
+        let before_cpu: Duration = before_threads.values().sum();
         let before = statuses(&env);
         let t = Instant::now();
         for _ in 0..STATUSES {
@@ -130,20 +139,40 @@ fn main() {
         wait_until("the /status answers", Duration::from_secs(120), || {
             (statuses(&env) >= before + STATUSES).then_some(())
         });
-        rounds.push((cpu_time(pid) - before_cpu, t.elapsed()));
+        let after_threads = cpu_by_thread(pid);
+        let per_thread: Vec<(String, Duration)> = after_threads
+            .iter()
+            .map(|(name, cpu)| {
+                let before = before_threads.get(name).copied().unwrap_or_default();
+                (name.clone(), cpu.saturating_sub(before))
+            })
+            .collect();
+        rounds.push((cpu_time(pid) - before_cpu, t.elapsed(), per_thread));
     }
     let mut sorted = rounds.clone();
-    sorted.sort();
+    sorted.sort_by_key(|(cpu, _, _)| *cpu);
     println!(
         "{STATUSES} /status: {:.1} ms CPU median, {:.3} ms per /status (goal <= 0.35; rounds: {}), {} ms wall",
         sorted[1].0.as_secs_f64() * 1000.0,
         sorted[1].0.as_secs_f64() * 1000.0 / STATUSES as f64,
         rounds
             .iter()
-            .map(|(cpu, _)| format!("{:.1}", cpu.as_secs_f64() * 1000.0))
+            .map(|(cpu, _, _)| format!("{:.1}", cpu.as_secs_f64() * 1000.0))
             .collect::<Vec<_>>()
             .join(", "),
         sorted[1].1.as_millis()
+    );
+    // Where the median round's CPU went, by thread.
+    let mut threads = sorted[1].2.clone();
+    threads.sort_by_key(|(_, cpu)| std::cmp::Reverse(*cpu));
+    println!(
+        "  by thread: {}",
+        threads
+            .iter()
+            .filter(|(_, cpu)| !cpu.is_zero())
+            .map(|(name, cpu)| format!("{name} {:.1} ms", cpu.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     let idle = if quick {

@@ -166,8 +166,9 @@ const LEAVES: &[&str] = &[
 const MAY_USE: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("db", &["domain"]),
-    ("telegram", &["domain"]),
-    ("instagram", &["domain"]),
+    ("http", &[]),
+    ("telegram", &["domain", "http"]),
+    ("instagram", &["domain", "http"]),
     ("media", &["domain", "db", "telegram"]),
     ("web", &["domain", "db", "media"]),
     (

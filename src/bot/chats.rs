@@ -244,6 +244,7 @@ pub fn enqueue_all(
             conn,
             call.method,
             &call.params.to_string(),
+            telegram::call_chat_id(&call.params),
             hook.as_deref(),
             now,
         )?;

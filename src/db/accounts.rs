@@ -50,13 +50,13 @@ pub fn upsert_account(
     username: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(i64, bool)> {
-    let existing: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM instagram_accounts WHERE instagram_user_id = ?1",
-            [instagram_user_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing: Option<i64> = super::row(
+        conn,
+        "SELECT id FROM instagram_accounts WHERE instagram_user_id = ?1",
+        [instagram_user_id],
+        |r| r.get(0),
+    )
+    .optional()?;
     match existing {
         Some(id) => {
             exec(
@@ -139,14 +139,14 @@ pub struct AccountReach {
 }
 
 pub fn account_reach(conn: &Connection, account_id: i64) -> Result<AccountReach> {
-    let every_chat = conn
-        .query_row(
-            "SELECT every_chat FROM instagram_accounts WHERE id = ?1",
-            [account_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false);
+    let every_chat = super::row(
+        conn,
+        "SELECT every_chat FROM instagram_accounts WHERE id = ?1",
+        [account_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(false);
     let mut stmt = conn.prepare_cached(
         "SELECT chat_id, is_owner FROM account_chats WHERE account_id = ?1 ORDER BY chat_id",
     )?;
@@ -266,13 +266,13 @@ pub fn token(conn: &Connection, account_id: i64) -> Result<Option<TokenRow>> {
         "SELECT {TOKEN_COLUMNS} FROM api_tokens
          WHERE service = ?1 AND token_type = ?2 AND account_id = ?3"
     );
-    Ok(conn
-        .query_row(
-            &sql,
-            params![INSTAGRAM, ACCESS_TOKEN, account_id],
-            token_from_row,
-        )
-        .optional()?)
+    Ok(super::row(
+        conn,
+        &sql,
+        params![INSTAGRAM, ACCESS_TOKEN, account_id],
+        token_from_row,
+    )
+    .optional()?)
 }
 
 /// Every sealed value in the database, to check that the key file opens them.
@@ -365,14 +365,14 @@ pub fn record_refresh_error(
 
 /// The account the chat chose, as stored (it may since have been deactivated).
 pub fn chat_active_account_id(conn: &Connection, chat_id: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT active_account_id FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
+    Ok(super::row(
+        conn,
+        "SELECT active_account_id FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten())
 }
 
 pub fn set_chat_active_account(

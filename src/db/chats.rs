@@ -21,12 +21,14 @@ fn tables_with_chat_id(conn: &Connection) -> Result<Vec<String>> {
 }
 
 fn chat_exists(conn: &Connection, chat_id: i64) -> Result<bool> {
-    Ok(conn
-        .query_row("SELECT 1 FROM chats WHERE chat_id = ?1", [chat_id], |_| {
-            Ok(())
-        })
-        .optional()?
-        .is_some())
+    Ok(super::row(
+        conn,
+        "SELECT 1 FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 /// Moves every row of chat `from` to chat `to`, in `tx`: the chat's settings,
@@ -64,13 +66,13 @@ pub fn move_chat(
         exec(tx, "DELETE FROM chat_categories WHERE chat_id = ?1", [to])?;
         exec(tx, "DELETE FROM chats WHERE chat_id = ?1", [to])?;
     }
-    let from_snapshot: Option<String> = tx
-        .query_row(
-            "SELECT snapshot FROM settings_history WHERE chat_id = ?1 AND valid_to IS NULL",
-            [from],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let from_snapshot: Option<String> = super::row(
+        tx,
+        "SELECT snapshot FROM settings_history WHERE chat_id = ?1 AND valid_to IS NULL",
+        [from],
+        |r| r.get(0),
+    )
+    .optional()?;
     if from_snapshot.is_some() {
         exec(
             tx,
@@ -105,25 +107,25 @@ pub fn move_chat(
 
 /// The id the chat had before Telegram moved it, if it moved.
 pub fn migrated_from(conn: &Connection, chat_id: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT migrated_from_chat_id FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
+    Ok(super::row(
+        conn,
+        "SELECT migrated_from_chat_id FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten())
 }
 
 /// The chat that was migrated from `old_id`, if one was.
 pub fn migrated_to(conn: &Connection, old_id: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT chat_id FROM chats WHERE migrated_from_chat_id = ?1",
-            [old_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(super::row(
+        conn,
+        "SELECT chat_id FROM chats WHERE migrated_from_chat_id = ?1",
+        [old_id],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// Marks the chat inactive for `reason`; true if it was active until now (and
@@ -156,8 +158,9 @@ pub fn clear_inactive(conn: &Connection, chat_id: i64) -> Result<bool> {
 
 /// The chats marked inactive.
 pub fn inactive_chat_ids(conn: &Connection) -> Result<Vec<i64>> {
-    let mut stmt = conn
-        .prepare("SELECT chat_id FROM chats WHERE inactive_since IS NOT NULL ORDER BY chat_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT chat_id FROM chats WHERE inactive_since IS NOT NULL ORDER BY chat_id",
+    )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -44,14 +44,14 @@ pub fn chat_list(conn: &Connection) -> Result<Vec<ChatListRow>> {
 
 /// Whether an admin switched the chat off.
 pub fn is_disabled(conn: &Connection, chat_id: i64) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT disabled_at IS NOT NULL FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false))
+    Ok(super::row(
+        conn,
+        "SELECT disabled_at IS NOT NULL FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(false))
 }
 
 /// Switches the chat off (`disabled`) or on; true if that changed it, false if it
@@ -62,12 +62,14 @@ pub fn set_disabled(
     disabled: bool,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let known = conn
-        .query_row("SELECT 1 FROM chats WHERE chat_id = ?1", [chat_id], |_| {
-            Ok(())
-        })
-        .optional()?
-        .is_some();
+    let known = super::row(
+        conn,
+        "SELECT 1 FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some();
     if !known {
         anyhow::bail!("no chat {chat_id} in the database (storyline chats list shows them)");
     }

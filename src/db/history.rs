@@ -175,40 +175,40 @@ pub fn version_at(
     chat_id: i64,
     at: DateTime<Utc>,
 ) -> Result<Option<HistoryRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
+    Ok(super::row(
+        conn,
+        "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
                FROM settings_history
               WHERE chat_id = ?1 AND valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2)
               ORDER BY valid_from DESC, id DESC LIMIT 1",
-            params![chat_id, Timestamp(at)],
-            history_row,
-        )
-        .optional()?)
+        params![chat_id, Timestamp(at)],
+        history_row,
+    )
+    .optional()?)
 }
 
 /// The chat's current version (valid_to IS NULL).
 pub fn current_version(conn: &Connection, chat_id: i64) -> Result<Option<HistoryRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
+    Ok(super::row(
+        conn,
+        "SELECT snapshot, changes, changed_by, reason, valid_from, valid_to
                FROM settings_history WHERE chat_id = ?1 AND valid_to IS NULL",
-            [chat_id],
-            history_row,
-        )
-        .optional()?)
+        [chat_id],
+        history_row,
+    )
+    .optional()?)
 }
 
 /// When the chat's first version starts, if it has one.
 pub fn first_version_at(conn: &Connection, chat_id: i64) -> Result<Option<DateTime<Utc>>> {
-    Ok(conn
-        .query_row(
-            "SELECT valid_from FROM settings_history WHERE chat_id = ?1
+    Ok(super::row(
+        conn,
+        "SELECT valid_from FROM settings_history WHERE chat_id = ?1
               ORDER BY valid_from, id LIMIT 1",
-            [chat_id],
-            |r| time_at(r, 0),
-        )
-        .optional()?)
+        [chat_id],
+        |r| time_at(r, 0),
+    )
+    .optional()?)
 }
 
 /// Every version's start and changes, oldest first (for what a snapshot does

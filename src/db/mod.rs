@@ -108,7 +108,7 @@ impl Room {
         if !self.full {
             return;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        match row(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         }) {
             Ok((busy, frames)) => {
@@ -128,7 +128,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     // The schema goes into the database file now, not at the WAL's first
     // checkpoint: a checkpoint that must first grow the file by the whole schema
     // is the one that cannot run on a full disk (see `Room`).
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+    if let Err(e) = row(&conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         log::debug!("{}: checkpointing at start: {e}", path.display());
     }
     if !applied.is_empty() {
@@ -232,9 +232,9 @@ fn create_private(path: &Path) -> Result<()> {
 /// committed with synchronous = FULL fsyncs the WAL, and with it every frame
 /// before. Called once per batch of updates, not once per update.
 pub fn sync_wal(conn: &Connection, now: DateTime<Utc>) -> Result<()> {
-    conn.execute_batch("PRAGMA synchronous = FULL")?;
+    exec(conn, "PRAGMA synchronous = FULL", [])?;
     let written = kv_set(conn, "db.last_sync", &timestamp(now));
-    conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+    exec(conn, "PRAGMA synchronous = NORMAL", [])?;
     written
 }
 
@@ -265,9 +265,12 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: i32) -> Result<()> {
 const LAST_UPDATE_ID: &str = "telegram.last_update_id";
 
 pub fn kv_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
+    Ok(
+        row(conn, "SELECT value FROM kv WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
 }
 
 pub fn kv_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
@@ -332,14 +335,14 @@ pub fn chats(conn: &Connection) -> Result<Vec<ChatRow>> {
 
 /// Whether an admin enabled this chat with /start.
 pub fn chat_is_authorized(conn: &Connection, chat_id: i64) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT authorized_by IS NOT NULL FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false))
+    Ok(row(
+        conn,
+        "SELECT authorized_by IS NOT NULL FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .unwrap_or(false))
 }
 
 /// Adds a chat with every setting at its default. Returns false if it existed.
@@ -503,13 +506,13 @@ pub fn upsert_user(
 
 /// "@ada", or the first name, or the id, for showing who did something.
 pub fn user_display_name(conn: &Connection, user_id: i64) -> Result<String> {
-    let found: Option<(Option<String>, Option<String>)> = conn
-        .query_row(
-            "SELECT username, first_name FROM users WHERE user_id = ?1",
-            [user_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let found: Option<(Option<String>, Option<String>)> = row(
+        conn,
+        "SELECT username, first_name FROM users WHERE user_id = ?1",
+        [user_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
     Ok(match found {
         Some((Some(username), _)) => format!("@{username}"),
         Some((None, Some(first))) if !first.is_empty() => first,
@@ -578,21 +581,21 @@ pub fn pending_input(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<PendingInput>> {
-    Ok(conn
-        .query_row(
-            "SELECT field, stash, menu_message_id, expires_at FROM pending_inputs
+    Ok(row(
+        conn,
+        "SELECT field, stash, menu_message_id, expires_at FROM pending_inputs
              WHERE chat_id = ?1 AND user_id = ?2 AND expires_at > ?3",
-            params![chat_id, user_id, Timestamp(now)],
-            |r| {
-                Ok(PendingInput {
-                    field: r.get(0)?,
-                    stash: r.get(1)?,
-                    menu_message_id: r.get(2)?,
-                    expires_at: time_at(r, 3)?,
-                })
-            },
-        )
-        .optional()?)
+        params![chat_id, user_id, Timestamp(now)],
+        |r| {
+            Ok(PendingInput {
+                field: r.get(0)?,
+                stash: r.get(1)?,
+                menu_message_id: r.get(2)?,
+                expires_at: time_at(r, 3)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 /// Removes the user's prompt; true if there was an unexpired one.
@@ -622,13 +625,13 @@ pub fn delete_expired_inputs(conn: &Connection, now: DateTime<Utc>) -> Result<us
 // ---- refusals -------------------------------------------------------------------
 
 pub fn last_refusal(conn: &Connection, chat_id: i64) -> Result<Option<DateTime<Utc>>> {
-    Ok(conn
-        .query_row(
-            "SELECT last_replied_at FROM refusals WHERE chat_id = ?1",
-            [chat_id],
-            |r| time_at(r, 0),
-        )
-        .optional()?)
+    Ok(row(
+        conn,
+        "SELECT last_replied_at FROM refusals WHERE chat_id = ?1",
+        [chat_id],
+        |r| time_at(r, 0),
+    )
+    .optional()?)
 }
 
 pub fn record_refusal(tx: &Transaction<'_>, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
@@ -650,36 +653,40 @@ pub struct OutboxRow {
     pub params: String,
     pub attempts: i64,
     pub on_result: Option<String>,
+    /// The chat the call is for, as stored beside it (see `enqueue`).
+    pub chat_id: Option<i64>,
 }
 
+/// Stores a Bot API call for the outbox; `chat_id` is the chat it is for (None
+/// for a call to no chat), by which the outbox paces and holds it.
 pub fn enqueue(
     conn: &Connection,
     method: &str,
     params_json: &str,
+    chat_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    enqueue_with_hook(conn, method, params_json, None, now)
+    enqueue_with_hook(conn, method, params_json, chat_id, None, now)
 }
 
 pub fn enqueue_with_hook(
     conn: &Connection,
     method: &str,
     params_json: &str,
+    chat_id: Option<i64>,
     on_result: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     exec(
         conn,
         "INSERT INTO outbox (method, params, on_result, created_at, chat_id)
-         VALUES (?1, ?2, ?3, ?4, CASE WHEN json_valid(?2)
-                                      THEN CAST(json_extract(?2, '$.chat_id') AS INTEGER) END)",
-        params![method, params_json, on_result, Timestamp(now)],
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![method, params_json, on_result, Timestamp(now), chat_id],
     )?;
     Ok(())
 }
 
-/// The columns `outbox_row` reads, in its order.
-pub(crate) const OUTBOX_COLUMNS: &str = "id, method, params, attempts, on_result";
+pub(crate) const OUTBOX_COLUMNS: &str = "id, method, params, attempts, on_result, chat_id";
 
 pub(crate) fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
@@ -688,17 +695,18 @@ pub(crate) fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         params: r.get(2)?,
         attempts: r.get(3)?,
         on_result: r.get(4)?,
+        chat_id: r.get(5)?,
     })
 }
 
 pub fn outbox_next(conn: &Connection) -> Result<Option<OutboxRow>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT 1"),
-            [],
-            outbox_row,
-        )
-        .optional()?)
+    Ok(row(
+        conn,
+        &format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT 1"),
+        [],
+        outbox_row,
+    )
+    .optional()?)
 }
 
 pub fn outbox_done(conn: &Connection, id: i64) -> Result<()> {

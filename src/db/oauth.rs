@@ -38,8 +38,7 @@ pub fn insert_state(
 
 /// A state that is known, unused and unexpired at `now`.
 pub fn live_state(conn: &Connection, state: &str, now: DateTime<Utc>) -> Result<Option<StateRow>> {
-    Ok(conn
-        .query_row(
+    Ok(super::row(conn,
             "SELECT chat_id, user_id FROM oauth_states WHERE state = ?1 AND used_at IS NULL AND expires_at > ?2",
             params![state, Timestamp(now)],
             |r| Ok(StateRow { chat_id: r.get(0)?, user_id: r.get(1)? }),
@@ -54,14 +53,14 @@ pub fn live_state_of(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
+    Ok(super::row(
+        conn,
+        "SELECT state FROM oauth_states WHERE chat_id = ?1 AND user_id = ?2 AND used_at IS NULL
                AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
-            params![chat_id, user_id, Timestamp(now)],
-            |r| r.get(0),
-        )
-        .optional()?)
+        params![chat_id, user_id, Timestamp(now)],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// Marks a state used at `now`.

@@ -32,9 +32,9 @@ pub fn next_skipping(conn: &Connection, waiting: &[i64]) -> Result<Option<Outbox
 mod tests {
     use super::*;
 
-    fn put(conn: &Connection, method: &str, params: &str) -> i64 {
+    fn put(conn: &Connection, method: &str, params: &str, chat: Option<i64>) -> i64 {
         let now = "2030-01-01T00:00:00Z".parse().unwrap();
-        super::super::enqueue(conn, method, params, now).unwrap();
+        super::super::enqueue(conn, method, params, chat, now).unwrap();
         conn.last_insert_rowid()
     }
 
@@ -42,17 +42,36 @@ mod tests {
     fn waiting_chats_are_passed_over_in_order_and_the_rest_goes() {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("s.db")).unwrap();
-        let a1 = put(&conn, "sendMessage", r#"{"chat_id":-100,"text":"a1"}"#);
-        let a2 = put(&conn, "sendMessage", r#"{"chat_id":-100,"text":"a2"}"#);
-        let answer = put(&conn, "answerCallbackQuery", r#"{"callback_query_id":"x"}"#);
-        let b1 = put(&conn, "sendMessage", r#"{"chat_id":"7","text":"b1"}"#);
-        let broken = put(&conn, "sendMessage", "{not json");
+        let a1 = put(
+            &conn,
+            "sendMessage",
+            r#"{"chat_id":-100,"text":"a1"}"#,
+            Some(-100),
+        );
+        let a2 = put(
+            &conn,
+            "sendMessage",
+            r#"{"chat_id":-100,"text":"a2"}"#,
+            Some(-100),
+        );
+        let answer = put(
+            &conn,
+            "answerCallbackQuery",
+            r#"{"callback_query_id":"x"}"#,
+            None,
+        );
+        let b1 = put(
+            &conn,
+            "sendMessage",
+            r#"{"chat_id":"7","text":"b1"}"#,
+            Some(7),
+        );
+        let broken = put(&conn, "sendMessage", "{not json", None);
         let next = |waiting: &[i64]| next_skipping(&conn, waiting).unwrap().map(|r| r.id);
         assert_eq!(next(&[]), Some(a1));
         assert_eq!(next(&[-100]), Some(answer));
         conn.execute("DELETE FROM outbox WHERE id = ?1", [answer])
             .unwrap();
-        // A chat id written as text is the same chat.
         assert_eq!(next(&[-100]), Some(b1));
         assert_eq!(next(&[-100, 7]), Some(broken));
         conn.execute("DELETE FROM outbox WHERE id = ?1", [broken])

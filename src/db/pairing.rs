@@ -53,20 +53,20 @@ pub fn drop_unused_codes(conn: &Connection) -> Result<usize> {
 
 /// The code that may still be used at `now`, if any.
 pub fn live_code(conn: &Connection, now: DateTime<Utc>) -> Result<Option<LiveCode>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, salt, tag FROM pairing_codes WHERE used_at IS NULL AND expires_at > ?1
+    Ok(super::row(
+        conn,
+        "SELECT id, salt, tag FROM pairing_codes WHERE used_at IS NULL AND expires_at > ?1
              ORDER BY id DESC LIMIT 1",
-            [Timestamp(now)],
-            |r| {
-                Ok(LiveCode {
-                    id: r.get(0)?,
-                    salt: r.get(1)?,
-                    tag: r.get(2)?,
-                })
-            },
-        )
-        .optional()?)
+        [Timestamp(now)],
+        |r| {
+            Ok(LiveCode {
+                id: r.get(0)?,
+                salt: r.get(1)?,
+                tag: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 /// When the code that may still be used expires, if there is one.

@@ -54,24 +54,24 @@ pub fn create_job(
 }
 
 pub fn job(conn: &Connection, queue_id: i64) -> Result<Option<Job>> {
-    Ok(conn
-        .query_row(
-            "SELECT queue_id, chat_id, account_id, requested_by, dry_run, state, container_id
+    Ok(super::row(
+        conn,
+        "SELECT queue_id, chat_id, account_id, requested_by, dry_run, state, container_id
              FROM publish_jobs WHERE queue_id = ?1",
-            [queue_id],
-            |r| {
-                Ok(Job {
-                    queue_id: r.get(0)?,
-                    chat_id: r.get(1)?,
-                    account_id: r.get(2)?,
-                    requested_by: r.get(3)?,
-                    dry_run: r.get(4)?,
-                    state: r.get(5)?,
-                    container_id: r.get(6)?,
-                })
-            },
-        )
-        .optional()?)
+        [queue_id],
+        |r| {
+            Ok(Job {
+                queue_id: r.get(0)?,
+                chat_id: r.get(1)?,
+                account_id: r.get(2)?,
+                requested_by: r.get(3)?,
+                dry_run: r.get(4)?,
+                state: r.get(5)?,
+                container_id: r.get(6)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 /// Sets a job's state; `error` replaces the stored error only when given.

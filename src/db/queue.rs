@@ -150,17 +150,17 @@ pub fn content_available(
     now: DateTime<Utc>,
     slot_id: i64,
 ) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM chat_media WHERE chat_id = ?1 AND sha256 = ?2 AND is_active = 1
+    Ok(super::row(
+        conn,
+        "SELECT 1 FROM chat_media WHERE chat_id = ?1 AND sha256 = ?2 AND is_active = 1
                AND (locked_until IS NULL OR locked_until <= ?3)
                AND NOT EXISTS (SELECT 1 FROM posting_queue WHERE chat_id = ?1 AND sha256 = ?2
                                AND id != ?4 AND status IN ('sending', 'sent'))",
-            params![chat_id, sha256, Timestamp(now), slot_id],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+        params![chat_id, sha256, Timestamp(now), slot_id],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 /// How many items the chat could post at `now`, counting at most `cap`.
@@ -256,8 +256,9 @@ pub fn set_category_weights(
         "DELETE FROM chat_categories WHERE chat_id = ?1",
         [chat_id],
     )?;
-    let mut insert = conn
-        .prepare("INSERT INTO chat_categories (chat_id, category, weight) VALUES (?1, ?2, ?3)")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO chat_categories (chat_id, category, weight) VALUES (?1, ?2, ?3)",
+    )?;
     for (category, weight) in weights {
         insert.execute(params![chat_id, category, weight])?;
     }
@@ -300,14 +301,14 @@ fn queue_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
 }
 
 pub fn window_planned(conn: &Connection, chat_id: i64, window_date: &str) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM planned_windows WHERE chat_id = ?1 AND window_date = ?2",
-            params![chat_id, window_date],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    Ok(super::row(
+        conn,
+        "SELECT 1 FROM planned_windows WHERE chat_id = ?1 AND window_date = ?2",
+        params![chat_id, window_date],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 pub fn mark_window_planned(
@@ -600,14 +601,14 @@ pub fn set_pool_warned(conn: &Connection, chat_id: i64, local_date: &str) -> Res
 }
 
 pub fn pool_warned_on(conn: &Connection, chat_id: i64) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT pool_warned_on FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
+    Ok(super::row(
+        conn,
+        "SELECT pool_warned_on FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten())
 }
 
 /// The chat's slots of one window, in order.

@@ -210,31 +210,31 @@ pub fn runs_since(
 
 /// The newest run of `kind` that ended `outcome`.
 pub fn last_of(conn: &Connection, kind: RunKind, outcome: RunOutcome) -> Result<Option<RunRow>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM runs WHERE kind = ?1 AND outcome = ?2
+    Ok(super::row(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM runs WHERE kind = ?1 AND outcome = ?2
                  ORDER BY started_at DESC, id DESC LIMIT 1"
-            ),
-            params![kind, outcome],
-            read,
-        )
-        .optional()?)
+        ),
+        params![kind, outcome],
+        read,
+    )
+    .optional()?)
 }
 
 /// The newest failed run that a chat may hear of: one for every chat, or its own.
 pub fn last_failure_for_chat(conn: &Connection, chat_id: i64) -> Result<Option<RunRow>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {COLUMNS} FROM runs
+    Ok(super::row(
+        conn,
+        &format!(
+            "SELECT {COLUMNS} FROM runs
                  WHERE outcome = ?1 AND (chat_id IS NULL OR chat_id = ?2)
                  ORDER BY started_at DESC, id DESC LIMIT 1"
-            ),
-            params![RunOutcome::Failed, chat_id],
-            read,
-        )
-        .optional()?)
+        ),
+        params![RunOutcome::Failed, chat_id],
+        read,
+    )
+    .optional()?)
 }
 
 /// Runs still without an outcome when the daemon starts were cut short.

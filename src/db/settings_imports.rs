@@ -43,23 +43,23 @@ pub fn insert(conn: &Connection, import: &PendingImport, now: DateTime<Utc>) -> 
 
 /// The import `id` of this chat, if it is still kept (expired or not).
 pub fn get(conn: &Connection, chat_id: i64, id: i64) -> Result<Option<PendingImport>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, chat_id, user_id, document, based_on, expires_at
+    Ok(super::row(
+        conn,
+        "SELECT id, chat_id, user_id, document, based_on, expires_at
              FROM settings_imports WHERE id = ?1 AND chat_id = ?2",
-            params![id, chat_id],
-            |r| {
-                Ok(PendingImport {
-                    id: r.get(0)?,
-                    chat_id: r.get(1)?,
-                    user_id: r.get(2)?,
-                    document: r.get(3)?,
-                    based_on: r.get(4)?,
-                    expires_at: time_at(r, 5)?,
-                })
-            },
-        )
-        .optional()?)
+        params![id, chat_id],
+        |r| {
+            Ok(PendingImport {
+                id: r.get(0)?,
+                chat_id: r.get(1)?,
+                user_id: r.get(2)?,
+                document: r.get(3)?,
+                based_on: r.get(4)?,
+                expires_at: time_at(r, 5)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<()> {
@@ -69,13 +69,13 @@ pub fn delete(conn: &Connection, id: i64) -> Result<()> {
 
 /// The id of the chat's current settings version (`valid_to IS NULL`).
 pub fn current_version(conn: &Connection, chat_id: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM settings_history WHERE chat_id = ?1 AND valid_to IS NULL",
-            [chat_id],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(super::row(
+        conn,
+        "SELECT id FROM settings_history WHERE chat_id = ?1 AND valid_to IS NULL",
+        [chat_id],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 #[cfg(test)]

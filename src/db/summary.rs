@@ -13,13 +13,13 @@ use crate::domain::summary::{CategoryDay, Publishing};
 
 /// When the chat's row was created.
 pub fn chat_created_at(conn: &Connection, chat_id: i64) -> Result<Option<DateTime<Utc>>> {
-    Ok(conn
-        .query_row(
-            "SELECT created_at FROM chats WHERE chat_id = ?1",
-            [chat_id],
-            |r| time_at(r, 0),
-        )
-        .optional()?)
+    Ok(super::row(
+        conn,
+        "SELECT created_at FROM chats WHERE chat_id = ?1",
+        [chat_id],
+        |r| time_at(r, 0),
+    )
+    .optional()?)
 }
 
 /// The latest local date the chat got a summary for.

@@ -26,24 +26,24 @@ pub struct StoredWizard {
 }
 
 pub fn wizard(conn: &Connection, chat_id: i64) -> Result<Option<StoredWizard>> {
-    Ok(conn
-        .query_row(
-            "SELECT id, chat_id, step, choices, started_by, started_at, message_id
+    Ok(super::row(
+        conn,
+        "SELECT id, chat_id, step, choices, started_by, started_at, message_id
              FROM setup_wizards WHERE chat_id = ?1",
-            [chat_id],
-            |r| {
-                Ok(StoredWizard {
-                    id: r.get(0)?,
-                    chat_id: r.get(1)?,
-                    step: r.get(2)?,
-                    choices: r.get(3)?,
-                    started_by: r.get(4)?,
-                    started_at: time_at(r, 5)?,
-                    message_id: r.get(6)?,
-                })
-            },
-        )
-        .optional()?)
+        [chat_id],
+        |r| {
+            Ok(StoredWizard {
+                id: r.get(0)?,
+                chat_id: r.get(1)?,
+                step: r.get(2)?,
+                choices: r.get(3)?,
+                started_by: r.get(4)?,
+                started_at: time_at(r, 5)?,
+                message_id: r.get(6)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 /// Stores the chat's wizard under a new id (replacing any row it had) and

@@ -582,13 +582,7 @@ impl Graph {
 
     /// A client whose calls give up after `timeout` (tests use a short one).
     pub fn with_timeout(graph_url: &str, api_url: &str, timeout: Duration) -> Graph {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(CONNECT_TIMEOUT.min(timeout)))
-            .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        let agent = crate::http::agent(timeout, CONNECT_TIMEOUT);
         Graph {
             agent,
             graph_url: versioned_graph_url(graph_url),
@@ -1080,13 +1074,7 @@ impl RefreshClient {
     /// With an agent of its own: HTTP errors stay readable, and one call
     /// cannot take more than 30 seconds.
     pub fn new(graph_url: &str) -> RefreshClient {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REFRESH_TIMEOUT))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        let agent = crate::http::agent(REFRESH_TIMEOUT, Duration::from_secs(10));
         RefreshClient {
             agent,
             graph_url: unversioned_graph_url(graph_url).to_string(),

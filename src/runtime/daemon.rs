@@ -110,10 +110,9 @@ pub fn run(config: Config, token: Secret) -> Result<()> {
     let indexed = db::media::any_indexed(&conn)?;
     crate::media::create_missing_folder(&config.media.dir, indexed);
     let offset = db::last_update_id(&conn)?.map_or(0, |id| id.saturating_add(1));
-    db::enqueue(
+    enqueue_all(
         &conn,
-        "setMyCommands",
-        &telegram::set_my_commands(ui::COMMANDS).params.to_string(),
+        &[telegram::set_my_commands(ui::COMMANDS)],
         crate::clock::now(),
     )?;
     info!(
@@ -717,7 +716,7 @@ impl Core<'_> {
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if let Some(reply) = failure_reply(update) {
-                    db::enqueue(&tx, reply.method, &reply.params.to_string(), now)?;
+                    enqueue_all(&tx, &[reply], now)?;
                 }
                 db::set_last_update_id(&tx, update.update_id)?;
                 tx.commit()?;

@@ -116,15 +116,13 @@ impl Outbox {
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             };
-            let params: serde_json::Value = match serde_json::from_str(&row.params) {
-                Ok(p) => p,
-                Err(e) => {
-                    error!("dropping unreadable outbox entry {}: {e}", row.id);
-                    unrecorded = Some((row, Delivered::NotModified));
-                    continue;
-                }
-            };
-            let chat = telegram::call_chat_id(&params);
+            // Checked, not built: the stored text is what goes to Telegram.
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&row.params) {
+                error!("dropping unreadable outbox entry {}: {e}", row.id);
+                unrecorded = Some((row, Delivered::NotModified));
+                continue;
+            }
+            let chat = row.chat_id;
             match pacer.wait(chat, now) {
                 None => {}
                 Some((until, Blocker::Chat)) => {
@@ -138,7 +136,7 @@ impl Outbox {
                     continue;
                 }
             }
-            let answer = self.client.deliver(&row.method, &params);
+            let answer = self.client.deliver_stored(&row.method, &row.params);
             // Telegram counted it (or refused it for its limits: then it did not).
             if !answer.as_ref().is_err_and(|e| e.retry_after().is_some()) {
                 pacer.sent(chat, Instant::now());
@@ -187,7 +185,7 @@ impl Outbox {
                 Err(e) if e.migrate_to_chat_id().is_some() => {
                     ended_outage(&mut backoff);
                     // Moved: the call waits under the new id and goes out next.
-                    if let Err(moving) = self.follow_migration(&params, &e) {
+                    if let Err(moving) = self.follow_migration(chat, &e) {
                         warn!(
                             "Telegram refused {}, dropping it: {e} (cannot follow: {moving:#})",
                             row.method
@@ -207,7 +205,7 @@ impl Outbox {
                     log_refusal(&row.method, &e);
                     let chat_gone = e.chat_unreachable().is_some();
                     if chat_gone {
-                        self.chat_unreachable(&params, &e);
+                        self.chat_unreachable(chat, &e);
                     }
                     let reason = e.to_string();
                     unrecorded = Some((row, Delivered::Refused { reason, chat_gone }));
@@ -219,8 +217,8 @@ impl Outbox {
     /// The call went to a group that became a supergroup: the chat moves to
     /// its new id, with this call and every other one waiting for it, which
     /// the loop then sends again. A move Telegram does not make is refused.
-    fn follow_migration(&self, params: &serde_json::Value, e: &ApiError) -> Result<()> {
-        match (telegram::call_chat_id(params), e.migrate_to_chat_id()) {
+    fn follow_migration(&self, chat: Option<i64>, e: &ApiError) -> Result<()> {
+        match (chat, e.migrate_to_chat_id()) {
             (Some(from), Some(to)) if chats::is_supergroup_upgrade(from, to) => {
                 self.in_transaction(|tx, now| chats::migrate(tx, from, to, now))
             }
@@ -230,9 +228,8 @@ impl Outbox {
 
     /// Telegram will deliver nothing more to the call's chat: it becomes
     /// inactive, and the admins hear of it once.
-    fn chat_unreachable(&self, params: &serde_json::Value, e: &ApiError) {
-        let (Some(chat_id), Some(gone)) = (telegram::call_chat_id(params), e.chat_unreachable())
-        else {
+    fn chat_unreachable(&self, chat: Option<i64>, e: &ApiError) {
+        let (Some(chat_id), Some(gone)) = (chat, e.chat_unreachable()) else {
             return;
         };
         let marked = self.in_transaction(|tx, now| {

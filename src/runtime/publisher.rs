@@ -66,6 +66,9 @@ pub struct Publisher {
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
+/// How often an idle publisher looks at the shutdown flag (the daemon gives its
+/// threads 3 s to stop; fewer wake-ups keep an idle Pi idle).
+const SHUTDOWN_LOOK: Duration = Duration::from_secs(1);
 const STORING_JOBS: &str = "publisher: storing a publish job (it waits; retrying)";
 
 /// How a job ended, for what the chat is told.
@@ -99,7 +102,7 @@ impl Publisher {
                 .position(|(_, at)| *at <= std::time::Instant::now());
             let queue_id = match due {
                 Some(index) => waiting.remove(index).0,
-                None => match self.jobs.recv_timeout(Duration::from_millis(500)) {
+                None => match self.jobs.recv_timeout(SHUTDOWN_LOOK) {
                     Ok(id) => id,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,

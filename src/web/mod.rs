@@ -71,8 +71,10 @@ const BACKLOG: libc::c_int = 1024;
 /// Connections accepted in one turn of the reader, so that a flood of new ones
 /// does not starve those already open.
 const ACCEPT_BATCH: usize = 64;
-/// How often the reader looks at the shutdown flag when nothing happens.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// How often the reader looks at the shutdown flag when nothing happens: once a
+/// second keeps an idle Pi's wake-ups few, well inside the 3 s the daemon gives
+/// its threads to stop.
+const SHUTDOWN_POLL: Duration = Duration::from_secs(1);
 /// When accept() fails for want of file descriptors and nothing can be closed.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// At most one warning this often that the connection table is full (or the
