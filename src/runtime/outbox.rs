@@ -139,7 +139,15 @@ impl Outbox {
             let answer = self.client.deliver_stored(&row.method, &row.params);
             // Telegram counted it (or refused it for its limits: then it did not).
             if !answer.as_ref().is_err_and(|e| e.retry_after().is_some()) {
-                pacer.sent(chat, Instant::now());
+                let answered = Instant::now();
+                pacer.sent(chat, answered);
+                // When that used up the chat's turn, its next call is passed over
+                // until then without being read first.
+                if let (Some(chat), Some((until, Blocker::Chat))) =
+                    (chat, pacer.wait(chat, answered))
+                {
+                    waiting.insert(chat, until);
+                }
             }
             match answer {
                 Ok(result) => {
