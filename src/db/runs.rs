@@ -265,6 +265,28 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 1, hour, 0, 0).unwrap()
     }
 
+    /// The /status health block reads the newest failure through its index,
+    /// not by walking every run of the last 90 days.
+    #[test]
+    fn the_newest_failure_is_found_by_the_outcome_index() {
+        let conn = crate::db::open_in_memory_for_tests();
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM runs
+                 WHERE outcome = ?1 AND (chat_id IS NULL OR chat_id = ?2)
+                 ORDER BY started_at DESC, id DESC LIMIT 1"
+            ))
+            .unwrap()
+            .query_map(params![RunOutcome::Failed, 7], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("runs_outcome")),
+            "{plan:?}"
+        );
+    }
+
     #[test]
     fn a_run_is_written_at_start_and_completed_with_counts_and_error() {
         let conn = crate::db::open_in_memory_for_tests();
