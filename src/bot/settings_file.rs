@@ -436,6 +436,39 @@ pub fn plan(
     }))
 }
 
+/// The reason a change made on the command line (`storyline categories set`) is
+/// recorded with.
+pub const CLI_REASON: &str = "CLI";
+
+/// `storyline categories set`: the operator's mix stored the way the menu's is,
+/// as one settings version (by nobody in the chat, reason "CLI"). False when the
+/// mix already was so (nothing is written).
+pub fn set_mix_by_operator(
+    tx: &Transaction<'_>,
+    config: &Config,
+    chat_id: i64,
+    mix: BTreeMap<String, u32>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let old = db::queue::category_weights(tx, chat_id)?;
+    if old == mix {
+        return Ok(false);
+    }
+    let plan = Plan {
+        row: db::chat(tx, chat_id)?.unwrap_or_else(|| ChatRow::new(chat_id)),
+        changes: vec![Change {
+            setting: "category_mix",
+            old: picker::format_mix(&old).into(),
+            new: picker::format_mix(&mix).into(),
+        }],
+        mix: Some(mix),
+        account: None,
+        differences: Vec::new(),
+    };
+    apply(tx, config, chat_id, &plan, None, CLI_REASON, now)?;
+    Ok(true)
+}
+
 /// Stores a plan's changes as one settings version (`reason`, by `by`; None is
 /// the operator on the command line) and replans the chat's slots when the
 /// schedule moved. A plan without changes writes nothing.

@@ -579,7 +579,15 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
         let known: Vec<String> = present.iter().map(|(c, _)| c.clone()).collect();
         let weights =
             crate::domain::picker::parse_mix(mix, &known).map_err(|e| anyhow::anyhow!(e))?;
-        crate::db::queue::set_category_weights(&conn, chat_id, &weights)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        crate::bot::settings_file::set_mix_by_operator(
+            &tx,
+            config,
+            chat_id,
+            weights,
+            crate::clock::now(),
+        )?;
+        tx.commit()?;
     }
     let weights = crate::db::queue::category_weights(&conn, chat_id)?;
     let mut text = format!(

@@ -816,6 +816,38 @@ fn timezone_and_category_prompts_validate() {
     assert_eq!(weights, 100);
     let out = env.run(&["categories", "show"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("products 30% · quotes 70%"));
+    // The operator's mix is a settings version like the menu's, with its source;
+    // the same mix again writes nothing.
+    let versions = || -> i64 {
+        env.db()
+            .query_row(
+                "SELECT count(*) FROM settings_history WHERE chat_id = ?1",
+                [CHAT],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = versions();
+    for _ in 0..2 {
+        let out = env.run(&["categories", "set", "quotes=50 products=50"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            crate::support::describe_output(&out)
+        );
+    }
+    assert_eq!(versions(), before + 1);
+    let out = env.run(&["history", "--settings"]);
+    let history = String::from_utf8_lossy(&out.stdout);
+    let newest = history
+        .lines()
+        .find(|l| l.contains("CLI"))
+        .unwrap_or_default();
+    assert!(
+        newest.contains("products 30% · quotes 70%")
+            && newest.contains("products 50% · quotes 50%"),
+        "{history}"
+    );
 }
 
 #[test]
