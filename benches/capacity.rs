@@ -24,6 +24,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::flood::CHAT_BURST;
 use support::load::{quantile, Load, Report};
 
 const RSS_GOAL_KB: u64 = 20_000;
@@ -186,15 +187,18 @@ fn print_report(load: &Load, r: &Report) {
     let rates = &r.rates;
     println!(
         "messages sent: {} ({} answered 429); most in daemon time: {}/s overall \
-         (limit {}: {}), {}/s to one chat (limit {}: {}), {}/min to one group (limit {}: {})",
+         (limit {}: {}), {}/s and {} in 5 s to one chat (limit {}/s in bursts of {} in 5 s: {}), \
+         {}/min to one group (limit {}: {})",
         rates.messages,
         rates.too_many_requests,
         rates.overall_per_second,
         LIMITS.0,
         verdict(rates.overall_per_second, LIMITS.0),
         rates.chat_per_second,
+        rates.chat_per_burst,
         LIMITS.1,
-        verdict(rates.chat_per_second, LIMITS.1),
+        CHAT_BURST,
+        verdict(rates.chat_per_burst, CHAT_BURST),
         rates.group_per_minute,
         LIMITS.2,
         verdict(rates.group_per_minute, LIMITS.2),

@@ -51,6 +51,13 @@ fn a_small_load_is_delivered_and_measured() {
     assert!(report.rates.messages >= report.slots + report.presses);
     assert!(report.rates.overall_per_second >= 1);
     assert!(report.rates.group_per_minute >= report.rates.chat_per_second.min(1));
+    // Telegram's per-chat rule as its fake counts it: bursts of 5 in 5 s at most.
+    assert!(report.rates.chat_per_burst >= report.rates.chat_per_second);
+    assert!(
+        report.rates.chat_per_burst <= crate::support::flood::CHAT_BURST,
+        "{} messages to one chat in 5 s",
+        report.rates.chat_per_burst
+    );
     assert_eq!(report.cpu_by_hour.len(), 3);
     assert!(report.cpu > std::time::Duration::ZERO);
     assert!(report.rss_peak_kb >= report.rss_end_kb && report.rss_end_kb > 1000);

@@ -102,6 +102,9 @@ pub struct Rates {
     /// any minute.
     pub overall_per_second: usize,
     pub chat_per_second: usize,
+    /// One chat in any 5 s of daemon time: Telegram lets a chat have short bursts
+    /// (5 in 5 s, as `flood.rs` and the outbox's pacer count) at one a second.
+    pub chat_per_burst: usize,
     pub group_per_minute: usize,
     /// Overall in any one second of wall time.
     pub overall_per_wall_second: usize,
@@ -556,6 +559,7 @@ pub fn run(load: &Load) -> Report {
         too_many_requests: calls.iter().filter(|c| c.status == Some(429)).count(),
         overall_per_second: most_in_window(&daemon_times, 1.0),
         chat_per_second: most_per_key(&points, 1.0, |_| true),
+        chat_per_burst: most_per_key(&points, super::flood::CHAT_BURST as f64, |_| true),
         group_per_minute: most_per_key(&points, 60.0, |chat| chat < 0),
         overall_per_wall_second: most_in_window(&wall_times, 1.0),
     };
