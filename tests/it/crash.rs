@@ -1029,6 +1029,22 @@ fn env_on_mount(
     Some((env, mounted))
 }
 
+/// Mounts a tmpfs of `size` (as mount's `size=` says it) on `dir`.
+fn tmpfs(dir: &std::path::Path, size: &str) -> Result<(), String> {
+    let options = format!("size={size},mode=0700");
+    sh(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            &options,
+            "tmpfs",
+            dir.to_str().unwrap(),
+        ],
+    )
+}
+
 fn state_db(env: &Env) -> Connection {
     let db = Connection::open(env.path().join("state/storyline.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -1204,13 +1220,7 @@ fn assert_caught_up_once(env: &Env, toggles: &Toggles) {
 #[test]
 fn a_full_disk_holds_updates_and_the_daemon_recovers_when_space_returns() {
     let mut rng = Rng::from_env_or_time("full disk");
-    let Some((env, mounted)) = env_on_mount(|dir| {
-        let dir = dir.to_str().unwrap();
-        sh(
-            "mount",
-            &["-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", dir],
-        )
-    }) else {
+    let Some((env, mounted)) = env_on_mount(|dir| tmpfs(dir, "3m")) else {
         return;
     };
     let _daemon = env.start_polling();
@@ -1242,13 +1252,7 @@ fn a_full_disk_holds_updates_and_the_daemon_recovers_when_space_returns() {
 #[test]
 fn a_wal_that_fills_the_disk_gives_its_space_back_when_a_little_room_returns() {
     let mut rng = Rng::from_env_or_time("WAL fills the disk");
-    let Some((env, mounted)) = env_on_mount(|dir| {
-        let dir = dir.to_str().unwrap();
-        sh(
-            "mount",
-            &["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", dir],
-        )
-    }) else {
+    let Some((env, mounted)) = env_on_mount(|dir| tmpfs(dir, "2m")) else {
         return;
     };
     let _daemon = env.start_polling();
