@@ -19,6 +19,9 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+/// Each way, per pooled connection.
+const BUFFER_BYTES: usize = 16 * 1024;
+
 /// How long a looked-up address is used before it is looked up again.
 const FRESH_FOR: Duration = Duration::from_secs(300);
 
@@ -30,6 +33,11 @@ pub fn agent(timeout: Duration, connect: Duration) -> ureq::Agent {
         .timeout_global(Some(timeout))
         .timeout_connect(Some(connect.min(timeout)))
         .user_agent(concat!("storyline/", env!("CARGO_PKG_VERSION")))
+        // ureq's 128 KB each way per pooled connection is sized for downloads;
+        // our calls stream through a smaller buffer (it holds a response's
+        // headers, and a request body goes through it in pieces).
+        .input_buffer_size(BUFFER_BYTES)
+        .output_buffer_size(BUFFER_BYTES)
         .build();
     ureq::Agent::with_parts(
         config,
@@ -147,6 +155,58 @@ mod tests {
             );
         }
         assert_eq!(resolver.known().len(), 2);
+    }
+
+    /// Bodies many times the buffers go through both ways.
+    #[test]
+    fn bodies_larger_than_the_buffers_go_through() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Head and a 200 KB body, by its Content-Length.
+            let body_len = loop {
+                let read = stream.read(&mut buf).unwrap();
+                assert!(read > 0, "the request ended early");
+                request.extend_from_slice(&buf[..read]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap();
+                    if request.len() >= end + 4 + length {
+                        break length;
+                    }
+                }
+            };
+            let answer = "y".repeat(300_000);
+            stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                        answer.len()
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+            stream.write_all(answer.as_bytes()).unwrap();
+            body_len
+        });
+        let agent = agent(Duration::from_secs(10), Duration::from_secs(5));
+        let sent = "x".repeat(200_000);
+        let mut answer = agent.post(&url).send(sent.as_str()).unwrap();
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(1_000_000)
+            .read_to_string()
+            .unwrap();
+        assert_eq!(text.len(), 300_000);
+        assert_eq!(server.join().unwrap(), 200_000);
     }
 
     /// The agent's calls go through: twenty on one kept-alive connection.
