@@ -66,15 +66,34 @@ mod embedded {
 /// work that hits it is retried later, never skipped.
 pub fn is_storage_error(e: &anyhow::Error) -> bool {
     use rusqlite::ErrorCode::*;
-    e.chain().any(|cause| {
+    sqlite_codes(e).any(|code| {
         matches!(
-            cause.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(failure, _)) if matches!(
-                failure.code,
-                DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy
-                    | DatabaseLocked | OutOfMemory
-            )
+            code,
+            DiskFull
+                | ReadOnly
+                | SystemIoFailure
+                | CannotOpen
+                | DatabaseBusy
+                | DatabaseLocked
+                | OutOfMemory
         )
+    })
+}
+
+/// The SQLite error codes in an error's chain of causes.
+fn sqlite_codes(e: &anyhow::Error) -> impl Iterator<Item = rusqlite::ErrorCode> + '_ {
+    e.chain()
+        .filter_map(|cause| match cause.downcast_ref::<rusqlite::Error>() {
+            Some(rusqlite::Error::SqliteFailure(failure, _)) => Some(failure.code),
+            _ => None,
+        })
+}
+
+/// Copies the WAL into the database file and cuts it to nothing; returns whether
+/// a reader kept part of it, and how many frames it held.
+fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<(bool, i64)> {
+    row(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get::<_, i64>(0)? != 0, r.get::<_, i64>(1)?))
     })
 }
 
@@ -94,13 +113,7 @@ pub struct Room {
 impl Room {
     /// Remembers whether a failure was the disk being full.
     pub fn failed(&mut self, e: &anyhow::Error) {
-        self.full = e.chain().any(|cause| {
-            matches!(
-                cause.downcast_ref::<rusqlite::Error>(),
-                Some(rusqlite::Error::SqliteFailure(failure, _))
-                    if failure.code == rusqlite::ErrorCode::DiskFull
-            )
-        });
+        self.full = sqlite_codes(e).any(|code| code == rusqlite::ErrorCode::DiskFull);
     }
 
     /// Before a retry: after a full disk, checkpoints first (see above).
@@ -108,12 +121,10 @@ impl Room {
         if !self.full {
             return;
         }
-        match row(conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        }) {
+        match checkpoint_truncate(conn) {
             Ok((busy, frames)) => {
                 log::debug!("disk full: WAL of {frames} frame(s) checkpointed (busy: {busy})");
-                self.full = busy != 0;
+                self.full = busy;
             }
             Err(e) => log::debug!("disk full: checkpointing the WAL: {e}"),
         }
@@ -128,7 +139,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     // The schema goes into the database file now, not at the WAL's first
     // checkpoint: a checkpoint that must first grow the file by the whole schema
     // is the one that cannot run on a full disk (see `Room`).
-    if let Err(e) = row(&conn, "PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+    if let Err(e) = checkpoint_truncate(&conn) {
         log::debug!("{}: checkpointing at start: {e}", path.display());
     }
     if !applied.is_empty() {
