@@ -595,7 +595,7 @@ impl Client {
         params: &Value,
         timeout: Duration,
     ) -> Result<Value, ApiError> {
-        let url = format!("{}/bot{}/{}", self.api_url, self.token.expose(), method);
+        let url = self.method_url(method);
         let request = self.agent.post(&url);
         // A request of its own config only for another timeout: building one
         // copies the agent's whole config on every call.
@@ -662,7 +662,7 @@ impl Client {
                 .map_err(|e| ApiError::Garbage(format!("a stored {method} call: {e}")))?;
             return self.deliver(method, &params);
         }
-        let url = format!("{}/bot{}/{}", self.api_url, self.token.expose(), method);
+        let url = self.method_url(method);
         let response = self
             .agent
             .post(&url)
@@ -742,7 +742,7 @@ impl Client {
         let body = std::io::Cursor::new(head.into_bytes())
             .chain(std::io::Read::take(file, file_len))
             .chain(std::io::Cursor::new(tail.into_bytes()));
-        let url = format!("{}/bot{}/{}", self.api_url, self.token.expose(), method);
+        let url = self.method_url(method);
         // Uploads of up to 50 MB from a Pi on a slow uplink take a while.
         let timeout = Duration::from_secs(60 + file_len / (64 * 1024));
         let response = self
@@ -824,6 +824,11 @@ impl Client {
             ApiError::Garbage(m) => ApiError::Garbage(self.redact(&m)),
             other => other,
         })
+    }
+
+    /// The address of a Bot API method (it holds the token: never logged).
+    fn method_url(&self, method: &str) -> String {
+        format!("{}/bot{}/{}", self.api_url, self.token.expose(), method)
     }
 
     fn redact(&self, text: &str) -> String {
