@@ -40,11 +40,6 @@ fn cpu_by_thread(pid: u32) -> BTreeMap<String, Duration> {
     by_name
 }
 
-/// CPU time of all the process's threads.
-fn cpu_time(pid: u32) -> Duration {
-    cpu_by_thread(pid).values().sum()
-}
-
 /// The bot's /settings menus in the chat (other messages, such as the daily
 /// notice about the empty media folder, are not answers).
 fn settings_answers(env: &Env) -> Vec<support::SentMessage> {
@@ -147,7 +142,12 @@ fn main() {
                 (name.clone(), cpu.saturating_sub(before))
             })
             .collect();
-        rounds.push((cpu_time(pid) - before_cpu, t.elapsed(), per_thread));
+        let after_cpu: Duration = after_threads.values().sum();
+        rounds.push((
+            after_cpu.saturating_sub(before_cpu),
+            t.elapsed(),
+            per_thread,
+        ));
     }
     let mut sorted = rounds.clone();
     sorted.sort_by_key(|(cpu, _, _)| *cpu);
