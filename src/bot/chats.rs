@@ -320,17 +320,22 @@ mod tests {
         assert!(db::chat(&conn, SUPERGROUP).unwrap().is_some());
     }
 
-    #[test]
-    fn served_by_the_config_through_the_id_it_was_migrated_from() {
-        let (_dir, mut conn) = database();
+    /// Admin 42, and GROUP served by the config.
+    fn config_serving_group() -> crate::config::Config {
         let text = format!("[access]\nadmin_user_ids = [42]\nallowed_chat_ids = [{GROUP}]\n");
-        let config = crate::config::parse(
+        crate::config::parse(
             &text,
             std::path::Path::new("storyline.toml"),
             std::path::Path::new("/srv"),
             &|_| None,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn served_by_the_config_through_the_id_it_was_migrated_from() {
+        let (_dir, mut conn) = database();
+        let config = config_serving_group();
         let tx = conn.transaction().unwrap();
         db::insert_chat(&tx, GROUP, None, None, now()).unwrap();
         assert!(is_served(&tx, &config, GROUP).unwrap());
@@ -347,14 +352,7 @@ mod tests {
     #[test]
     fn a_chat_switched_off_is_not_served_whatever_else_allows_it() {
         let (_dir, mut conn) = database();
-        let text = format!("[access]\nadmin_user_ids = [42]\nallowed_chat_ids = [{GROUP}]\n");
-        let config = crate::config::parse(
-            &text,
-            std::path::Path::new("storyline.toml"),
-            std::path::Path::new("/srv"),
-            &|_| None,
-        )
-        .unwrap();
+        let config = config_serving_group();
         let tx = conn.transaction().unwrap();
         db::insert_chat(&tx, GROUP, None, None, now()).unwrap();
         db::insert_chat(&tx, -9, None, Some(42), now()).unwrap();
