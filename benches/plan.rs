@@ -84,7 +84,7 @@ fn main() {
             posts_per_day: 3,
             posting_hours_start: 14,
             posting_hours_end: 2,
-            timezone: chrono_tz::Europe::Berlin,
+            timezone: "Europe/Berlin".parse::<storyline::zone::Tz>().unwrap(),
         };
         let s = settings::resolve(&row, &defaults);
         let mut samples = Vec::new();
@@ -113,7 +113,7 @@ fn main() {
             posts_per_day: 10,
             posting_hours_start: 14,
             posting_hours_end: 2,
-            timezone: chrono_tz::UTC,
+            timezone: storyline::zone::Tz::UTC,
         },
     );
     let weights = Default::default();

@@ -98,7 +98,7 @@ pub struct Defaults {
     pub posts_per_day: u32,
     pub posting_hours_start: u32,
     pub posting_hours_end: u32,
-    pub timezone: chrono_tz::Tz,
+    pub timezone: crate::zone::Tz,
 }
 
 #[derive(Debug, Clone)]
@@ -582,9 +582,9 @@ impl Checker<'_> {
         }
     }
 
-    fn timezone(&mut self, value: Option<Spanned<String>>) -> chrono_tz::Tz {
+    fn timezone(&mut self, value: Option<Spanned<String>>) -> crate::zone::Tz {
         let Some(value) = value else {
-            return chrono_tz::Tz::UTC;
+            return crate::zone::Tz::UTC;
         };
         match value.get_ref().trim().parse() {
             Ok(tz) => tz,
@@ -596,7 +596,7 @@ impl Checker<'_> {
                         value.get_ref()
                     ),
                 );
-                chrono_tz::Tz::UTC
+                crate::zone::Tz::UTC
             }
         }
     }
@@ -1549,7 +1549,10 @@ command_burst = 4
             command_burst = 4
         "#]];
         expected.assert_eq(&config.render_masked());
-        assert_eq!(config.defaults.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(
+            config.defaults.timezone,
+            "Europe/Berlin".parse::<crate::zone::Tz>().unwrap()
+        );
         assert_eq!(config.log.level, log::LevelFilter::Debug);
         assert_eq!(config.access.allowed_chat_ids, vec![-1001234567890, 42]);
         assert_eq!(
@@ -1981,8 +1984,7 @@ command_burst = 4
     fn any_valid_file() -> impl Strategy<Value = ValidFile> {
         use proptest::option::of;
         let ids = || of(prop::collection::vec(any::<i64>(), 0..4));
-        let timezone = prop::sample::select(chrono_tz::TZ_VARIANTS.to_vec())
-            .prop_map(|tz| tz.name().to_string());
+        let timezone = prop::sample::select(crate::zone::names());
         let level = (
             prop::sample::select(vec!["off", "error", "warn", "info", "debug", "trace"]),
             any::<bool>(),

@@ -25,3 +25,4 @@ pub mod secret;
 pub mod signing;
 pub mod telegram;
 pub mod web;
+pub mod zone;

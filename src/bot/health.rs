@@ -4,9 +4,9 @@
 //! kept, not served (`chats::is_served`), told once each way, and its commands
 //! answered with one notice an hour.
 
+use crate::zone::Tz;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use log::info;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 

@@ -911,7 +911,7 @@ mod tests {
             .with_timezone(&Utc);
         let mut conn = Connection::open_in_memory().unwrap();
         db::migrate(&mut conn).unwrap();
-        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let berlin: crate::zone::Tz = "Europe/Berlin".parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::parse(
             "[telegram]\nbot_token = \"1:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",

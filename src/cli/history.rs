@@ -6,9 +6,9 @@
 use super::SETTINGS_HELP;
 use std::path::PathBuf;
 
+use crate::zone::Tz;
 use anyhow::{bail, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
 
 use super::{Command, Parsed, UsageError};

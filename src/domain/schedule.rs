@@ -6,10 +6,10 @@
 //! instants, because "9 to 21 in Berlin" means different UTC hours in summer and
 //! winter, and on the two DST days a window is an hour shorter or longer.
 
+use crate::zone::Tz;
 use chrono::{
     DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
 };
-use chrono_tz::Tz;
 
 use crate::domain::picker::Rng;
 
@@ -164,8 +164,12 @@ pub fn local_hour_instant(tz: Tz, date: NaiveDate, hour: u32) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono_tz::America::New_York;
-    use chrono_tz::Europe::Berlin;
+    fn new_york() -> crate::zone::Tz {
+        "America/New_York".parse().unwrap()
+    }
+    fn berlin() -> crate::zone::Tz {
+        "Europe/Berlin".parse().unwrap()
+    }
     use expect_test::expect;
 
     fn date(text: &str) -> NaiveDate {
@@ -212,7 +216,7 @@ mod tests {
         let cases = [
             WindowCase {
                 name: "summer day in Berlin",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (9, 21),
                 start: "2026-06-01 07:00",
@@ -221,7 +225,7 @@ mod tests {
             },
             WindowCase {
                 name: "winter day in Berlin",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-01-15",
                 hours: (9, 21),
                 start: "2026-01-15 08:00",
@@ -230,7 +234,7 @@ mod tests {
             },
             WindowCase {
                 name: "14→2 wraps into the next day",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (14, 2),
                 start: "2026-06-01 12:00",
@@ -239,7 +243,7 @@ mod tests {
             },
             WindowCase {
                 name: "start == end is the whole day from the start hour",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (8, 8),
                 start: "2026-06-01 06:00",
@@ -248,7 +252,7 @@ mod tests {
             },
             WindowCase {
                 name: "23→0 is one hour, ending at midnight",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-06-01",
                 hours: (23, 0),
                 start: "2026-06-02 03:00",
@@ -258,7 +262,7 @@ mod tests {
             // Berlin, spring forward 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
             WindowCase {
                 name: "Berlin spring-forward whole day is 23 h",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (0, 0),
                 start: "2026-03-28 23:00",
@@ -267,7 +271,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin start hour in the gap moves to its end",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (2, 10),
                 start: "2026-03-29 01:00",
@@ -276,7 +280,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin whole day starting in the gap",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (2, 2),
                 start: "2026-03-29 01:00",
@@ -285,7 +289,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin window across the gap loses an hour",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (1, 4),
                 start: "2026-03-29 00:00",
@@ -294,7 +298,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin 2→3 on spring-forward day is empty",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (2, 3),
                 start: "2026-03-29 01:00",
@@ -303,7 +307,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin wrapped window ending in the gap",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-03-28",
                 hours: (22, 2),
                 start: "2026-03-28 21:00",
@@ -313,7 +317,7 @@ mod tests {
             // Berlin, fall back 2026-10-25: 03:00 CEST returns to 02:00 CET (01:00 UTC).
             WindowCase {
                 name: "Berlin fall-back whole day is 25 h",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-10-25",
                 hours: (0, 0),
                 start: "2026-10-24 22:00",
@@ -322,7 +326,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin ambiguous start takes the earlier 02:00",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-10-25",
                 hours: (2, 5),
                 start: "2026-10-25 00:00",
@@ -331,7 +335,7 @@ mod tests {
             },
             WindowCase {
                 name: "Berlin wrapped window ending at the ambiguous hour",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-10-24",
                 hours: (22, 2),
                 start: "2026-10-24 20:00",
@@ -341,7 +345,7 @@ mod tests {
             // New York, spring forward 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC).
             WindowCase {
                 name: "New York spring-forward whole day is 23 h",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-03-08",
                 hours: (0, 0),
                 start: "2026-03-08 05:00",
@@ -350,7 +354,7 @@ mod tests {
             },
             WindowCase {
                 name: "New York start hour in the gap moves to its end",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-03-08",
                 hours: (2, 12),
                 start: "2026-03-08 07:00",
@@ -359,7 +363,7 @@ mod tests {
             },
             WindowCase {
                 name: "New York wrapped window ending in the gap",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-03-07",
                 hours: (23, 2),
                 start: "2026-03-08 04:00",
@@ -369,7 +373,7 @@ mod tests {
             // New York, fall back 2026-11-01: 02:00 EDT returns to 01:00 EST (06:00 UTC).
             WindowCase {
                 name: "New York fall-back whole day is 25 h",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-11-01",
                 hours: (0, 0),
                 start: "2026-11-01 04:00",
@@ -378,7 +382,7 @@ mod tests {
             },
             WindowCase {
                 name: "New York ambiguous start takes the earlier 01:00",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-11-01",
                 hours: (1, 9),
                 start: "2026-11-01 05:00",
@@ -387,7 +391,7 @@ mod tests {
             },
             WindowCase {
                 name: "New York wrapped window across fall-back",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-10-31",
                 hours: (20, 1),
                 start: "2026-11-01 00:00",
@@ -410,13 +414,13 @@ mod tests {
     /// All cases use a 14→2 Berlin window in June: 12:00 to 00:00 UTC.
     fn check_upcoming(case: &UpcomingCase) {
         let now = utc(case.now);
-        let windows = upcoming_windows(now, Berlin, 14, 2, Duration::hours(case.horizon_hours));
+        let windows = upcoming_windows(now, berlin(), 14, 2, Duration::hours(case.horizon_hours));
         let got: Vec<String> = windows.iter().map(|w| w.date.to_string()).collect();
         assert_eq!(got, case.dates, "case {:?}", case.name);
         for window in &windows {
             assert_eq!(
                 *window,
-                window_for(window.date, Berlin, 14, 2),
+                window_for(window.date, berlin(), 14, 2),
                 "case {:?}",
                 case.name
             );
@@ -559,7 +563,7 @@ mod tests {
         let cases = [
             SlotCase {
                 name: "one post a day lands near the middle",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (9, 21),
                 posts: 1,
@@ -568,7 +572,7 @@ mod tests {
             },
             SlotCase {
                 name: "fifty posts a day",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (9, 21),
                 posts: 50,
@@ -577,7 +581,7 @@ mod tests {
             },
             SlotCase {
                 name: "wrapped window",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (14, 2),
                 posts: 7,
@@ -586,7 +590,7 @@ mod tests {
             },
             SlotCase {
                 name: "whole day",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-06-01",
                 hours: (6, 6),
                 posts: 24,
@@ -595,7 +599,7 @@ mod tests {
             },
             SlotCase {
                 name: "fifty posts in one hour, no two in a minute",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (12, 13),
                 posts: 50,
@@ -604,7 +608,7 @@ mod tests {
             },
             SlotCase {
                 name: "sixty posts fill every minute of one hour",
-                tz: Berlin,
+                tz: berlin(),
                 date: "2026-06-01",
                 hours: (12, 13),
                 posts: 60,
@@ -612,8 +616,8 @@ mod tests {
                 first_last: Some(("2026-06-01 10:00", "2026-06-01 10:59")),
             },
             SlotCase {
-                name: "23 h whole day on Berlin's spring-forward day",
-                tz: Berlin,
+                name: "23 h whole day on berlin()'s spring-forward day",
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (0, 0),
                 posts: 50,
@@ -622,7 +626,7 @@ mod tests {
             },
             SlotCase {
                 name: "25 h whole day on New York's fall-back day",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-11-01",
                 hours: (0, 0),
                 posts: 50,
@@ -631,7 +635,7 @@ mod tests {
             },
             SlotCase {
                 name: "start hour in New York's gap",
-                tz: New_York,
+                tz: new_york(),
                 date: "2026-03-08",
                 hours: (2, 4),
                 posts: 50,
@@ -640,8 +644,8 @@ mod tests {
             },
             SlotCase {
                 name:
-                    "empty 2→3 window on Berlin's spring-forward day: a minute apart from its start",
-                tz: Berlin,
+                    "empty 2→3 window on berlin()'s spring-forward day: a minute apart from its start",
+                tz: berlin(),
                 date: "2026-03-29",
                 hours: (2, 3),
                 posts: 3,
@@ -656,17 +660,17 @@ mod tests {
 
     #[test]
     fn same_seed_same_slots_other_seed_other_slots() {
-        let window = window_for(date("2026-06-01"), Berlin, 9, 21);
+        let window = window_for(date("2026-06-01"), berlin(), 9, 21);
         assert_eq!(slots(&window, 10, 42), slots(&window, 10, 42));
         assert_ne!(slots(&window, 10, 42), slots(&window, 10, 43));
     }
 
     #[test]
     fn slots_read_like_a_day() {
-        let window = window_for(date("2026-06-01"), Berlin, 9, 21);
+        let window = window_for(date("2026-06-01"), berlin(), 9, 21);
         let local: Vec<String> = slots(&window, 6, 42)
             .iter()
-            .map(|slot| slot.with_timezone(&Berlin).format("%H:%M").to_string())
+            .map(|slot| slot.with_timezone(&berlin()).format("%H:%M").to_string())
             .collect();
         expect!["10:04 11:53 13:55 15:56 17:50 20:07"].assert_eq(&local.join(" "));
     }
@@ -674,16 +678,16 @@ mod tests {
     #[test]
     fn invariants_hold_for_many_seeds_zones_and_hours() {
         let zones = [
-            Berlin,
-            New_York,
-            chrono_tz::UTC,
-            chrono_tz::Asia::Kolkata,
-            chrono_tz::Asia::Kathmandu,
-            chrono_tz::Australia::Lord_Howe,
-            chrono_tz::Pacific::Auckland,
-            chrono_tz::Pacific::Chatham,
-            chrono_tz::America::Santiago,
-            chrono_tz::Pacific::Apia,
+            berlin(),
+            new_york(),
+            crate::zone::Tz::UTC,
+            "Asia/Kolkata".parse::<crate::zone::Tz>().unwrap(),
+            "Asia/Kathmandu".parse::<crate::zone::Tz>().unwrap(),
+            "Australia/Lord_Howe".parse::<crate::zone::Tz>().unwrap(),
+            "Pacific/Auckland".parse::<crate::zone::Tz>().unwrap(),
+            "Pacific/Chatham".parse::<crate::zone::Tz>().unwrap(),
+            "America/Santiago".parse::<crate::zone::Tz>().unwrap(),
+            "Pacific/Apia".parse::<crate::zone::Tz>().unwrap(),
         ];
         let dates = [
             "2026-03-08",

@@ -4,8 +4,8 @@
 //! A chat's row keeps `None` for every setting the chat never changed, so a new
 //! `[defaults]` in storyline.toml moves every chat that did not override it.
 
+use crate::zone::Tz;
 use chrono::{DateTime, SecondsFormat, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::Defaults;
@@ -426,18 +426,11 @@ pub fn apply_lock_days(
 /// An IANA time zone name as typed ("europe/berlin" is accepted too).
 pub fn parse_timezone(text: &str) -> Result<Tz, String> {
     let t = text.trim();
-    if let Ok(tz) = t.parse::<Tz>() {
-        return Ok(tz);
-    }
-    chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().eq_ignore_ascii_case(t))
-        .copied()
-        .ok_or_else(|| {
-            "That is not a time zone name I know. Use an IANA name such as Europe/Berlin, \
+    crate::zone::find(t).ok_or_else(|| {
+        "That is not a time zone name I know. Use an IANA name such as Europe/Berlin, \
              America/New_York or UTC."
-                .to_string()
-        })
+            .to_string()
+    })
 }
 
 /// Lock lengths typed as "30 45" (days Posted and Skip keep an item out).
@@ -539,7 +532,7 @@ mod tests {
             posts_per_day: 3,
             posting_hours_start: 14,
             posting_hours_end: 2,
-            timezone: chrono_tz::UTC,
+            timezone: crate::zone::Tz::UTC,
         }
     }
 
@@ -555,9 +548,12 @@ mod tests {
         row.timezone = Some("Europe/Berlin".into());
         let s = resolve(&row, &defaults());
         assert_eq!(s.posts_per_day, 7);
-        assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(
+            s.timezone,
+            "Europe/Berlin".parse::<crate::zone::Tz>().unwrap()
+        );
         row.timezone = Some("Not/AZone".into());
-        assert_eq!(resolve(&row, &defaults()).timezone, chrono_tz::UTC);
+        assert_eq!(resolve(&row, &defaults()).timezone, crate::zone::Tz::UTC);
     }
 
     #[test]
@@ -672,11 +668,11 @@ mod tests {
     fn timezones_and_lock_days() {
         assert_eq!(
             parse_timezone(" Europe/Berlin "),
-            Ok(chrono_tz::Europe::Berlin)
+            Ok("Europe/Berlin".parse::<crate::zone::Tz>().unwrap())
         );
         assert_eq!(
             parse_timezone("america/new_york"),
-            Ok(chrono_tz::America::New_York)
+            Ok("America/New_York".parse::<crate::zone::Tz>().unwrap())
         );
         assert_eq!(
             parse_timezone("Mars/Base"),

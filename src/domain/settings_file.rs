@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::zone::Tz;
 use chrono::{DateTime, SecondsFormat, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -509,7 +509,7 @@ mod tests {
             posts_per_day: 3,
             posting_hours_start: 14,
             posting_hours_end: 2,
-            timezone: chrono_tz::UTC,
+            timezone: crate::zone::Tz::UTC,
         }
     }
 
@@ -598,7 +598,7 @@ mod tests {
         let file = SettingsFile {
             posts_per_day: Some(3),
             posting_hours_end: Some(23),
-            timezone: Some(chrono_tz::Europe::Berlin),
+            timezone: Some("Europe/Berlin".parse::<crate::zone::Tz>().unwrap()),
             is_paused: Some(true),
             posted_lock_days: Some(7),
             ..SettingsFile::default()

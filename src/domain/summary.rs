@@ -3,8 +3,8 @@
 //! a day before the chat existed), and the figures it tells of. The figures
 //! come from `db::summary`, the words from `ui::daily_summary_text`.
 
+use crate::zone::Tz;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use chrono_tz::Tz;
 
 use crate::domain::rows::TokenHealth;
 use crate::domain::schedule::local_hour_instant;
@@ -156,8 +156,8 @@ mod tests {
 
     #[test]
     fn one_summary_per_local_day_at_its_hour() {
-        let berlin = chrono_tz::Europe::Berlin;
-        let ny = chrono_tz::America::New_York;
+        let berlin = "Europe/Berlin".parse::<crate::zone::Tz>().unwrap();
+        let ny = "America/New_York".parse::<crate::zone::Tz>().unwrap();
         let old = "2026-01-01T00:00:00Z";
         let cases = [
             Case {

@@ -6,8 +6,8 @@ pub mod history;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::zone::Tz;
 use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
 
 use crate::domain::callback::{self, Ask, Callback, StoryAction};
 use crate::domain::html_fit::{self, Piece};
@@ -1439,7 +1439,7 @@ mod tests {
             posts_per_day: 3,
             posting_hours_start: 14,
             posting_hours_end: 2,
-            timezone: chrono_tz::Europe::Berlin,
+            timezone: "Europe/Berlin".parse::<crate::zone::Tz>().unwrap(),
             posted_lock_days: 30,
             skipped_lock_days: 45,
             auto_post: false,
@@ -1835,7 +1835,7 @@ mod tests {
             "quotes & co",
             "quotes & co/<monday>.jpg",
             slot,
-            chrono_tz::Europe::Berlin,
+            "Europe/Berlin".parse::<crate::zone::Tz>().unwrap(),
             true,
             &[],
         );
@@ -1852,7 +1852,12 @@ mod tests {
             [🚫 Yes, never post it | 1:st:ry:17] [↩️ Keep it | 1:st:rn:17]"#]]
         .assert_eq(&render(&reject_confirm_keyboard(17)));
         assert_eq!(
-            outcome_line("posted", "@ada", slot, chrono_tz::Europe::Berlin),
+            outcome_line(
+                "posted",
+                "@ada",
+                slot,
+                "Europe/Berlin".parse::<crate::zone::Tz>().unwrap()
+            ),
             "✅ <b>Posted by @ada at 14:32 CET</b>"
         );
     }
@@ -1872,7 +1877,7 @@ mod tests {
         let slot = chrono::DateTime::parse_from_rfc3339("2026-11-22T13:32:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let tz = chrono_tz::Europe::Berlin;
+        let tz = "Europe/Berlin".parse::<crate::zone::Tz>().unwrap();
         let units = html_fit::visible_units;
         let name = format!("{}.jpg", "n".repeat(250));
         let reason = format!("/srv/media/{}: could not be read & so on", "p".repeat(900));
@@ -1995,7 +2000,7 @@ mod tests {
         let next = chrono::DateTime::parse_from_rfc3339("2026-07-01T07:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let berlin = chrono_tz::Europe::Berlin;
+        let berlin = "Europe/Berlin".parse::<crate::zone::Tz>().unwrap();
         let texts = [
             categories_prompt("x", &[("quotes".into(), 1), ("memes".into(), 2)]),
             running_dry_text(1, 3),
@@ -2132,7 +2137,7 @@ mod tests {
     #[test]
     fn daily_summary_texts() {
         use crate::domain::summary::Publishing;
-        let berlin = chrono_tz::Europe::Berlin;
+        let berlin = "Europe/Berlin".parse::<crate::zone::Tz>().unwrap();
         let mut cases: Vec<(&str, Summary)> = Vec::new();
         cases.push(("a quiet day", summary_of(Vec::new())));
         let mut busy = summary_of(vec![
@@ -2239,7 +2244,7 @@ mod tests {
             day(Some("a"), [1, 2, 3, 4, 5, 6]),
             day(Some("b"), [10, 20, 30, 40, 50, 60]),
         ]);
-        let text = daily_summary_text(&summary, chrono_tz::UTC);
+        let text = daily_summary_text(&summary, crate::zone::Tz::UTC);
         assert!(text.contains("<b>Yesterday</b>: 231 stories"), "{text}");
         assert!(
             text.contains(

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono_tz::Tz;
+use crate::zone::Tz;
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::callback::wizard::{
@@ -102,7 +102,7 @@ impl Choices {
     }
 
     pub fn timezone(&self) -> Tz {
-        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+        self.timezone.parse().unwrap_or(crate::zone::Tz::UTC)
     }
 }
 
@@ -1169,7 +1169,7 @@ mod tests {
                 posts_per_day: 3,
                 posting_hours_start: 14,
                 posting_hours_end: 2,
-                timezone: chrono_tz::Europe::Berlin,
+                timezone: "Europe/Berlin".parse::<crate::zone::Tz>().unwrap(),
             },
         );
         let weights: BTreeMap<String, u32> = [("quotes".to_string(), 10)].into();

@@ -87,7 +87,7 @@ fn status_shows_times_in_the_chats_zone_and_what_happens_at_a_slot() {
         .unwrap();
     let since = chrono::DateTime::parse_from_rfc3339(&paused_at)
         .unwrap()
-        .with_timezone(&chrono_tz::Europe::Berlin)
+        .with_timezone(&"Europe/Berlin".parse::<storyline::zone::Tz>().unwrap())
         .format("since %a %d %b %H:%M %Z")
         .to_string();
     let status = say(&env, CHAT, ADMIN, "/status");

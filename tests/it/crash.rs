@@ -299,7 +299,7 @@ fn assert_plan_intact(db: &Connection) -> usize {
     };
     for (chat, date, planned_at) in &windows {
         let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
-        let window = storyline::domain::schedule::window_for(day, chrono_tz::UTC, 0, 0);
+        let window = storyline::domain::schedule::window_for(day, storyline::zone::Tz::UTC, 0, 0);
         let planned_at = DateTime::parse_from_rfc3339(planned_at)
             .unwrap()
             .with_timezone(&Utc);

@@ -3,7 +3,7 @@
 //! ◀ ▶ buttons that edit the same message. Pure; every dynamic string is
 //! escaped here.
 
-use chrono_tz::Tz;
+use crate::zone::Tz;
 
 use super::zoned_day;
 use crate::domain::callback::{self, Callback};

@@ -2,8 +2,8 @@
 //! prompt, its differences (old → new per setting) with ✅ Apply / ✖️ Cancel, and
 //! every refusal. Pure; dynamic strings are HTML-escaped here.
 
+use crate::zone::Tz;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::zoned_day;
@@ -273,7 +273,7 @@ mod tests {
         .assert_eq(&export_caption(
             Some("Shop & Co"),
             at,
-            chrono_tz::Europe::Berlin,
+            "Europe/Berlin".parse::<crate::zone::Tz>().unwrap(),
         ));
         assert!(import_too_big_text(64).contains("over 64 KB"));
     }
