@@ -9,6 +9,7 @@
 pub mod callback;
 pub mod history;
 pub mod html_fit;
+pub mod insights;
 pub mod limits;
 pub mod markup;
 pub mod picker;
