@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod chats;
 pub mod health;
 pub mod history;
+pub mod insights;
 pub mod media;
 pub mod oauth;
 pub mod outbox;

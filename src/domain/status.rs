@@ -134,6 +134,39 @@ text_enum! {
         TokenRefresh = "token_refresh",
         Summary = "summary",
         Backup = "backup",
+        /// Reading the insights of stories inside their 24 hours.
+        Insights = "insights",
+        /// The auto-tuner's weekly pass over a chat's mix.
+        Tune = "tune",
+    }
+}
+
+text_enum! {
+    /// `story_insights.state`: where a story's insight reads stand.
+    InsightState {
+        /// Posted by hand: looking for it among the account's live stories.
+        Matching = "matching",
+        /// Its media id is known; reads are due.
+        Reading = "reading",
+        /// The final read is stored.
+        Done = "done",
+        /// No live story could be told apart as this one.
+        NotMatched = "not_matched",
+        /// Its 24 hours ended before a read succeeded.
+        Expired = "expired",
+        /// The account's token lacks instagram_business_manage_insights.
+        NoPermission = "no_permission",
+    }
+}
+
+text_enum! {
+    /// `story_insights.result`: what the latest read said.
+    InsightResult {
+        Numbers = "numbers",
+        /// Instagram's error #10: too few viewers to show numbers.
+        NotEnoughViewers = "not_enough_viewers",
+        /// An answer without data.
+        Empty = "empty",
     }
 }
 
