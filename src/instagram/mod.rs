@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::secret::Secret;
@@ -137,6 +138,143 @@ pub struct Profile {
     /// The professional account id that publishing calls take (not the app-scoped `id`).
     pub user_id: String,
     pub username: String,
+}
+
+impl ShortLived {
+    /// Whether the person granted `instagram_business_manage_insights` at login;
+    /// `None` when Instagram sent no list of permissions (every login grants
+    /// `instagram_business_basic`, so an empty list means none was sent).
+    pub fn has_insights_permission(&self) -> Option<bool> {
+        if self.permissions.is_empty() {
+            return None;
+        }
+        Some(self.permissions.iter().any(|p| p == INSIGHTS_PERMISSION))
+    }
+}
+
+// ---- story insights and live stories ----------------------------------------------
+//
+// Where the shapes come from (read in the stored copies of Meta's documentation):
+// - [Insights] "Instagram Media Insights", Instagram Platform reference,
+//   developers.facebook.com/documentation/instagram-platform/reference/instagram-media/insights
+//   (updated 18 June 2026): `GET /<INSTAGRAM_MEDIA_ID>/insights`; "If insights data you
+//   are requesting does not exist or is currently unavailable, the API returns an empty
+//   data set instead of 0"; story metrics "are only available for 24 hours"; error 10
+//   "with the message (#10) Not enough viewers for the media to show insights"; `views`
+//   introduced for STORY, `impressions` refused for media created after 2 July 2024.
+// - [Insights FB] the same reference for the Instagram API with Facebook Login
+//   (developers.facebook.com/docs/instagram-api/reference/ig-media/insights), in a copy
+//   quoted in public code: the story metrics and their breakdowns (`navigation` by
+//   `story_navigation_action_type`: TAP_BACK, TAP_EXIT, TAP_FORWARD, SWIPE_FORWARD), "If
+//   you request a metric that doesn't support breakdowns, the API will return an error",
+//   the answer `{"data":[{"name","period","values":[{"value"}],"title","description",
+//   "total_value":{"value","breakdowns":[{"dimension_keys":[..],"results":[{
+//   "dimension_values":[..],"value"}]}]},"id"}]}`, its sample story answer (lower-case
+//   `tap_forward`, `tap_back`, `tap_exit`, `swipe_forward`), and "Story media metrics
+//   with values less than 5 return an error code 10 with the message (#10) Not enough
+//   viewers for the media to show insights".
+// - [Guide] "Insights", Instagram Platform,
+//   developers.facebook.com/documentation/instagram-platform/insights: the Instagram
+//   Login needs `instagram_business_basic` and `instagram_business_manage_insights`;
+//   timestamps are ISO 8601 in UTC, "2019-04-05T07:56:32+0000".
+// - [Stories] "Stories", IG User reference,
+//   developers.facebook.com/documentation/instagram-platform/instagram-graph-api/reference/ig-user/stories
+//   (updated 21 January 2025): `GET /{ig-user-id}/stories`, `{"data":[{"id"},..]}`,
+//   "Stories are only available for 24 hours", no live video stories, no reshares.
+// - [Paging] "Paginated Results", Graph API,
+//   developers.facebook.com/docs/graph-api/results: `paging.cursors.after`, and `next`:
+//   "If not included, this is the last page of data"; a page may be empty and still
+//   carry `next`.
+// - [copy] the missing-permission answer, "(#10) Application does not have permission
+//   for this action", as public clients of the insights edge handle it (Airbyte's
+//   Instagram source, airbytehq/airbyte#32245); the Graph API's "Handling Errors" lists
+//   code 10 and 200–299 as permission errors.
+
+/// The permission `GET /{media-id}/insights` needs with the Instagram Login [Guide].
+pub const INSIGHTS_PERMISSION: &str = "instagram_business_manage_insights";
+
+/// The story metrics read in one call; `navigation` needs its breakdown, and a
+/// breakdown fails every metric that has none [Insights FB], so it has a call of its own.
+const STORY_METRICS: &str = "views,reach,replies,shares,total_interactions,follows,profile_visits";
+const NAVIGATION_METRIC: &str = "navigation";
+const NAVIGATION_BREAKDOWN: &str = "story_navigation_action_type";
+/// Fields of a live story: enough to match a story posted by hand by its time.
+const STORY_FIELDS: &str = "id,timestamp,media_type";
+/// Pages of `/stories` followed at most. Stories live 24 hours and a page holds 25 by
+/// default, so a few pages cover any account; the bound keeps a looping cursor harmless.
+const MAX_STORY_PAGES: usize = 4;
+/// Stories kept from a whole walk of `/stories`.
+const MAX_LIVE_STORIES: usize = 200;
+/// Entries of one insights answer looked at (a real one has one per metric asked for).
+const MAX_INSIGHT_ENTRIES: usize = 32;
+
+/// What Instagram said about a story's insights: each outcome is a normal answer, to
+/// be stored as such. A token without `instagram_business_manage_insights` is no
+/// outcome but an error, `GraphError::is_missing_permission`, because only the
+/// account's owner can change it and every later read would fail the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoryInsights {
+    /// Numbers, each one `None` when Instagram left that metric out.
+    Numbers(StoryNumbers),
+    /// Error #10: too few people saw the story for Instagram to show insights.
+    NotEnoughViewers,
+    /// An empty data set: the numbers do not exist (yet) or no longer (after 24 hours).
+    NoData,
+}
+
+/// A story's lifetime numbers [Insights], as far as Instagram sent them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoryNumbers {
+    pub views: Option<u64>,
+    pub reach: Option<u64>,
+    pub replies: Option<u64>,
+    pub shares: Option<u64>,
+    pub total_interactions: Option<u64>,
+    pub follows: Option<u64>,
+    pub profile_visits: Option<u64>,
+    pub navigation: Navigation,
+}
+
+/// The `navigation` metric and its `story_navigation_action_type` breakdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Navigation {
+    /// All navigation actions together.
+    pub total: Option<u64>,
+    /// On to the next story of the same account.
+    pub tap_forward: Option<u64>,
+    pub tap_back: Option<u64>,
+    /// Left the stories.
+    pub tap_exit: Option<u64>,
+    /// On to the next account's stories.
+    pub swipe_forward: Option<u64>,
+}
+
+/// A story on the account now (stories live 24 hours), from `GET /{ig-user-id}/stories`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveStory {
+    pub id: String,
+    /// When it was posted.
+    pub timestamp: DateTime<Utc>,
+    pub media_type: MediaType,
+}
+
+/// A media's `media_type`; a story is an IMAGE or a VIDEO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaType {
+    Image,
+    Video,
+    /// A type this version does not know, as Instagram wrote it (empty when left out).
+    Other(String),
+}
+
+impl MediaType {
+    fn parse(text: &str) -> MediaType {
+        match text {
+            "IMAGE" => MediaType::Image,
+            "VIDEO" => MediaType::Video,
+            other => MediaType::Other(truncate(other, 40)),
+        }
+    }
 }
 
 // ---- errors --------------------------------------------------------------------
@@ -356,6 +494,8 @@ impl GraphError {
                         "Instagram says the access token is no longer valid; reconnect the account."
                             .to_string()
                     }
+                } else if self.is_not_enough_viewers() {
+                    "Instagram shows no insights for a story seen by so few people.".to_string()
                 } else if let Some(explained) = self.explanation() {
                     match self.instagram_words() {
                         Some(words) => format!("{explained} Instagram said: “{words}”"),
@@ -397,6 +537,33 @@ impl GraphError {
                 }),
             _ => None,
         }
+    }
+
+    /// Error #10 "Not enough viewers for the media to show insights" [Insights]: a
+    /// normal answer about a little-seen story. Code 10 is also the Graph API's
+    /// permission error ("(#10) Application does not have permission for this
+    /// action" [copy]), so only Instagram's words tell the two apart.
+    pub fn is_not_enough_viewers(&self) -> bool {
+        match self {
+            GraphError::Api {
+                code: Some(10),
+                message,
+                user_message,
+                ..
+            } => [Some(message.as_str()), user_message.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|words| words.to_ascii_lowercase().contains("not enough viewers")),
+            _ => false,
+        }
+    }
+
+    /// The token lacks a permission the call needs (for insights,
+    /// `instagram_business_manage_insights`): Graph API codes 10 and 200–299 [Graph],
+    /// but not the #10 that means too few viewers. Only the account's owner can fix it,
+    /// by connecting again and allowing it.
+    pub fn is_missing_permission(&self) -> bool {
+        matches!(self.code(), Some(10 | 200..=299)) && !self.is_not_enough_viewers()
     }
 
     /// The container is not ready to publish yet.
@@ -737,6 +904,98 @@ impl Graph {
         parse_profile(&answer)
     }
 
+    /// A story's insights, in two calls to `GET /{media-id}/insights`: the plain
+    /// metrics, then `navigation` with its breakdown (a breakdown asked for with
+    /// metrics that have none fails the whole call [Insights FB]).
+    ///
+    /// Error #10 "not enough viewers" and an empty data set are answers
+    /// (`NotEnoughViewers`, `NoData`), not errors. A missing
+    /// `instagram_business_manage_insights` is an error that `is_missing_permission`
+    /// recognises. Once the metrics are read, the navigation call costs them nothing
+    /// unless trying again may help: a breakdown Instagram refuses for good leaves
+    /// `navigation` empty, while a timeout or an outage fails the read, to be made again.
+    pub fn story_insights(
+        &self,
+        media_id: &str,
+        token: &Secret,
+    ) -> Result<StoryInsights, GraphError> {
+        let url = self.graph_path(&[media_id, "insights"]);
+        let metrics = self.get(
+            &url,
+            &[("metric", STORY_METRICS), ("access_token", token.expose())],
+            &[token.expose()],
+        );
+        let numbers = match metrics {
+            Err(error) if error.is_not_enough_viewers() => {
+                return Ok(StoryInsights::NotEnoughViewers)
+            }
+            Err(error) => return Err(error),
+            Ok(answer) => parse_story_insights(&answer)?,
+        };
+        let Some(mut numbers) = numbers else {
+            return Ok(StoryInsights::NoData);
+        };
+        let navigation = self.get(
+            &url,
+            &[
+                ("metric", NAVIGATION_METRIC),
+                ("breakdown", NAVIGATION_BREAKDOWN),
+                ("access_token", token.expose()),
+            ],
+            &[token.expose()],
+        );
+        match navigation {
+            Ok(answer) => {
+                if let Some(read) = parse_story_insights(&answer)? {
+                    numbers.navigation = read.navigation;
+                }
+            }
+            Err(error) if error.is_not_enough_viewers() => {}
+            Err(error)
+                if error.action(Call::Other) == ErrorAction::GiveUp
+                    && !error.is_token_problem()
+                    && !error.is_missing_permission() => {}
+            Err(error) => return Err(error),
+        }
+        Ok(StoryInsights::Numbers(numbers))
+    }
+
+    /// The account's stories of the last 24 hours [Stories], in Instagram's order,
+    /// following `paging` for at most `MAX_STORY_PAGES` pages. The next page is asked
+    /// for here, with the `after` cursor, rather than at the `next` address the answer
+    /// gives: that address carries the token, and Storyline sends its token only to
+    /// the Graph address it was configured with.
+    pub fn live_stories(
+        &self,
+        ig_user_id: &str,
+        token: &Secret,
+    ) -> Result<Vec<LiveStory>, GraphError> {
+        let url = self.graph_path(&[ig_user_id, "stories"]);
+        let mut stories: Vec<LiveStory> = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_STORY_PAGES {
+            let mut query = vec![("fields", STORY_FIELDS), ("access_token", token.expose())];
+            if let Some(cursor) = after.as_deref() {
+                query.push(("after", cursor));
+            }
+            let answer = self.get(&url, &query, &[token.expose()])?;
+            let page = parse_stories_page(&answer)?;
+            for story in page.stories {
+                if !stories.iter().any(|known| known.id == story.id) {
+                    stories.push(story);
+                }
+            }
+            match page.next_cursor {
+                Some(next) if after.as_ref() != Some(&next) && stories.len() < MAX_LIVE_STORIES => {
+                    after = Some(next);
+                }
+                _ => break,
+            }
+        }
+        stories.truncate(MAX_LIVE_STORIES);
+        Ok(stories)
+    }
+
     /// `{graph_url}/a/b`, each segment percent-encoded so an id cannot change the path.
     fn graph_path(&self, segments: &[&str]) -> String {
         let mut url = self.graph_url.clone();
@@ -982,6 +1241,192 @@ fn parse_profile(answer: &Value) -> Result<Profile, GraphError> {
         user_id,
         username: username.to_string(),
     })
+}
+
+/// One insights answer [Insights FB]: the story metrics and the navigation breakdown
+/// it holds, each value from `total_value.value` or else `values[0].value`. `None`
+/// when it holds no number at all (the empty data set Instagram sends when there are
+/// none [Insights]); Garbage when it has no `data` list.
+fn parse_story_insights(answer: &Value) -> Result<Option<StoryNumbers>, GraphError> {
+    let data = answer
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GraphError::Garbage("no data list in the insights answer".into()))?;
+    let mut numbers = StoryNumbers::default();
+    for entry in data.iter().take(MAX_INSIGHT_ENTRIES) {
+        let Some(name) = entry.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let slot = match name {
+            "views" => &mut numbers.views,
+            "reach" => &mut numbers.reach,
+            "replies" => &mut numbers.replies,
+            "shares" => &mut numbers.shares,
+            "total_interactions" => &mut numbers.total_interactions,
+            "follows" => &mut numbers.follows,
+            "profile_visits" => &mut numbers.profile_visits,
+            "navigation" => {
+                if numbers.navigation == Navigation::default() {
+                    numbers.navigation = navigation_in(entry);
+                }
+                &mut numbers.navigation.total
+            }
+            _ => continue,
+        };
+        // The first entry of a name counts; a repeated one changes nothing.
+        if slot.is_none() {
+            *slot = metric_value(entry);
+        }
+    }
+    Ok((numbers != StoryNumbers::default()).then_some(numbers))
+}
+
+/// A metric's value: `total_value.value` (newer answers, and any with a breakdown),
+/// else the first of `values`.
+fn metric_value(entry: &Value) -> Option<u64> {
+    entry
+        .get("total_value")
+        .and_then(|total| total.get("value"))
+        .and_then(count)
+        .or_else(|| {
+            entry
+                .get("values")
+                .and_then(Value::as_array)
+                .and_then(|values| values.first())
+                .and_then(|first| first.get("value"))
+                .and_then(count)
+        })
+}
+
+/// The `story_navigation_action_type` results of a `navigation` entry, by action. The
+/// reference lists the actions in capitals and its sample answer shows them in lower
+/// case, so case does not matter.
+fn navigation_in(entry: &Value) -> Navigation {
+    let mut navigation = Navigation {
+        total: metric_value(entry),
+        ..Navigation::default()
+    };
+    let breakdowns = entry
+        .get("total_value")
+        .and_then(|total| total.get("breakdowns"))
+        .and_then(Value::as_array);
+    for breakdown in breakdowns.into_iter().flatten().take(MAX_INSIGHT_ENTRIES) {
+        // Which of the dimension values is the action; a breakdown by other keys only
+        // is not this one. Without `dimension_keys` the first value is taken.
+        let position = match breakdown.get("dimension_keys").and_then(Value::as_array) {
+            Some(keys) => match keys
+                .iter()
+                .position(|key| key.as_str() == Some(NAVIGATION_BREAKDOWN))
+            {
+                Some(position) => position,
+                None => continue,
+            },
+            None => 0,
+        };
+        let results = breakdown.get("results").and_then(Value::as_array);
+        for result in results.into_iter().flatten().take(MAX_INSIGHT_ENTRIES) {
+            let action = result
+                .get("dimension_values")
+                .and_then(Value::as_array)
+                .and_then(|values| values.get(position))
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            let slot = match action.as_deref() {
+                Some("tap_forward") => &mut navigation.tap_forward,
+                Some("tap_back") => &mut navigation.tap_back,
+                Some("tap_exit") => &mut navigation.tap_exit,
+                Some("swipe_forward") => &mut navigation.swipe_forward,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = result.get("value").and_then(count);
+            }
+        }
+    }
+    navigation
+}
+
+/// A count: a whole number of at least zero, sent as a number or as text.
+fn count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// One page of `GET /{ig-user-id}/stories`.
+#[derive(Debug, PartialEq, Eq)]
+struct StoriesPage {
+    stories: Vec<LiveStory>,
+    /// The cursor of the next page, when the answer says there is one [Paging].
+    next_cursor: Option<String>,
+}
+
+/// A page of stories [Stories] with the fields `STORY_FIELDS` asks for. A story
+/// without an id or a readable timestamp makes the page Garbage rather than being left
+/// out: the caller matches stories by their time, and a list with a hole could match
+/// the wrong one.
+fn parse_stories_page(answer: &Value) -> Result<StoriesPage, GraphError> {
+    let data = answer
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GraphError::Garbage("no data list in the stories answer".into()))?;
+    let mut stories = Vec::new();
+    for entry in data.iter().take(MAX_LIVE_STORIES) {
+        let id = id_field(entry, "id")
+            .ok_or_else(|| GraphError::Garbage("a story without an id".into()))?;
+        let timestamp = entry
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_instagram_time)
+            .ok_or_else(|| {
+                GraphError::Garbage(format!(
+                    "story {}: no readable timestamp",
+                    truncate(&id, 40)
+                ))
+            })?;
+        let media_type = MediaType::parse(
+            entry
+                .get("media_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
+        stories.push(LiveStory {
+            id,
+            timestamp,
+            media_type,
+        });
+    }
+    let paging = answer.get("paging");
+    let has_next = paging
+        .and_then(|paging| paging.get("next"))
+        .and_then(Value::as_str)
+        .is_some_and(|next| !next.trim().is_empty());
+    let next_cursor = paging
+        .and_then(|paging| paging.get("cursors"))
+        .and_then(|cursors| cursors.get("after"))
+        .and_then(Value::as_str)
+        .filter(|cursor| has_next && !cursor.is_empty() && cursor.len() <= 512)
+        .map(str::to_string);
+    Ok(StoriesPage {
+        stories,
+        next_cursor,
+    })
+}
+
+/// A Graph API time: ISO 8601 with the offset written `+0000` [Guide], or RFC 3339.
+fn parse_instagram_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
 }
 
 /// An id that Instagram sends as a string or, in some answers, as a number.
@@ -1803,6 +2248,8 @@ mod tests {
                 let _ = parse_token(&value);
                 let _ = parse_short_lived(&value);
                 let _ = parse_profile(&value);
+                let _ = parse_story_insights(&value);
+                let _ = parse_stories_page(&value);
             }
             if let Err(error) = parse_answer(status, &body) {
                 let _ = (
@@ -1817,7 +2264,9 @@ mod tests {
         fn tree(next: &mut dyn FnMut() -> u64, depth: u32) -> Value {
             let keys: Vec<&str> = "error code error_subcode message error_type error_message data \
                  id user_id username access_token permissions quota_usage config quota_total \
-                 status_code status expires_in"
+                 status_code status expires_in name values value total_value breakdowns \
+                 dimension_keys dimension_values results timestamp media_type paging cursors \
+                 after next"
                 .split_whitespace()
                 .collect();
             match next() % if depth > 3 { 6 } else { 8 } {
@@ -1848,6 +2297,661 @@ mod tests {
             let _ = parse_token(&value);
             let _ = parse_short_lived(&value);
             let _ = parse_profile(&value);
+            let _ = parse_story_insights(&value);
+            let _ = parse_stories_page(&value);
+        }
+    }
+
+    // ---- story insights and live stories ----
+
+    fn numbers(values: [Option<u64>; 7], navigation: [Option<u64>; 5]) -> StoryNumbers {
+        let [views, reach, replies, shares, total_interactions, follows, profile_visits] = values;
+        let [total, tap_forward, tap_back, tap_exit, swipe_forward] = navigation;
+        StoryNumbers {
+            views,
+            reach,
+            replies,
+            shares,
+            total_interactions,
+            follows,
+            profile_visits,
+            navigation: Navigation {
+                total,
+                tap_forward,
+                tap_back,
+                tap_exit,
+                swipe_forward,
+            },
+        }
+    }
+
+    /// An insights entry in the reference's older shape: `values` only.
+    fn in_values(name: &str, value: Value) -> Value {
+        json!({
+            "name": name,
+            "period": "lifetime",
+            "values": [{"value": value}],
+            "title": name,
+            "description": "",
+            "id": format!("17969782069736348/insights/{name}/lifetime"),
+        })
+    }
+
+    #[test]
+    fn story_insights_answers() {
+        fn check(answer: Value, expected: Result<Option<StoryNumbers>, ()>) {
+            let parsed = parse_story_insights(&answer).map_err(|error| {
+                assert!(matches!(error, GraphError::Garbage(_)), "{error:?}");
+            });
+            assert_eq!(parsed, expected, "{answer}");
+        }
+        let none = [None; 5];
+        // The reference's sample story answer [Insights FB], as Instagram sends it.
+        let sample = json!({"data": [{
+            "name": "navigation",
+            "period": "lifetime",
+            "values": [{"value": 25}],
+            "title": "Navigation",
+            "description": "This is the total number of actions taken from your story.",
+            "total_value": {
+                "value": 25,
+                "breakdowns": [{
+                    "dimension_keys": ["story_navigation_action_type"],
+                    "results": [
+                        {"dimension_values": ["tap_forward"], "value": 19},
+                        {"dimension_values": ["tap_back"], "value": 4},
+                        {"dimension_values": ["tap_exit"], "value": 1},
+                        {"dimension_values": ["swipe_forward"], "value": 1}
+                    ]
+                }]
+            },
+            "id": "17969782069736348/insights/navigation/lifetime"
+        }]});
+        check(
+            sample,
+            Ok(Some(numbers(
+                [None; 7],
+                [Some(25), Some(19), Some(4), Some(1), Some(1)],
+            ))),
+        );
+        // Every plain metric, in the `values` shape.
+        let plain = json!({"data": [
+            in_values("views", json!(1200)),
+            in_values("reach", json!(1100)),
+            in_values("replies", json!(8)),
+            in_values("shares", json!(3)),
+            in_values("total_interactions", json!(11)),
+            in_values("follows", json!(2)),
+            in_values("profile_visits", json!(40)),
+        ]});
+        check(
+            plain,
+            Ok(Some(numbers(
+                [
+                    Some(1200),
+                    Some(1100),
+                    Some(8),
+                    Some(3),
+                    Some(11),
+                    Some(2),
+                    Some(40),
+                ],
+                none,
+            ))),
+        );
+        // The `total_value` shape; a missing metric stays None; `values` is the
+        // fallback; text, whole floats and zero are counts, negatives and fractions not.
+        let mixed = json!({"data": [
+            {"name": "views", "total_value": {"value": 7}},
+            {"name": "reach", "total_value": {}, "values": [{"value": "6"}]},
+            {"name": "replies", "total_value": {"value": 0}},
+            {"name": "shares", "values": [{"value": 2.0}]},
+            {"name": "follows", "values": [{"value": -1}]},
+            {"name": "profile_visits", "values": [{"value": 1.5}]},
+            {"name": "impressions", "values": [{"value": 99}]},
+            {"name": "views", "total_value": {"value": 1000}},
+        ]});
+        check(
+            mixed,
+            Ok(Some(numbers(
+                [Some(7), Some(6), Some(0), Some(2), None, None, None],
+                none,
+            ))),
+        );
+        // Actions in capitals, a breakdown by another key, results without values.
+        let odd = json!({"data": [{
+            "name": "navigation",
+            "total_value": {"breakdowns": [
+                {"dimension_keys": ["other"], "results": [
+                    {"dimension_values": ["tap_back"], "value": 50}]},
+                {"dimension_keys": ["x", "story_navigation_action_type"], "results": [
+                    {"dimension_values": ["a", "TAP_BACK"], "value": 5},
+                    {"dimension_values": ["TAP_EXIT"], "value": 6},
+                    {"dimension_values": ["x", "Swipe_Forward"]},
+                    {"dimension_values": ["x", "automatic_forward"], "value": 9}]}
+            ]}
+        }]});
+        check(
+            odd,
+            Ok(Some(numbers([None; 7], [None, None, Some(5), None, None]))),
+        );
+        // No numbers at all: the empty data set, or only metrics Storyline does not read.
+        check(json!({"data": []}), Ok(None));
+        check(json!({"data": [in_values("likes", json!(3))]}), Ok(None));
+        check(json!({"data": [{"name": "reach", "values": []}]}), Ok(None));
+        check(json!({"data": [{"values": [{"value": 3}]}]}), Ok(None));
+        // Not an insights answer.
+        check(json!({}), Err(()));
+        check(json!({"data": {"name": "reach"}}), Err(()));
+    }
+
+    #[test]
+    fn not_enough_viewers_and_a_missing_permission_are_told_apart() {
+        // (error, [not enough viewers, missing permission, token problem])
+        let cases: Vec<(GraphError, [bool; 3])> = vec![
+            (
+                api(
+                    400,
+                    Some(10),
+                    None,
+                    "(#10) Not enough viewers for the media to show insights",
+                ),
+                [true, false, false],
+            ),
+            (
+                api_said(
+                    10,
+                    2_108_006,
+                    "(#10) Application request failed",
+                    "Not enough viewers for the media to show insights",
+                ),
+                [true, false, false],
+            ),
+            (
+                api(
+                    400,
+                    Some(10),
+                    None,
+                    "(#10) Application does not have permission for this action",
+                ),
+                [false, true, false],
+            ),
+            (
+                api(403, Some(200), None, "(#200) Permissions error"),
+                [false, true, false],
+            ),
+            (api(400, Some(299), None, NO_MESSAGE), [false, true, false]),
+            // The words alone are not enough: another code is another error.
+            (
+                api(400, Some(100), None, "Not enough viewers for the media"),
+                [false, false, false],
+            ),
+            (
+                api(400, Some(190), None, "Invalid OAuth access token"),
+                [false, false, true],
+            ),
+            (
+                api(
+                    400,
+                    Some(3),
+                    None,
+                    "Application does not have the capability",
+                ),
+                [false, false, false],
+            ),
+            (GraphError::Timeout, [false, false, false]),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(
+                [
+                    error.is_not_enough_viewers(),
+                    error.is_missing_permission(),
+                    error.is_token_problem()
+                ],
+                expected,
+                "{error}"
+            );
+        }
+        assert_eq!(
+            api(
+                400,
+                Some(10),
+                None,
+                "(#10) Not enough viewers for the media to show insights"
+            )
+            .plain_words(),
+            "Instagram shows no insights for a story seen by so few people."
+        );
+    }
+
+    #[test]
+    fn the_insights_permission_is_read_from_the_login() {
+        let login = |permissions: &[&str]| ShortLived {
+            token: Secret::new("t"),
+            user_id: "1".into(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        };
+        assert_eq!(login(&[]).has_insights_permission(), None);
+        assert_eq!(
+            login(&[
+                "instagram_business_basic",
+                "instagram_business_content_publish"
+            ])
+            .has_insights_permission(),
+            Some(false)
+        );
+        assert_eq!(
+            login(&["instagram_business_basic", INSIGHTS_PERMISSION]).has_insights_permission(),
+            Some(true)
+        );
+        let answer = json!({"data": [{
+            "access_token": "t",
+            "user_id": "5",
+            "permissions": "instagram_business_basic,instagram_business_manage_insights",
+        }]});
+        assert_eq!(
+            parse_short_lived(&answer)
+                .unwrap()
+                .has_insights_permission(),
+            Some(true)
+        );
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn instagram_times() {
+        let cases = [
+            ("2019-04-05T07:56:32+0000", Some("2019-04-05T07:56:32Z")),
+            ("2019-04-05T07:56:32+00:00", Some("2019-04-05T07:56:32Z")),
+            ("2019-04-05T09:56:32+0200", Some("2019-04-05T07:56:32Z")),
+            ("2019-04-05T07:56:32Z", Some("2019-04-05T07:56:32Z")),
+            (" 2019-04-05T07:56:32+0000 ", Some("2019-04-05T07:56:32Z")),
+            ("2019-04-05 07:56:32", None),
+            ("2019-02-30T07:56:32+0000", None),
+            ("1554450992", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_instagram_time(text), expected.map(utc), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn stories_pages() {
+        let story = |id: &str, at: &str, media_type: MediaType| LiveStory {
+            id: id.into(),
+            timestamp: utc(at),
+            media_type,
+        };
+        let page = json!({
+            "data": [
+                {"id": "17861937508009798", "timestamp": "2026-03-01T10:00:05+0000", "media_type": "IMAGE"},
+                {"id": 17_862_253_585_030_136_u64, "timestamp": "2026-03-01T09:00:00+0000", "media_type": "VIDEO"},
+                {"id": "17856428680064034", "timestamp": "2026-03-01T08:00:00+0000", "media_type": "REEL?"},
+                {"id": "17856428680064035", "timestamp": "2026-03-01T07:00:00+0000"}
+            ],
+            "paging": {
+                "cursors": {"before": "QVFIUb", "after": "QVFIUa="},
+                "next": "https://graph.instagram.com/v26.0/1784/stories?access_token=IGAA&after=QVFIUa%3D"
+            }
+        });
+        assert_eq!(
+            parse_stories_page(&page),
+            Ok(StoriesPage {
+                stories: vec![
+                    story(
+                        "17861937508009798",
+                        "2026-03-01T10:00:05Z",
+                        MediaType::Image
+                    ),
+                    story(
+                        "17862253585030136",
+                        "2026-03-01T09:00:00Z",
+                        MediaType::Video
+                    ),
+                    story(
+                        "17856428680064034",
+                        "2026-03-01T08:00:00Z",
+                        MediaType::Other("REEL?".into())
+                    ),
+                    story(
+                        "17856428680064035",
+                        "2026-03-01T07:00:00Z",
+                        MediaType::Other(String::new())
+                    ),
+                ],
+                next_cursor: Some("QVFIUa=".into()),
+            })
+        );
+        // The last page: no `next`, whatever the cursors say [Paging].
+        let last = json!({"data": [], "paging": {"cursors": {"before": "a", "after": "b"}}});
+        assert_eq!(
+            parse_stories_page(&last),
+            Ok(StoriesPage {
+                stories: vec![],
+                next_cursor: None
+            })
+        );
+        // A `next` without a cursor ends the walk too.
+        let no_cursor = json!({"data": [], "paging": {"next": "https://x/y?after=z"}});
+        assert_eq!(parse_stories_page(&no_cursor).unwrap().next_cursor, None);
+        // The reference's own sample: ids only, so no times to match by.
+        for broken in [
+            json!({"data": [{"id": "17861937508009798"}]}),
+            json!({"data": [{"id": "1", "timestamp": "yesterday"}]}),
+            json!({"data": [{"timestamp": "2026-03-01T10:00:05+0000"}]}),
+            json!({"data": "none"}),
+            json!({"paging": {}}),
+        ] {
+            assert!(
+                matches!(parse_stories_page(&broken), Err(GraphError::Garbage(_))),
+                "{broken}"
+            );
+        }
+    }
+
+    // ---- property tests (`cargo test --lib fuzz_insights`, `fuzz_stories`) ----
+
+    use crate::fuzz_input::{self, mutate_text, mutations};
+    use proptest::prelude::*;
+
+    const INSIGHTS_PIECES: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\"",
+        b"\"data\"",
+        b"\"name\"",
+        b"\"values\"",
+        b"\"value\"",
+        b"\"total_value\"",
+        b"\"breakdowns\"",
+        b"\"results\"",
+        b"\"dimension_values\"",
+        b"\"dimension_keys\"",
+        b"\"tap_exit\"",
+        b"\"navigation\"",
+        b"\"reach\"",
+        b"\"timestamp\"",
+        b"\"paging\"",
+        b"\"cursors\"",
+        b"\"after\"",
+        b"\"next\"",
+        b"-1",
+        b"1e400",
+        b"18446744073709551616",
+        b"null",
+        b"+0000",
+    ];
+
+    const METRIC_NAMES: [&str; 7] = [
+        "views",
+        "reach",
+        "replies",
+        "shares",
+        "total_interactions",
+        "follows",
+        "profile_visits",
+    ];
+    const ACTIONS: [&str; 4] = ["tap_forward", "tap_back", "tap_exit", "swipe_forward"];
+
+    fn any_numbers() -> impl Strategy<Value = StoryNumbers> {
+        let count = || proptest::option::of(prop_oneof![0u64..1000, any::<u64>()]);
+        (
+            prop::array::uniform7(count()),
+            prop::array::uniform5(count()),
+        )
+            .prop_map(|(values, navigation)| numbers(values, navigation))
+    }
+
+    /// The answers Instagram sends for `numbers`: the plain metrics, and the
+    /// navigation call's, each value in the `values` or the `total_value` shape.
+    fn insights_answers(numbers: &StoryNumbers, total_shape: bool) -> (Value, Value) {
+        let values = [
+            numbers.views,
+            numbers.reach,
+            numbers.replies,
+            numbers.shares,
+            numbers.total_interactions,
+            numbers.follows,
+            numbers.profile_visits,
+        ];
+        let plain: Vec<Value> = METRIC_NAMES
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| {
+                let value = value?;
+                Some(if total_shape {
+                    json!({"name": name, "period": "lifetime", "total_value": {"value": value}})
+                } else {
+                    in_values(name, json!(value))
+                })
+            })
+            .collect();
+        let n = numbers.navigation;
+        let results: Vec<Value> = ACTIONS
+            .iter()
+            .zip([n.tap_forward, n.tap_back, n.tap_exit, n.swipe_forward])
+            .filter_map(|(action, value)| {
+                Some(json!({"dimension_values": [action], "value": value?}))
+            })
+            .collect();
+        let mut total_value = json!({"breakdowns": [{
+            "dimension_keys": ["story_navigation_action_type"],
+            "results": results,
+        }]});
+        if let Some(total) = n.total {
+            total_value["value"] = json!(total);
+        }
+        let navigation = json!({"data": [{
+            "name": "navigation",
+            "period": "lifetime",
+            "total_value": total_value,
+        }]});
+        (json!({ "data": plain }), navigation)
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            3 => prop::sample::select(vec![
+                "data", "name", "values", "value", "total_value", "breakdowns", "results",
+                "dimension_keys", "dimension_values", "id", "timestamp", "media_type",
+                "paging", "cursors", "after", "next", "error", "code", "message",
+            ])
+            .prop_map(str::to_string),
+            1 => ".{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop::sample::select(vec![
+                "views",
+                "navigation",
+                "tap_exit",
+                "TAP_BACK",
+                "story_navigation_action_type",
+                "2026-03-01T10:00:05+0000",
+                "IMAGE",
+                "12",
+                "-3",
+                "",
+            ])
+            .prop_map(Value::from),
+            ".{0,16}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 96, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..8)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_story() -> impl Strategy<Value = LiveStory> {
+        (
+            "[0-9]{1,19}",
+            0i64..4_102_444_800,
+            prop_oneof![
+                Just(MediaType::Image),
+                Just(MediaType::Video),
+                "[A-Z_]{1,12}"
+                    .prop_filter("a known type", |t| t != "IMAGE" && t != "VIDEO")
+                    .prop_map(MediaType::Other),
+            ],
+        )
+            .prop_map(|(id, seconds, media_type)| LiveStory {
+                id,
+                timestamp: DateTime::from_timestamp(seconds, 0).unwrap_or_default(),
+                media_type,
+            })
+    }
+
+    fn media_type_text(media_type: &MediaType) -> &str {
+        match media_type {
+            MediaType::Image => "IMAGE",
+            MediaType::Video => "VIDEO",
+            MediaType::Other(text) => text,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_input::config(256))]
+
+        /// What Instagram sends is read back exactly, in either value shape, through
+        /// the HTTP answer; an answer without a number is no numbers.
+        #[test]
+        fn fuzz_insights_valid_answers_parse(numbers in any_numbers(), total_shape in any::<bool>()) {
+            let (plain, navigation) = insights_answers(&numbers, total_shape);
+            let plain = parse_answer(200, &plain.to_string()).expect("an answer");
+            let navigation = parse_answer(200, &navigation.to_string()).expect("an answer");
+            let mut read = parse_story_insights(&plain).expect("a data list").unwrap_or_default();
+            if let Some(with_navigation) = parse_story_insights(&navigation).expect("a data list") {
+                read.navigation = with_navigation.navigation;
+            }
+            prop_assert_eq!(read, numbers);
+        }
+
+        /// Any JSON never panics, and what is read is never made up: a number read
+        /// needs a `data` list to come from.
+        #[test]
+        fn fuzz_insights_arbitrary_json(value in any_json()) {
+            match parse_story_insights(&value) {
+                Ok(Some(_)) | Ok(None) => prop_assert!(value.get("data").is_some_and(Value::is_array)),
+                Err(error) => prop_assert!(matches!(error, GraphError::Garbage(_))),
+            }
+            let _ = parse_stories_page(&value);
+        }
+
+        /// Real answers truncated, flipped or spliced never panic, whatever the status.
+        #[test]
+        fn fuzz_insights_mutated_answers(
+            numbers in any_numbers(),
+            changes in mutations(INSIGHTS_PIECES),
+            status in prop_oneof![Just(200u16), Just(400u16), any::<u16>()],
+        ) {
+            let (plain, navigation) = insights_answers(&numbers, false);
+            for answer in [plain, navigation] {
+                let body = mutate_text(&answer.to_string(), &changes);
+                match parse_answer(status, &body) {
+                    Ok(value) => {
+                        let _ = parse_story_insights(&value);
+                    }
+                    Err(error) => {
+                        let _ = (error.is_not_enough_viewers(), error.is_missing_permission(), error.plain_words());
+                    }
+                }
+            }
+        }
+
+        /// A page of stories is read back exactly, with its cursor when it has a
+        /// next page; an id sent as a number reads the same.
+        #[test]
+        fn fuzz_stories_valid_pages_parse(
+            stories in prop::collection::vec(any_story(), 0..30),
+            cursor in proptest::option::of("[A-Za-z0-9=_-]{1,40}"),
+            numeric_ids in any::<bool>(),
+        ) {
+            let data: Vec<Value> = stories
+                .iter()
+                .map(|story| {
+                    let id = match story.id.parse::<u64>() {
+                        Ok(id) if numeric_ids => json!(id),
+                        _ => json!(story.id),
+                    };
+                    json!({
+                        "id": id,
+                        "timestamp": story.timestamp.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+                        "media_type": media_type_text(&story.media_type),
+                    })
+                })
+                .collect();
+            let mut answer = json!({ "data": data });
+            if let Some(cursor) = &cursor {
+                answer["paging"] = json!({
+                    "cursors": {"before": "b", "after": cursor},
+                    "next": format!("https://graph.instagram.com/v26.0/1/stories?after={cursor}"),
+                });
+            }
+            let value = parse_answer(200, &answer.to_string()).expect("an answer");
+            let page = parse_stories_page(&value).expect("a page");
+            // Ids are read as Instagram wrote them; a number loses leading zeros.
+            let ids: Vec<String> = stories
+                .iter()
+                .map(|story| match story.id.parse::<u64>() {
+                    Ok(id) if numeric_ids => id.to_string(),
+                    _ => story.id.clone(),
+                })
+                .collect();
+            let expected: Vec<LiveStory> = stories
+                .into_iter()
+                .zip(ids)
+                .map(|(story, id)| LiveStory { id, ..story })
+                .collect();
+            prop_assert_eq!(page, StoriesPage { stories: expected, next_cursor: cursor });
+        }
+
+        /// Pages truncated, flipped or spliced never panic, and never give more
+        /// stories than the bound.
+        #[test]
+        fn fuzz_stories_mutated_pages(
+            stories in prop::collection::vec(any_story(), 0..8),
+            changes in mutations(INSIGHTS_PIECES),
+        ) {
+            let data: Vec<Value> = stories
+                .iter()
+                .map(|story| json!({
+                    "id": story.id,
+                    "timestamp": story.timestamp.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+                    "media_type": media_type_text(&story.media_type),
+                }))
+                .collect();
+            let answer = json!({"data": data, "paging": {"cursors": {"after": "QVFI"}, "next": "https://x"}});
+            let body = mutate_text(&answer.to_string(), &changes);
+            if let Ok(value) = parse_answer(200, &body) {
+                if let Ok(page) = parse_stories_page(&value) {
+                    prop_assert!(page.stories.len() <= MAX_LIVE_STORIES);
+                }
+            }
+        }
+
+        /// Any text as a time never panics, and Instagram's own format reads back.
+        #[test]
+        fn fuzz_stories_times(text in fuzz_input::text_from("0123456789-T:+Z ", 32), seconds in 0i64..4_102_444_800) {
+            let _ = parse_instagram_time(&text);
+            let time = DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+            prop_assert_eq!(parse_instagram_time(&time.format("%Y-%m-%dT%H:%M:%S%z").to_string()), Some(time));
         }
     }
 }
