@@ -20,7 +20,11 @@ use crate::web::{OAuthPages, Page};
 
 /// How long a /connect link works.
 pub const STATE_LIFETIME_MINUTES: i64 = 10;
-pub const SCOPE: &str = "instagram_business_basic,instagram_business_content_publish";
+/// What /connect asks Instagram for: the profile, publishing, and the stories'
+/// insights (`instagram::INSIGHTS_PERMISSION`), which a person may decline; then only
+/// the insights are missing.
+pub const SCOPE: &str = "instagram_business_basic,instagram_business_content_publish,\
+                         instagram_business_manage_insights";
 
 /// What /connect needs from storyline.toml, or which keys are missing.
 pub struct OAuthApp {

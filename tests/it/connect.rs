@@ -105,7 +105,7 @@ fn connect_through_the_web_page_stores_a_sealed_active_account() {
             storyline::bot::oauth::encode(&format!("{}/oauth/callback", s.public))
         ),
         "response_type=code",
-        "scope=instagram_business_basic%2Cinstagram_business_content_publish",
+        "scope=instagram_business_basic%2Cinstagram_business_content_publish%2Cinstagram_business_manage_insights",
         &format!("state={state}"),
     ] {
         assert!(location.contains(part), "{part} missing from {location}");
