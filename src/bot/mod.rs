@@ -40,6 +40,7 @@ pub mod accounts;
 pub mod chats;
 pub mod health;
 mod history;
+pub mod insights;
 pub mod keyfile;
 pub mod limits;
 pub mod oauth;

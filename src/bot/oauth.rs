@@ -316,6 +316,10 @@ pub fn finish(
         now,
     )
     .context("storing the connected account")?;
+    // What the login granted: a new grant lets the chats be told again if it is
+    // ever lost; unknown (Instagram did not say) is found out at the first read.
+    db::insights::set_permission(&tx, account.id, short.has_insights_permission())?;
+    db::insights::clear_permission_told(&tx, account.id)?;
     let changed_choice = match accounts::choose_account(&tx, row.chat_id, account.id, now)? {
         PickOutcome::Changed { account, old } => Some((old, account.id)),
         _ => None,

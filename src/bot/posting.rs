@@ -613,6 +613,15 @@ pub fn handle_story_press(
                 reason,
                 now,
             )?;
+            if status == QueueStatus::Posted && !s.dry_run_mode {
+                crate::bot::insights::track_posted_by_hand(
+                    conn,
+                    queue_id,
+                    chat_id,
+                    &item.category,
+                    now,
+                )?;
+            }
             let by = db::user_display_name(conn, user)?;
             info!("chat {chat_id}: {} {status} by user {user}", item.path);
             out.push(telegram::answer_callback(

@@ -182,6 +182,17 @@ pub fn record_published(
     )?;
     if let Some(media_id) = media_id {
         queue::set_history_media_id(conn, slot.id, media_id)?;
+        if method == "instagram_api" {
+            crate::bot::insights::track_published(
+                conn,
+                slot.id,
+                job.chat_id,
+                job.account_id,
+                &item.category,
+                media_id,
+                now,
+            )?;
+        }
     }
     let until = (s.posted_lock_days > 0)
         .then(|| now + chrono::Duration::days(i64::from(s.posted_lock_days)));

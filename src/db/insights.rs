@@ -294,7 +294,8 @@ pub fn permission(conn: &Connection, account_id: i64) -> Result<Option<bool>> {
     .flatten())
 }
 
-pub fn set_permission(conn: &Connection, account_id: i64, granted: bool) -> Result<()> {
+/// `None`: unknown again (a reconnect that did not say), found out at the next read.
+pub fn set_permission(conn: &Connection, account_id: i64, granted: Option<bool>) -> Result<()> {
     exec(
         conn,
         "UPDATE instagram_accounts SET insights_granted = ?2 WHERE id = ?1",
@@ -443,7 +444,7 @@ mod tests {
     fn the_permission_is_told_once_until_it_is_granted_again() {
         let conn = setup();
         assert_eq!(permission(&conn, 1).unwrap(), None);
-        set_permission(&conn, 1, false).unwrap();
+        set_permission(&conn, 1, Some(false)).unwrap();
         assert_eq!(permission(&conn, 1).unwrap(), Some(false));
         assert!(mark_permission_told(&conn, 1, at(1)).unwrap());
         assert!(!mark_permission_told(&conn, 1, at(2)).unwrap());

@@ -910,6 +910,16 @@ pub fn refresh_failed_text(username: &str, error: &str, days_left: i64) -> Strin
     )
 }
 
+/// Told once to each chat of an account whose token cannot read insights.
+pub fn insights_permission_text(username: &str) -> String {
+    format!(
+        "📊 Storyline cannot read the insights of @{}'s stories: the account was connected \
+         without the permission “instagram_business_manage_insights”. To see /insights, send \
+         /connect, log in again and allow access to insights. Publishing goes on as before.",
+        escape_html(username)
+    )
+}
+
 /// Why a story that was meant to be published came to the chat instead, for its
 /// caption: the reason (Instagram's error text, say) may be shortened.
 pub fn not_published_note(reason: &str) -> Vec<Piece> {

@@ -65,6 +65,9 @@ pub struct Publisher {
 }
 
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+/// How often the publisher looks for due insight reads, in daemon time: one
+/// indexed query a minute when none is due.
+const INSIGHTS_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
 /// How often an idle publisher looks at the shutdown flag (the daemon gives its
 /// threads 3 s to stop; fewer wake-ups keep an idle Pi idle).
@@ -92,10 +95,17 @@ impl Publisher {
         let mut waiting: Vec<(i64, std::time::Instant)> = Vec::new();
         let mut trouble = crate::logging::Trouble::default();
         let mut room = db::Room::default();
+        let mut insights_looked: Option<chrono::DateTime<chrono::Utc>> = None;
         while !self.shutdown.load(Ordering::Relaxed) {
             if std::time::Instant::now() >= next_refresh {
                 self.refresh_tokens();
                 next_refresh = std::time::Instant::now() + REFRESH_EVERY;
+            }
+            // Daemon time, so a story's reads come hours later on the test clock too.
+            let now = crate::clock::now();
+            if insights_looked.is_none_or(|at| now >= at + INSIGHTS_EVERY || now < at) {
+                self.read_insights(now);
+                insights_looked = Some(now);
             }
             let due = waiting
                 .iter()
@@ -125,6 +135,46 @@ impl Publisher {
                 }
             }
             let _ = self.wake_outbox.send(());
+        }
+    }
+
+    /// The insight steps due now (`bot::insights`), recorded as a run when any was.
+    fn read_insights(&self, now: chrono::DateTime<chrono::Utc>) {
+        let pass = match crate::bot::insights::run_due(
+            &self.conn,
+            &self.graph,
+            self.key.as_ref(),
+            false,
+            now,
+        ) {
+            Ok(pass) => pass,
+            Err(e) => {
+                warn!("reading story insights: {e:#}");
+                return;
+            }
+        };
+        if pass.due == 0 {
+            return;
+        }
+        let mut run = db::runs::begin(RunKind::Insights, None, now);
+        run.count("due", pass.due);
+        run.count("read", pass.read);
+        run.count("matched", pass.matched);
+        run.count("failed", pass.failed);
+        run.count("closed", pass.closed);
+        let error = format!(
+            "{} of {} insight steps failed (tried again later)",
+            pass.failed, pass.due
+        );
+        let result = if pass.failed == 0 { Ok(()) } else { Err(error.as_str()) };
+        run.finish(&self.conn, result, crate::clock::now());
+        if !pass.out.is_empty() {
+            match crate::bot::chats::enqueue_all(&self.conn, &pass.out, now) {
+                Ok(()) => {
+                    let _ = self.wake_outbox.send(());
+                }
+                Err(e) => warn!("telling chats about insights: {e:#}"),
+            }
         }
     }
 
