@@ -2,6 +2,7 @@
 //! data they show; every dynamic string is HTML-escaped here.
 
 pub mod history;
+pub mod insights;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
