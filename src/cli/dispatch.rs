@@ -58,6 +58,7 @@ pub fn run(config_path: Option<&Path>, command: Command) -> ExitCode {
         Command::Runs { since, json } => print(cli::health::runs(&config, since, json)),
         Command::Chats(command) => print(cli::health::chats(&config, &command)),
         Command::History(args) => print(cli::history::history(&config, &args)),
+        Command::Insights(args) => print(cli::insights::run(&config, &args)),
         Command::SettingsShow { chat, at } => print(cli::history::settings_show(&config, chat, at)),
         // Handled before the configuration is loaded.
         Command::Doctor { .. } => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ mod accounts;
 pub mod dispatch;
 pub mod health;
 pub mod history;
+pub mod insights;
 pub mod ops;
 pub mod settings_file;
 
@@ -40,6 +41,8 @@ Commands:
                        Manage Instagram accounts and their tokens
   history [--chat ID] [--settings|--posts] [--since DATE] [--json]
                        Settings changes and story outcomes, newest first
+  insights [--chat ID] [--days N] [--json] | insights fetch
+                       Story results per category; read insights now
   settings show --chat ID [--at TIME]
                        A chat's settings, now or as they were at TIME
   settings export|import [--chat ID] [FILE] [--dry-run]
@@ -174,6 +177,7 @@ pub enum Command {
     },
     Chats(health::ChatsCommand),
     History(history::HistoryArgs),
+    Insights(insights::InsightsArgs),
     SettingsShow {
         chat: i64,
         at: Option<history::Moment>,
@@ -207,6 +211,7 @@ fn help_text(command: Option<&str>) -> &'static str {
         Some("runs") => health::RUNS_HELP,
         Some("chats") => health::CHATS_HELP,
         Some("history") => history::HISTORY_HELP,
+        Some("insights") => insights::INSIGHTS_HELP,
         Some("settings") => SETTINGS_HELP,
         _ => USAGE,
     }
@@ -351,6 +356,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, Us
             }
             Value(word) if command.is_none() && word == "history" => {
                 return history::parse_history(&mut parser, config);
+            }
+            Value(word) if command.is_none() && word == "insights" => {
+                return insights::parse_insights(&mut parser, config);
             }
             Value(word) if command.is_none() && word == "settings" => {
                 return parse_settings(&mut parser, config);

@@ -250,6 +250,20 @@ pub fn send_media(
     }
 }
 
+/// A picture Storyline drew (the /insights chart), uploaded from `path` with an
+/// HTML caption; nothing is recorded when Telegram takes it.
+pub fn send_drawn_photo(chat_id: i64, path: &str, file_name: &str, caption: &str) -> Outgoing {
+    Outgoing::new(
+        "sendPhoto",
+        json!({
+            "chat_id": chat_id,
+            "caption": caption,
+            "parse_mode": "HTML",
+            UPLOAD_KEY: { "field": "photo", "path": path, "file_name": file_name },
+        }),
+    )
+}
+
 /// A file made in memory (a settings export), sent as a document with an HTML
 /// caption. The outbox row holds the content, so keep it small.
 pub fn send_document(chat_id: i64, file_name: &str, content: &str, caption: &str) -> Outgoing {

@@ -3,7 +3,7 @@
 //! lines the daily summary adds for yesterday's stories. Pure; every dynamic
 //! string is escaped here (the plain text is not HTML and is not escaped).
 
-use chrono_tz::Tz;
+use crate::zone::Tz;
 
 use super::zoned_day;
 use crate::domain::html_fit::{self, MAX_CAPTION_UNITS};
@@ -317,7 +317,7 @@ mod tests {
     use expect_test::expect;
 
     fn berlin() -> Tz {
-        chrono_tz::Europe::Berlin
+        "Europe/Berlin".parse::<Tz>().unwrap()
     }
 
     fn now() -> DateTime<Utc> {
