@@ -19,5 +19,6 @@ pub mod settings;
 pub mod settings_file;
 pub mod status;
 pub mod summary;
+pub mod tune;
 pub mod ui;
 pub mod wizard;
