@@ -1,8 +1,9 @@
 //! Tests of the fake Instagram server, driven with the real client
 //! (`storyline::instagram::Graph`): the publish sequence with a media download from a
 //! local file server, container states, publish errors, quota, token errors, outages,
-//! refresh and the OAuth exchange. If the fake and the client disagreed here, every
-//! daemon test built on the fake would prove nothing. No daemon runs.
+//! refresh, the OAuth exchange, story insights and the live stories list. If the fake
+//! and the client disagreed here, every daemon test built on the fake would prove
+//! nothing. No daemon runs.
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -10,13 +11,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Duration as Span, DurationRound, Utc};
 use serde_json::{json, Value};
 use storyline::config::Secret;
 use storyline::instagram::{
-    Call, ContainerStatus, ErrorAction, Graph, GraphError, Profile, Quota, StatusCode, StoryMedia,
+    Call, ContainerStatus, ErrorAction, Graph, GraphError, LiveStory, MediaType, Navigation,
+    Profile, Quota, StatusCode, StoryInsights, StoryMedia, StoryNumbers,
 };
 
-use crate::support::{FakeInstagram, IgFault, MetaError};
+use crate::support::{FakeInstagram, FakeStoryNumbers, IgFault, IgInsights, MetaError};
 
 const IG_TOKEN: &str = "IGAA-test-SECRET-long-lived";
 const IG_USER: &str = "17841400000000042";
@@ -611,7 +614,8 @@ fn oauth_exchange_in_the_data_shape() {
         short.permissions,
         [
             "instagram_business_basic",
-            "instagram_business_content_publish"
+            "instagram_business_content_publish",
+            "instagram_business_manage_insights"
         ]
     );
     let call = &ig.calls_to("/oauth/access_token")[0];
@@ -706,7 +710,8 @@ fn oauth_exchange_in_the_flat_shape() {
         .exchange_code(APP_ID, &Secret::new(APP_SECRET), REDIRECT_URI, "AQB-flat")
         .expect("code exchange");
     assert_eq!(short.user_id, IG_USER);
-    assert_eq!(short.permissions.len(), 2);
+    assert_eq!(short.permissions.len(), 3);
+    assert_eq!(short.has_insights_permission(), Some(true));
     let (long, _) = graph
         .long_lived_token(&Secret::new(APP_SECRET), &short.token)
         .expect("long-lived token");
@@ -738,7 +743,11 @@ fn no_error_text_holds_a_secret() {
             .exchange_code(APP_ID, &app_secret, REDIRECT_URI, code)
             .unwrap_err(),
         graph.long_lived_token(&app_secret, &token).unwrap_err(),
+        graph.story_insights("1791", &token).unwrap_err(),
+        graph.live_stories(IG_USER, &token).unwrap_err(),
         unreachable.profile(&token).unwrap_err(),
+        unreachable.story_insights("1791", &token).unwrap_err(),
+        unreachable.live_stories(IG_USER, &token).unwrap_err(),
         unreachable
             .exchange_code(APP_ID, &app_secret, REDIRECT_URI, code)
             .unwrap_err(),
@@ -794,4 +803,573 @@ fn wait_for_lists_the_calls_when_it_times_out() {
     let panic = outcome.expect_err("nothing was published");
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("#0 GET /v26.0/me (200)"), "{message}");
+}
+
+// ---- story insights and live stories ----
+
+/// Publishes a story through the client as the daemon does; returns its media id.
+fn publish_story(graph: &Graph, media: &StoryMedia) -> String {
+    let container_id = graph
+        .create_story_container(IG_USER, &token(), media)
+        .expect("container");
+    assert_eq!(status_of(graph, &container_id).code, StatusCode::Finished);
+    graph
+        .publish(IG_USER, &token(), &container_id)
+        .expect("publish")
+}
+
+/// What the client should read from the fake's numbers.
+fn read_as(numbers: &FakeStoryNumbers) -> StoryInsights {
+    StoryInsights::Numbers(StoryNumbers {
+        views: Some(numbers.views),
+        reach: Some(numbers.reach),
+        replies: Some(numbers.replies),
+        shares: Some(numbers.shares),
+        total_interactions: Some(numbers.total_interactions),
+        follows: Some(numbers.follows),
+        profile_visits: Some(numbers.profile_visits),
+        navigation: Navigation {
+            total: Some(numbers.navigation()),
+            tap_forward: Some(numbers.tap_forward),
+            tap_back: Some(numbers.tap_back),
+            tap_exit: Some(numbers.tap_exit),
+            swipe_forward: Some(numbers.swipe_forward),
+        },
+    })
+}
+
+/// A raw GET on the fake, for answers the client would not ask for.
+fn raw_get(ig: &FakeInstagram, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.get(format!("{}{path}", ig.url()));
+    for (name, value) in query {
+        request = request.query(*name, *value);
+    }
+    let mut response = request.call().expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_json().expect("JSON"))
+}
+
+fn error_of(answer: &(u16, Value)) -> (u16, i64, String) {
+    let (status, body) = answer;
+    let error = &body["error"];
+    (
+        *status,
+        error["code"].as_i64().unwrap_or_default(),
+        error["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_published_story_has_the_fakes_predictable_insights() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let media_id = publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg")));
+
+    let expected = FakeStoryNumbers::for_media(&media_id);
+    assert!(
+        expected.reach >= 50 && expected.views >= expected.reach,
+        "{expected:?}"
+    );
+    assert!(expected.navigation() <= expected.views, "{expected:?}");
+    assert_eq!(
+        graph.story_insights(&media_id, &token()).expect("insights"),
+        read_as(&expected)
+    );
+
+    // Two calls: the plain metrics, then navigation with its breakdown; the token in
+    // the query string of a GET, the pinned version in the path.
+    let calls = ig.calls_to("/insights");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in &calls {
+        assert_eq!(call.method, "GET");
+        assert_eq!(call.path, format!("/v26.0/{media_id}/insights"));
+        assert_eq!(call.params["access_token"], json!(IG_TOKEN));
+        assert_eq!(call.status, Some(200));
+        assert!(call.params.get("period").is_none());
+    }
+    assert_eq!(
+        calls[0].params["metric"],
+        json!("views,reach,replies,shares,total_interactions,follows,profile_visits")
+    );
+    assert!(calls[0].params.get("breakdown").is_none());
+    assert_eq!(calls[1].params["metric"], json!("navigation"));
+    assert_eq!(
+        calls[1].params["breakdown"],
+        json!("story_navigation_action_type")
+    );
+
+    // The navigation answer, field by field, as the reference's sample shows it.
+    let (status, body) = raw_get(
+        &ig,
+        &format!("/v26.0/{media_id}/insights"),
+        &[
+            ("metric", "navigation"),
+            ("breakdown", "story_navigation_action_type"),
+            ("access_token", IG_TOKEN),
+        ],
+    );
+    assert_eq!(status, 200);
+    let entry = &body["data"][0];
+    assert_eq!(entry["name"], json!("navigation"));
+    assert_eq!(entry["period"], json!("lifetime"));
+    assert_eq!(entry["values"][0]["value"], json!(expected.navigation()));
+    assert_eq!(entry["total_value"]["value"], json!(expected.navigation()));
+    assert_eq!(
+        entry["id"],
+        json!(format!("{media_id}/insights/navigation/lifetime"))
+    );
+    let breakdown = &entry["total_value"]["breakdowns"][0];
+    assert_eq!(
+        breakdown["dimension_keys"],
+        json!(["story_navigation_action_type"])
+    );
+    assert_eq!(
+        breakdown["results"][2],
+        json!({"dimension_values": ["tap_exit"], "value": expected.tap_exit})
+    );
+}
+
+#[test]
+fn insights_answers_are_scripted_per_story() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let stories: Vec<String> = (0..5)
+        .map(|_| publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg"))))
+        .collect();
+    let own = FakeStoryNumbers {
+        views: 10,
+        reach: 9,
+        replies: 1,
+        shares: 0,
+        total_interactions: 1,
+        follows: 0,
+        profile_visits: 2,
+        tap_forward: 5,
+        tap_back: 0,
+        tap_exit: 3,
+        swipe_forward: 1,
+    };
+    ig.set_insights(&stories[0], IgInsights::Numbers(own));
+    ig.set_insights(&stories[1], IgInsights::NotEnoughViewers);
+    ig.set_insights(&stories[2], IgInsights::Empty);
+    ig.set_insights(&stories[3], IgInsights::MissingPermission);
+
+    let read = |media_id: &str| graph.story_insights(media_id, &token());
+    assert_eq!(read(&stories[0]), Ok(read_as(&own)));
+    assert_eq!(read(&stories[1]), Ok(StoryInsights::NotEnoughViewers));
+    assert_eq!(read(&stories[2]), Ok(StoryInsights::NoData));
+    let error = read(&stories[3]).expect_err("no permission");
+    assert!(
+        error.is_missing_permission() && !error.is_not_enough_viewers(),
+        "{error}"
+    );
+    assert_eq!(api_code(&error), (400, Some(10), None));
+    assert_eq!(error.action(Call::Other), ErrorAction::GiveUp);
+    // The others are untouched.
+    assert_eq!(
+        read(&stories[4]),
+        Ok(read_as(&FakeStoryNumbers::for_media(&stories[4])))
+    );
+    // #10 and an empty answer end the read after one call.
+    let per_story = |media_id: &str| ig.calls_to(&format!("/{media_id}/insights")).len();
+    assert_eq!(
+        stories.iter().map(|id| per_story(id)).collect::<Vec<_>>(),
+        [2, 1, 1, 1, 2]
+    );
+
+    // The raw #10, as Instagram words it.
+    let (status, code, message) = error_of(&raw_get(
+        &ig,
+        &format!("/v26.0/{}/insights", stories[1]),
+        &[("metric", "reach"), ("access_token", IG_TOKEN)],
+    ));
+    assert_eq!(
+        (status, code, message.as_str()),
+        (
+            400,
+            10,
+            "(#10) Not enough viewers for the media to show insights"
+        )
+    );
+}
+
+#[test]
+fn a_failed_navigation_call_costs_the_numbers_only_when_retrying_may_help() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let media_id = publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg")));
+    let expected = FakeStoryNumbers::for_media(&media_id);
+    let without_navigation = match read_as(&expected) {
+        StoryInsights::Numbers(numbers) => StoryInsights::Numbers(StoryNumbers {
+            navigation: Navigation::default(),
+            ..numbers
+        }),
+        other => other,
+    };
+    // `Slow(0)` lets the first call through, so the fault meets the second.
+    let on_navigation = |fault: IgFault| {
+        ig.fail_next("/insights", 1, IgFault::Slow(Duration::ZERO));
+        ig.fail_next("/insights", 1, fault);
+    };
+
+    on_navigation(IgFault::Api {
+        http_status: 400,
+        code: 100,
+        subcode: None,
+        message: "(#100) Incompatible breakdown".into(),
+    });
+    assert_eq!(
+        graph.story_insights(&media_id, &token()),
+        Ok(without_navigation)
+    );
+
+    on_navigation(IgFault::Api {
+        http_status: 400,
+        code: 10,
+        subcode: None,
+        message: "(#10) Not enough viewers for the media to show insights".into(),
+    });
+    assert_eq!(
+        graph.story_insights(&media_id, &token()),
+        Ok(without_navigation)
+    );
+
+    on_navigation(IgFault::Status(503));
+    let error = graph.story_insights(&media_id, &token()).unwrap_err();
+    assert_eq!(error.action(Call::Other), ErrorAction::Retry, "{error}");
+
+    on_navigation(IgFault::TokenError);
+    assert!(graph
+        .story_insights(&media_id, &token())
+        .unwrap_err()
+        .is_token_problem());
+
+    // A failed first call is the read's error.
+    ig.fail_next("/insights", 1, IgFault::Garbage);
+    assert!(matches!(
+        graph.story_insights(&media_id, &token()),
+        Err(GraphError::Garbage(_))
+    ));
+    assert_eq!(
+        graph.story_insights(&media_id, &token()),
+        Ok(read_as(&expected))
+    );
+}
+
+#[test]
+fn an_account_connected_without_the_insights_permission() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let app_secret = Secret::new(APP_SECRET);
+    let media_id = publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg")));
+
+    ig.expect_code("AQB-granted");
+    let login = graph
+        .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-granted")
+        .expect("code exchange");
+    assert_eq!(login.has_insights_permission(), Some(true));
+
+    ig.deny_insights_permission(IG_USER);
+    for flat in [false, true] {
+        ig.oauth_answers_flat(flat);
+        ig.expect_code("AQB-declined");
+        let login = graph
+            .exchange_code(APP_ID, &app_secret, REDIRECT_URI, "AQB-declined")
+            .expect("code exchange");
+        assert_eq!(login.has_insights_permission(), Some(false), "flat: {flat}");
+        assert_eq!(
+            login.permissions,
+            [
+                "instagram_business_basic",
+                "instagram_business_content_publish"
+            ]
+        );
+    }
+    let error = graph
+        .story_insights(&media_id, &token())
+        .expect_err("no permission");
+    assert!(error.is_missing_permission(), "{error}");
+    assert!(!error.is_token_problem(), "{error}");
+    // Publishing and listing stories need no insights permission.
+    assert_eq!(
+        graph
+            .live_stories(IG_USER, &token())
+            .expect("stories")
+            .len(),
+        1
+    );
+
+    ig.grant_insights_permission(IG_USER);
+    assert!(matches!(
+        graph.story_insights(&media_id, &token()),
+        Ok(StoryInsights::Numbers(_))
+    ));
+}
+
+#[test]
+fn the_fake_refuses_insights_calls_as_instagram_does() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let media_id = publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg")));
+    let path = format!("/v26.0/{media_id}/insights");
+    let call = |query: &[(&str, &str)]| error_of(&raw_get(&ig, &path, query));
+    let t = ("access_token", IG_TOKEN);
+
+    /// (query, HTTP status, code, words in the message)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, i64, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![t], 400, 100, "metric is required"),
+        (
+            vec![("metric", "reach,frobs"), t],
+            400,
+            100,
+            "metric[1] must be one of",
+        ),
+        (
+            vec![("metric", "impressions"), t],
+            400,
+            100,
+            "views metric instead",
+        ),
+        (
+            vec![("metric", "likes"), t],
+            400,
+            100,
+            "does not support the likes metric",
+        ),
+        (
+            vec![("metric", "navigation"), t],
+            400,
+            100,
+            "breakdown=story_navigation_action_type",
+        ),
+        (
+            vec![
+                ("metric", "views,navigation"),
+                ("breakdown", "story_navigation_action_type"),
+                t,
+            ],
+            500,
+            1,
+            "unknown error",
+        ),
+        (
+            vec![("metric", "navigation"), ("breakdown", "action_type"), t],
+            500,
+            1,
+            "unknown error",
+        ),
+        (
+            vec![("metric", "reach"), ("period", "day"), t],
+            400,
+            100,
+            "lifetime",
+        ),
+        (
+            vec![("metric", "reach"), ("access_token", "IGAA-stranger")],
+            400,
+            190,
+            "access token",
+        ),
+    ];
+    for (query, status, code, words) in cases {
+        let (got_status, got_code, message) = call(&query);
+        assert_eq!(
+            (got_status, got_code),
+            (status, code),
+            "{query:?}: {message}"
+        );
+        assert!(message.contains(words), "{query:?}: {message}");
+    }
+    let (status, body) = raw_get(
+        &ig,
+        &path,
+        &[
+            ("metric", "reach,profile_visits"),
+            ("period", "lifetime"),
+            t,
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
+
+    // Only the token's own stories have insights.
+    let error = graph.story_insights("1791999", &token()).unwrap_err();
+    assert_eq!(api_code(&error), (400, Some(100), Some(33)));
+    ig.set_token("IGAA-other", "17841400000000099", "other_shop");
+    let error = graph
+        .story_insights(&media_id, &Secret::new("IGAA-other"))
+        .unwrap_err();
+    assert_eq!(api_code(&error), (400, Some(100), Some(33)));
+    assert!(!error.is_missing_permission());
+}
+
+#[test]
+fn live_stories_are_those_of_the_last_day_published_or_posted_by_hand() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let now = ig.now();
+    let by_hand = ig.post_story_by_hand(IG_USER, now - Span::hours(2), "VIDEO");
+    let expired = ig.post_story_by_hand(IG_USER, now - Span::hours(25), "IMAGE");
+    let published = publish_story(&graph, &StoryMedia::Image(media.url("/story.jpg")));
+    ig.set_token("IGAA-other", "17841400000000099", "other_shop");
+    ig.post_story_by_hand("17841400000000099", now, "IMAGE");
+
+    let recorded = ig.stories();
+    let published_at = recorded
+        .iter()
+        .find(|story| story.media_id == published)
+        .map(|story| story.timestamp)
+        .expect("the published story is recorded");
+    assert!(
+        !recorded
+            .iter()
+            .find(|s| s.media_id == published)
+            .unwrap()
+            .by_hand
+    );
+    let seconds = |at: DateTime<Utc>| at.duration_trunc(Span::seconds(1)).expect("whole seconds");
+    assert_eq!(
+        graph.live_stories(IG_USER, &token()).expect("stories"),
+        [
+            LiveStory {
+                id: published,
+                timestamp: seconds(published_at),
+                media_type: MediaType::Image,
+            },
+            LiveStory {
+                id: by_hand.clone(),
+                timestamp: seconds(now - Span::hours(2)),
+                media_type: MediaType::Video,
+            },
+        ]
+    );
+    let call = &ig.calls_to("/stories")[0];
+    assert_eq!(call.path, format!("/v26.0/{IG_USER}/stories"));
+    assert_eq!(call.params["fields"], json!("id,timestamp,media_type"));
+    assert!(call.params.get("after").is_none());
+
+    // The timestamp as Instagram writes it, with a "+0000" offset.
+    let (_, body) = raw_get(
+        &ig,
+        &format!("/v26.0/{IG_USER}/stories"),
+        &[("fields", "id,timestamp"), ("access_token", IG_TOKEN)],
+    );
+    let timestamp = body["data"][1]["timestamp"].as_str().unwrap_or_default();
+    assert!(timestamp.ends_with("+0000"), "{body}");
+    assert!(
+        body.get("paging").is_some_and(|p| p.get("next").is_none()),
+        "{body}"
+    );
+
+    // An expired story has no insights left: the empty data set.
+    assert_eq!(
+        graph.story_insights(&expired, &token()),
+        Ok(StoryInsights::NoData)
+    );
+    assert!(matches!(
+        graph.story_insights(&by_hand, &token()),
+        Ok(StoryInsights::Numbers(_))
+    ));
+    // Another account's path is refused, an unknown field too.
+    let error = graph
+        .live_stories("17841400000000099", &token())
+        .unwrap_err();
+    assert_eq!(api_code(&error), (400, Some(100), Some(33)));
+    let (status, code, message) = error_of(&raw_get(
+        &ig,
+        &format!("/v26.0/{IG_USER}/stories"),
+        &[("fields", "id,impressions"), ("access_token", IG_TOKEN)],
+    ));
+    assert_eq!((status, code), (400, 100), "{message}");
+}
+
+#[test]
+fn live_stories_follow_the_cursor_for_a_few_pages() {
+    let (ig, graph) = fake();
+    let now = ig.now();
+    ig.stories_page_size(2);
+    let posted: Vec<String> = (0..5)
+        .map(|minutes| ig.post_story_by_hand(IG_USER, now - Span::minutes(minutes), "IMAGE"))
+        .collect();
+    let ids: Vec<String> = graph
+        .live_stories(IG_USER, &token())
+        .expect("stories")
+        .into_iter()
+        .map(|story| story.id)
+        .collect();
+    assert_eq!(ids, posted, "newest first, every page");
+    let calls = ig.calls_to("/stories");
+    assert_eq!(calls.len(), 3);
+    // The cursor of the answer before, never its `next` address (which holds the token).
+    assert!(calls[0].params.get("after").is_none());
+    assert_eq!(calls[1].params["after"], json!("QVFIU00000002"));
+    assert_eq!(calls[2].params["after"], json!("QVFIU00000004"));
+    let (_, first_page) = raw_get(
+        &ig,
+        &format!("/v26.0/{IG_USER}/stories"),
+        &[("fields", "id"), ("access_token", IG_TOKEN)],
+    );
+    let next = first_page["paging"]["next"].as_str().unwrap_or_default();
+    assert!(
+        next.starts_with(&format!("{}/v26.0/{IG_USER}/stories?", ig.url()))
+            && next.contains("after=QVFIU00000002"),
+        "{first_page}"
+    );
+
+    // At most four pages: a longer list is cut, and no fifth call is made.
+    for minutes in 5..12 {
+        ig.post_story_by_hand(IG_USER, now - Span::minutes(minutes), "IMAGE");
+    }
+    let from = ig.calls_to("/stories").len();
+    assert_eq!(
+        graph
+            .live_stories(IG_USER, &token())
+            .expect("stories")
+            .len(),
+        8
+    );
+    assert_eq!(ig.calls_to("/stories").len() - from, 4);
+
+    // An account without stories has an empty list.
+    ig.set_token("IGAA-other", "17841400000000099", "other_shop");
+    assert_eq!(
+        graph
+            .live_stories("17841400000000099", &Secret::new("IGAA-other"))
+            .expect("stories"),
+        []
+    );
+}
+
+#[test]
+fn the_fake_keeps_the_daemons_test_clock() {
+    let (ig, graph) = fake();
+    let media = MediaServer::start();
+    let anchor = Utc::now().timestamp_millis();
+    ig.use_test_clock(&format!("2030-01-01T00:00:00Z,{anchor},1"));
+    let start = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    assert!(
+        ig.now() >= start && ig.now() < start + Span::minutes(5),
+        "{}",
+        ig.now()
+    );
+
+    let published = publish_story(&graph, &StoryMedia::Video(media.url("/story.mp4")));
+    let yesterday_evening = ig.post_story_by_hand(IG_USER, start - Span::hours(6), "IMAGE");
+    ig.post_story_by_hand(IG_USER, start - Span::hours(30), "IMAGE");
+    let live = graph.live_stories(IG_USER, &token()).expect("stories");
+    assert_eq!(
+        live.iter()
+            .map(|story| story.id.as_str())
+            .collect::<Vec<_>>(),
+        [published.as_str(), yesterday_evening.as_str()]
+    );
+    assert!(live[0].timestamp >= start && live[0].timestamp < start + Span::minutes(5));
+    assert_eq!(live[0].media_type, MediaType::Video);
 }

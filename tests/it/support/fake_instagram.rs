@@ -14,6 +14,18 @@
 //! Paths may carry a Graph API version (`/v26.0/me`), as on the real hosts; `calls()`
 //! keeps the path as requested, so tests can check which calls carry one.
 //!
+//! Stories have insights (`GET /{media-id}/insights`) and are listed for 24 hours
+//! (`GET /{ig-user-id}/stories`): those published through `media_publish`, at the time
+//! the fake's clock showed then (the wall clock, or the daemon's test clock after
+//! `use_test_clock`), and those a test says a person posted by hand
+//! (`post_story_by_hand`). Insights are plausible numbers derived from the media id
+//! (`FakeStoryNumbers::for_media`) unless `set_insights` scripts an answer: other
+//! numbers, error #10 "not enough viewers", an empty data set, or a missing permission;
+//! `deny_insights_permission` takes `instagram_business_manage_insights` from an
+//! account. The fake refuses metrics a story does not have, `impressions`, a breakdown
+//! on a metric without one, and `navigation` without its breakdown, as the reference
+//! says Instagram does (the last one is the fake being stricter than documented).
+//!
 //! State lives behind one mutex with a condvar notified on every change, so `wait_for`
 //! wakes as soon as a call arrives instead of sleeping.
 
@@ -23,7 +35,9 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fake_http::{self, parse_urlencoded, FakeServer};
+use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{json, Map, Value};
+use storyline::clock::TestClock;
 
 /// Enough workers that a slow answer or a media download never blocks other calls.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,9 +45,42 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_FETCH_BYTES: u64 = 128 * 1024 * 1024;
 const LONG_LIVED_SECS: i64 = 5_184_000;
 const GARBAGE_BODY: &str = "{\"id\":tru<<<not json";
-const SCOPES: [&str; 2] = [
+const SCOPES: [&str; 3] = [
     "instagram_business_basic",
     "instagram_business_content_publish",
+    INSIGHTS_PERMISSION,
+];
+const INSIGHTS_PERMISSION: &str = "instagram_business_manage_insights";
+/// A story is listed, and has insights, for this long after it was posted.
+const STORY_LIFETIME_HOURS: i64 = 24;
+/// `/stories` pages hold this many stories unless the request or the test says
+/// otherwise (the Graph API's usual default).
+const DEFAULT_PAGE_SIZE: usize = 25;
+const NOT_ENOUGH_VIEWERS: &str = "(#10) Not enough viewers for the media to show insights";
+const NO_PERMISSION: &str = "(#10) Application does not have permission for this action";
+/// The metrics a story has, and the breakdown each needs (the reference's story table).
+const STORY_METRICS: &[(&str, Option<&str>)] = &[
+    ("views", None),
+    ("reach", None),
+    ("replies", None),
+    ("shares", None),
+    ("total_interactions", None),
+    ("follows", None),
+    ("profile_visits", None),
+    ("navigation", Some("story_navigation_action_type")),
+    ("profile_activity", Some("action_type")),
+];
+/// Metrics of posts and reels, which a story does not have.
+const NOT_STORY_METRICS: &[&str] = &[
+    "likes",
+    "comments",
+    "saved",
+    "plays",
+    "clips_replays_count",
+    "ig_reels_aggregated_all_plays_count",
+    "ig_reels_avg_watch_time",
+    "ig_reels_video_view_total_time",
+    "reels_skip_rate",
 ];
 
 /// One HTTP request the fake received.
@@ -176,6 +223,101 @@ const META_ERRORS: &[MetaError] = &[
         "The caption was too long.", false),
 ];
 
+/// What the fake answers to `GET /{media-id}/insights` for one story (`set_insights`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IgInsights {
+    /// These numbers.
+    Numbers(FakeStoryNumbers),
+    /// Error #10 "Not enough viewers for the media to show insights".
+    NotEnoughViewers,
+    /// `{"data": []}`: no numbers (yet).
+    Empty,
+    /// Error #10 "Application does not have permission for this action".
+    MissingPermission,
+}
+
+/// A story's numbers as the fake reports them; `navigation` is the sum of the four
+/// actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FakeStoryNumbers {
+    pub views: u64,
+    pub reach: u64,
+    pub replies: u64,
+    pub shares: u64,
+    pub total_interactions: u64,
+    pub follows: u64,
+    pub profile_visits: u64,
+    pub tap_forward: u64,
+    pub tap_back: u64,
+    pub tap_exit: u64,
+    pub swipe_forward: u64,
+}
+
+impl FakeStoryNumbers {
+    /// The fake's numbers for a story it was not told otherwise about: derived from
+    /// the media id alone, so a test can predict them, and plausible (reach 50–999,
+    /// views at least the reach, navigation within the views, at least 5 of each
+    /// nonzero so Instagram would show them).
+    pub fn for_media(media_id: &str) -> FakeStoryNumbers {
+        // FNV-1a: stable across runs and platforms, unlike the std hasher.
+        let seed = media_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let part = |shift: u32, modulo: u64| (seed >> shift) % modulo;
+        let reach = 50 + part(0, 950);
+        let views = reach + reach * part(10, 60) / 100;
+        let replies = part(16, 8);
+        let shares = part(20, 6);
+        FakeStoryNumbers {
+            views,
+            reach,
+            replies,
+            shares,
+            total_interactions: replies + shares,
+            follows: part(24, 4),
+            profile_visits: part(28, 30),
+            tap_forward: views * (40 + part(32, 30)) / 100,
+            tap_back: views * part(38, 8) / 100,
+            tap_exit: views * (5 + part(44, 15)) / 100,
+            swipe_forward: views * part(50, 10) / 100,
+        }
+    }
+
+    /// The `navigation` metric: every action together.
+    pub fn navigation(&self) -> u64 {
+        self.tap_forward + self.tap_back + self.tap_exit + self.swipe_forward
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        match name {
+            "views" => self.views,
+            "reach" => self.reach,
+            "replies" => self.replies,
+            "shares" => self.shares,
+            "total_interactions" => self.total_interactions,
+            "follows" => self.follows,
+            "profile_visits" => self.profile_visits,
+            "navigation" => self.navigation(),
+            // Profile actions after the story: some of the profile visits.
+            _ => self.profile_visits / 2,
+        }
+    }
+}
+
+/// A story on an account: published through the API or posted by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeStory {
+    pub media_id: String,
+    pub ig_user_id: String,
+    /// When it was posted, by the fake's clock.
+    pub timestamp: DateTime<Utc>,
+    /// IMAGE or VIDEO.
+    pub media_type: String,
+    pub by_hand: bool,
+}
+
 /// A story container as the fake holds it: whose, of which media URL, and the media
 /// id once it was published.
 #[derive(Clone, Debug)]
@@ -222,6 +364,14 @@ struct State {
     containers: HashMap<String, Container>,
     fetched: Vec<Fetched>,
     published: Vec<String>,
+    /// Every story posted, published or by hand, expired ones included.
+    stories: Vec<FakeStory>,
+    /// Scripted insights answers by media id.
+    insights: HashMap<String, IgInsights>,
+    /// The daemon's test clock, when a test shares it with the fake.
+    clock: Option<TestClock>,
+    /// `/stories` page size when the request names none; 0 means the default.
+    page_size: usize,
     faults: VecDeque<(String, IgFault)>,
     next_id: u64,
 }
@@ -231,11 +381,15 @@ struct Account {
     username: String,
     /// Valid long-lived tokens; the first is the one `set_token` gave.
     tokens: Vec<String>,
+    /// Whether the person allowed `instagram_business_manage_insights`.
+    insights_granted: bool,
 }
 
 struct Container {
     ig_user_id: String,
     media_url: String,
+    /// IMAGE or VIDEO, from the URL field it was created with.
+    media_type: &'static str,
     media_id: Option<String>,
     polls_left: u32,
     /// FINISHED, ERROR or EXPIRED, once the IN_PROGRESS polls are over.
@@ -325,6 +479,7 @@ impl FakeInstagram {
             ig_user_id: ig_user_id.to_string(),
             username: username.to_string(),
             tokens: vec![token.to_string()],
+            insights_granted: true,
         });
         state.oauth_account = Some(ig_user_id.to_string());
     }
@@ -411,9 +566,88 @@ impl FakeInstagram {
     pub fn oauth_answers_flat(&self, flat: bool) {
         self.shared.lock().oauth_answers_flat = flat;
     }
+
+    /// The fake's now: the wall clock, or the test clock `use_test_clock` shared.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.lock().now()
+    }
+
+    /// Keeps time as the daemon does under `STORYLINE_TEST_CLOCK=<value>`, so that
+    /// the stories it publishes carry daemon times and expire in daemon hours.
+    pub fn use_test_clock(&self, value: &str) {
+        let clock = storyline::clock::parse(value)
+            .unwrap_or_else(|error| panic!("use_test_clock({value:?}): {error:#}"));
+        self.shared.lock().clock = Some(clock);
+    }
+
+    /// A story a person posted by hand on `ig_user_id` at `at`, IMAGE or VIDEO;
+    /// returns its media id. It is listed and has insights like a published one.
+    pub fn post_story_by_hand(
+        &self,
+        ig_user_id: &str,
+        at: DateTime<Utc>,
+        media_type: &str,
+    ) -> String {
+        assert!(
+            matches!(media_type, "IMAGE" | "VIDEO"),
+            "a story is an IMAGE or a VIDEO, not {media_type}"
+        );
+        let mut state = self.shared.lock();
+        let media_id = state.mint_id(1792);
+        state.stories.push(FakeStory {
+            media_id: media_id.clone(),
+            ig_user_id: ig_user_id.to_string(),
+            timestamp: at,
+            media_type: media_type.to_string(),
+            by_hand: true,
+        });
+        self.shared.changed.notify_all();
+        media_id
+    }
+
+    /// Every story posted, in the order posted, expired ones included.
+    pub fn stories(&self) -> Vec<FakeStory> {
+        self.shared.lock().stories.clone()
+    }
+
+    /// From now on, `GET /{media_id}/insights` answers `answer` (until set again).
+    pub fn set_insights(&self, media_id: &str, answer: IgInsights) {
+        self.shared
+            .lock()
+            .insights
+            .insert(media_id.to_string(), answer);
+    }
+
+    /// The account's token lacks `instagram_business_manage_insights` (the person
+    /// declined it at login): the code exchange lists no such permission, and every
+    /// insights call is error #10 "Application does not have permission".
+    pub fn deny_insights_permission(&self, ig_user_id: &str) {
+        self.set_insights_grant(ig_user_id, false);
+    }
+
+    /// Gives the permission back, as connecting again and allowing it does.
+    pub fn grant_insights_permission(&self, ig_user_id: &str) {
+        self.set_insights_grant(ig_user_id, true);
+    }
+
+    fn set_insights_grant(&self, ig_user_id: &str, granted: bool) {
+        let mut state = self.shared.lock();
+        let account = state
+            .accounts
+            .iter_mut()
+            .find(|account| account.ig_user_id == ig_user_id)
+            .unwrap_or_else(|| panic!("the fake knows no account {ig_user_id}: set_token first"));
+        account.insights_granted = granted;
+    }
+
+    /// `/stories` answers pages of `n` stories when the request names no `limit`.
+    pub fn stories_page_size(&self, n: usize) {
+        assert!(n > 0, "a page holds at least one story");
+        self.shared.lock().page_size = n;
+    }
 }
 
-fn handle_request(shared: &Shared, mut request: tiny_http::Request, _local: std::net::SocketAddr) {
+fn handle_request(shared: &Shared, mut request: tiny_http::Request, local: std::net::SocketAddr) {
     let at = Instant::now();
     let mut body = Vec::new();
     let _ = request
@@ -489,6 +723,7 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, _local: std:
         Some(IgFault::Slow(duration)) => state = shared.pause(state, duration),
     }
 
+    let requested_path = path.clone();
     let path = strip_version(&path);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (state, answer) = match (method.as_str(), segments.as_slice()) {
@@ -511,6 +746,15 @@ fn handle_request(shared: &Shared, mut request: tiny_http::Request, _local: std:
         ("POST", [ig_user_id, "media"]) => create_container(shared, state, ig_user_id, &params),
         ("POST", [ig_user_id, "media_publish"]) => {
             let answer = state.publish(ig_user_id, &params);
+            (state, answer)
+        }
+        ("GET", [media_id, "insights"]) => {
+            let answer = state.insights(media_id, &params);
+            (state, answer)
+        }
+        ("GET", [ig_user_id, "stories"]) => {
+            let base = format!("http://{local}{requested_path}");
+            let answer = state.stories(ig_user_id, &params, &base);
             (state, answer)
         }
         ("GET", [ig_user_id, "content_publishing_limit"]) => {
@@ -604,6 +848,7 @@ fn create_container<'a>(
     let container = Container {
         ig_user_id: ig_user_id.to_string(),
         media_url: url,
+        media_type: if is_image { "IMAGE" } else { "VIDEO" },
         media_id: None,
         polls_left: state.in_progress_polls,
         end,
@@ -655,6 +900,241 @@ impl State {
         format!("{prefix}{:013}", self.next_id)
     }
 
+    fn now(&self) -> DateTime<Utc> {
+        match &self.clock {
+            Some(clock) => clock.at(Utc::now()),
+            None => Utc::now(),
+        }
+    }
+
+    /// Whether a story posted at `posted` is still up (and has insights).
+    fn is_live(&self, posted: DateTime<Utc>) -> bool {
+        self.now() - posted < Span::hours(STORY_LIFETIME_HOURS)
+    }
+
+    /// `GET /{media-id}/insights?metric=..[&breakdown=..]`: the token's own story,
+    /// metrics a story has, each with the breakdown it needs and no other.
+    fn insights(&self, media_id: &str, params: &Value) -> Answer {
+        let account = match self.account_of(params) {
+            Ok(account) => account,
+            Err(answer) => return answer,
+        };
+        if !account.insights_granted {
+            return graph_error(400, 10, None, NO_PERMISSION);
+        }
+        let Some(story) = self
+            .stories
+            .iter()
+            .find(|story| story.media_id == media_id && story.ig_user_id == account.ig_user_id)
+        else {
+            return no_such_object(media_id, "get");
+        };
+        let metrics: Vec<String> = param(params, "metric")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|metric| !metric.is_empty())
+            .map(str::to_string)
+            .collect();
+        if metrics.is_empty() {
+            return graph_error(400, 100, None, "(#100) The parameter metric is required");
+        }
+        if let Some(period) = param(params, "period").filter(|period| period != "lifetime") {
+            let message =
+                format!("(#100) period must be lifetime for media insights, not {period}");
+            return graph_error(400, 100, None, &message);
+        }
+        let breakdown = param(params, "breakdown").filter(|breakdown| !breakdown.is_empty());
+        let known: Vec<&str> = STORY_METRICS.iter().map(|(name, _)| *name).collect();
+        for (index, metric) in metrics.iter().enumerate() {
+            let needs = match STORY_METRICS.iter().find(|(name, _)| name == metric) {
+                Some((_, needs)) => *needs,
+                None if metric == "impressions" => {
+                    return graph_error(
+                        400,
+                        100,
+                        None,
+                        "(#100) Starting from version v22.0 and above, the impressions metric \
+                         is no longer supported for media created after July 2, 2024. Please \
+                         use the views metric instead.",
+                    );
+                }
+                None if NOT_STORY_METRICS.contains(&metric.as_str()) => {
+                    let message = format!(
+                        "(#100) The Media Insights API does not support the {metric} metric \
+                         for this media product type."
+                    );
+                    return graph_error(400, 100, None, &message);
+                }
+                None => {
+                    let message = format!(
+                        "(#100) metric[{index}] must be one of the following values: {}",
+                        known.join(", ")
+                    );
+                    return graph_error(400, 100, None, &message);
+                }
+            };
+            match (needs, breakdown.as_deref()) {
+                (Some(needed), Some(given)) if needed == given => {}
+                // The reference: a breakdown on a metric without it is "An unknown
+                // error has occurred.".
+                (_, Some(_)) => {
+                    return graph_error(500, 1, None, "An unknown error has occurred.");
+                }
+                // The fake's own strictness: the reference pairs these metrics with
+                // their breakdown, and the client must not count on a bare total.
+                (Some(needed), None) => {
+                    let message = format!(
+                        "(#100) The {metric} metric must be requested with breakdown={needed}"
+                    );
+                    return graph_error(400, 100, None, &message);
+                }
+                (None, None) => {}
+            }
+        }
+        if let Some(breakdown) = breakdown.as_deref() {
+            let known = ["story_navigation_action_type", "action_type"];
+            if !known.contains(&breakdown) {
+                let message = format!(
+                    "(#100) breakdown[0] must be one of the following values: {}",
+                    known.join(", ")
+                );
+                return graph_error(400, 100, None, &message);
+            }
+        }
+        // After 24 hours a story's insights are gone: "an empty data set".
+        if !self.is_live(story.timestamp) {
+            return (200, json!({ "data": [] }));
+        }
+        let scripted = self.insights.get(media_id).copied();
+        let numbers = match scripted
+            .unwrap_or(IgInsights::Numbers(FakeStoryNumbers::for_media(media_id)))
+        {
+            IgInsights::Numbers(numbers) => numbers,
+            IgInsights::Empty => return (200, json!({ "data": [] })),
+            IgInsights::NotEnoughViewers => return graph_error(400, 10, None, NOT_ENOUGH_VIEWERS),
+            IgInsights::MissingPermission => return graph_error(400, 10, None, NO_PERMISSION),
+        };
+        let data: Vec<Value> = metrics
+            .iter()
+            .map(|metric| insights_entry(media_id, metric, &numbers))
+            .collect();
+        (200, json!({ "data": data }))
+    }
+
+    /// `GET /{ig-user-id}/stories`: the account's stories of the last 24 hours, newest
+    /// first, in pages with cursors and a `next` address (`base` is this call's own).
+    fn stories(&self, ig_user_id: &str, params: &Value, base: &str) -> Answer {
+        if let Err(answer) = self.owner_check(ig_user_id, params) {
+            return answer;
+        }
+        let fields = fields(params, "id");
+        let allowed = [
+            "id",
+            "timestamp",
+            "media_type",
+            "media_product_type",
+            "permalink",
+            "username",
+        ];
+        if let Some(unknown) = fields
+            .iter()
+            .find(|field| !allowed.contains(&field.as_str()))
+        {
+            return nonexisting_field(unknown, "IGMedia");
+        }
+        let page_size = match param(params, "limit") {
+            None => match self.page_size {
+                0 => DEFAULT_PAGE_SIZE,
+                size => size,
+            },
+            Some(limit) => match limit.parse::<usize>() {
+                Ok(limit) if (1..=100).contains(&limit) => limit,
+                _ => {
+                    return graph_error(
+                        400,
+                        100,
+                        None,
+                        "(#100) limit must be a number from 1 to 100",
+                    )
+                }
+            },
+        };
+        let start = match param(params, "after") {
+            None => 0,
+            Some(cursor) => match decode_cursor(&cursor) {
+                Some(start) => start,
+                None => return graph_error(400, 100, None, "(#100) The after cursor is not valid"),
+            },
+        };
+        let mut live: Vec<&FakeStory> = self
+            .stories
+            .iter()
+            .filter(|story| story.ig_user_id == ig_user_id && self.is_live(story.timestamp))
+            .collect();
+        live.sort_by(|a, b| {
+            b.timestamp
+                .cmp(&a.timestamp)
+                .then(b.media_id.cmp(&a.media_id))
+        });
+        let account = self
+            .accounts
+            .iter()
+            .find(|account| account.ig_user_id == ig_user_id);
+        let username = account.map_or("", |account| account.username.as_str());
+        let page: Vec<Value> = live
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .map(|story| {
+                let mut entry = Map::new();
+                for field in &fields {
+                    let value = match field.as_str() {
+                        "timestamp" => {
+                            json!(story.timestamp.format("%Y-%m-%dT%H:%M:%S%z").to_string())
+                        }
+                        "media_type" => json!(story.media_type),
+                        "media_product_type" => json!("STORY"),
+                        "permalink" => json!(format!(
+                            "https://www.instagram.com/stories/{username}/{}/",
+                            story.media_id
+                        )),
+                        "username" => json!(username),
+                        _ => json!(story.media_id),
+                    };
+                    entry.insert(field.clone(), value);
+                }
+                entry.insert("id".to_string(), json!(story.media_id));
+                Value::Object(entry)
+            })
+            .collect();
+        let mut answer = json!({ "data": page });
+        let end = (start + page_size).min(live.len());
+        if start < end {
+            let mut paging = json!({"cursors": {
+                "before": encode_cursor(start),
+                "after": encode_cursor(end),
+            }});
+            if end < live.len() {
+                let mut query: Vec<(String, String)> = vec![
+                    ("fields".into(), fields.join(",")),
+                    ("limit".into(), page_size.to_string()),
+                    ("after".into(), encode_cursor(end)),
+                ];
+                if let Some(token) = param(params, "access_token") {
+                    query.push(("access_token".into(), token));
+                }
+                let query: Vec<String> = query
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", storyline::bot::oauth::encode(value)))
+                    .collect();
+                paging["next"] = json!(format!("{base}?{}", query.join("&")));
+            }
+            answer["paging"] = paging;
+        }
+        (200, answer)
+    }
+
     /// The account a long-lived token belongs to, or error 190.
     fn account_of(&self, params: &Value) -> Result<&Account, Answer> {
         let token = param(params, "access_token").unwrap_or_default();
@@ -687,6 +1167,7 @@ impl State {
             return not_ready();
         }
         let quota_reached = self.quota_used >= self.quota_total;
+        let timestamp = self.now();
         let Some(container) = self
             .containers
             .get_mut(&creation_id)
@@ -719,7 +1200,15 @@ impl State {
         self.next_id += 1;
         let media_id = format!("1791{:013}", self.next_id);
         container.media_id = Some(media_id.clone());
+        let media_type = container.media_type;
         self.published.push(media_id.clone());
+        self.stories.push(FakeStory {
+            media_id: media_id.clone(),
+            ig_user_id: ig_user_id.to_string(),
+            timestamp,
+            media_type: media_type.to_string(),
+            by_hand: false,
+        });
         self.quota_used += 1;
         (200, json!({ "id": media_id }))
     }
@@ -833,18 +1322,26 @@ impl State {
             return oauth_error("The fake has no account to log in: call set_token first");
         };
         self.expected_code = None;
+        let insights_granted = self
+            .accounts
+            .iter()
+            .any(|account| account.ig_user_id == ig_user_id && account.insights_granted);
+        let granted: Vec<&str> = SCOPES
+            .into_iter()
+            .filter(|scope| insights_granted || *scope != INSIGHTS_PERMISSION)
+            .collect();
         let short = format!("short-{}", self.mint_id(2));
         self.short_tokens.insert(short.clone(), ig_user_id.clone());
         let answer = if self.oauth_answers_flat {
             let user_id = ig_user_id
                 .parse::<u64>()
                 .map_or_else(|_| json!(ig_user_id), |id| json!(id));
-            json!({"access_token": short, "user_id": user_id, "permissions": SCOPES})
+            json!({"access_token": short, "user_id": user_id, "permissions": granted})
         } else {
             json!({"data": [{
                 "access_token": short,
                 "user_id": ig_user_id,
-                "permissions": SCOPES.join(","),
+                "permissions": granted.join(","),
             }]})
         };
         (200, answer)
@@ -895,6 +1392,62 @@ impl State {
         }
         (200, Value::Object(answer))
     }
+}
+
+/// One metric of an insights answer, in the shape of the reference's samples: the
+/// value in `values`, and for a metric with a breakdown also in `total_value`.
+fn insights_entry(media_id: &str, metric: &str, numbers: &FakeStoryNumbers) -> Value {
+    let value = numbers.metric(metric);
+    let mut entry = json!({
+        "name": metric,
+        "period": "lifetime",
+        "values": [{"value": value}],
+        "title": metric_title(metric),
+        "description": format!("The story's {}.", metric.replace('_', " ")),
+        "id": format!("{media_id}/insights/{metric}/lifetime"),
+    });
+    let breakdown = match metric {
+        "navigation" => Some((
+            "story_navigation_action_type",
+            vec![
+                ("tap_forward", numbers.tap_forward),
+                ("tap_back", numbers.tap_back),
+                ("tap_exit", numbers.tap_exit),
+                ("swipe_forward", numbers.swipe_forward),
+            ],
+        )),
+        "profile_activity" => Some(("action_type", vec![("bio_link_clicked", value)])),
+        _ => None,
+    };
+    if let Some((key, results)) = breakdown {
+        let results: Vec<Value> = results
+            .into_iter()
+            .map(|(dimension, value)| json!({"dimension_values": [dimension], "value": value}))
+            .collect();
+        entry["total_value"] = json!({
+            "value": value,
+            "breakdowns": [{"dimension_keys": [key], "results": results}],
+        });
+    }
+    entry
+}
+
+fn metric_title(metric: &str) -> String {
+    let mut title = metric.replace('_', " ");
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    title
+}
+
+/// An opaque-looking `/stories` cursor for a position in the list.
+fn encode_cursor(position: usize) -> String {
+    format!("QVFIU{position:08x}")
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    let hex = cursor.strip_prefix("QVFIU")?;
+    usize::from_str_radix(hex, 16).ok()
 }
 
 fn token_answer(token: &str) -> Answer {
