@@ -2,8 +2,9 @@
 //! Knows no handler: it never touches the database or a chat.
 //!
 //! The Instagram API with Instagram Login: publishing a story (container, status,
-//! publish), the publishing quota, token refresh, and the OAuth exchange that connects
-//! an account. Only this module knows Instagram's JSON.
+//! publish), the publishing quota, token refresh, the OAuth exchange that connects
+//! an account, and what a story did: its insights and the account's live stories.
+//! Only this module knows Instagram's JSON.
 //!
 //! Two hosts are involved: `graph.instagram.com` for almost everything, and
 //! `api.instagram.com` for the one OAuth call that turns an authorization code into a
@@ -642,9 +643,10 @@ fn explain(code: Option<i64>, subcode: Option<i64>) -> Option<&'static str> {
         (_, Some(2_207_004)) => "The image is too large for Instagram (8 MiB at most).",
         (_, Some(2_207_005)) => "Instagram does not take this image format.",
         (_, Some(2_207_009)) => "Instagram does not take this aspect ratio.",
+        // Publishing and insights both come here, so the words name neither.
         (Some(10 | 200..=299), _) => {
             "Instagram says the app lacks a permission for this; reconnect the account \
-                 and allow content publishing."
+                 and allow everything Storyline asks for."
         }
         (Some(368), _) => {
             "Instagram has blocked this activity for a while for a policy reason; \
@@ -2094,7 +2096,7 @@ mod tests {
         assert_eq!(
             bare.plain_words(),
             "Instagram says the app lacks a permission for this; reconnect the account and \
-             allow content publishing."
+             allow everything Storyline asks for."
         );
     }
 
