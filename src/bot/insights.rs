@@ -20,7 +20,7 @@ use crate::bot::accounts::{self, AccountChoice, TokenState};
 use crate::crypto::KEY_LEN;
 use crate::db;
 use crate::db::insights::{NewStory, Tracked};
-use crate::domain::insights::StoryMetrics;
+use crate::domain::insights::{self, StoryMetrics};
 use crate::domain::status::{InsightResult, InsightState, MediaKind};
 use crate::domain::ui;
 use crate::instagram::{Graph, GraphError, LiveStory, MediaType, StoryInsights, StoryNumbers};
@@ -151,7 +151,12 @@ fn step(
         } else {
             InsightState::Expired
         };
-        db::insights::close(conn, story.id, state, Some("its 24 hours ended before a read"))?;
+        db::insights::close(
+            conn,
+            story.id,
+            state,
+            Some("its 24 hours ended before a read"),
+        )?;
         pass.closed += 1;
         return Ok(());
     }
@@ -166,7 +171,12 @@ fn step(
         }
     };
     let Some(account) = db::accounts::account(conn, story.account_id)? else {
-        db::insights::close(conn, story.id, InsightState::Expired, Some("the account is gone"))?;
+        db::insights::close(
+            conn,
+            story.id,
+            InsightState::Expired,
+            Some("the account is gone"),
+        )?;
         pass.closed += 1;
         return Ok(());
     };
@@ -219,7 +229,9 @@ fn step(
         }
         Some(media_id) => {
             let (result, metrics) = match graph.story_insights(media_id, &token) {
-                Ok(StoryInsights::Numbers(numbers)) => (InsightResult::Numbers, metrics_of(&numbers)),
+                Ok(StoryInsights::Numbers(numbers)) => {
+                    (InsightResult::Numbers, metrics_of(&numbers))
+                }
                 Ok(StoryInsights::NotEnoughViewers) => {
                     (InsightResult::NotEnoughViewers, StoryMetrics::default())
                 }
@@ -240,6 +252,59 @@ fn step(
         }
     }
     Ok(())
+}
+
+// ---- /insights ------------------------------------------------------------------------
+
+/// `/insights [N]`: the chat's results per category over the last N days (7 by
+/// default), as a chart with the numbers in its caption; the text alone when no
+/// story has numbers yet (or the chart cannot be drawn).
+pub fn show(
+    tx: &rusqlite::Transaction<'_>,
+    ctx: &super::Context<'_>,
+    chat_id: i64,
+    args: &str,
+    out: &mut Vec<Outgoing>,
+) -> Result<()> {
+    let days = match insights::parse_days(args) {
+        Ok(days) => days,
+        Err(error) => {
+            out.push(telegram::send_message(
+                chat_id,
+                &ui::insights::insights_usage_text(&error),
+                None,
+            ));
+            return Ok(());
+        }
+    };
+    let (_, resolved) = super::current_settings(tx, ctx, chat_id)?;
+    let (since, until) = insights::last_days(ctx.now, days);
+    let stories = db::insights::results(tx, chat_id, since, until)?;
+    let report = insights::report(&stories, since, until);
+    let caption = ui::insights::insights_caption(&report, resolved.timezone);
+    if report.has_numbers() {
+        if let Some(path) = chart_file(ctx, chat_id, &report) {
+            out.push(telegram::send_drawn_photo(
+                chat_id,
+                &path.display().to_string(),
+                "insights.png",
+                &caption,
+            ));
+            return Ok(());
+        }
+    }
+    out.push(telegram::send_message(chat_id, &caption, None));
+    Ok(())
+}
+
+/// The chart of `report`, written where the outbox uploads it from; None until
+/// `media::chart` draws it (text only meanwhile).
+fn chart_file(
+    _ctx: &super::Context<'_>,
+    _chat_id: i64,
+    _report: &insights::InsightsReport,
+) -> Option<std::path::PathBuf> {
+    None
 }
 
 /// After a match: read now when the first read's time has passed, else then.
@@ -297,8 +362,11 @@ fn no_permission(
     if db::insights::mark_permission_told(conn, story.account_id, now)? {
         let name = crate::bot::publish::account_name(conn, story.account_id)?;
         for chat_id in accounts::chats_using_account(conn, story.account_id)? {
-            pass.out
-                .push(telegram::send_message(chat_id, &ui::insights_permission_text(&name), None));
+            pass.out.push(telegram::send_message(
+                chat_id,
+                &ui::insights_permission_text(&name),
+                None,
+            ));
         }
     }
     Ok(())
@@ -333,10 +401,15 @@ fn fitting(
     let fits: Vec<&LiveStory> = live
         .iter()
         .filter(|story| !claimed.contains(&story.id))
-        .filter(|story| story.timestamp >= pressed - FIT_BEFORE && story.timestamp <= pressed + FIT_AFTER)
-        .filter(|story| match (kind, &story.media_type) {
-            (Some(MediaKind::Image), MediaType::Video) | (Some(MediaKind::Video), MediaType::Image) => false,
-            _ => true,
+        .filter(|story| {
+            story.timestamp >= pressed - FIT_BEFORE && story.timestamp <= pressed + FIT_AFTER
+        })
+        .filter(|story| {
+            !matches!(
+                (kind, &story.media_type),
+                (Some(MediaKind::Image), MediaType::Video)
+                    | (Some(MediaKind::Video), MediaType::Image)
+            )
         })
         .collect();
     match fits.as_slice() {
@@ -387,22 +460,43 @@ mod tests {
             live("video", -2, MediaType::Video),
         ];
         let none: Vec<String> = Vec::new();
-        assert_eq!(fitting(&stories, &none, Some(MediaKind::Image), at(0)), Fit::One("photo".into()));
-        assert_eq!(fitting(&stories, &none, Some(MediaKind::Video), at(0)), Fit::One("video".into()));
+        assert_eq!(
+            fitting(&stories, &none, Some(MediaKind::Image), at(0)),
+            Fit::One("photo".into())
+        );
+        assert_eq!(
+            fitting(&stories, &none, Some(MediaKind::Video), at(0)),
+            Fit::One("video".into())
+        );
         // Unsure: two fit.
         assert_eq!(fitting(&stories, &none, None, at(0)), Fit::Several(2));
         // A claimed story is another press's.
         assert_eq!(
-            fitting(&stories, &["photo".to_string()], Some(MediaKind::Image), at(0)),
+            fitting(
+                &stories,
+                &["photo".to_string()],
+                Some(MediaKind::Image),
+                at(0)
+            ),
             Fit::None
         );
         // Posted after the press, within ten minutes, fits; an hour later does not.
         assert_eq!(
-            fitting(&[live("late", 8, MediaType::Image)], &none, Some(MediaKind::Image), at(0)),
+            fitting(
+                &[live("late", 8, MediaType::Image)],
+                &none,
+                Some(MediaKind::Image),
+                at(0)
+            ),
             Fit::One("late".into())
         );
         assert_eq!(
-            fitting(&[live("later", 60, MediaType::Image)], &none, Some(MediaKind::Image), at(0)),
+            fitting(
+                &[live("later", 60, MediaType::Image)],
+                &none,
+                Some(MediaKind::Image),
+                at(0)
+            ),
             Fit::None
         );
     }

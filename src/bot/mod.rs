@@ -723,6 +723,7 @@ fn run_command(
         }
         "connect" => out.push(connect_message(tx, ctx.config, chat_id, user_id, ctx.now)?),
         "history" => history::show(tx, ctx, chat_id, args, out)?,
+        "insights" => insights::show(tx, ctx, chat_id, args, out)?,
         "cancel" => {
             let text = if db::clear_pending_input(tx, chat_id, user_id, ctx.now)? {
                 ui::cancelled_text()

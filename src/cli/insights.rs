@@ -67,7 +67,9 @@ pub fn parse_insights(
                 let value = parser.value().map_err(usage)?;
                 let text = value.to_string_lossy();
                 chat = Some(text.trim().parse::<i64>().map_err(|_| {
-                    UsageError(format!("--chat {text:?}: give a chat id, such as -1001234567890"))
+                    UsageError(format!(
+                        "--chat {text:?}: give a chat id, such as -1001234567890"
+                    ))
                 })?);
                 options = true;
             }
@@ -193,13 +195,24 @@ mod tests {
     fn insights_arguments() {
         assert_eq!(
             command(&["insights"]),
-            Command::Insights(InsightsArgs::Show { chat: None, days: 7, json: false })
+            Command::Insights(InsightsArgs::Show {
+                chat: None,
+                days: 7,
+                json: false
+            })
         );
         assert_eq!(
             command(&["insights", "--chat", "-100", "--days", "30", "--json"]),
-            Command::Insights(InsightsArgs::Show { chat: Some(-100), days: 30, json: true })
+            Command::Insights(InsightsArgs::Show {
+                chat: Some(-100),
+                days: 30,
+                json: true
+            })
         );
-        assert_eq!(command(&["insights", "fetch"]), Command::Insights(InsightsArgs::Fetch));
+        assert_eq!(
+            command(&["insights", "fetch"]),
+            Command::Insights(InsightsArgs::Fetch)
+        );
         for bad in [
             &["insights", "--days", "0"][..],
             &["insights", "--days", "366"],
@@ -211,6 +224,8 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
-        assert!(matches!(parse(&["insights", "--help"]), Ok(Parsed::Print(text)) if text == INSIGHTS_HELP));
+        assert!(
+            matches!(parse(&["insights", "--help"]), Ok(Parsed::Print(text)) if text == INSIGHTS_HELP)
+        );
     }
 }

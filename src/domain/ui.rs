@@ -34,6 +34,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "history",
         "Settings changes and story outcomes (/history posts)",
     ),
+    ("insights", "Story results per category (/insights 30)"),
     ("pause", "Pause posting in this chat"),
     ("resume", "Resume posting in this chat"),
     ("dryrun", "Turn dry run on or off (/dryrun on|off)"),

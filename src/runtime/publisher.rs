@@ -166,7 +166,11 @@ impl Publisher {
             "{} of {} insight steps failed (tried again later)",
             pass.failed, pass.due
         );
-        let result = if pass.failed == 0 { Ok(()) } else { Err(error.as_str()) };
+        let result = if pass.failed == 0 {
+            Ok(())
+        } else {
+            Err(error.as_str())
+        };
         run.finish(&self.conn, result, crate::clock::now());
         if !pass.out.is_empty() {
             match crate::bot::chats::enqueue_all(&self.conn, &pass.out, now) {
