@@ -1,5 +1,6 @@
 //! Part `media/`: the files — the scanner (this module), image conversion and
-//! chat previews (`convert`), the MP4 probe. Knows no handler: it never talks to
+//! chat previews (`convert`), the MP4 probe, and the `/insights` chart drawn as
+//! a PNG (`chart`). Knows no handler: it never talks to
 //! Telegram or Instagram and decides nothing about a chat.
 //!
 //! The media scanner: keeps `media_items` in step with the files under `[media] dir`.
@@ -22,6 +23,7 @@
 //! never indexed; an indexed file found broken is deactivated. The daemon's first
 //! scan also checks the indexed files it does not read again, by their first bytes.
 
+pub mod chart;
 pub mod convert;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
