@@ -7,9 +7,9 @@
 //! text runs, rendered one pixel row at a time straight into the PNG encoder
 //! (a palette of six colours, one byte a pixel), so drawing it holds one
 //! 800-byte row and the encoder's buffers, never the whole picture; the PNG
-//! itself is 2–4 KB. Horizontal bars
-//! leave the names room to be read on a phone; a chart shows at most
-//! `MAX_ROWS` categories and counts the rest in a last line.
+//! itself is 2–4 KB. Horizontal bars leave the names room to be read on a
+//! phone; a chart shows at most `MAX_ROWS` categories and counts the rest in a
+//! last line.
 
 use std::io::Write;
 
