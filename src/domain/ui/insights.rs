@@ -146,7 +146,7 @@ pub fn insights_plain(report: &InsightsReport, tz: Tz) -> String {
 
 /// One line per category of yesterday's stories for the daily summary:
 /// "• quotes: reach 1,234 · completion 71 % · 3 replies"; counts of 0 left
-/// out. None when yesterday had no story.
+/// out. Empty when yesterday had no story.
 pub fn daily_results_lines(report: &InsightsReport) -> Vec<String> {
     report
         .categories
