@@ -24,6 +24,7 @@ use crate::domain::insights::{self, StoryMetrics};
 use crate::domain::status::{InsightResult, InsightState, MediaKind};
 use crate::domain::ui;
 use crate::instagram::{Graph, GraphError, LiveStory, MediaType, StoryInsights, StoryNumbers};
+use crate::media::chart;
 use crate::telegram::{self, Outgoing};
 
 /// Instagram keeps a story's insights this long after it went live.
@@ -297,14 +298,38 @@ pub fn show(
     Ok(())
 }
 
-/// The chart of `report`, written where the outbox uploads it from; None until
-/// `media::chart` draws it (text only meanwhile).
+/// The chart of `report`, written where the outbox uploads it from (one file per
+/// chat, replaced by the chat's next /insights); None when it cannot be made.
 fn chart_file(
-    _ctx: &super::Context<'_>,
-    _chat_id: i64,
-    _report: &insights::InsightsReport,
+    ctx: &super::Context<'_>,
+    chat_id: i64,
+    report: &insights::InsightsReport,
 ) -> Option<std::path::PathBuf> {
-    None
+    let rows: Vec<chart::ChartRow> = report
+        .categories
+        .iter()
+        .map(chart::ChartRow::from)
+        .collect();
+    let png = match chart::insights_chart(&rows) {
+        Ok(png) => png,
+        Err(e) => {
+            warn!("chat {chat_id}: drawing the insights chart: {e:#}");
+            return None;
+        }
+    };
+    let dir = crate::media::convert::cache_dir(ctx.config);
+    let path = dir.join(format!("insights-{chat_id}.png"));
+    let partial = dir.join(format!("insights-{chat_id}.png.part"));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&partial, &png))
+        .and_then(|()| std::fs::rename(&partial, &path));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!("chat {chat_id}: writing the insights chart: {e}");
+            None
+        }
+    }
 }
 
 /// After a match: read now when the first read's time has passed, else then.

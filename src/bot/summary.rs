@@ -100,7 +100,23 @@ pub fn gather(
         next_slots: db::summary::next_slots(conn, chat_id, NEXT_SLOTS)?,
         waiting_for_decision: db::summary::waiting_for_decision(conn, chat_id)?,
         unknown_outcomes: db::summary::unknown_outcomes(conn, chat_id)?,
+        results: day_results(conn, chat_id, covers, now)?,
     })
+}
+
+/// The insights of the stories of `covers` read so far; None when none was tracked.
+fn day_results(
+    conn: &Connection,
+    chat_id: i64,
+    covers: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<Option<crate::domain::insights::InsightsReport>> {
+    let stories = db::insights::results_of_day(conn, chat_id, covers)?;
+    if stories.is_empty() {
+        return Ok(None);
+    }
+    let since = stories.iter().map(|s| s.posted_at).min().unwrap_or(now);
+    Ok(Some(crate::domain::insights::report(&stories, since, now)))
 }
 
 #[cfg(test)]

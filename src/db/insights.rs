@@ -231,17 +231,43 @@ pub fn results(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<StoryResult>> {
-    let mut statement = conn.prepare_cached(
+    story_results(
+        conn,
+        "si.posted_at >= ?2 AND si.posted_at < ?3",
+        params![chat_id, Timestamp(since), Timestamp(until)],
+    )
+}
+
+/// The chat's tracked stories of the slots of one local day (`window_date`), for
+/// the daily summary.
+pub fn results_of_day(
+    conn: &Connection,
+    chat_id: i64,
+    window_date: chrono::NaiveDate,
+) -> Result<Vec<StoryResult>> {
+    story_results(
+        conn,
+        "q.window_date = ?2",
+        params![chat_id, window_date.to_string()],
+    )
+}
+
+fn story_results<P: rusqlite::Params>(
+    conn: &Connection,
+    filter: &str,
+    params: P,
+) -> Result<Vec<StoryResult>> {
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT si.queue_id, COALESCE(mi.path, si.category), si.category, si.posted_at,
                 si.views, si.reach, si.replies, si.shares, si.total_interactions, si.follows,
                 si.profile_visits, si.tap_forward, si.tap_back, si.tap_exit, si.swipe_forward
          FROM story_insights si
          JOIN posting_queue q ON q.id = si.queue_id
          LEFT JOIN media_items mi ON mi.id = q.media_item_id
-         WHERE si.chat_id = ?1 AND si.posted_at >= ?2 AND si.posted_at < ?3
-         ORDER BY si.posted_at, si.id",
-    )?;
-    let rows = statement.query_map(params![chat_id, Timestamp(since), Timestamp(until)], |r| {
+         WHERE si.chat_id = ?1 AND {filter}
+         ORDER BY si.posted_at, si.id"
+    ))?;
+    let rows = statement.query_map(params, |r| {
         let n = |i: usize| -> rusqlite::Result<Option<u64>> {
             Ok(r.get::<_, Option<i64>>(i)?
                 .and_then(|v| u64::try_from(v).ok()))

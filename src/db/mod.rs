@@ -317,7 +317,7 @@ pub fn set_last_update_id(conn: &Connection, update_id: i64) -> Result<()> {
 const CHAT_COLUMNS: &str = "chat_id, title, dry_run_mode, enable_instagram_api, is_paused, \
      paused_at, paused_by, posts_per_day, posting_hours_start, posting_hours_end, timezone, \
      posted_lock_days, skipped_lock_days, posting_mode, story_buttons_admins_only, \
-     daily_summary, daily_summary_hour";
+     daily_summary, daily_summary_hour, auto_tune, auto_tune_metric, auto_tune_step";
 
 fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
     Ok(ChatRow {
@@ -338,6 +338,9 @@ fn chat_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatRow> {
         story_buttons_admins_only: r.get(14)?,
         daily_summary: r.get(15)?,
         daily_summary_hour: r.get(16)?,
+        auto_tune: r.get(17)?,
+        auto_tune_metric: r.get(18)?,
+        auto_tune_step: r.get(19)?,
     })
 }
 
@@ -416,7 +419,8 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
              paused_at = ?5, paused_by = ?6, posts_per_day = ?7, posting_hours_start = ?8,
              posting_hours_end = ?9, timezone = ?10, updated_at = ?11,
              posted_lock_days = ?12, skipped_lock_days = ?13, posting_mode = ?14,
-             story_buttons_admins_only = ?15, daily_summary = ?16, daily_summary_hour = ?17
+             story_buttons_admins_only = ?15, daily_summary = ?16, daily_summary_hour = ?17,
+             auto_tune = ?18, auto_tune_metric = ?19, auto_tune_step = ?20
          WHERE chat_id = ?1",
         params![
             row.chat_id,
@@ -436,7 +440,10 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
                 .map(|auto| if auto { "auto" } else { "manual" }),
             row.story_buttons_admins_only,
             row.daily_summary,
-            row.daily_summary_hour
+            row.daily_summary_hour,
+            row.auto_tune,
+            row.auto_tune_metric,
+            row.auto_tune_step
         ],
     )?;
     Ok(())

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::Defaults;
+use crate::domain::tune::{self, format_auto_tune, AutoTune, Metric};
 
 pub const POSTS_PER_DAY_MIN: u32 = 1;
 pub const POSTS_PER_DAY_MAX: u32 = 50;
@@ -44,6 +45,12 @@ pub struct ChatRow {
     pub daily_summary: Option<bool>,
     /// The summary's local hour; None = `DEFAULT_SUMMARY_HOUR`.
     pub daily_summary_hour: Option<u32>,
+    /// None or Some(false) = off: the auto-tuner of the category mix.
+    pub auto_tune: Option<bool>,
+    /// "reach" or "completion"; None = reach.
+    pub auto_tune_metric: Option<String>,
+    /// The most a weight moves a week; None = `tune::DEFAULT_STEP`.
+    pub auto_tune_step: Option<u32>,
 }
 
 impl ChatRow {
@@ -77,6 +84,19 @@ pub struct ChatSettings {
     pub story_buttons_admins_only: bool,
     /// The local hour of the daily summary; None: no summary.
     pub daily_summary_hour: Option<u32>,
+    /// The auto-tuner of the category mix; None: off.
+    #[serde(serialize_with = "serialize_auto_tune")]
+    pub auto_tune: Option<AutoTune>,
+}
+
+fn serialize_auto_tune<S: serde::Serializer>(
+    tune: &Option<AutoTune>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match tune {
+        Some(tune) => s.serialize_str(&format_auto_tune(Some(*tune))),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -124,7 +144,41 @@ pub fn resolve(row: &ChatRow, defaults: &Defaults) -> ChatSettings {
             .daily_summary
             .unwrap_or(true)
             .then(|| row.daily_summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR)),
+        auto_tune: row.auto_tune.unwrap_or(false).then(|| AutoTune {
+            metric: row
+                .auto_tune_metric
+                .as_deref()
+                .and_then(Metric::from_name)
+                .unwrap_or(Metric::Reach),
+            step: row.auto_tune_step.unwrap_or(tune::DEFAULT_STEP),
+        }),
     }
+}
+
+/// Auto-tune on (with its metric and, if given, its step) or off. One change,
+/// "auto_tune", in the words of `format_auto_tune`.
+pub fn apply_auto_tune(
+    row: &mut ChatRow,
+    defaults: &Defaults,
+    tune: Option<(Metric, Option<u32>)>,
+) -> Option<Change> {
+    let old = resolve(row, defaults).auto_tune;
+    match tune {
+        Some((metric, step)) => {
+            row.auto_tune = Some(true);
+            row.auto_tune_metric = Some(metric.name().to_string());
+            if let Some(step) = step {
+                row.auto_tune_step = Some(step);
+            }
+        }
+        None => row.auto_tune = Some(false),
+    }
+    let new = resolve(row, defaults).auto_tune;
+    (old != new).then(|| Change {
+        setting: "auto_tune",
+        old: format_auto_tune(old).into(),
+        new: format_auto_tune(new).into(),
+    })
 }
 
 /// The on/off settings the menu toggles.

@@ -99,7 +99,7 @@ impl Publishing {
 }
 
 /// Everything a summary says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub covers: NaiveDate,
     /// Sent late: the hour it was due at.
@@ -119,6 +119,8 @@ pub struct Summary {
     pub waiting_for_decision: u32,
     /// Publishes whose outcome Instagram never told (any day).
     pub unknown_outcomes: u32,
+    /// The insights of the day's stories so far, per category (`domain::insights`).
+    pub results: Option<crate::domain::insights::InsightsReport>,
 }
 
 /// Whole days of stories the eligible items cover at the chat's pace.

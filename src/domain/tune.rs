@@ -164,6 +164,123 @@ pub enum Decision {
     NoChange(String),
 }
 
+/// A chat's auto-tune when it is on: the metric and the most a weight moves a week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoTune {
+    pub metric: Metric,
+    pub step: u32,
+}
+
+/// What a chat asked for in the auto-tune prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TuneChoice {
+    Off,
+    On {
+        metric: Metric,
+        /// None: keep the chat's step (or `DEFAULT_STEP`).
+        step: Option<u32>,
+        /// Per category; the categories not named keep theirs.
+        bounds: BTreeMap<String, Bounds>,
+    },
+}
+
+/// The answer to the auto-tune prompt: `off`, or `reach` / `completion`, then
+/// optionally the weekly step (1–1000) and bounds as `NAME=FLOOR-CEILING`
+/// ("completion 30 quotes=50-400 memes=10-200"). Category names are checked
+/// against `known` (any case; stored as the library spells them). The error is
+/// a sentence for the user.
+pub fn parse_choice(text: &str, known: &[String]) -> Result<TuneChoice, String> {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let usage = "Send off, or reach or completion, then if you like the most a weight may move \
+                 in a week (1 to 1000) and bounds per category, like: completion 30 quotes=50-400";
+    let Some((first, rest)) = words.split_first() else {
+        return Err(usage.to_string());
+    };
+    if first.eq_ignore_ascii_case("off") {
+        return if rest.is_empty() {
+            Ok(TuneChoice::Off)
+        } else {
+            Err(format!("“off” takes nothing after it. {usage}"))
+        };
+    }
+    let metric = Metric::ALL
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(first))
+        .ok_or_else(|| format!("“{}” is not a metric I know. {usage}", shorten(first)))?;
+    let mut step = None;
+    let mut bounds = BTreeMap::new();
+    for word in rest {
+        if let Some((name, range)) = word.split_once('=') {
+            let category = known
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("There is no category “{}”.", shorten(name)))?;
+            let (floor, ceiling) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((weight(a)?, weight(b)?)))
+                .filter(|(floor, ceiling)| floor <= ceiling)
+                .ok_or_else(|| {
+                    format!(
+                        "Bounds are two weights from 0 to {MIX_WEIGHT_MAX}, the lower first, \
+                         like {}=50-400.",
+                        shorten(category)
+                    )
+                })?;
+            if bounds
+                .insert(category.clone(), Bounds { floor, ceiling })
+                .is_some()
+            {
+                return Err(format!("{} is named twice.", shorten(category)));
+            }
+        } else if step.is_none() && bounds.is_empty() {
+            step = Some(weight(word).filter(|step| *step >= 1).ok_or_else(|| {
+                format!("The step is a number from 1 to {MIX_WEIGHT_MAX}. {usage}")
+            })?);
+        } else {
+            return Err(format!("“{}” is not understood. {usage}", shorten(word)));
+        }
+    }
+    Ok(TuneChoice::On {
+        metric,
+        step,
+        bounds,
+    })
+}
+
+fn weight(text: &str) -> Option<u32> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.len() <= 4)
+        .then(|| text.parse::<u32>().ok())
+        .flatten()
+        .filter(|w| *w <= MIX_WEIGHT_MAX)
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(32).collect()
+}
+
+/// "quotes=50-400 memes=10-200", or "none" — as the prompt takes them back.
+pub fn format_bounds(bounds: &BTreeMap<String, Bounds>) -> String {
+    if bounds.is_empty() {
+        return "none".to_string();
+    }
+    bounds
+        .iter()
+        .map(|(category, b)| format!("{category}={}-{}", b.floor, b.ceiling))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// "off", or "completion, up to 50 a week".
+pub fn format_auto_tune(tune: Option<AutoTune>) -> String {
+    match tune {
+        None => "off".to_string(),
+        Some(t) => format!("{}, up to {} a week", t.metric.name(), t.step),
+    }
+}
+
 /// The metric's results per category, in the order of `stories`; stories
 /// without the metric's numbers are left out.
 pub fn samples(stories: &[StoryResult], metric: Metric) -> BTreeMap<String, Vec<f64>> {
@@ -966,6 +1083,80 @@ mod tests {
                 for (down, down_old) in &weights {
                     if new[up] > *up_old && new[down] < *down_old {
                         prop_assert!(mean(up) > mean(down));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_prompt_takes_off_a_metric_a_step_and_bounds() {
+        let known = vec!["quotes".to_string(), "Memes".to_string()];
+        assert_eq!(parse_choice(" OFF ", &known), Ok(TuneChoice::Off));
+        assert_eq!(
+            parse_choice("reach", &known),
+            Ok(TuneChoice::On {
+                metric: Metric::Reach,
+                step: None,
+                bounds: BTreeMap::new()
+            })
+        );
+        let Ok(TuneChoice::On {
+            metric,
+            step,
+            bounds,
+        }) = parse_choice("Completion 30, quotes=50-400 memes=0-200", &known)
+        else {
+            panic!()
+        };
+        assert_eq!((metric, step), (Metric::Completion, Some(30)));
+        assert_eq!(format_bounds(&bounds), "Memes=0-200 quotes=50-400");
+        for bad in [
+            "",
+            "off now",
+            "views",
+            "reach 0",
+            "reach 1001",
+            "reach x",
+            "reach quotes=400-50",
+            "reach quotes=1-2000",
+            "reach nope=1-2",
+            "reach quotes=1-2 quotes=3-4",
+            "reach 30 40",
+            "reach quotes=1-2 30",
+            "reach quotes=-1-5",
+            "reach quotes=",
+        ] {
+            let refused = parse_choice(bad, &known);
+            assert!(refused.is_err(), "{bad:?}: {refused:?}");
+        }
+        assert_eq!(format_auto_tune(None), "off");
+        assert_eq!(
+            format_auto_tune(Some(AutoTune {
+                metric: Metric::Reach,
+                step: 50
+            })),
+            "reach, up to 50 a week"
+        );
+    }
+
+    mod fuzz_prompt {
+        use super::super::*;
+        use crate::fuzz_input::{self, text_from};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(fuzz_input::config(512))]
+
+            #[test]
+            fn fuzz_tune_prompt_never_panics_and_keeps_its_ranges(
+                text in text_from("offreachcompletion0123456789=-, quotesmemes", 60)
+            ) {
+                let known = vec!["quotes".to_string(), "memes".to_string()];
+                if let Ok(TuneChoice::On { step, bounds, .. }) = parse_choice(&text, &known) {
+                    prop_assert!(step.is_none_or(|s| (1..=MIX_WEIGHT_MAX).contains(&s)));
+                    for b in bounds.values() {
+                        prop_assert!(b.floor <= b.ceiling && b.ceiling <= MIX_WEIGHT_MAX);
                     }
                 }
             }

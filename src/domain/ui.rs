@@ -1364,6 +1364,15 @@ pub fn daily_summary_text(summary: &Summary, tz: Tz) -> String {
         text.push_str(&format!("\n<b>Publishing</b>: {}", parts.join(" · ")));
     }
 
+    if let Some(results) = summary
+        .results
+        .as_ref()
+        .and_then(insights::daily_results_text)
+    {
+        text.push_str("\n\n");
+        text.push_str(&results);
+    }
+
     text.push_str("\n\n<b>Ahead</b>");
     let days = days_of_stories(summary.eligible, summary.posts_per_day);
     text.push_str(&format!(
@@ -1457,6 +1466,7 @@ mod tests {
             auto_post: false,
             story_buttons_admins_only: false,
             daily_summary_hour: Some(9),
+            auto_tune: None,
         }
     }
 
@@ -2130,6 +2140,7 @@ mod tests {
             next_slots: vec![at("2026-03-29T12:05:00Z"), at("2026-03-30T07:40:00Z")],
             waiting_for_decision: 0,
             unknown_outcomes: 0,
+            results: None,
         }
     }
 
