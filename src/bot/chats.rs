@@ -192,11 +192,7 @@ pub fn readdress_calls(conn: &Connection, from: i64, to: i64) -> Result<usize> {
 
 /// The snapshot of a settings version: the effective settings and the
 /// Instagram account the chat chose (null: the only account, or none).
-pub fn settings_snapshot(
-    tx: &Transaction<'_>,
-    chat_id: i64,
-    resolved: &ChatSettings,
-) -> Result<String> {
+pub fn settings_snapshot(tx: &Connection, chat_id: i64, resolved: &ChatSettings) -> Result<String> {
     let mut snapshot = serde_json::to_value(resolved)?;
     if let Some(fields) = snapshot.as_object_mut() {
         fields.insert(

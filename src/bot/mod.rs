@@ -51,6 +51,7 @@ pub mod roles;
 pub mod settings_file;
 mod setup;
 pub mod summary;
+mod tune;
 
 /// Settings whose change moves the chat's slots.
 const SCHEDULE_SETTINGS: &[&str] = &[
@@ -881,6 +882,7 @@ fn handle_callback(
                     SettingsPrompt::SummaryHour,
                     ui::summary_hour_prompt(resolved.daily_summary_hour, resolved.timezone),
                 ),
+                Ask::Tune => (SettingsPrompt::Tune, tune::prompt(tx, chat_id, &resolved)?),
             };
             ask_for(
                 tx,
@@ -1025,6 +1027,9 @@ fn handle_callback(
         Callback::Import { id, apply } => {
             settings_file::press(tx, ctx, query, chat_id, message_id, id, apply, out)?;
         }
+        Callback::UndoTune(id) => {
+            tune::undo(tx, ctx, query, chat_id, message_id, id, out)?;
+        }
     }
     Ok(())
 }
@@ -1138,6 +1143,9 @@ fn answer_prompt(
         Some(SettingsPrompt::SummaryHour) => Asked::SummaryHour,
         Some(SettingsPrompt::Categories) => {
             return answer_categories(tx, ctx, chat_id, user_id, pending, text, out);
+        }
+        Some(SettingsPrompt::Tune) => {
+            return tune::answer(tx, ctx, chat_id, user_id, pending, text, out);
         }
         None if pending.field == settings_file::PROMPT_FIELD => {
             settings_file::text_instead_of_file(chat_id, out);

@@ -178,6 +178,7 @@ pub fn tick(
         }
         warn_if_running_dry(conn, *chat_id, s, now, out)?;
         crate::bot::summary::send_if_due(conn, key, *chat_id, s, now, out)?;
+        crate::bot::tune::run_if_due(conn, config, *chat_id, s, now, out)?;
     }
     for slot in queue::due_slots(conn, now, missed_before)? {
         let Some((_, s)) = chats.iter().find(|(id, _)| *id == slot.chat_id) else {

@@ -440,14 +440,16 @@ pub fn plan(
 /// recorded with.
 pub const CLI_REASON: &str = "CLI";
 
-/// `storyline categories set`: the operator's mix stored the way the menu's is,
-/// as one settings version (by nobody in the chat, reason "CLI"). False when the
-/// mix already was so (nothing is written).
-pub fn set_mix_by_operator(
-    tx: &Transaction<'_>,
+/// Sets the chat's category mix as one settings version with `reason`, by `by`
+/// (None: the operator on the command line, or the auto-tuner); false when the
+/// mix already was `mix`. Inside the caller's transaction.
+pub fn set_mix(
+    tx: &Connection,
     config: &Config,
     chat_id: i64,
     mix: BTreeMap<String, u32>,
+    by: Option<i64>,
+    reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let old = db::queue::category_weights(tx, chat_id)?;
@@ -465,7 +467,7 @@ pub fn set_mix_by_operator(
         account: None,
         differences: Vec::new(),
     };
-    apply(tx, config, chat_id, &plan, None, CLI_REASON, now)?;
+    apply(tx, config, chat_id, &plan, by, reason, now)?;
     Ok(true)
 }
 
@@ -473,7 +475,7 @@ pub fn set_mix_by_operator(
 /// the operator on the command line) and replans the chat's slots when the
 /// schedule moved. A plan without changes writes nothing.
 pub fn apply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     config: &Config,
     chat_id: i64,
     plan: &Plan,

@@ -588,11 +588,14 @@ pub fn categories(config: &Config, chat: Option<i64>, mix: Option<&str>) -> Resu
         let weights =
             crate::domain::picker::parse_mix(mix, &known).map_err(|e| anyhow::anyhow!(e))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        crate::bot::settings_file::set_mix_by_operator(
+        // The operator on the command line: by nobody in the chat, reason "CLI".
+        crate::bot::settings_file::set_mix(
             &tx,
             config,
             chat_id,
             weights,
+            None,
+            crate::bot::settings_file::CLI_REASON,
             crate::clock::now(),
         )?;
         tx.commit()?;

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod runs;
 pub mod settings_imports;
 pub mod summary;
+pub mod tune;
 pub mod wizard;
 
 mod time;
@@ -412,7 +413,7 @@ pub fn update_chat_title(tx: &Transaction<'_>, chat_id: i64, title: &str) -> Res
 }
 
 /// Writes every setting column of the row.
-pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc>) -> Result<()> {
+pub fn save_chat_settings(tx: &Connection, row: &ChatRow, now: DateTime<Utc>) -> Result<()> {
     exec(
         tx,
         "UPDATE chats SET dry_run_mode = ?2, enable_instagram_api = ?3, is_paused = ?4,
@@ -451,9 +452,10 @@ pub fn save_chat_settings(tx: &Transaction<'_>, row: &ChatRow, now: DateTime<Utc
 
 // ---- settings history (Type 2 SCD) ----------------------------------------------
 
-/// Closes the chat's current version and opens a new one.
+/// Closes the chat's current version and opens a new one (inside the caller's
+/// transaction, with the change itself).
 pub fn record_settings_version(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     chat_id: i64,
     snapshot_json: &str,
     changes_json: &str,

@@ -23,6 +23,8 @@ pub enum Ask {
     Locks,
     /// The daily summary's hour, or off.
     Summary,
+    /// The auto-tuner: off, or its metric, step and bounds.
+    Tune,
 }
 
 /// What a button under a story does.
@@ -109,6 +111,8 @@ pub enum Callback {
         id: i64,
         apply: bool,
     },
+    /// ↩️ Undo under an auto-tune change (its `tune_changes` id).
+    UndoTune(i64),
 }
 
 fn toggle_code(toggle: Toggle) -> &'static str {
@@ -132,6 +136,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::Ask(Ask::Categories) => format!("{VERSION}:ask:cat"),
         Callback::Ask(Ask::Locks) => format!("{VERSION}:ask:locks"),
         Callback::Ask(Ask::Summary) => format!("{VERSION}:ask:sum"),
+        Callback::Ask(Ask::Tune) => format!("{VERSION}:ask:tune"),
         Callback::ShowQueue => format!("{VERSION}:queue"),
         Callback::ShowSchedule => format!("{VERSION}:schedule"),
         Callback::Story { action, queue_id } => {
@@ -159,6 +164,7 @@ pub fn encode(callback: Callback) -> String {
         Callback::Import { id, apply } => {
             format!("{VERSION}:imp:{}:{id}", if apply { "a" } else { "c" })
         }
+        Callback::UndoTune(id) => format!("{VERSION}:tundo:{id}"),
     }
 }
 
@@ -190,6 +196,8 @@ pub fn parse(data: &str) -> Option<Callback> {
         [VERSION, "ask", "cat"] => Callback::Ask(Ask::Categories),
         [VERSION, "ask", "locks"] => Callback::Ask(Ask::Locks),
         [VERSION, "ask", "sum"] => Callback::Ask(Ask::Summary),
+        [VERSION, "ask", "tune"] => Callback::Ask(Ask::Tune),
+        [VERSION, "tundo", id] => Callback::UndoTune(parse_id(id)?),
         [VERSION, "queue"] => Callback::ShowQueue,
         [VERSION, "schedule"] => Callback::ShowSchedule,
         [VERSION, "st", action, id] => Callback::Story {
@@ -334,6 +342,9 @@ mod tests {
                 id: i64::MAX,
                 apply: false,
             },
+            Callback::Ask(Ask::Tune),
+            Callback::UndoTune(1),
+            Callback::UndoTune(i64::MAX),
         ];
         for toggle in [
             Toggle::DryRun,
@@ -504,8 +515,10 @@ mod tests {
                 Ask::Categories,
                 Ask::Locks,
                 Ask::Summary,
+                Ask::Tune,
             ])
             .prop_map(Callback::Ask),
+            fuzz_input::positive_id().prop_map(Callback::UndoTune),
             prop::sample::select(vec![
                 Callback::Cancel,
                 Callback::Refresh,
@@ -556,6 +569,8 @@ mod tests {
         "tz",
         "cat",
         "locks",
+        "tune",
+        "tundo",
         "queue",
         "schedule",
         "st",

@@ -191,6 +191,8 @@ text_enum! {
         Timezone = "timezone",
         Locks = "locks",
         Categories = "categories",
+        /// The auto-tuner's metric, step and bounds (or off).
+        Tune = "tune",
         /// The daily summary's hour, or "off".
         SummaryHour = "summary_hour",
     }

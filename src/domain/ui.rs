@@ -19,6 +19,7 @@ use crate::domain::summary::{days_of_stories, CategoryDay, Summary, TOKEN_WARNIN
 
 /// The texts of settings export and import.
 pub mod settings_file;
+pub mod tune;
 
 /// The commands registered with setMyCommands and listed by /help.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -231,6 +232,16 @@ pub fn settings_menu(
                 summary_hour_words(settings.daily_summary_hour)
             ),
             callback::encode(Callback::Ask(Ask::Summary)),
+        )],
+        vec![Button::callback(
+            format!(
+                "📈 Auto-tune mix: {}",
+                match settings.auto_tune {
+                    Some(tune) => tune.metric.name(),
+                    None => "off",
+                }
+            ),
+            callback::encode(Callback::Ask(Ask::Tune)),
         )],
         vec![
             Button::callback("📋 Queue", callback::encode(Callback::ShowQueue)),
@@ -1620,6 +1631,7 @@ mod tests {
             [🗂 Categories: every category alike | 1:ask:cat]
             [🔒 Locks: posted 30d · skipped 45d | 1:ask:locks]
             [🗞 Daily summary: 09:00 | 1:ask:sum]
+            [📈 Auto-tune mix: off | 1:ask:tune]
             [📋 Queue | 1:queue] [📅 Schedule | 1:schedule]
             [🔄 Refresh | 1:refresh] [✖️ Close | 1:close]"#]]
         .assert_eq(&render(&keyboard));
