@@ -230,6 +230,9 @@ pub enum Finished {
         username: String,
         changed_choice: Option<(Option<i64>, i64)>,
         user_id: i64,
+        account_id: i64,
+        /// What the login granted of instagram_business_manage_insights (None: not said).
+        insights_granted: Option<bool>,
     },
     Failed {
         chat_id: Option<i64>,
@@ -316,10 +319,13 @@ pub fn finish(
         now,
     )
     .context("storing the connected account")?;
-    // What the login granted: a new grant lets the chats be told again if it is
-    // ever lost; unknown (Instagram did not say) is found out at the first read.
+    // What the login granted; unknown (Instagram did not say) is found out at
+    // the first read. Without it, the chat is told once (`tell_chat`).
     db::insights::set_permission(&tx, account.id, short.has_insights_permission())?;
-    db::insights::clear_permission_told(&tx, account.id)?;
+    if short.has_insights_permission() == Some(true) {
+        // Granted: a later loss of it is told again (once).
+        db::insights::clear_permission_told(&tx, account.id)?;
+    }
     let changed_choice = match accounts::choose_account(&tx, row.chat_id, account.id, now)? {
         PickOutcome::Changed { account, old } => Some((old, account.id)),
         _ => None,
@@ -336,6 +342,8 @@ pub fn finish(
         username: profile.username,
         changed_choice,
         user_id: row.user_id,
+        account_id: account.id,
+        insights_granted: short.has_insights_permission(),
     })
 }
 
@@ -369,7 +377,7 @@ pub fn tell_chat(
     finished: &Finished,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let (chat_id, text) = match finished {
+    let (chat_id, mut text) = match finished {
         Finished::Connected { chat_id, username, .. } => (
             *chat_id,
             format!(
@@ -383,6 +391,19 @@ pub fn tell_chat(
         Finished::Failed { chat_id: None, .. } => return Ok(()),
     };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Connected without the insights permission: said once, here, with how to grant it.
+    if let Finished::Connected {
+        username,
+        account_id,
+        insights_granted: Some(false),
+        ..
+    } = finished
+    {
+        if db::insights::mark_permission_told(&tx, *account_id, now)? {
+            text.push_str("\n\n");
+            text.push_str(&crate::domain::ui::insights_permission_text(username));
+        }
+    }
     if let Finished::Connected {
         changed_choice: Some((old, new)),
         user_id,

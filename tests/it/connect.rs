@@ -297,3 +297,62 @@ fn add_account_in_the_selector_sends_the_connect_link() {
         "{url}"
     );
 }
+
+#[test]
+fn an_account_connected_without_insights_is_told_once_how_to_grant_them() {
+    let s = setup();
+    s.ig.deny_insights_permission(IG_USER);
+    let _daemon = s.env.start_polling();
+    for (round, code) in [CODE, "AQD-a-second-code"].into_iter().enumerate() {
+        // A code is good for one login, as Instagram's are.
+        s.ig.expect_code(code);
+        let link = connect(&s);
+        let pasted = format!(
+            "{}/oauth/callback?code={code}#_&state={}",
+            s.public,
+            state_of(&link)
+        );
+        say(&s.env, CHAT, ADMIN, &pasted);
+        wait_until("the chat to be told", WAIT, || {
+            let told: Vec<_> = s
+                .env
+                .tg
+                .messages(CHAT)
+                .into_iter()
+                .filter(|m| m.text.contains("@brand_main is connected"))
+                .collect();
+            (told.len() == round + 1).then_some(told)
+        });
+    }
+    let connected: Vec<String> = s
+        .env
+        .tg
+        .messages(CHAT)
+        .into_iter()
+        .map(|m| m.text)
+        .filter(|t| t.contains("@brand_main is connected"))
+        .collect();
+    // The first connection says how to grant the permission; the second, still
+    // without it, does not say it again.
+    assert!(
+        connected[0].contains("instagram_business_manage_insights")
+            && connected[0].contains("/connect"),
+        "{}",
+        connected[0]
+    );
+    assert!(
+        !connected[1].contains("instagram_business_manage_insights"),
+        "{}",
+        connected[1]
+    );
+    let granted: Option<i64> = s
+        .env
+        .db()
+        .query_row(
+            "SELECT insights_granted FROM instagram_accounts WHERE instagram_user_id = ?1",
+            [IG_USER],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(granted, Some(0));
+}
