@@ -102,17 +102,26 @@ impl Publisher {
                 next_refresh = std::time::Instant::now() + REFRESH_EVERY;
             }
             // Daemon time, so a story's reads come hours later on the test clock too.
-            let now = crate::clock::now();
+            let mut now = crate::clock::now();
             if insights_looked.is_none_or(|at| now >= at + INSIGHTS_EVERY || now < at) {
                 self.read_insights(now);
                 insights_looked = Some(now);
+                now = crate::clock::now();
             }
+            // The next look is a minute of daemon time away: on a fast test clock
+            // that is less than the shutdown look, and waiting a whole second would
+            // make every read late by up to an hour of daemon time.
+            let next_look = insights_looked.map_or(Duration::ZERO, |at| {
+                crate::clock::real_duration(
+                    (at + INSIGHTS_EVERY - now).to_std().unwrap_or_default(),
+                )
+            });
             let due = waiting
                 .iter()
                 .position(|(_, at)| *at <= std::time::Instant::now());
             let queue_id = match due {
                 Some(index) => waiting.remove(index).0,
-                None => match self.jobs.recv_timeout(SHUTDOWN_LOOK) {
+                None => match self.jobs.recv_timeout(SHUTDOWN_LOOK.min(next_look)) {
                     Ok(id) => id,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
