@@ -17,6 +17,7 @@ use log::{info, warn};
 use rusqlite::Connection;
 
 use crate::bot::accounts::{self, AccountChoice, TokenState};
+use crate::config::Secret;
 use crate::crypto::KEY_LEN;
 use crate::db;
 use crate::db::insights::{NewStory, Tracked};
@@ -113,7 +114,8 @@ pub fn track_posted_by_hand(
 }
 
 /// The next step of every story due at `now` (`all`: of every story still
-/// inside its window, due or not — `storyline insights fetch`).
+/// inside its window, due or not — `storyline insights fetch`, which also reads
+/// a story posted by hand in the step that matches it).
 pub fn run_due(
     conn: &Connection,
     graph: &Graph,
@@ -131,7 +133,7 @@ pub fn run_due(
         ..Pass::default()
     };
     for story in stories {
-        step(conn, graph, key, &story, now, &mut pass)?;
+        step(conn, graph, key, &story, all, now, &mut pass)?;
     }
     Ok(pass)
 }
@@ -141,23 +143,23 @@ fn step(
     graph: &Graph,
     key: Option<&[u8; KEY_LEN]>,
     story: &Tracked,
+    read_now: bool,
     now: DateTime<Utc>,
     pass: &mut Pass,
 ) -> Result<()> {
     let window_ends = story.posted_at + WINDOW;
     if now >= window_ends {
         // The Pi was off, or every try failed: Instagram has forgotten the story.
-        let state = if story.reads > 0 {
-            InsightState::Done
+        // A story read once keeps that read's numbers.
+        let (state, why) = if story.reads > 0 {
+            (
+                InsightState::Done,
+                "its 24 hours ended before the final read",
+            )
         } else {
-            InsightState::Expired
+            (InsightState::Expired, "its 24 hours ended before a read")
         };
-        db::insights::close(
-            conn,
-            story.id,
-            state,
-            Some("its 24 hours ended before a read"),
-        )?;
+        db::insights::close(conn, story.id, state, Some(why))?;
         pass.closed += 1;
         return Ok(());
     }
@@ -181,7 +183,9 @@ fn step(
         pass.closed += 1;
         return Ok(());
     };
-    match story.media_id.as_deref() {
+    let matched: Tracked;
+    let (story, media_id) = match story.media_id.clone() {
+        Some(media_id) => (story, media_id),
         None => {
             let live = match graph.live_stories(&account.instagram_user_id, &token) {
                 Ok(live) => live,
@@ -195,8 +199,22 @@ fn step(
                         "chat {}: the story of queue item {} is Instagram media {media_id}",
                         story.chat_id, story.queue_id
                     );
-                    db::insights::set_matched(conn, story.id, &media_id, next_read(story, now))?;
+                    let read_at = next_read(story, now);
+                    db::insights::set_matched(conn, story.id, &media_id, read_at)?;
                     pass.matched += 1;
+                    // `storyline insights fetch` reads it at once, as it reads every
+                    // story; so does a match made after the first read's time.
+                    if !read_now && read_at > now {
+                        return Ok(());
+                    }
+                    matched = Tracked {
+                        media_id: Some(media_id.clone()),
+                        state: InsightState::Reading,
+                        attempts: 0,
+                        next_at: Some(read_at),
+                        ..story.clone()
+                    };
+                    (&matched, media_id)
                 }
                 Fit::None if story.attempts + 1 < MATCH_LOOKS => {
                     db::insights::retry_at(
@@ -205,6 +223,7 @@ fn step(
                         "no live story fits yet",
                         now + MATCH_EVERY,
                     )?;
+                    return Ok(());
                 }
                 Fit::None => {
                     db::insights::close(
@@ -214,6 +233,7 @@ fn step(
                         Some("no live story of the account fits the press"),
                     )?;
                     pass.closed += 1;
+                    return Ok(());
                 }
                 Fit::Several(count) => {
                     // Two stories went live around the press: guessing would give one
@@ -225,33 +245,43 @@ fn step(
                         Some(&format!("{count} live stories fit the press; not guessed")),
                     )?;
                     pass.closed += 1;
+                    return Ok(());
                 }
             }
         }
-        Some(media_id) => {
-            let (result, metrics) = match graph.story_insights(media_id, &token) {
-                Ok(StoryInsights::Numbers(numbers)) => {
-                    (InsightResult::Numbers, metrics_of(&numbers))
-                }
-                Ok(StoryInsights::NotEnoughViewers) => {
-                    (InsightResult::NotEnoughViewers, StoryMetrics::default())
-                }
-                Ok(StoryInsights::NoData) => (InsightResult::Empty, StoryMetrics::default()),
-                Err(e) => return failed(conn, story, &e, now, pass),
-            };
-            let final_at = story.posted_at + FINAL_READ_AFTER;
-            let (reads, next_at) = if now >= final_at {
-                (2, None)
-            } else {
-                (1, Some(final_at))
-            };
-            db::insights::store_read(conn, story.id, reads, result, &metrics, next_at, now)?;
-            if db::insights::permission(conn, story.account_id)?.is_none() {
-                db::insights::set_permission(conn, story.account_id, Some(true))?;
-            }
-            pass.read += 1;
+    };
+    read(conn, graph, story, &media_id, &token, now, pass)
+}
+
+/// One read of a story's numbers: the first, or the final one once its time came.
+fn read(
+    conn: &Connection,
+    graph: &Graph,
+    story: &Tracked,
+    media_id: &str,
+    token: &Secret,
+    now: DateTime<Utc>,
+    pass: &mut Pass,
+) -> Result<()> {
+    let (result, metrics) = match graph.story_insights(media_id, token) {
+        Ok(StoryInsights::Numbers(numbers)) => (InsightResult::Numbers, metrics_of(&numbers)),
+        Ok(StoryInsights::NotEnoughViewers) => {
+            (InsightResult::NotEnoughViewers, StoryMetrics::default())
         }
+        Ok(StoryInsights::NoData) => (InsightResult::Empty, StoryMetrics::default()),
+        Err(e) => return failed(conn, story, &e, now, pass),
+    };
+    let final_at = story.posted_at + FINAL_READ_AFTER;
+    let (reads, next_at) = if now >= final_at {
+        (2, None)
+    } else {
+        (1, Some(final_at))
+    };
+    db::insights::store_read(conn, story.id, reads, result, &metrics, next_at, now)?;
+    if db::insights::permission(conn, story.account_id)?.is_none() {
+        db::insights::set_permission(conn, story.account_id, Some(true))?;
     }
+    pass.read += 1;
     Ok(())
 }
 
