@@ -13,6 +13,7 @@ mod fake_selftest;
 mod health;
 mod helpers;
 mod history;
+mod insights;
 mod instagram_fake_selftest;
 mod limits;
 mod ops;
