@@ -9,8 +9,9 @@
 //! WARN line at start, and without the variable `now()` is `Utc::now()` behind one
 //! atomic load.
 //!
-//! Waits that come from daemon time (until the next slot, the scheduler's minute)
-//! go through `real_duration`, and so do the waits between retries: the back-off
+//! Waits that come from daemon time (until the next slot, the scheduler's minute,
+//! the publisher's minute between looks for due insight reads) go through
+//! `real_duration`, and so do the waits between retries: the back-off
 //! through a Telegram outage (poller, outbox) and Instagram's retries and container
 //! polls (publish). Under a 60x clock a 30 s back-off cap is 0.5 real seconds, so a
 //! test can live through minutes of outage in seconds. HTTP timeouts and
