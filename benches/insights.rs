@@ -6,45 +6,24 @@
 //! one /insights over those stories (the report and the chart). Run with
 //! `cargo bench --bench insights` (`-- --quick`: 20 s idle windows instead of 60 s).
 
+#[path = "proc_stats.rs"]
+mod proc_stats;
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use proc_stats::{cpu_by_thread, proc_field};
 use support::{describe_output, wait_until, Env, FakeInstagram, ADMIN, CHAT};
 
 const STORIES: usize = 300;
 const IG_TOKEN: &str = "IGAA-bench-long-lived-SECRET-token";
 const IG_USER: &str = "17841400000000009";
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
-/// CPU of the threads named `name`, from schedstat (exact).
+/// CPU of the threads named `name`.
 fn thread_cpu(pid: u32, name: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() != name {
-                continue;
-            }
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            let nanos = stat
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-            total += Duration::from_nanos(nanos);
-        }
-    }
-    total
+    cpu_by_thread(pid).get(name).copied().unwrap_or_default()
 }
 
 fn memory(pid: u32) -> String {

@@ -57,6 +57,8 @@ pub struct Pass {
     pub matched: usize,
     pub failed: usize,
     pub closed: usize,
+    /// The pass took as many stories as it may: more may be due now.
+    pub full: bool,
     /// Messages to chats (the permission notice), for the outbox.
     pub out: Vec<Outgoing>,
 }
@@ -130,6 +132,7 @@ pub fn run_due(
     };
     let mut pass = Pass {
         due: stories.len(),
+        full: !all && stories.len() >= PASS_LIMIT as usize,
         ..Pass::default()
     };
     for story in stories {

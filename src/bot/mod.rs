@@ -1209,6 +1209,23 @@ fn answer_prompt(
     )
 }
 
+/// The library's categories by name, as the prompts check typed names against.
+fn known_categories(conn: &rusqlite::Connection) -> Result<Vec<String>> {
+    Ok(db::media::active_categories(conn)?
+        .into_iter()
+        .map(|(category, _)| category)
+        .collect())
+}
+
+/// A typed value that is not one: why, and nothing changes (the prompt stays).
+fn refuse_value(chat_id: i64, error: &str, sent: &str, out: &mut Vec<Outgoing>) {
+    out.push(telegram::send_message(
+        chat_id,
+        &ui::invalid_value_text(error, sent),
+        None,
+    ));
+}
+
 /// The category mix typed as "quotes 2, tips 1": it lives in its own table.
 fn answer_categories(
     tx: &Transaction<'_>,
@@ -1219,18 +1236,11 @@ fn answer_categories(
     text: &str,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
-    let known: Vec<String> = db::media::active_categories(tx)?
-        .into_iter()
-        .map(|(c, _)| c)
-        .collect();
+    let known = known_categories(tx)?;
     let weights = match picker::parse_mix(text, &known) {
         Ok(weights) => weights,
         Err(e) => {
-            out.push(telegram::send_message(
-                chat_id,
-                &ui::invalid_value_text(&e, text),
-                None,
-            ));
+            refuse_value(chat_id, &e, text, out);
             return Ok(());
         }
     };

@@ -32,15 +32,8 @@ pub fn prompt(conn: &Connection, chat_id: i64, s: &ChatSettings) -> Result<Strin
     Ok(ui::tune::tune_prompt(
         s.auto_tune,
         &bounds,
-        &known_categories(conn)?,
+        &super::known_categories(conn)?,
     ))
-}
-
-fn known_categories(conn: &Connection) -> Result<Vec<String>> {
-    Ok(db::media::active_categories(conn)?
-        .into_iter()
-        .map(|(category, _)| category)
-        .collect())
 }
 
 /// The answer to the prompt: off, or on with its metric, step and bounds. Bounds
@@ -54,15 +47,11 @@ pub fn answer(
     text: &str,
     out: &mut Vec<Outgoing>,
 ) -> Result<()> {
-    let known = known_categories(tx)?;
+    let known = super::known_categories(tx)?;
     let choice = match tune::parse_choice(text, &known) {
         Ok(choice) => choice,
         Err(e) => {
-            out.push(telegram::send_message(
-                chat_id,
-                &ui::invalid_value_text(&e, text),
-                None,
-            ));
+            super::refuse_value(chat_id, &e, text, out);
             return Ok(());
         }
     };
@@ -171,7 +160,7 @@ pub fn run_if_due(
     let stories = db::insights::results(conn, chat_id, now - WEEK, now)?;
     let weights = tune::starting_mix(
         &db::queue::category_weights(conn, chat_id)?,
-        &known_categories(conn)?,
+        &super::known_categories(conn)?,
     );
     let mut tuning = TuneSettings::new(auto.metric);
     tuning.max_step = auto.step;

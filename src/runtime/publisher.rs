@@ -104,8 +104,10 @@ impl Publisher {
             // Daemon time, so a story's reads come hours later on the test clock too.
             let mut now = crate::clock::now();
             if insights_looked.is_none_or(|at| now >= at + INSIGHTS_EVERY || now < at) {
-                self.read_insights(now);
-                insights_looked = Some(now);
+                // A full pass (a backlog after downtime) looks again at once, with
+                // a publish job's turn in between, rather than a minute later.
+                let more = self.read_insights(now);
+                insights_looked = (!more).then_some(now);
                 now = crate::clock::now();
             }
             // The next look is a minute of daemon time away: on a fast test clock
@@ -147,8 +149,9 @@ impl Publisher {
         }
     }
 
-    /// The insight steps due now (`bot::insights`), recorded as a run when any was.
-    fn read_insights(&self, now: chrono::DateTime<chrono::Utc>) {
+    /// The insight steps due now (`bot::insights`), recorded as a run when any was;
+    /// true when the pass was full and more may be due.
+    fn read_insights(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         let pass = match crate::bot::insights::run_due(
             &self.conn,
             &self.graph,
@@ -159,11 +162,11 @@ impl Publisher {
             Ok(pass) => pass,
             Err(e) => {
                 warn!("reading story insights: {e:#}");
-                return;
+                return false;
             }
         };
         if pass.due == 0 {
-            return;
+            return false;
         }
         let mut run = db::runs::begin(RunKind::Insights, None, now);
         run.count("due", pass.due);
@@ -189,6 +192,7 @@ impl Publisher {
                 Err(e) => warn!("telling chats about insights: {e:#}"),
             }
         }
+        pass.full
     }
 
     fn refresh_tokens(&self) {
