@@ -713,9 +713,17 @@ fn form_query_and_multipart_bodies_are_recorded() {
     assert_eq!(result["result"]["caption"], json!("Story <b>1</b>"));
     let params = &tg.calls_of("sendPhoto")[0].params;
     assert_eq!(params["chat_id"], json!(chat));
+    // A JPEG's magic bytes name its format, but the picture does not decode.
     assert_eq!(
         params["photo"],
-        json!({"file_name": "a.jpg", "content_type": "image/jpeg", "size": 7})
+        json!({
+            "file_name": "a.jpg",
+            "content_type": "image/jpeg",
+            "size": 7,
+            "format": "jpg",
+            "decodes": false,
+            "sha256": "d69817ba6a7889086b8f53995840ccc3ff93b197961c4865b1c2064c241f919f"
+        })
     );
     let photo = &tg.messages(CHAT)[1];
     assert_eq!(

@@ -14,10 +14,10 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const FAST_COMMANDS: &str = "[limits]\ncommands_per_minute = 600\ncommand_burst = 100\n";
 
 /// Messages the bot sends on its own schedule (the daily "running dry" warning,
-/// missed slots, scan reports, the daily summary), which can land between a
-/// command and its reply.
+/// missed slots, scan reports, the daily summary, auto-tune's weekly word),
+/// which can land between a command and its reply.
 pub fn is_notice(message: &SentMessage) -> bool {
-    ["📉", "⏰", "🔎 <b>Scan finished", "🗞 <b>Daily summary"]
+    ["📉", "⏰", "🔎 <b>Scan finished", "🗞 <b>Daily summary", "🎛"]
         .iter()
         .any(|p| message.text.starts_with(p))
 }

@@ -78,6 +78,9 @@ const METHODS: &[&str] = &[
     "getFile",
 ];
 
+/// Uploaded pictures up to this size are decoded whole and hashed (`Call`).
+const MAX_DECODED_UPLOAD: usize = 1024 * 1024;
+
 /// getFile refuses bigger files: bots may download at most 20 MB.
 const MAX_DOWNLOAD_BYTES: usize = 20 * 1024 * 1024;
 
@@ -88,9 +91,11 @@ pub struct Call {
     pub method: String,
     /// Query string and body merged into one JSON object. JSON bodies keep their types;
     /// form and multipart fields are strings; an uploaded file is recorded as
-    /// `{"file_name", "content_type", "size"}`, plus `"width"` and `"height"` when it
-    /// is a picture the `image` crate can read the header of, and `"content"` when
-    /// it is UTF-8 text of at most 64 KB.
+    /// `{"file_name", "content_type", "size"}`, plus `"width"`, `"height"` and
+    /// `"format"` ("png", "jpg", …) when it is a picture the `image` crate can read
+    /// the header of, `"decodes"` (whether the whole picture decodes) and `"sha256"`
+    /// (hex) when such a picture is at most 1 MB, and `"content"` when it is UTF-8
+    /// text of at most 64 KB.
     pub params: Value,
     pub at: Instant,
     pub token_ok: bool,
@@ -1880,13 +1885,27 @@ fn parse_multipart(body: &[u8], boundary: &str, params: &mut Map<String, Value>)
                         file["content"] = json!(text);
                     }
                 }
-                let dimensions = image::ImageReader::new(std::io::Cursor::new(content))
+                let reader = image::ImageReader::new(std::io::Cursor::new(content))
                     .with_guessed_format()
-                    .ok()
-                    .and_then(|reader| reader.into_dimensions().ok());
+                    .ok();
+                let format = reader.as_ref().and_then(|reader| reader.format());
+                let dimensions = reader.and_then(|reader| reader.into_dimensions().ok());
                 if let Some((width, height)) = dimensions {
                     file["width"] = json!(width);
                     file["height"] = json!(height);
+                }
+                if let Some(format) = format {
+                    file["format"] = json!(format.extensions_str().first().copied());
+                    // A small picture is decoded whole, so a test can tell a
+                    // valid one from a header on top of garbage, and told
+                    // apart from another by its hash.
+                    if content.len() <= MAX_DECODED_UPLOAD {
+                        file["decodes"] = json!(image::load_from_memory(content).is_ok());
+                        let digest = ring::digest::digest(&ring::digest::SHA256, content);
+                        let hex: String =
+                            digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                        file["sha256"] = json!(hex);
+                    }
                 }
                 file
             }
