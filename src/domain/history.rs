@@ -232,6 +232,9 @@ pub fn setting_label(setting: &str) -> &str {
         "skipped_lock_days" => "Rest after skipped (days)",
         "category_mix" => "Category mix",
         "active_account_id" => "Instagram account",
+        "daily_summary_hour" => "Daily summary",
+        "auto_tune" => "Auto-tune mix",
+        "auto_tune_bounds" => "Auto-tune bounds",
         other => other,
     }
 }
@@ -242,11 +245,15 @@ pub fn value_words(setting: &str, value: &Value) -> String {
         (_, Value::Bool(true)) => "on".to_string(),
         (_, Value::Bool(false)) => "off".to_string(),
         ("active_account_id", Value::Null) => "none".to_string(),
+        // The summary switched off is stored as no hour.
+        ("daily_summary_hour", Value::Null) => "off".to_string(),
         (_, Value::Null) => "default".to_string(),
-        ("posting_hours_start" | "posting_hours_end", Value::Number(n)) => match n.as_u64() {
-            Some(hour) => format!("{hour:02}:00"),
-            None => n.to_string(),
-        },
+        ("posting_hours_start" | "posting_hours_end" | "daily_summary_hour", Value::Number(n)) => {
+            match n.as_u64() {
+                Some(hour) => format!("{hour:02}:00"),
+                None => n.to_string(),
+            }
+        }
         ("active_account_id", Value::Number(n)) => format!("#{n}"),
         (_, Value::String(s)) => s.clone(),
         (_, other) => other.to_string(),
@@ -392,6 +399,19 @@ mod tests {
         let odd = settings_entry("not json", Some("/dryrun"));
         assert_eq!(odd.what_words(), "settings recorded as they were");
         assert_eq!(odd.why_words(), "/dryrun");
+        // The settings of the daily summary and of auto-tune, in the menu's words.
+        let summary_and_tune = settings_entry(
+            r#"[{"setting":"daily_summary_hour","old":9,"new":7},
+                {"setting":"daily_summary_hour","old":7,"new":null},
+                {"setting":"auto_tune","old":"off","new":"completion, up to 30 a week"},
+                {"setting":"auto_tune_bounds","old":"none","new":"quotes=50-400"}]"#,
+            Some("settings menu"),
+        );
+        assert_eq!(
+            summary_and_tune.what_words(),
+            "Daily summary 09:00 → 07:00; Daily summary 07:00 → off; \
+             Auto-tune mix off → completion, up to 30 a week; Auto-tune bounds none → quotes=50-400"
+        );
         for (reason, source) in [
             ("initial setup", "wizard"),
             ("import", "import"),
