@@ -91,10 +91,11 @@ pub fn answer(
                 let scaled = scaled_mix(&tune::starting_mix(&weights, &known));
                 if scaled != weights {
                     db::queue::set_category_weights(tx, chat_id, &scaled)?;
+                    // In weights: in percentages a scaled mix reads as no change.
                     changes.push(Change {
                         setting: "category_mix",
-                        old: picker::format_mix(&weights).into(),
-                        new: picker::format_mix(&scaled).into(),
+                        old: picker::format_weights(&weights).into(),
+                        new: picker::format_weights(&scaled).into(),
                     });
                 }
             }

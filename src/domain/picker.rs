@@ -267,6 +267,21 @@ pub fn format_mix(weights: &BTreeMap<String, u32>) -> String {
         .join(" · ")
 }
 
+/// The weights themselves, as the Categories prompt takes them: "memes=102
+/// quotes=34", or "every category alike" when no weight counts. For a change
+/// of the weights that keeps their proportions, which `format_mix` would show
+/// as no change at all.
+pub fn format_weights(weights: &BTreeMap<String, u32>) -> String {
+    if weights.values().all(|weight| *weight == 0) {
+        return "every category alike".to_string();
+    }
+    weights
+        .iter()
+        .map(|(category, weight)| format!("{category}={weight}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_mix_separator(c: char) -> bool {
     c.is_whitespace() || c == ','
 }
@@ -748,5 +763,12 @@ mod tests {
     fn a_parsed_mix_reads_back() {
         let weights = parse_mix("quotes=3 products=1", &known()).unwrap();
         assert_eq!(format_mix(&weights), "products 25% · quotes 75%");
+        assert_eq!(format_weights(&weights), "products=1 quotes=3");
+        assert_eq!(
+            parse_mix(&format_weights(&weights), &known()).unwrap(),
+            weights
+        );
+        assert_eq!(format_weights(&mix(&[])), "every category alike");
+        assert_eq!(format_weights(&mix(&[("a", 0)])), "every category alike");
     }
 }
