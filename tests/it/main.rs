@@ -28,5 +28,6 @@ mod setup;
 mod summary;
 mod support;
 mod trust;
+mod tune;
 mod web;
 mod wizard;
