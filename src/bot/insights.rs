@@ -317,10 +317,10 @@ pub fn show(
     let report = insights::report(&stories, since, until);
     let caption = ui::insights::insights_caption(&report, resolved.timezone);
     if report.has_numbers() {
-        if let Some(path) = chart_file(ctx, chat_id, &report) {
+        if let Some(png) = chart_png(chat_id, &report) {
             out.push(telegram::send_drawn_photo(
                 chat_id,
-                &path.display().to_string(),
+                &png,
                 "insights.png",
                 &caption,
             ));
@@ -331,35 +331,20 @@ pub fn show(
     Ok(())
 }
 
-/// The chart of `report`, written where the outbox uploads it from (one file per
-/// chat, replaced by the chat's next /insights); None when it cannot be made.
-fn chart_file(
-    ctx: &super::Context<'_>,
-    chat_id: i64,
-    report: &insights::InsightsReport,
-) -> Option<std::path::PathBuf> {
+/// The chart of `report` as a PNG, or None when it cannot be drawn. It travels
+/// in the outbox row with its caption (a few KB): a file of the chat's, drawn
+/// again by its next /insights while this one still waited to be sent, would
+/// have gone out under this caption.
+fn chart_png(chat_id: i64, report: &insights::InsightsReport) -> Option<Vec<u8>> {
     let rows: Vec<chart::ChartRow> = report
         .categories
         .iter()
         .map(chart::ChartRow::from)
         .collect();
-    let png = match chart::insights_chart(&rows) {
-        Ok(png) => png,
+    match chart::insights_chart(&rows) {
+        Ok(png) => Some(png),
         Err(e) => {
             warn!("chat {chat_id}: drawing the insights chart: {e:#}");
-            return None;
-        }
-    };
-    let dir = crate::media::convert::cache_dir(ctx.config);
-    let path = dir.join(format!("insights-{chat_id}.png"));
-    let partial = dir.join(format!("insights-{chat_id}.png.part"));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&partial, &png))
-        .and_then(|()| std::fs::rename(&partial, &path));
-    match written {
-        Ok(()) => Some(path),
-        Err(e) => {
-            warn!("chat {chat_id}: writing the insights chart: {e}");
             None
         }
     }

@@ -250,18 +250,44 @@ pub fn send_media(
     }
 }
 
-/// A picture Storyline drew (the /insights chart), uploaded from `path` with an
-/// HTML caption; nothing is recorded when Telegram takes it.
-pub fn send_drawn_photo(chat_id: i64, path: &str, file_name: &str, caption: &str) -> Outgoing {
+/// A picture Storyline drew (the /insights chart, a few KB), sent as a photo
+/// with an HTML caption; nothing is recorded when Telegram takes it. The
+/// outbox row holds the picture (as hex), so the photo is always the one drawn
+/// for this caption, whatever is drawn before it goes out.
+pub fn send_drawn_photo(chat_id: i64, png: &[u8], file_name: &str, caption: &str) -> Outgoing {
     Outgoing::new(
         "sendPhoto",
         json!({
             "chat_id": chat_id,
             "caption": caption,
             "parse_mode": "HTML",
-            UPLOAD_KEY: { "field": "photo", "path": path, "file_name": file_name },
+            UPLOAD_KEY: { "field": "photo", "file_name": file_name, "content_hex": to_hex(png) },
         }),
     )
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+/// The bytes of `to_hex`'s text; None for anything else.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+        })
+        .collect()
 }
 
 /// A file made in memory (a settings export), sent as a document with an HTML
@@ -705,13 +731,21 @@ impl Client {
             .get("file_name")
             .and_then(Value::as_str)
             .unwrap_or("file");
-        // A file made in memory travels in the row; a story's is read from disk.
-        let (file, file_len): (Box<dyn Read + Send>, u64) = match upload.get("content") {
-            Some(Value::String(content)) => (
-                Box::new(std::io::Cursor::new(content.clone().into_bytes())),
-                content.len() as u64,
-            ),
-            _ => {
+        // A file made in memory travels in the row (text as it is, a drawn
+        // picture as hex); a story's is read from disk.
+        let in_row = match (upload.get("content"), upload.get("content_hex")) {
+            (Some(Value::String(content)), _) => Some(content.clone().into_bytes()),
+            (_, Some(Value::String(hex))) => Some(from_hex(hex).ok_or_else(|| {
+                ApiError::File(format!("{file_name}: the stored picture is not hex"))
+            })?),
+            _ => None,
+        };
+        let (file, file_len): (Box<dyn Read + Send>, u64) = match in_row {
+            Some(content) => {
+                let len = content.len() as u64;
+                (Box::new(std::io::Cursor::new(content)), len)
+            }
+            None => {
                 let file = std::fs::File::open(path)
                     .map_err(|e| ApiError::File(format!("{path}: {e}")))?;
                 let len = file
@@ -948,6 +982,22 @@ pub fn parse_response(status: u16, body: &str) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drawn_photo_travels_in_its_row() {
+        let png: Vec<u8> = (0..=255).collect();
+        let call = send_drawn_photo(7, &png, "insights.png", "<b>x</b>");
+        let upload = &call.params[UPLOAD_KEY];
+        assert_eq!(upload["field"], "photo");
+        assert!(upload.get("path").is_none(), "{upload}");
+        let hex = upload["content_hex"].as_str().unwrap();
+        assert!(hex.starts_with("000102") && hex.ends_with("feff"), "{hex}");
+        assert_eq!(from_hex(hex), Some(png));
+        assert_eq!(from_hex(""), Some(Vec::new()));
+        for bad in ["0", "0g", "+1", "é1"] {
+            assert_eq!(from_hex(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn retry_after_is_kept_between_a_second_and_an_hour() {

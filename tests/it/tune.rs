@@ -949,3 +949,75 @@ fn insights_sends_a_chart_with_numbers_per_category_and_text_without_any() {
     assert!(!chart.text.contains("tips"), "{}", chart.text);
     assert_eq!(chart.text, call.params["caption"].as_str().unwrap());
 }
+
+/// Two /insights in a row whose first chart is still waiting in the outbox
+/// (Telegram failing for a moment) when the second is drawn: each photo is
+/// the chart of its own caption.
+#[test]
+fn each_insights_photo_is_the_chart_of_its_own_caption() {
+    let env = env_with(&[CHAT], |_| {});
+    let _daemon = env.start_polling();
+    say(&env, CHAT, ADMIN, "/status");
+    {
+        let db = env.db();
+        let ago = |hours: i64| {
+            (Utc::now() - chrono::Duration::hours(hours))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        };
+        // The last day has one category, the last 30 days two: two charts.
+        add_story(
+            &db,
+            CHAT,
+            "quotes/a.jpg",
+            &ago(2),
+            Some(numbers(100, 90, 10)),
+        );
+        add_story(
+            &db,
+            CHAT,
+            "memes/c.jpg",
+            &ago(50),
+            Some(numbers(100, 40, 60)),
+        );
+    }
+    env.tg
+        .fail_next("sendPhoto", 1000, crate::support::Fault::bad_gateway());
+    let from = env.tg.calls().len();
+    env.tg.push_message(CHAT, ADMIN, "ada", "/insights 1");
+    env.tg.wait_for(from, WAIT, |c| {
+        c.method == "sendPhoto" && c.status == Some(502)
+    });
+    env.tg.push_message(CHAT, ADMIN, "ada", "/insights 30");
+    wait_until("the second /insights handled", WAIT, || {
+        (handled_commands(&env, "insights") == 2).then_some(())
+    });
+    env.tg.clear_faults();
+    let delivered = wait_until("both charts delivered", WAIT, || {
+        let sent: Vec<crate::support::Call> = env
+            .tg
+            .calls_of("sendPhoto")
+            .into_iter()
+            .filter(|c| c.status == Some(200))
+            .collect();
+        (sent.len() == 2).then_some(sent)
+    });
+    let chart_of = |period: &str| -> String {
+        let call = delivered
+            .iter()
+            .find(|c| {
+                c.params["caption"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(&format!("📊 <b>Insights</b> · {period}\n"))
+            })
+            .unwrap_or_else(|| panic!("no chart of {period}: {delivered:?}"));
+        assert_eq!(call.params["photo"]["decodes"], true, "{call:?}");
+        call.params["photo"]["sha256"].as_str().unwrap().to_string()
+    };
+    assert_ne!(
+        chart_of("the last day"),
+        chart_of("the last 30 days"),
+        "the first photo went out with the second chart"
+    );
+}
