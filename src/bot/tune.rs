@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use log::info;
 use rusqlite::{Connection, Transaction};
 
@@ -102,7 +102,11 @@ pub fn answer(
         }
     }
     let resolved = settings::resolve(&row, defaults);
-    let confirmation = ui::tune::tune_set_text(resolved.auto_tune, &db::tune::bounds(tx, chat_id)?);
+    let confirmation = ui::tune::tune_set_text(
+        resolved.auto_tune,
+        &db::tune::bounds(tx, chat_id)?,
+        next_look(tx, chat_id, &resolved, ctx.now)?,
+    );
     super::finish_prompt(
         tx,
         ctx,
@@ -132,6 +136,30 @@ fn scaled_mix(mix: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
         .collect()
 }
 
+/// The chat's local hour of the weekly pass.
+fn pass_hour(s: &ChatSettings) -> u32 {
+    s.daily_summary_hour.unwrap_or(TUNE_HOUR)
+}
+
+/// When the chat's next weekly pass comes, for the confirmation: its local date
+/// and hour, or None when it is due now (or auto-tune is off).
+fn next_look(
+    conn: &Connection,
+    chat_id: i64,
+    s: &ChatSettings,
+    now: DateTime<Utc>,
+) -> Result<Option<(NaiveDate, u32)>> {
+    if s.auto_tune.is_none() {
+        return Ok(None);
+    }
+    let Some(ran_on) = db::tune::ran_on(conn, chat_id)? else {
+        return Ok(None);
+    };
+    let local = now.with_timezone(&s.timezone);
+    let hour = pass_hour(s);
+    Ok(tune::next_pass(ran_on, local.date_naive(), local.hour(), hour).map(|date| (date, hour)))
+}
+
 /// The chat's weekly pass, when one is due at `now`: a week after the last (or
 /// after auto-tune was switched on), at the summary hour (or 09:00) of the
 /// chat's day. The date is recorded in the tick's transaction with what the pass
@@ -153,7 +181,7 @@ pub fn run_if_due(
         db::tune::set_ran_on(conn, chat_id, today)?;
         return Ok(());
     };
-    if today < ran_on + WEEK || local.hour() < s.daily_summary_hour.unwrap_or(TUNE_HOUR) {
+    if tune::next_pass(ran_on, today, local.hour(), pass_hour(s)).is_some() {
         return Ok(());
     }
     db::tune::set_ran_on(conn, chat_id, today)?;

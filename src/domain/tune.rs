@@ -16,6 +16,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{Days, NaiveDate};
+
 use crate::domain::insights::{format_average, format_percent, StoryMetrics, StoryResult};
 use crate::domain::markup::plural;
 use crate::domain::picker::MIX_WEIGHT_MAX;
@@ -278,6 +280,28 @@ pub fn format_auto_tune(tune: Option<AutoTune>) -> String {
     match tune {
         None => "off".to_string(),
         Some(t) => format!("{}, up to {} a week", t.metric.name(), t.step),
+    }
+}
+
+/// The local date of a chat's next weekly pass, None when one is due now: a
+/// week after the last (or after auto-tune was switched on), from `hour` on;
+/// a pass missed while Storyline was off comes at the next `hour`, or now.
+/// `today` and `hour_now` are the chat's local date and hour.
+pub fn next_pass(
+    ran_on: NaiveDate,
+    today: NaiveDate,
+    hour_now: u32,
+    hour: u32,
+) -> Option<NaiveDate> {
+    let due = ran_on
+        .checked_add_days(Days::new(7))
+        .unwrap_or(NaiveDate::MAX);
+    if today < due {
+        Some(due)
+    } else if hour_now < hour {
+        Some(today)
+    } else {
+        None
     }
 }
 
@@ -974,6 +998,32 @@ mod tests {
             assert_eq!(Metric::from_name(metric.name()), Some(metric));
         }
         assert_eq!(Metric::from_name("views"), None);
+    }
+
+    #[test]
+    fn the_weekly_pass_comes_a_week_later_from_its_hour() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2030, 6, d).unwrap();
+        // (last pass, today, hour now) → next pass, for a pass at 09:00.
+        for (ran_on, today, hour_now, expected) in [
+            (3, 3, 10, Some(day(10))),
+            (3, 9, 23, Some(day(10))),
+            (3, 10, 8, Some(day(10))),
+            (3, 10, 9, None),
+            (3, 10, 23, None),
+            // Missed while off: at the next 09:00, or now.
+            (3, 12, 7, Some(day(12))),
+            (3, 12, 15, None),
+        ] {
+            assert_eq!(
+                next_pass(day(ran_on), day(today), hour_now, 9),
+                expected,
+                "{ran_on} {today} {hour_now}"
+            );
+        }
+        assert_eq!(
+            next_pass(NaiveDate::MAX, day(1), 23, 0),
+            Some(NaiveDate::MAX)
+        );
     }
 
     #[test]

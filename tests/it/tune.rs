@@ -387,10 +387,22 @@ fn switching_auto_tune_on_in_settings_records_it_and_a_bad_answer_changes_nothin
 
     let today = Utc::now().date_naive().to_string();
     let reply = say(&env, CHAT, ADMIN, "completion 30 quotes=50-400");
-    assert_eq!(
-        reply.text,
-        "✅ Auto-tune is <b>on</b>: completion, up to 30 a week; bounds: quotes=50-400. \
-         The first look comes a week from now, once the stories have results."
+    let in_a_week = |days: i64| {
+        (Utc::now().date_naive() + chrono::Duration::days(days))
+            .format("%a %d %b")
+            .to_string()
+    };
+    let said = |day: String| {
+        format!(
+            "✅ Auto-tune is <b>on</b>: completion, up to 30 a week; bounds: quotes=50-400. \
+             The next look at the stories' results comes on {day} at 09:00."
+        )
+    };
+    // (Either side of midnight, should the test run across it.)
+    assert!(
+        reply.text == said(in_a_week(7)) || reply.text == said(in_a_week(6)),
+        "{}",
+        reply.text
     );
     // The menu it came from shows it.
     wait_until("the menu to show auto-tune on", WAIT, || {
@@ -535,11 +547,25 @@ fn a_week_later_the_tuner_moves_the_mix_once_within_its_step_and_bounds() {
     add_a_clear_week(&env.db(), CHAT);
     let history_before = versions(&env, CHAT).len();
 
-    // Sunday, six days in and past the hour: not yet.
+    // Sunday, six days in and past the hour: not yet, and the prompt,
+    // answered again, says when.
     let daemon = start_at(&env, "2030-06-09T09:30:00Z");
     wait_for_a_tick(&env, CHAT, ADMIN);
     assert!(tune_runs(&env, CHAT).is_empty());
     assert_eq!(mix(&env, CHAT), before);
+    let menu = say(&env, CHAT, ADMIN, "/settings");
+    open_prompt(&env, CHAT, &menu, "📈 Auto-tune mix: completion");
+    let reply = say(&env, CHAT, ADMIN, "completion 50 memes=80-300");
+    assert_eq!(
+        reply.text,
+        "✅ Auto-tune is <b>on</b>: completion, up to 50 a week; bounds: memes=80-300. \
+         The next look at the stories' results comes on Mon 10 Jun at 09:00."
+    );
+    assert_eq!(
+        versions(&env, CHAT).len(),
+        history_before,
+        "nothing changed"
+    );
     assert!(daemon.terminate().0.success());
 
     // A week later, at 09:00 (the chat's summary hour).

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
+
 use crate::domain::callback::{self, Callback};
 use crate::domain::markup::{escape_html, Button, Keyboard};
 use crate::domain::tune::{format_auto_tune, format_bounds, AutoTune, Bounds, DEFAULT_STEP};
@@ -31,16 +33,26 @@ pub fn tune_prompt(
     )
 }
 
-pub fn tune_set_text(tune: Option<AutoTune>, bounds: &BTreeMap<String, Bounds>) -> String {
-    match tune {
-        None => "✅ Auto-tune is <b>off</b>: the category mix stays as you set it.".to_string(),
-        Some(tune) => format!(
-            "✅ Auto-tune is <b>on</b>: {}; bounds: {}. The first look comes a week from now, \
-             once the stories have results.",
-            escape_html(&format_auto_tune(Some(tune))),
-            escape_html(&format_bounds(bounds))
-        ),
-    }
+/// The answer to the prompt. `next_look`: the local date and hour of the next
+/// weekly pass, None when one is due now.
+pub fn tune_set_text(
+    tune: Option<AutoTune>,
+    bounds: &BTreeMap<String, Bounds>,
+    next_look: Option<(NaiveDate, u32)>,
+) -> String {
+    let Some(tune) = tune else {
+        return "✅ Auto-tune is <b>off</b>: the category mix stays as you set it.".to_string();
+    };
+    let when = match next_look {
+        Some((date, hour)) => format!("on {} at {hour:02}:00", date.format("%a %d %b")),
+        None => "in a minute".to_string(),
+    };
+    format!(
+        "✅ Auto-tune is <b>on</b>: {}; bounds: {}. The next look at the stories' results \
+         comes {when}.",
+        escape_html(&format_auto_tune(Some(tune))),
+        escape_html(&format_bounds(bounds))
+    )
 }
 
 /// The weekly change, each category's weight old → new, with ↩️ Undo.
@@ -121,14 +133,15 @@ mod tests {
             Why: auto-tune: quotes completion 71 % vs memes 58 % &lt;b&gt;"#]]
         .assert_eq(&text);
         assert_eq!(keyboard[0][0].callback_data.as_deref(), Some("1:tundo:7"));
-        let on = tune_set_text(
-            Some(AutoTune {
-                metric: Metric::Completion,
-                step: 30,
-            }),
-            &BTreeMap::new(),
-        );
-        assert!(on.contains("completion, up to 30 a week"), "{on}");
+        let completion = Some(AutoTune {
+            metric: Metric::Completion,
+            step: 30,
+        });
+        let monday = NaiveDate::from_ymd_opt(2030, 6, 10);
+        expect![[r#"✅ Auto-tune is <b>on</b>: completion, up to 30 a week; bounds: none. The next look at the stories' results comes on Mon 10 Jun at 09:00."#]]
+            .assert_eq(&tune_set_text(completion, &BTreeMap::new(), monday.map(|d| (d, 9))));
+        let now = tune_set_text(completion, &BTreeMap::new(), None);
+        assert!(now.ends_with("comes in a minute."), "{now}");
         assert!(tune_prompt(None, &BTreeMap::new(), &[]).contains("(now off)"));
         assert_eq!(
             tune_unchanged("too little data: quotes has 2 stories, needs 3"),
