@@ -187,27 +187,38 @@ pub fn run_if_due(
     db::tune::set_ran_on(conn, chat_id, today)?;
     let mut run = db::runs::begin(RunKind::Tune, Some(chat_id), now);
     let stories = db::insights::results(conn, chat_id, now - WEEK, now)?;
-    let weights = tune::starting_mix(
-        &db::queue::category_weights(conn, chat_id)?,
-        &super::known_categories(conn)?,
-    );
+    let known = super::known_categories(conn)?;
+    let before = tune::starting_mix(&db::queue::category_weights(conn, chat_id)?, &known);
+    // With auto-tune on the mix names every category, so a folder added since
+    // the last pass would never be posted: it joins at `START_WEIGHT` (a weight
+    // of 0 keeps a category out, and the tuner never moves a 0).
+    let mut weights = before.clone();
+    let joined: Vec<String> = known
+        .iter()
+        .filter(|category| !before.contains_key(*category))
+        .cloned()
+        .collect();
+    for category in &joined {
+        weights.insert(category.clone(), tune::START_WEIGHT);
+    }
     let mut tuning = TuneSettings::new(auto.metric);
     tuning.max_step = auto.step;
     tuning.bounds = db::tune::bounds(conn, chat_id)?;
     let decision = tune::tune(&weights, &tune::samples(&stories, auto.metric), &tuning);
     run.count("stories", stories.len());
-    match decision {
+    let joined_words =
+        (!joined.is_empty()).then(|| format!("new categories join the mix: {}", joined.join(", ")));
+    let change = match decision {
         Decision::Change {
             weights: new,
             reason,
-        } => {
-            let id = db::tune::record_change(conn, chat_id, &weights, &new, &reason, now)?;
-            super::settings_file::set_mix(conn, config, chat_id, new.clone(), None, &reason, now)?;
-            info!("chat {chat_id}: {reason}");
-            let (text, keyboard) = ui::tune::tune_changed(id, &weights, &new, &reason);
-            out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
-            run.count("changed", 1);
-        }
+        } => Some((
+            new,
+            match &joined_words {
+                Some(words) => format!("{reason}; {words}"),
+                None => reason,
+            },
+        )),
         Decision::NoChange(why) => {
             info!("chat {chat_id}: auto-tune, no change: {why}");
             out.push(telegram::send_message(
@@ -215,8 +226,16 @@ pub fn run_if_due(
                 &ui::tune::tune_unchanged(&why),
                 None,
             ));
-            run.count("changed", 0);
+            joined_words.map(|words| (weights.clone(), format!("auto-tune: {words}")))
         }
+    };
+    run.count("changed", usize::from(change.is_some()));
+    if let Some((new, reason)) = change {
+        let id = db::tune::record_change(conn, chat_id, &before, &new, &reason, now)?;
+        super::settings_file::set_mix(conn, config, chat_id, new.clone(), None, &reason, now)?;
+        info!("chat {chat_id}: {reason}");
+        let (text, keyboard) = ui::tune::tune_changed(id, &before, &new, &reason);
+        out.push(telegram::send_message(chat_id, &text, Some(&keyboard)));
     }
     run.finish(conn, Ok(()), now);
     Ok(())

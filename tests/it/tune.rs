@@ -396,7 +396,8 @@ fn switching_auto_tune_on_in_settings_records_it_and_a_bad_answer_changes_nothin
     let said = |day: String| {
         format!(
             "✅ Auto-tune is <b>on</b>: completion, up to 30 a week; bounds: quotes=50-400. \
-             The next look at the stories' results comes on {day} at 09:00."
+             The next look at the stories' results comes on {day} at 09:00. \
+             A category folder added later joins the mix at that weekly look."
         )
     };
     // (Either side of midnight, should the test run across it.)
@@ -560,7 +561,8 @@ fn a_week_later_the_tuner_moves_the_mix_once_within_its_step_and_bounds() {
     assert_eq!(
         reply.text,
         "✅ Auto-tune is <b>on</b>: completion, up to 50 a week; bounds: memes=80-300. \
-         The next look at the stories' results comes on Mon 10 Jun at 09:00."
+         The next look at the stories' results comes on Mon 10 Jun at 09:00. \
+         A category folder added later joins the mix at that weekly look."
     );
     assert_eq!(
         versions(&env, CHAT).len(),
@@ -1046,5 +1048,52 @@ fn each_insights_photo_is_the_chart_of_its_own_caption() {
         chart_of("the last day"),
         chart_of("the last 30 days"),
         "the first photo went out with the second chart"
+    );
+}
+
+#[test]
+fn a_category_folder_added_while_auto_tune_is_on_joins_the_mix_at_the_weekly_look() {
+    // The mix names memes, quotes and tips; "travel" is a folder added since, so
+    // without the tuner it would never be posted (a category left out is not).
+    let env = env_with(&[CHAT], |db| {
+        add_tuned_chat(db, CHAT);
+        db.execute(
+            "UPDATE chat_categories SET weight = 0 WHERE chat_id = ?1 AND category = 'tips'",
+            [CHAT],
+        )
+        .unwrap();
+    });
+    let file = env.media_dir().join("travel/x.jpg");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(file, media::jpeg(b"travel")).unwrap();
+    let out = env.run(&["scan"]);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    let before = mix(&env, CHAT);
+    assert!(!before.contains_key("travel"));
+    let _daemon = start_at(&env, &format!("{WEEK_LATER}T08:59:00Z"));
+    // Too little data to tune: said, and the new folder still joins, with Undo.
+    wait_for_message(&env, CHAT, NO_CHANGE);
+    let moved = wait_for_message(&env, CHAT, MOVED);
+    assert!(moved.text.contains("• travel: 0 → 100"), "{}", moved.text);
+    assert!(
+        moved.text.contains("new categories join the mix: travel"),
+        "{}",
+        moved.text
+    );
+    assert!(moved.reply_markup.is_some(), "an Undo button");
+    // A weight of 0 keeps a category out; the others keep theirs.
+    assert_eq!(
+        mix(&env, CHAT),
+        weights(&[
+            ("memes", 100),
+            ("quotes", 100),
+            ("tips", 0),
+            ("travel", 100)
+        ])
+    );
+    let last = versions(&env, CHAT).pop().unwrap();
+    assert_eq!(
+        last.2.as_deref(),
+        Some("auto-tune: new categories join the mix: travel")
     );
 }
