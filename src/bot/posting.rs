@@ -177,8 +177,19 @@ pub fn tick(
             ));
         }
         warn_if_running_dry(conn, *chat_id, s, now, out)?;
-        crate::bot::summary::send_if_due(conn, key, *chat_id, s, now, out)?;
-        crate::bot::tune::run_if_due(conn, config, *chat_id, s, now, out)?;
+        // A chat's summary or weekly tuning that fails on its own data (not on
+        // the disk) is undone, its messages too, and logged; it does not hold up
+        // every other chat.
+        let told = out.len();
+        let summary = db::in_savepoint(conn, || {
+            crate::bot::summary::send_if_due(conn, key, *chat_id, s, now, out)
+        });
+        keep_or_log(summary, *chat_id, "daily summary", out, told)?;
+        let told = out.len();
+        let tuned = db::in_savepoint(conn, || {
+            crate::bot::tune::run_if_due(conn, config, *chat_id, s, now, out)
+        });
+        keep_or_log(tuned, *chat_id, "auto-tune", out, told)?;
     }
     for slot in queue::due_slots(conn, now, missed_before)? {
         let Some((_, s)) = chats.iter().find(|(id, _)| *id == slot.chat_id) else {
@@ -640,6 +651,26 @@ pub fn handle_story_press(
         }
     }
     Ok(())
+}
+
+/// A part of the tick done in its own savepoint: a storage error fails the tick
+/// (it is tried again); any other error was undone, so its messages go too and
+/// it is logged.
+fn keep_or_log(
+    result: Result<()>,
+    chat_id: i64,
+    what: &str,
+    out: &mut Vec<Outgoing>,
+    told: usize,
+) -> Result<()> {
+    match result {
+        Err(e) if !db::is_storage_error(&e) => {
+            out.truncate(told);
+            warn!("chat {chat_id}: {what}: {e:#}");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// One line per upcoming slot of the chat, for /queue and `storyline queue`.

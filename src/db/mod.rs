@@ -63,6 +63,24 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// Runs `work` inside a savepoint of the caller's transaction: what it wrote is
+/// kept when it succeeds and undone when it fails, the rest of the transaction
+/// untouched either way. Its error is returned.
+pub fn in_savepoint<T>(conn: &Connection, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    exec(conn, "SAVEPOINT part", [])?;
+    match work() {
+        Ok(value) => {
+            exec(conn, "RELEASE part", [])?;
+            Ok(value)
+        }
+        Err(e) => {
+            exec(conn, "ROLLBACK TO part", [])?;
+            exec(conn, "RELEASE part", [])?;
+            Err(e)
+        }
+    }
+}
+
 /// Whether an error is the database's storage failing (a full or read-only disk,
 /// an I/O error, a lock held too long) rather than something about the input:
 /// work that hits it is retried later, never skipped.
@@ -826,6 +844,23 @@ pub fn quick_check(conn: &Connection) -> rusqlite::Result<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_savepoint_keeps_what_succeeded_and_undoes_what_failed() {
+        let mut conn = open_in_memory_for_tests();
+        let tx = conn.transaction().unwrap();
+        kv_set(&tx, "outer", "1").unwrap();
+        in_savepoint(&tx, || kv_set(&tx, "kept", "1")).unwrap();
+        let failed: Result<()> = in_savepoint(&tx, || {
+            kv_set(&tx, "undone", "1")?;
+            anyhow::bail!("its own data")
+        });
+        assert!(failed.is_err());
+        tx.commit().unwrap();
+        assert_eq!(kv_get(&conn, "outer").unwrap().as_deref(), Some("1"));
+        assert_eq!(kv_get(&conn, "kept").unwrap().as_deref(), Some("1"));
+        assert_eq!(kv_get(&conn, "undone").unwrap(), None);
+    }
 
     #[test]
     fn latest_migration_is_the_newest_file() {

@@ -1097,3 +1097,37 @@ fn a_category_folder_added_while_auto_tune_is_on_joins_the_mix_at_the_weekly_loo
         Some("auto-tune: new categories join the mix: travel")
     );
 }
+
+#[test]
+fn a_chat_whose_week_cannot_be_read_is_skipped_and_the_others_are_tuned() {
+    // CHAT's week holds a story whose stored time is unreadable (a hand edit, a
+    // bad restore): its pass fails on its own data. OTHER_CHAT's week is fine.
+    let env = env_with(&[CHAT, OTHER_CHAT], |db| {
+        add_tuned_chat(db, CHAT);
+        add_tuned_chat(db, OTHER_CHAT);
+        add_story(db, CHAT, "quotes/a.jpg", "2030-06-05T14:10:00Z", None);
+        db.execute(
+            "UPDATE story_insights SET posted_at = '2030-06-06Tbroken' WHERE chat_id = ?1",
+            [CHAT],
+        )
+        .unwrap();
+    });
+    let before = mix(&env, CHAT);
+    let _daemon = start_at(&env, &format!("{WEEK_LATER}T08:59:00Z"));
+    // The other chat's week is looked at and told...
+    wait_for_message(&env, OTHER_CHAT, NO_CHANGE);
+    let runs = wait_until("the other chat's run", WAIT, || {
+        Some(tune_runs(&env, OTHER_CHAT)).filter(|runs| !runs.is_empty())
+    });
+    assert_eq!(runs.len(), 1);
+    // ...and stories still go out (the tick went on): /status answers.
+    wait_for_a_tick(&env, CHAT, ADMIN);
+    // The failing chat's pass left nothing half done: no message, no run, the
+    // same mix, and its week not marked as looked at (it is tried again).
+    assert!(messages_starting(&env, CHAT, NO_CHANGE).is_empty());
+    assert!(messages_starting(&env, CHAT, MOVED).is_empty());
+    assert!(tune_runs(&env, CHAT).is_empty());
+    assert_eq!(mix(&env, CHAT), before);
+    assert_eq!(ran_on(&env, CHAT).as_deref(), Some(SWITCHED_ON));
+    assert!(env.log().contains("auto-tune"), "the failure is logged");
+}
