@@ -185,11 +185,13 @@ pub fn tick(
             crate::bot::summary::send_if_due(conn, key, *chat_id, s, now, out)
         });
         keep_or_log(summary, *chat_id, "daily summary", out, told)?;
-        let told = out.len();
-        let tuned = db::in_savepoint(conn, || {
-            crate::bot::tune::run_if_due(conn, config, *chat_id, s, now, out)
-        });
-        keep_or_log(tuned, *chat_id, "auto-tune", out, told)?;
+        if s.auto_tune.is_some() {
+            let told = out.len();
+            let tuned = db::in_savepoint(conn, || {
+                crate::bot::tune::run_if_due(conn, config, *chat_id, s, now, out)
+            });
+            keep_or_log(tuned, *chat_id, "auto-tune", out, told)?;
+        }
     }
     for slot in queue::due_slots(conn, now, missed_before)? {
         let Some((_, s)) = chats.iter().find(|(id, _)| *id == slot.chat_id) else {
