@@ -64,15 +64,15 @@ pub fn seal(key: &[u8; KEY_LEN], plaintext: &str) -> Result<String> {
         .map_err(|_| anyhow!("sealing failed"))?;
     let mut text = String::with_capacity(PREFIX.len() + 2 * (NONCE_LEN + in_out.len()));
     text.push_str(PREFIX);
-    push_hex(&mut text, &nonce);
-    push_hex(&mut text, &in_out);
+    text.push_str(&crate::hex::encode(&nonce));
+    text.push_str(&crate::hex::encode(&in_out));
     Ok(text)
 }
 
 /// Opens a value made by `seal` with the same key.
 pub fn open(key: &[u8; KEY_LEN], sealed: &str) -> Result<String, OpenError> {
     let hex = sealed.strip_prefix(PREFIX).ok_or(OpenError::Malformed)?;
-    let bytes = decode_hex(hex).ok_or(OpenError::Malformed)?;
+    let bytes = crate::hex::decode(hex).ok_or(OpenError::Malformed)?;
     if bytes.len() < NONCE_LEN + TAG_LEN {
         return Err(OpenError::Malformed);
     }
@@ -85,31 +85,6 @@ pub fn open(key: &[u8; KEY_LEN], sealed: &str) -> Result<String, OpenError> {
     // Only `seal` makes values that open, and it seals UTF-8; anything else
     // would mean a forged value under our key.
     String::from_utf8(plaintext.to_vec()).map_err(|_| OpenError::WrongKeyOrTampered)
-}
-
-fn push_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-}
-
-/// Lowercase hex only, exactly as `push_hex` writes it.
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let digits = text.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    let value = |d: u8| match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    };
-    digits
-        .chunks_exact(2)
-        .map(|pair| Some(value(pair[0])? << 4 | value(pair[1])?))
-        .collect()
 }
 
 #[cfg(test)]
@@ -163,13 +138,13 @@ mod tests {
             Err(OpenError::WrongKeyOrTampered)
         );
         // Every single-bit change of the payload is caught.
-        let payload = decode_hex(&sealed[3..]).unwrap();
+        let payload = crate::hex::decode(&sealed[3..]).unwrap();
         for i in 0..payload.len() {
             for bit in 0..8 {
                 let mut altered = payload.clone();
                 altered[i] ^= 1 << bit;
                 let mut text = String::from("v1:");
-                push_hex(&mut text, &altered);
+                text.push_str(&crate::hex::encode(&altered));
                 assert_eq!(open(&KEY, &text), Err(OpenError::WrongKeyOrTampered));
             }
         }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 #[cfg(test)]
 mod fuzz_input;
+pub mod hex;
 pub mod http;
 pub mod instagram;
 pub mod logging;

@@ -58,7 +58,7 @@ impl UrlSigner {
         let tag = hmac::sign(&self.key, message(item_id, expires_unix).as_bytes());
         format!(
             "{ROUTE}{item_id}?exp={expires_unix}&sig={}",
-            hex_lower(tag.as_ref())
+            crate::hex::encode(tag.as_ref())
         )
     }
 
@@ -120,32 +120,11 @@ fn canonical_decimal(text: &str) -> Option<i64> {
 }
 
 fn lower_hex_32(text: &str) -> Option<[u8; 32]> {
+    // The length first: a hostile link's long value is refused before decoding.
     if text.len() != SIG_HEX_LEN {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        *byte = (lower_hex_digit(pair[0])? << 4) | lower_hex_digit(pair[1])?;
-    }
-    Some(out)
-}
-
-fn lower_hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
+    crate::hex::decode(text)?.try_into().ok()
 }
 
 #[cfg(test)]
@@ -174,7 +153,7 @@ mod tests {
     fn the_key_is_derived_not_used_directly() {
         // HMAC with the raw key file bytes must not produce the URL signature.
         let raw = hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]);
-        let raw_sig = hex_lower(hmac::sign(&raw, b"42:1750003600").as_ref());
+        let raw_sig = crate::hex::encode(hmac::sign(&raw, b"42:1750003600").as_ref());
         let path = signer().sign_path(42, 1_750_003_600);
         assert!(!path.ends_with(&raw_sig));
     }

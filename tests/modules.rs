@@ -152,6 +152,7 @@ const LEAVES: &[&str] = &[
     "config",
     "crypto",
     "fuzz_input",
+    "hex",
     "logging",
     "memory",
     "runlock",

@@ -808,7 +808,7 @@ impl Scan<'_> {
         let known = self.index.get_mut(path);
         match outcome {
             Outcome::Read(hashed) => {
-                let sha256 = hex(&hashed.sha256);
+                let sha256 = crate::hex::encode(&hashed.sha256);
                 let Some(known) = known else {
                     let file = db::media::NewFile {
                         path,
@@ -856,7 +856,9 @@ impl Scan<'_> {
                     self.report.unchanged += 1;
                 }
                 if content_changed {
-                    self.report.touched_content.push(hex(&old_sha256));
+                    self.report
+                        .touched_content
+                        .push(crate::hex::encode(&old_sha256));
                 }
                 if content_changed || !was_active {
                     self.report.touched_content.push(sha256);
@@ -868,7 +870,7 @@ impl Scan<'_> {
                 };
                 db::media::reactivate_item(conn, known.id, self.now)?;
                 known.is_active = true;
-                let sha256 = hex(&known.sha256);
+                let sha256 = crate::hex::encode(&known.sha256);
                 self.report.new += 1;
                 category_counts(&mut self.report, category).new += 1;
                 self.report.touched_content.push(sha256);
@@ -911,7 +913,9 @@ impl Scan<'_> {
             known.is_active = false;
             self.report.gone += 1;
             category_counts(&mut self.report, category_of(path)).gone += 1;
-            self.report.touched_content.push(hex(&known.sha256));
+            self.report
+                .touched_content
+                .push(crate::hex::encode(&known.sha256));
             in_batch += 1;
             if in_batch == BATCH_FILES {
                 tx.commit().context("saving the media index")?;
@@ -1102,16 +1106,6 @@ fn is_within(path: &str, dir: &str) -> bool {
         || path
             .strip_prefix(dir)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-fn hex(bytes: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(64);
-    for b in bytes {
-        text.push(DIGITS[(b >> 4) as usize] as char);
-        text.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    text
 }
 
 /// The stored hex back to bytes; a malformed value (never written by this module)
@@ -1336,7 +1330,7 @@ mod tests {
 
     fn sha256_hex(content: &[u8]) -> String {
         let digest = digest::digest(&digest::SHA256, content);
-        hex(digest.as_ref().try_into().unwrap())
+        crate::hex::encode(digest.as_ref())
     }
 
     /// The hash of what `Fixture::write` writes for this path and tag.

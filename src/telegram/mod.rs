@@ -261,33 +261,9 @@ pub fn send_drawn_photo(chat_id: i64, png: &[u8], file_name: &str, caption: &str
             "chat_id": chat_id,
             "caption": caption,
             "parse_mode": "HTML",
-            UPLOAD_KEY: { "field": "photo", "file_name": file_name, "content_hex": to_hex(png) },
+            UPLOAD_KEY: { "field": "photo", "file_name": file_name, "content_hex": crate::hex::encode(png) },
         }),
     )
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    hex
-}
-
-/// The bytes of `to_hex`'s text; None for anything else.
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
-        })
-        .collect()
 }
 
 /// A file made in memory (a settings export), sent as a document with an HTML
@@ -735,7 +711,7 @@ impl Client {
         // picture as hex); a story's is read from disk.
         let in_row = match (upload.get("content"), upload.get("content_hex")) {
             (Some(Value::String(content)), _) => Some(content.clone().into_bytes()),
-            (_, Some(Value::String(hex))) => Some(from_hex(hex).ok_or_else(|| {
+            (_, Some(Value::String(hex))) => Some(crate::hex::decode(hex).ok_or_else(|| {
                 ApiError::File(format!("{file_name}: the stored picture is not hex"))
             })?),
             _ => None,
@@ -992,11 +968,7 @@ mod tests {
         assert!(upload.get("path").is_none(), "{upload}");
         let hex = upload["content_hex"].as_str().unwrap();
         assert!(hex.starts_with("000102") && hex.ends_with("feff"), "{hex}");
-        assert_eq!(from_hex(hex), Some(png));
-        assert_eq!(from_hex(""), Some(Vec::new()));
-        for bad in ["0", "0g", "+1", "é1"] {
-            assert_eq!(from_hex(bad), None, "{bad:?}");
-        }
+        assert_eq!(crate::hex::decode(hex), Some(png));
     }
 
     #[test]
