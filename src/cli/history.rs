@@ -93,7 +93,8 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-fn chat_id(text: &str) -> Result<i64, UsageError> {
+/// `--chat`'s value: a chat id, never 0.
+pub(super) fn chat_id(text: &str) -> Result<i64, UsageError> {
     text.trim()
         .parse::<i64>()
         .ok()

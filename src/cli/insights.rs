@@ -65,12 +65,10 @@ pub fn parse_insights(
             }
             Long("chat") => {
                 let value = parser.value().map_err(usage)?;
-                let text = value.to_string_lossy();
-                chat = Some(text.trim().parse::<i64>().map_err(|_| {
-                    UsageError(format!(
-                        "--chat {text:?}: give a chat id, such as -1001234567890"
-                    ))
-                })?);
+                let id = super::history::chat_id(&value.to_string_lossy())?;
+                if chat.replace(id).is_some() {
+                    return Err(UsageError("--chat is given twice".to_string()));
+                }
                 options = true;
             }
             Long("days") => {
@@ -218,6 +216,8 @@ mod tests {
             &["insights", "--days", "366"],
             &["insights", "--days", "x"],
             &["insights", "--chat", "abc"],
+            &["insights", "--chat", "0"],
+            &["insights", "--chat", "-100", "--chat", "-200"],
             &["insights", "fetch", "--json"],
             &["insights", "fetch", "fetch"],
             &["insights", "other"],
