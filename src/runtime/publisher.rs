@@ -184,14 +184,7 @@ impl Publisher {
             Err(error.as_str())
         };
         run.finish(&self.conn, result, crate::clock::now());
-        if !pass.out.is_empty() {
-            match crate::bot::chats::enqueue_all(&self.conn, &pass.out, now) {
-                Ok(()) => {
-                    let _ = self.wake_outbox.send(());
-                }
-                Err(e) => warn!("telling chats about insights: {e:#}"),
-            }
-        }
+        self.tell(&pass.out, now, "telling chats about insights");
         pass.full
     }
 
@@ -249,13 +242,20 @@ impl Publisher {
                 ));
             }
         }
-        if !out.is_empty() {
-            match crate::bot::chats::enqueue_all(&self.conn, &out, now) {
-                Ok(()) => {
-                    let _ = self.wake_outbox.send(());
-                }
-                Err(e) => warn!("reporting a failed token refresh: {e:#}"),
+        self.tell(&out, now, "reporting a failed token refresh");
+    }
+
+    /// Messages of a background pass for the outbox, which is woken; a failure to
+    /// store them is logged as `what` (the pass itself is already recorded).
+    fn tell(&self, out: &[Outgoing], now: chrono::DateTime<chrono::Utc>, what: &str) {
+        if out.is_empty() {
+            return;
+        }
+        match crate::bot::chats::enqueue_all(&self.conn, out, now) {
+            Ok(()) => {
+                let _ = self.wake_outbox.send(());
             }
+            Err(e) => warn!("{what}: {e:#}"),
         }
     }
 
